@@ -1,0 +1,38 @@
+# The README's two commands: `make demo` (the demo cohort, offline, 2 cores) and `make test`.
+# Each installs what it needs into .venv on a fresh machine.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.dnafm-installed
+CORES  ?= 2
+
+.PHONY: setup system-deps demo test test-fast lint clean
+
+setup: $(STAMP)
+
+# torch first, pinned to the CPU wheel on disk; the project itself only asks for torch>=2.5,
+# so a GPU user's CUDA build is kept.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+# Debian packages the tests start or call (bedtools, chromium, slurm, …); needs root.
+system-deps:
+	bash scripts/install-system-deps.sh
+
+demo: setup
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/snakemake --profile profiles/local --cores $(CORES)
+
+test: setup system-deps
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest -q -ra $(PYTEST_ARGS)
+
+test-fast: setup
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest -q -m "not slow and not slurm and not browser" $(PYTEST_ARGS)
+
+lint: setup
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/snakemake --lint
+
+clean:
+	rm -rf results logs .snakemake

@@ -1,0 +1,22 @@
+# dnafm: genome mining with the DNA FM encoder. The stages, in order:
+#   genomes  → download/convert each genome of the sheet (bgzip FASTA + .fai/.gzi, chrom.sizes)
+#   splits   → the NT multi-species train/validation/test splits
+#   shards   → tokenized, memmap-able training windows
+#   pretrain → MLM pretraining (torchrun / srun torchrun) and export to the AIDO.DNA layout
+#   tracks   → MLM-loss and embedding tracks (bigWig/BED) with an IGV session, igv.html and a hub
+#   report   → snakemake --report captions
+from snakemake.utils import min_version
+
+min_version("8.20")
+
+
+configfile: "config/config.yaml"
+
+
+include: "workflow/rules/common.smk"
+
+
+rule all:
+    input:
+        ALL_TARGETS,
+    default_target: True
