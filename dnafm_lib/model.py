@@ -18,6 +18,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from .errors import DnafmError
+
 try:  # optional: the flash-attn package (unpadded variable-length kernels)
     from flash_attn import flash_attn_func, flash_attn_varlen_func  # type: ignore
 
@@ -103,9 +105,14 @@ PRESETS: dict[str, ModelConfig] = {
 }
 
 
+class UnknownPresetError(DnafmError, KeyError):
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0])
+
+
 def preset_config(name: str, **overrides: Any) -> ModelConfig:
     if name not in PRESETS:
-        raise KeyError(f"unknown model preset {name!r}; choose one of {', '.join(PRESETS)}")
+        raise UnknownPresetError(f"unknown model preset {name!r}; choose one of {', '.join(PRESETS)}")
     return dataclasses.replace(PRESETS[name], **overrides)
 
 
