@@ -32,7 +32,7 @@ import numpy as np
 
 from .atomic import atomic_dir, atomic_open
 from .errors import DnafmError
-from .fasta import DEFAULT_BLOCK_BYTES, FastaFormatError, iter_sequence_chunks
+from .fasta import DEFAULT_BLOCK_BYTES, INVALID, iter_sequence_chunks
 from .tokenizer import BYTE_IS_SOFTMASKED, BYTE_TO_ID, N_ID, PAD_ID, VOCAB
 
 DEFAULT_WINDOW_NT = 3998
@@ -44,10 +44,14 @@ SOFTMASK_FILE = "softmask.npy"
 INDEX_FILE = "index.npy"
 METADATA_FILE = "metadata.json"
 INDEX_DTYPE = np.dtype([("contig", "<u4"), ("start", "<u8"), ("length", "<u4")])
-# bytes.translate tables: one C pass per block maps ASCII → token id / soft-mask flag.
-_ID_TABLE = BYTE_TO_ID.tobytes()
-_SOFT_TABLE = BYTE_IS_SOFTMASKED.astype(np.uint8).tobytes()
-_INVALID_BYTE = b"\xff"
+# One bytes.translate pass (in the FASTA reader, with the line breaks removed) maps each base to
+# its token id, plus 0x80 when lower case (soft-masked); outside IUPAC → the reader's INVALID.
+_SOFT_FLAG = 0x80
+_FLAGGED_ID_TABLE = bytes(
+    INVALID[0] if BYTE_TO_ID[code] == 255 else int(BYTE_TO_ID[code]) | (_SOFT_FLAG if BYTE_IS_SOFTMASKED[code] else 0)
+    for code in range(256)
+)
+_N_BYTES = (bytes([N_ID]), bytes([N_ID | _SOFT_FLAG]))
 # Rows are written in batches of about this many bytes (one write call per batch).
 _WRITE_BATCH_BYTES = 1 << 22
 
@@ -113,8 +117,7 @@ class _GenomeWindower:
         self.dropped_tail_nt = 0
         self.windows_kept = 0
         self.nt_kept = 0
-        self._pending_ids = b""
-        self._pending_soft = b""
+        self._pending = b""  # flagged ids of the current contig not yet in a full window
         self._contig_start = 0  # contig offset of the first pending nucleotide
         self._batch_ids: list[np.ndarray] = []
         self._batch_soft: list[np.ndarray] = []
@@ -124,49 +127,46 @@ class _GenomeWindower:
     def start_contig(self, name: str) -> None:
         self.finish_contig()
         self.contigs.append({"name": name, "length": 0, "windows": 0})
-        self._pending_ids = b""
-        self._pending_soft = b""
+        self._pending = b""
         self._contig_start = 0
 
-    def add(self, ids: bytes, soft: bytes) -> None:
-        contig = self.contigs[-1]
-        contig["length"] += len(ids)
-        ids = self._pending_ids + ids if self._pending_ids else ids
-        soft = self._pending_soft + soft if self._pending_soft else soft
-        whole = len(ids) // self.window_nt * self.window_nt
+    def add(self, flagged: bytes) -> None:
+        """Append a chunk of flagged ids (token id | 0x80 where soft-masked) to the current contig."""
+        self.contigs[-1]["length"] += len(flagged)
+        if self._pending:
+            flagged = self._pending + flagged
+        whole = len(flagged) // self.window_nt * self.window_nt
         if whole:
-            rows = np.frombuffer(ids, dtype=np.uint8, count=whole).reshape(-1, self.window_nt)
-            soft_rows = np.frombuffer(soft, dtype=np.uint8, count=whole).reshape(-1, self.window_nt)
+            rows = np.frombuffer(flagged, dtype=np.uint8, count=whole).reshape(-1, self.window_nt)
+            may_hold_n = any(flagged.find(n_byte, 0, whole) >= 0 for n_byte in _N_BYTES)
             starts = self._contig_start + np.arange(rows.shape[0], dtype=np.uint64) * self.window_nt
-            self._emit(rows, soft_rows, starts, np.full(rows.shape[0], self.window_nt, dtype=np.uint32))
+            self._emit(rows, starts, np.full(rows.shape[0], self.window_nt, dtype=np.uint32), may_hold_n)
             self._contig_start += whole
-        self._pending_ids = ids[whole:]
-        self._pending_soft = soft[whole:]
+        self._pending = flagged[whole:]
 
     def finish_contig(self) -> None:
         if not self.contigs:
             return
-        tail = len(self._pending_ids)
+        tail = len(self._pending)
         if tail and tail >= self.min_tail_nt:
             row = np.full((1, self.window_nt), PAD_ID, dtype=np.uint8)
-            row[0, :tail] = np.frombuffer(self._pending_ids, dtype=np.uint8)
-            soft = np.zeros((1, self.window_nt), dtype=np.uint8)
-            soft[0, :tail] = np.frombuffer(self._pending_soft, dtype=np.uint8)
-            self._emit(row, soft, np.array([self._contig_start], dtype=np.uint64), np.array([tail], dtype=np.uint32))
+            row[0, :tail] = np.frombuffer(self._pending, dtype=np.uint8)
+            self._emit(row, np.array([self._contig_start], dtype=np.uint64), np.array([tail], dtype=np.uint32), True)
         elif tail:
             self.dropped_tail_windows += 1
             self.dropped_tail_nt += tail
-        self._pending_ids = self._pending_soft = b""
+        self._pending = b""
         self._contig_start += tail
 
-    def _emit(self, rows: np.ndarray, soft_rows: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> None:
-        # A row is all N when every nucleotide (up to its length) is N; PAD fills the rest.
-        is_n = rows == N_ID
-        keep = np.count_nonzero(is_n, axis=1) < lengths
-        dropped = int(rows.shape[0] - keep.sum())
-        if dropped:
-            self.dropped_all_n_windows += dropped
-            rows, soft_rows, starts, lengths = rows[keep], soft_rows[keep], starts[keep], lengths[keep]
+    def _emit(self, flagged_rows: np.ndarray, starts: np.ndarray, lengths: np.ndarray, may_hold_n: bool) -> None:
+        rows = flagged_rows & np.uint8(~_SOFT_FLAG & 0xFF)
+        soft_rows = np.packbits(flagged_rows >= _SOFT_FLAG, axis=1)
+        if may_hold_n:
+            # A row is all N when every nucleotide (up to its length) is N; PAD fills the rest.
+            keep = np.count_nonzero(rows == N_ID, axis=1) < lengths
+            if not keep.all():
+                self.dropped_all_n_windows += int(rows.shape[0] - keep.sum())
+                rows, soft_rows, starts, lengths = rows[keep], soft_rows[keep], starts[keep], lengths[keep]
         if not rows.shape[0]:
             return
         index = np.empty(rows.shape[0], dtype=INDEX_DTYPE)
@@ -174,7 +174,7 @@ class _GenomeWindower:
         index["start"] = starts
         index["length"] = lengths
         self._batch_ids.append(rows)
-        self._batch_soft.append(np.packbits(soft_rows, axis=1))
+        self._batch_soft.append(soft_rows)
         self._batch_index.append(index)
         self._batch_bytes += rows.nbytes
         self.contigs[-1]["windows"] += rows.shape[0]
@@ -220,21 +220,11 @@ def write_genome_shards(
         softmask = _NpyRowWriter(tmp / SOFTMASK_FILE, (window_nt + 7) // 8)
         windower = _GenomeWindower(window_nt, min_tail_nt, tokens, softmask)
         try:
-            # The id lookup validates every byte, so the reader's own check is skipped.
-            for chunk in iter_sequence_chunks(fasta_path, block_bytes=block_bytes, validate=False):
+            for chunk in iter_sequence_chunks(fasta_path, block_bytes=block_bytes, table=_FLAGGED_ID_TABLE):
                 if chunk.offset == 0 and not chunk.bases:
                     windower.start_contig(chunk.record)
-                    continue
-                ids = chunk.bases.translate(_ID_TABLE)
-                bad = ids.find(_INVALID_BYTE)
-                if bad >= 0:
-                    value = chunk.bases[bad]
-                    shown = repr(chr(value)) if chr(value).isprintable() and value < 128 else f"byte 0x{value:02x}"
-                    raise FastaFormatError(
-                        f"{fasta_path}: record '{chunk.record}', offset {chunk.offset + bad}: unexpected "
-                        f"character {shown} (expected A, C, G, T or an IUPAC code)"
-                    )
-                windower.add(ids, chunk.bases.translate(_SOFT_TABLE))
+                else:
+                    windower.add(chunk.bases)
             windower.finish_contig()
             windower.flush()
         finally:

@@ -1,0 +1,116 @@
+"""Shard throughput against the decompression floor and a naive Biopython baseline.
+
+Generates a multi-megabase gzip FASTA (soft-masked stretches, N runs, several contigs), then
+times on the same file, in the same run:
+  floor  `gzip -dc FILE > /dev/null`           (decompression alone)
+  dnafm  dnafm_lib.shards.write_genome_shards  (decompress, validate, tokenize, window, write)
+  naive  Bio.SeqIO.parse + str.translate       (the obvious per-record string approach)
+and prints throughput ratios (higher is better for dnafm). Goal: dnafm >= 0.7 of the floor's
+speed and several times the naive one.
+
+    .venv/bin/python benchmarks/shard_throughput.py [--megabases 40] [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from dnafm_lib.shards import DEFAULT_WINDOW_NT, write_genome_shards  # noqa: E402
+from dnafm_lib.tokenizer import BYTE_TO_ID  # noqa: E402
+
+
+def generate_fasta(path: Path, megabases: int, seed: int = 0, line_nt: int = 80) -> int:
+    """A gzip FASTA of ``megabases`` Mb in 8 contigs with lower-case and N stretches."""
+    rng = np.random.default_rng(seed)
+    letters = np.frombuffer(b"ACGT", dtype=np.uint8)
+    total = 0
+    with gzip.open(path, "wb", compresslevel=6) as handle:
+        for contig in range(8):
+            length = megabases * 1_000_000 // 8 + contig * 1001
+            codes = letters[rng.integers(0, 4, size=length)]
+            for start in rng.integers(0, length - 5000, size=length // 20000):  # soft-masked repeats
+                codes[start : start + 3000] |= 0x20
+            for start in rng.integers(0, length - 20000, size=2):  # assembly gaps
+                codes[start : start + 15000] = ord("N")
+            width = line_nt + 1
+            lines = np.full(((length + line_nt - 1) // line_nt) * width, ord("\n"), dtype=np.uint8)
+            body = lines.reshape(-1, width)
+            flat = np.zeros(body.shape[0] * line_nt, dtype=np.uint8)
+            flat[:length] = codes
+            body[:, :line_nt] = flat.reshape(-1, line_nt)
+            text = body.reshape(-1).tobytes()
+            cut = text.rfind(b"\n", 0, len(text) - (flat.size - length) - 0) if length % line_nt else len(text)
+            text = body.reshape(-1)[: (length // line_nt) * width].tobytes()
+            if length % line_nt:
+                text += codes[(length // line_nt) * line_nt :].tobytes() + b"\n"
+            handle.write(f">contig{contig} generated\n".encode() + text)
+            total += length
+    return total
+
+
+def time_floor(path: Path) -> float:
+    start = time.perf_counter()
+    subprocess.run(f"gzip -dc {path} > /dev/null", shell=True, check=True)
+    return time.perf_counter() - start
+
+
+def time_dnafm(path: Path, out_dir: Path) -> float:
+    start = time.perf_counter()
+    write_genome_shards(path, out_dir, "bench", window_nt=DEFAULT_WINDOW_NT, min_tail_nt=512)
+    return time.perf_counter() - start
+
+
+def time_naive(path: Path, out_dir: Path) -> float:
+    """Per record: SeqIO string, str.translate to id characters, slice into windows, np.save."""
+    from Bio import SeqIO
+
+    table = {code: int(BYTE_TO_ID[code]) for code in range(128)}
+    start = time.perf_counter()
+    rows = []
+    with gzip.open(path, "rt") as handle:
+        for record in SeqIO.parse(handle, "fasta"):
+            ids = str(record.seq).translate(table).encode("latin-1")
+            for begin in range(0, len(ids), DEFAULT_WINDOW_NT):
+                row = np.zeros(DEFAULT_WINDOW_NT, dtype=np.uint8)
+                window = np.frombuffer(ids[begin : begin + DEFAULT_WINDOW_NT], dtype=np.uint8)
+                row[: window.size] = window
+                rows.append(row)
+    np.save(out_dir / "naive.npy", np.stack(rows))
+    return time.perf_counter() - start
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--megabases", type=int, default=40)
+    parser.add_argument("--repeats", type=int, default=3, help="best of this many runs per method")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="shard-bench-"))
+    try:
+        fasta = work / "genome.fa.gz"
+        nt = generate_fasta(fasta, args.megabases)
+        print(f"input: {nt / 1e6:.1f} Mb, {fasta.stat().st_size / 1e6:.1f} MB gzip")
+        floor = min(time_floor(fasta) for _ in range(args.repeats))
+        ours = min(time_dnafm(fasta, work / f"shards{i}") for i in range(args.repeats))
+        naive = min(time_naive(fasta, work) for _ in range(1))
+        for name, seconds in [("gzip -dc (floor)", floor), ("dnafm shard", ours), ("naive SeqIO", naive)]:
+            print(f"{name:18s} {seconds:7.2f} s  {nt / seconds / 1e6:7.1f} Mb/s")
+        print(f"dnafm / floor throughput ratio: {floor / ours:.2f} (goal >= 0.7)")
+        print(f"dnafm / naive throughput ratio: {naive / ours:.2f} (goal: several times)")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
