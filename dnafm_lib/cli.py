@@ -14,6 +14,10 @@ SUBCOMMANDS: dict[str, str] = {
     "model-info": "model_info",
     "shard": "shard",
     "index-shards": "index_shards",
+    "fit": "fit",
+    "test": "test",
+    "ism": "ism",
+    "score-variants": "score_variants",
 }
 
 

@@ -1,0 +1,51 @@
+"""dnafm fit: fine-tune a task model on a labelled table (CSV, TSV or parquet).
+
+Example (the model card's syntax):
+
+  dnafm fit --model SequenceClassification --model.backbone results/models/demo \\
+      --model.n_classes 2 --data SequenceClassification --data.path windows.tsv \\
+      --trainer.out_dir results/finetune/run1
+
+Options come from --config YAML and the dotted flags below (flags win). Writes
+best/ (task.json + model.safetensors), history.tsv, metrics.json and predictions.tsv
+(the test split) under --trainer.out_dir.
+"""
+
+import argparse
+
+HELP = "fine-tune a task model (classification, regression, per-base) on a labelled table"
+
+
+def add_arguments(parser):
+    from ..tasks.options import add_task_options
+
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    add_task_options(parser)
+
+
+def run(args) -> int:
+    import json
+
+    from ..tasks.data import data_config_from_mapping, load_splits
+    from ..tasks.models import TaskConfig
+    from ..tasks.options import collect_options, resolve_task
+    from ..tasks.trainer import fit, seed_everything, trainer_config_from_mapping
+
+    options = collect_options(args)
+    task_class = resolve_task(options)
+    if task_class.label_kind is None:
+        from ..errors import DnafmError
+
+        raise DnafmError(f"--model {task_class.task_name}: nothing to fit (it has no labels); use `dnafm test`")
+    task_config = TaskConfig.from_mapping(options["model"], where="model options")
+    data_config = data_config_from_mapping(options["data"], where="data options")
+    trainer_config = trainer_config_from_mapping(options["trainer"], where="trainer options")
+    splits = load_splits(data_config, task_class.label_kind, task_config)
+    seed_everything(trainer_config.seed)  # the head (and a from-scratch backbone) start from the seed
+    model = task_class(task_config)
+    run_config = {"model_task": task_class.task_name, "model": options["model"], "data": options["data"],
+                  "trainer": options["trainer"]}
+    results = fit(model, splits, data_config.batch_size, data_config.max_length or None, trainer_config,
+                  run_config=run_config)
+    print(json.dumps({k: v for k, v in results.items() if k != "config"}, indent=2))
+    return 0

@@ -1,0 +1,47 @@
+"""dnafm test: score a fine-tuned checkpoint on the val and test splits of a labelled table.
+
+  dnafm test --ckpt-path results/finetune/run1/best --data.path windows.tsv \\
+      --trainer.out_dir results/finetune/run1/test
+
+The checkpoint (written by `dnafm fit`) names its task and options; --model, if given, must
+agree. --config takes the same YAML as `dnafm fit`. Writes metrics.json and predictions.tsv
+(the test split) under --trainer.out_dir.
+"""
+
+import argparse
+
+HELP = "evaluate a fine-tuned checkpoint: metrics.json and predictions.tsv"
+
+
+def add_arguments(parser):
+    from ..tasks.options import add_task_options
+
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.add_argument("--ckpt-path", "--ckpt_path", dest="ckpt_path", required=True,
+                        help="a checkpoint directory written by `dnafm fit` (its best/)")
+    add_task_options(parser)
+
+
+def run(args) -> int:
+    import json
+
+    from ..errors import DnafmError
+    from ..tasks import load_task
+    from ..tasks.data import data_config_from_mapping, load_splits
+    from ..tasks.options import collect_options, resolve_task
+    from ..tasks.trainer import resolve_device, test, trainer_config_from_mapping
+
+    options = collect_options(args)
+    model = load_task(args.ckpt_path)
+    named = resolve_task(options, required=False)
+    if named is not None and named.task_name != model.task_name:
+        raise DnafmError(f"--model {named.task_name} does not match the checkpoint's task {model.task_name}")
+    data_config = data_config_from_mapping(options["data"], where="data options")
+    trainer_config = trainer_config_from_mapping(options["trainer"], where="trainer options")
+    splits = load_splits(data_config, model.label_kind, model.config)
+    model.to(resolve_device(trainer_config.device))
+    results = test(model, splits, data_config.batch_size, data_config.max_length or None,
+                   trainer_config.out_dir, trainer_config.precision, trainer_config.progress_bar,
+                   run_config={"ckpt_path": args.ckpt_path, "data": options["data"]})
+    print(json.dumps({k: v for k, v in results.items() if k != "config"}, indent=2))
+    return 0

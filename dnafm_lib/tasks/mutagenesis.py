@@ -1,0 +1,319 @@
+"""Zero-shot in-silico mutagenesis and variant scoring with masked marginals.
+
+For a position p with reference base r, the model reads the reference context centred on p
+(``flank_bp`` bases each side, clipped at the contig ends) with p replaced by [MASK]; the
+log-likelihood ratio of an alternative base a is
+
+    LLR(p, a) = log p(a | context) − log p(r | context)
+
+over the four nucleotides (the normaliser cancels, so it equals the difference of the A/C/G/T
+logits). Negative values: the model finds the mutation unlikely. One forward pass per position
+yields all three alternatives. Positions whose reference is N are not scored.
+
+``score_variants`` averages the forward-strand LLR with the one from the reverse-complement
+context (the mirrored position, complemented bases).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ..errors import DnafmError
+from ..tokenizer import ACGT_IDS, CLS_ID, EOS_ID, MASK_ID, PAD_ID, encode
+
+BASES = "ACGT"
+_COMPLEMENT = str.maketrans("ACGTNacgtn", "TGCANtgcan")
+DEFAULT_FLANK_BP = 500
+
+
+class MutagenesisError(DnafmError):
+    """A region, variant or reference the scorer cannot use."""
+
+
+@dataclass(frozen=True)
+class Region:
+    chrom: str
+    start: int  # 0-based, inclusive
+    end: int  # exclusive
+
+
+def reverse_complement(sequence: str) -> str:
+    return sequence.translate(_COMPLEMENT)[::-1]
+
+
+def context_window(contig_length: int, position: int, flank_bp: int) -> tuple[int, int]:
+    """[start, end) of the context centred on ``position``, clipped to the contig."""
+    return max(0, position - flank_bp), min(contig_length, position + flank_bp + 1)
+
+
+@torch.no_grad()
+def masked_log_probs(model, windows: list[str], mask_offsets: list[int], batch_size: int = 32) -> np.ndarray:
+    """log p(A, C, G, T) at ``mask_offsets[i]`` of ``windows[i]`` with that base masked: (N, 4).
+
+    Windows are framed [CLS] … [EOS] and right-padded per batch; padding is masked out of
+    attention, so a window's scores do not depend on its batch mates.
+    """
+    model.eval()
+    device = next(model.parameters()).device
+    acgt = torch.tensor(ACGT_IDS, device=device)
+    out = np.empty((len(windows), 4), dtype=np.float64)
+    for first in range(0, len(windows), batch_size):
+        chunk = range(first, min(first + batch_size, len(windows)))
+        width = max(len(windows[i]) for i in chunk) + 2
+        input_ids = np.full((len(chunk), width), PAD_ID, dtype=np.int64)
+        attention = np.zeros((len(chunk), width), dtype=bool)
+        for row, i in enumerate(chunk):
+            ids = encode(windows[i], where=f"window {i}")
+            input_ids[row, 0] = CLS_ID
+            input_ids[row, 1 : 1 + ids.size] = ids
+            input_ids[row, 1 + ids.size] = EOS_ID
+            input_ids[row, 1 + mask_offsets[i]] = MASK_ID
+            attention[row, : ids.size + 2] = True
+        logits = model(torch.from_numpy(input_ids).to(device), torch.from_numpy(attention).to(device)).logits
+        rows = torch.arange(len(chunk), device=device)
+        columns = torch.tensor([1 + mask_offsets[i] for i in chunk], device=device)
+        nucleotide_logits = logits[rows, columns][:, acgt].float()
+        out[first : first + len(chunk)] = torch.log_softmax(nucleotide_logits, dim=-1).double().cpu().numpy()
+    return out
+
+
+# ---------------------------------------------------------------------- regions → ISM
+
+
+def read_regions(bed_path: str | Path, contig_lengths: dict[str, int]) -> list[Region]:
+    """BED (first three columns) → regions checked against the FASTA, sorted and merged."""
+    regions = []
+    with open(bed_path) as handle:
+        for line_number, line in enumerate(handle, start=1):
+            if not line.strip() or line.startswith(("#", "track", "browser")):
+                continue
+            fields = line.rstrip("\n").split("\t")
+            where = f"{bed_path}: line {line_number}"
+            if len(fields) < 3:
+                raise MutagenesisError(f"{where}: expected at least 3 tab-separated columns (chrom, start, end)")
+            chrom = fields[0]
+            try:
+                start, end = int(fields[1]), int(fields[2])
+            except ValueError:
+                raise MutagenesisError(f"{where}: start/end {fields[1]!r}, {fields[2]!r} are not integers") from None
+            if chrom not in contig_lengths:
+                raise MutagenesisError(f"{where}: contig {chrom!r} is not in the FASTA")
+            if not 0 <= start < end <= contig_lengths[chrom]:
+                raise MutagenesisError(
+                    f"{where}: {chrom}:{start}-{end} is empty or outside the contig (length {contig_lengths[chrom]})"
+                )
+            regions.append(Region(chrom, start, end))
+    if not regions:
+        raise MutagenesisError(f"{bed_path}: no regions")
+    # Merge overlaps so each base is scored once (pybedtools would need the bedtools binary for 5 lines).
+    order = {name: i for i, name in enumerate(contig_lengths)}
+    regions.sort(key=lambda r: (order[r.chrom], r.start, r.end))
+    merged = [regions[0]]
+    for region in regions[1:]:
+        last = merged[-1]
+        if region.chrom == last.chrom and region.start <= last.end:
+            merged[-1] = Region(last.chrom, last.start, max(last.end, region.end))
+        else:
+            merged.append(region)
+    return merged
+
+
+@dataclass
+class RegionScores:
+    """ISM of one region: ``llr[i, a]`` for position ``region.start + i`` and base BASES[a]."""
+
+    region: Region
+    reference: str  # upper-case reference bases of the region
+    llr: np.ndarray  # (length, 4); 0 at the reference base; NaN where the reference is N
+
+
+def ism_region(model, fasta, region: Region, flank_bp: int = DEFAULT_FLANK_BP, batch_size: int = 32) -> RegionScores:
+    """Masked-marginal LLRs for every position of ``region`` (``fasta``: a pyfaidx.Fasta)."""
+    contig_length = len(fasta[region.chrom])
+    reference = str(fasta[region.chrom][region.start : region.end]).upper()
+    windows, offsets, scored = [], [], []
+    for i, base in enumerate(reference):
+        if base not in BASES:
+            continue
+        position = region.start + i
+        start, end = context_window(contig_length, position, flank_bp)
+        windows.append(str(fasta[region.chrom][start:end]))
+        offsets.append(position - start)
+        scored.append(i)
+    llr = np.full((len(reference), 4), np.nan)
+    if scored:
+        log_probs = masked_log_probs(model, windows, offsets, batch_size)
+        ref_index = np.array([BASES.index(reference[i]) for i in scored])
+        llr[scored] = log_probs - log_probs[np.arange(len(scored)), ref_index][:, None]
+    return RegionScores(region, reference, llr)
+
+
+def ism_table(scores: Iterable[RegionScores]) -> pd.DataFrame:
+    """One row per position and alternative: chrom, pos (1-based), ref, alt, llr."""
+    frames = []
+    for s in scores:
+        positions, alts = np.nonzero(~np.isnan(s.llr))
+        ref = np.array(list(s.reference))[positions]
+        alt = np.array(list(BASES))[alts]
+        keep = ref != alt
+        frames.append(pd.DataFrame({
+            "chrom": s.region.chrom,
+            "pos": s.region.start + positions[keep] + 1,
+            "ref": ref[keep],
+            "alt": alt[keep],
+            "llr": s.llr[positions[keep], alts[keep]],
+        }))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["chrom", "pos", "ref", "alt", "llr"])
+
+
+def write_ism_outputs(scores: list[RegionScores], contig_lengths: dict[str, int], out_dir: Path) -> list[Path]:
+    """ism.tsv plus bigWigs: max_abs_llr.bw and llr_to_{A,C,G,T}.bw (one value per scored base)."""
+    import pyBigWig
+
+    written = [out_dir / "ism.tsv"]
+    ism_table(scores).to_csv(written[0], sep="\t", index=False, float_format="%.6g")
+    tracks = {"max_abs_llr": lambda llr: np.abs(llr).max(axis=1)}
+    for a, base in enumerate(BASES):
+        tracks[f"llr_to_{base}"] = lambda llr, a=a: llr[:, a]
+    for name, values_of in tracks.items():
+        path = out_dir / f"{name}.bw"
+        bigwig = pyBigWig.open(str(path), "w")
+        try:
+            bigwig.addHeader(list(contig_lengths.items()))
+            for s in scores:  # regions are sorted in FASTA order and do not overlap
+                values = values_of(s.llr)
+                scored = np.flatnonzero(~np.isnan(values))
+                if scored.size == 0:
+                    continue
+                starts = (s.region.start + scored).astype(np.int64)
+                bigwig.addEntries([s.region.chrom] * scored.size, starts.tolist(), ends=(starts + 1).tolist(),
+                                  values=values[scored].astype(np.float64).tolist())
+        finally:
+            bigwig.close()
+        written.append(path)
+    return written
+
+
+# ---------------------------------------------------------------------- VCF scoring
+
+
+def _fasta_lengths(fasta) -> dict[str, int]:
+    return {name: len(record) for name, record in fasta.records.items()}
+
+
+def open_fasta(path: str | Path):
+    """pyfaidx.Fasta (plain or bgzip, indexed on first use); a clear error for a missing/bad file."""
+    import pyfaidx
+
+    if not Path(path).is_file():
+        raise MutagenesisError(f"{path}: no such FASTA file")
+    try:
+        return pyfaidx.Fasta(str(path), sequence_always_upper=False, rebuild=False, build_index=True)
+    except (pyfaidx.FastaIndexingError, pyfaidx.UnsupportedCompressionFormat, ValueError, OSError) as exc:
+        raise MutagenesisError(f"{path}: cannot index FASTA: {exc}") from None
+
+
+def variant_llrs(model, fasta, variants: list[tuple[str, int, str, tuple[str, ...]]], flank_bp: int,
+                 batch_size: int) -> list[list[float | None]]:
+    """Strand-averaged LLRs: per variant (chrom, 0-based pos, ref, alts), one value per alt (None if not an SNV)."""
+    windows, offsets = [], []
+    for chrom, position, ref, alts in variants:
+        start, end = context_window(len(fasta[chrom]), position, flank_bp)
+        forward = str(fasta[chrom][start:end])
+        windows += [forward, reverse_complement(forward)]
+        offsets += [position - start, end - 1 - position]
+    log_probs = masked_log_probs(model, windows, offsets, batch_size) if windows else np.empty((0, 4))
+    out = []
+    for k, (chrom, position, ref, alts) in enumerate(variants):
+        forward_lp, reverse_lp = log_probs[2 * k], log_probs[2 * k + 1]
+        values: list[float | None] = []
+        for alt in alts:
+            if ref not in BASES or alt is None or alt.upper() not in BASES:
+                values.append(None)
+                continue
+            alt = alt.upper()
+            forward = forward_lp[BASES.index(alt)] - forward_lp[BASES.index(ref)]
+            reverse = reverse_lp[BASES.index(reverse_complement(alt))] - reverse_lp[BASES.index(reverse_complement(ref))]
+            values.append(float((forward + reverse) / 2))
+        out.append(values)
+    return out
+
+
+def _batched(iterable: Iterable, size: int) -> Iterator[list]:
+    batch = []
+    for item in iterable:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def score_vcf(model, fasta_path: str | Path, vcf_in: str | Path, vcf_out: str | Path, info_field: str = "DNAFM_LLR",
+              flank_bp: int = DEFAULT_FLANK_BP, batch_size: int = 32, records_per_chunk: int = 512) -> dict[str, int]:
+    """Copy ``vcf_in`` to ``vcf_out`` adding ``info_field`` (Number=A) to every scorable SNV.
+
+    REF must match the FASTA (an error names the record otherwise). Non-SNV alleles get a
+    missing value; records with no SNV allele are copied unchanged. ``.gz`` output is bgzipped.
+    """
+    import pysam
+
+    from ..atomic import atomic_path
+
+    fasta = open_fasta(fasta_path)
+    lengths = _fasta_lengths(fasta)
+    try:
+        reader = pysam.VariantFile(str(vcf_in))
+    except (OSError, ValueError) as exc:
+        raise MutagenesisError(f"{vcf_in}: cannot read as VCF: {exc}") from None
+    header = reader.header.copy()
+    if info_field in header.info:
+        raise MutagenesisError(f"{vcf_in}: INFO field {info_field} already exists; choose another with --info-field")
+    header.info.add(
+        info_field, "A", "Float",
+        f"DNA FM masked-marginal log-likelihood ratio log p(alt) - log p(ref), nats, averaged over both strands "
+        f"(context +/-{flank_bp} bp)",
+    )
+    counts = {"records": 0, "scored_alleles": 0, "unscored_alleles": 0}
+    mode = "wz" if str(vcf_out).endswith((".gz", ".bgz")) else "w"
+    with atomic_path(vcf_out) as tmp:
+        with pysam.VariantFile(str(tmp), mode, header=header) as writer:
+            for chunk in _batched(reader, records_per_chunk):
+                variants = []
+                for record in chunk:
+                    where = f"{vcf_in}: record {record.chrom}:{record.pos}"
+                    if record.chrom not in lengths:
+                        raise MutagenesisError(f"{where}: contig {record.chrom!r} is not in {fasta_path}")
+                    if record.pos > lengths[record.chrom]:
+                        raise MutagenesisError(f"{where}: position is past the contig end ({lengths[record.chrom]})")
+                    ref = record.ref.upper()
+                    genome_ref = str(fasta[record.chrom][record.pos - 1 : record.pos - 1 + len(ref)]).upper()
+                    if genome_ref != ref and "N" not in genome_ref:
+                        raise MutagenesisError(f"{where}: REF {record.ref} but {fasta_path} has {genome_ref}")
+                    alts = tuple(record.alts or ())
+                    variants.append((record.chrom, record.pos - 1, ref if len(ref) == 1 else "",
+                                     alts if len(ref) == 1 else (None,) * len(alts)))
+                scored = variant_llrs(model, fasta, [v for v in variants if v[3]], flank_bp, batch_size)
+                scored_iter = iter(scored)
+                for record, variant in zip(chunk, variants):
+                    record.translate(header)
+                    values = next(scored_iter) if variant[3] else []
+                    counts["records"] += 1
+                    counts["scored_alleles"] += sum(v is not None for v in values)
+                    counts["unscored_alleles"] += sum(v is None for v in values)
+                    if any(v is not None for v in values):
+                        record.info[info_field] = tuple(values)
+                    writer.write(record)
+    reader.close()
+    return counts
+
+
+def describe(counts: dict[str, int]) -> str:
+    return ", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in counts.items())

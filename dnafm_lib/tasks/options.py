@@ -1,0 +1,138 @@
+"""The ``fit``/``test`` command-line options: ``--model TASK --model.key VALUE``, a YAML ``--config``.
+
+Every field of TaskConfig, DataConfig and TrainerConfig becomes a dotted flag
+(``--model.n_classes 2``, ``--data.path x.tsv``, ``--trainer.max_epochs 5``). Values are read
+as YAML scalars (``2`` → int, ``true`` → bool, ``1e-4`` → float) and then type-checked by the
+config classes. Precedence: the dataclass defaults < the YAML file < the command line.
+
+A YAML config mirrors the flags::
+
+    model:
+      task: SequenceClassification
+      backbone: results/models/demo
+      n_classes: 2
+    data:
+      task: SequenceClassification
+      path: windows.tsv
+    trainer:
+      max_epochs: 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+from ..errors import DnafmError
+
+SECTIONS = ("model", "data", "trainer")
+
+
+def _section_fields() -> dict[str, list[dataclasses.Field]]:
+    from .data import DataConfig
+    from .models import TaskConfig
+    from .trainer import TrainerConfig
+
+    return {
+        "model": list(dataclasses.fields(TaskConfig)),
+        "data": list(dataclasses.fields(DataConfig)),
+        "trainer": list(dataclasses.fields(TrainerConfig)),
+    }
+
+
+def add_task_options(parser: argparse.ArgumentParser) -> None:
+    """``--config``, ``--model TASK``, ``--data TASK`` and one ``--section.key`` flag per option."""
+    parser.add_argument("--config", metavar="YAML", help="a YAML file with model/data/trainer sections")
+    parser.add_argument("--model", dest="model_task", metavar="TASK",
+                        help="SequenceClassification, TokenClassification or SequenceRegression")
+    parser.add_argument("--data", dest="data_task", metavar="TASK",
+                        help="the data module; must name the same task as --model")
+    for section, fields in _section_fields().items():
+        group = parser.add_argument_group(f"{section} options")
+        for f in fields:
+            default = f.default if f.default != "" else "(required)" if f.name in ("backbone", "path", "out_dir") else '""'
+            group.add_argument(f"--{section}.{f.name}", dest=f"{section}.{f.name}", metavar="VALUE",
+                               help=f"default: {default}")
+
+
+def _yaml_value(text: str, flag: str) -> Any:
+    import yaml
+
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+    if value is None or isinstance(value, (dict, list)):
+        return text  # an empty or structured value is meant literally (e.g. a path like "[x]")
+    if isinstance(value, str):
+        try:
+            return float(value)  # PyYAML reads "1e-3" (no dot) as a string
+        except ValueError:
+            return value
+    return value
+
+
+def _read_yaml(path: str) -> dict[str, Any]:
+    import yaml
+
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+    except FileNotFoundError:
+        raise DnafmError(f"--config {path}: no such file") from None
+    except yaml.YAMLError as exc:
+        raise DnafmError(f"--config {path}: not valid YAML: {exc}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise DnafmError(f"--config {path}: expected a mapping with model/data/trainer sections")
+    return data
+
+
+def collect_options(args: argparse.Namespace) -> dict[str, Any]:
+    """Merge YAML and flags into ``{"model": {...}, "data": {...}, "trainer": {...}, "task": ...}``."""
+    merged: dict[str, dict[str, Any]] = {section: {} for section in SECTIONS}
+    tasks: dict[str, str | None] = {"model": None, "data": None}
+    if args.config:
+        where = f"--config {args.config}"
+        for key, value in _read_yaml(args.config).items():
+            section, _, name = str(key).partition(".")
+            if section not in SECTIONS:
+                raise DnafmError(f"{where}: unknown section {key!r}; use {', '.join(SECTIONS)}")
+            if name:  # flat "model.backbone: x"
+                merged[section][name] = value
+                continue
+            if not isinstance(value, dict):
+                raise DnafmError(f"{where}: section {key!r} must be a mapping")
+            for name, item in value.items():
+                if name in ("task", "class_path") and section in tasks:
+                    tasks[section] = str(item)
+                else:
+                    merged[section][name] = item
+    for dest, text in vars(args).items():
+        section, _, name = dest.partition(".")
+        if section in SECTIONS and name and text is not None:
+            merged[section][name] = _yaml_value(text, f"--{dest}")
+    tasks["model"] = args.model_task or tasks["model"]
+    tasks["data"] = args.data_task or tasks["data"]
+    return {**merged, "model_task": tasks["model"], "data_task": tasks["data"]}
+
+
+def resolve_task(options: dict[str, Any], required: bool = True):
+    """The task class named by ``--model`` (and ``--data``, which must agree)."""
+    from . import TASKS
+
+    trainable = [name for name, cls in TASKS.items() if cls.label_kind]
+    model_task, data_task = options["model_task"], options["data_task"]
+    if model_task is None:
+        if required:
+            raise DnafmError(f"--model is required: one of {', '.join(trainable)}")
+        return None
+    if model_task not in TASKS:
+        raise DnafmError(f"--model {model_task!r}: unknown task; choose one of {', '.join(trainable)}")
+    if data_task is not None and data_task != model_task:
+        if data_task not in TASKS:
+            raise DnafmError(f"--data {data_task!r}: unknown task; choose one of {', '.join(trainable)}")
+        raise DnafmError(f"--data {data_task} does not match --model {model_task}")
+    return TASKS[model_task]
