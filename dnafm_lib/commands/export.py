@@ -1,0 +1,46 @@
+"""dnafm export: write a pretraining checkpoint as a model directory in the AIDO.DNA layout.
+
+Reads the latest (or --step) torch.distributed.checkpoint of a run directory and writes
+config.json + model.safetensors, which dnafm_lib.load_model, the tracks stage and
+ModelGenerator read. The weights are saved in fp32 (the master weights) unless --dtype says otherwise.
+"""
+
+HELP = "export a pretraining checkpoint to config.json + model.safetensors (AIDO.DNA layout)"
+
+
+def add_arguments(parser):
+    parser.add_argument("--run-dir", required=True, help="a pretraining run directory (results/pretrain/{run})")
+    parser.add_argument("--out", required=True, help="the model directory to write (results/models/{run})")
+    parser.add_argument("--step", type=int, help="export this step's checkpoint (default: the latest)")
+    parser.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), default="float32",
+                        help="dtype of the written weights")
+
+
+def run(args) -> int:
+    import json
+    from pathlib import Path
+
+    import torch
+
+    from ..checkpoint import save_model
+    from ..errors import DnafmError
+    from ..model import ModelConfig, build_model
+    from ..train import checkpointing
+    from ..train.loop import MODEL_CONFIG_NAME
+
+    run_dir = Path(args.run_dir)
+    config_path = run_dir / MODEL_CONFIG_NAME
+    if not config_path.exists():
+        raise DnafmError(f"{run_dir}: not a pretraining run directory (no {MODEL_CONFIG_NAME})")
+    found = dict(checkpointing.list_checkpoints(run_dir))
+    if not found:
+        raise DnafmError(f"{run_dir}: no checkpoints under {checkpointing.checkpoint_root(run_dir)}")
+    step = args.step if args.step is not None else max(found)
+    if step not in found:
+        raise DnafmError(f"{run_dir}: no checkpoint of step {step}; steps saved: {', '.join(map(str, sorted(found)))}")
+    model = build_model(ModelConfig(**json.loads(config_path.read_text())), device="cpu")
+    checkpointing.load_model_weights(found[step], model)
+    model = model.to(getattr(torch, args.dtype))
+    out = save_model(model, args.out)
+    print(f"exported step {step} of {run_dir} to {out}")
+    return 0

@@ -1,0 +1,92 @@
+"""dnafm pretrain: masked-LM pretraining of the DNA FM encoder on a split's shards.
+
+Settings come from --config (a YAML/JSON file: the training keys themselves, or a cohort
+config whose pretrain.train section holds them), then --config-json, then --set KEY=VALUE
+and the flags, later ones winning. Runs as one process, under torchrun, or starts torchrun
+itself with --nproc-per-node N (and across nodes inside `srun` on Slurm). Resumes from the
+latest checkpoint in the run directory. Exit codes: 0 done, 1 error, 75 preempted by
+SIGTERM/SIGUSR1 after saving a checkpoint (run the same command again to resume).
+"""
+
+HELP = "pretrain the encoder (MLM) on shards; torchrun/srun aware, resumable"
+
+
+def add_arguments(parser):
+    parser.add_argument("--config", help="YAML/JSON file of training settings (or a cohort config with pretrain.train)")
+    parser.add_argument("--config-json", help="training settings as one JSON object (what the Snakemake rule passes)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override one setting; VALUE is read as YAML (repeatable)")
+    parser.add_argument("--train-manifest", help="results/shards/train.manifest.json")
+    parser.add_argument("--validation-manifest", help="results/shards/validation.manifest.json")
+    parser.add_argument("--run-dir", help="checkpoints, metrics.csv, tensorboard/, curves.png go here")
+    parser.add_argument("--model", help="model preset: tiny, 300m, 7b")
+    parser.add_argument("--max-steps", type=int, help="optimizer steps in total (a resumed run continues to it)")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), help="where to train (auto: cuda if present)")
+    parser.add_argument("--nproc-per-node", type=int, default=1,
+                        help="processes per node; above 1 (or on several Slurm nodes) torchrun is started")
+
+
+def settings_from_args(args) -> "TrainConfig":
+    """Merge the file, JSON, --set and flags into one validated TrainConfig."""
+    import json
+    from pathlib import Path
+
+    import yaml
+
+    from ..train.config import TrainConfig, TrainConfigError
+
+    merged: dict = {}
+    if args.config:
+        path = Path(args.config)
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except FileNotFoundError:
+            raise TrainConfigError(f"{path}: no such config file") from None
+        except yaml.YAMLError as exc:
+            raise TrainConfigError(f"{path}: not valid YAML ({exc})") from None
+        if isinstance(data, dict) and isinstance(data.get("pretrain"), dict) and "train" in data["pretrain"]:
+            data = data["pretrain"]["train"]
+        if not isinstance(data, dict):
+            raise TrainConfigError(f"{path}: expected a mapping of training settings")
+        merged.update(data)
+    if args.config_json:
+        try:
+            data = json.loads(args.config_json)
+        except json.JSONDecodeError as exc:
+            raise TrainConfigError(f"--config-json: not valid JSON ({exc})") from None
+        if not isinstance(data, dict):
+            raise TrainConfigError("--config-json: expected a JSON object")
+        merged.update(data)
+    for item in args.set:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise TrainConfigError(f"--set {item!r}: expected KEY=VALUE")
+        merged[key.strip()] = yaml.safe_load(value)
+    flags = {"train_manifest": args.train_manifest, "validation_manifest": args.validation_manifest,
+             "run_dir": args.run_dir, "model": args.model, "max_steps": args.max_steps, "device": args.device}
+    merged.update({k: v for k, v in flags.items() if v is not None})
+    return TrainConfig.from_mapping(merged, where="pretrain settings")
+
+
+def run(args) -> int:
+    import json
+    import os
+
+    from ..train import launch
+    from ..train.checkpointing import PREEMPTED_EXIT_CODE
+    from ..train.config import TrainConfigError
+
+    config = settings_from_args(args)
+    if args.nproc_per_node < 1:
+        raise TrainConfigError(f"--nproc-per-node must be at least 1, got {args.nproc_per_node}")
+    if launch.needs_torchrun(args.nproc_per_node, os.environ):
+        # Fail before starting workers: the batch must split over every rank.
+        config.check_world(args.nproc_per_node * launch.slurm_nodes(os.environ))
+        # Workers get the merged, validated settings as one JSON object.
+        worker_args = ["--config-json", json.dumps(config.to_dict())]
+        command = launch.torchrun_command(worker_args, nproc_per_node=args.nproc_per_node, env=os.environ)
+        return launch.run_torchrun(command, config.run_dir)
+    from ..train.loop import train
+
+    result = train(config)
+    return PREEMPTED_EXIT_CODE if result.preempted else 0

@@ -1,0 +1,145 @@
+"""Training checkpoints with torch.distributed.checkpoint, resume, and preemption.
+
+Layout: ``{run_dir}/checkpoints/step_{step:08d}/`` holds the DCP files (each rank writes its
+own shards) plus ``progress.json`` (step, world size, tokens seen). A checkpoint is written
+under ``.tmp-step_*`` and renamed when every rank has finished, so a ``step_*`` directory is
+always whole; the newest ``keep`` are kept. DCP stores global tensors, so a checkpoint saved
+by W ranks resumes on any W′ (the new ranks read their own slices).
+
+Resume: ``latest_checkpoint(run_dir)`` is the highest ``step_*``; the loop loads it
+automatically and continues with the next step's batch, so losses after a resume equal an
+uninterrupted run's (bit-exactly on CPU, where kernels are deterministic).
+
+Preemption (Slurm requeue contract): on SIGTERM or SIGUSR1 a rank sets a flag; at the next
+step boundary all ranks agree (the flag rides on the step's first all-reduce), save a
+checkpoint of the last completed step, and exit with ``PREEMPTED_EXIT_CODE`` (75,
+EX_TEMPFAIL: "try again"). ``dnafm pretrain`` run through its launcher maps a preempted
+torchrun to the same code. Run the same command again (a Slurm requeue) and it resumes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import time
+from pathlib import Path
+
+import torch
+import torch.distributed.checkpoint as dcp
+from torch import nn
+from torch.distributed.checkpoint.state_dict import (
+    get_model_state_dict,
+    get_optimizer_state_dict,
+    set_model_state_dict,
+    set_optimizer_state_dict,
+)
+
+from .distributed import DistributedContext, barrier
+
+PREEMPTED_EXIT_CODE = 75
+PREEMPTION_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
+PROGRESS_FILE = "progress.json"
+_STEP_DIR = re.compile(r"^step_(\d{8,})$")
+
+
+def checkpoint_root(run_dir: str | os.PathLike) -> Path:
+    return Path(run_dir) / "checkpoints"
+
+
+def checkpoint_dir(run_dir: str | os.PathLike, step: int) -> Path:
+    return checkpoint_root(run_dir) / f"step_{step:08d}"
+
+
+def list_checkpoints(run_dir: str | os.PathLike) -> list[tuple[int, Path]]:
+    root = checkpoint_root(run_dir)
+    if not root.is_dir():
+        return []
+    found = []
+    for path in root.iterdir():
+        match = _STEP_DIR.match(path.name)
+        if match and path.is_dir() and (path / PROGRESS_FILE).exists():
+            found.append((int(match.group(1)), path))
+    return sorted(found)
+
+
+def latest_checkpoint(run_dir: str | os.PathLike) -> Path | None:
+    found = list_checkpoints(run_dir)
+    return found[-1][1] if found else None
+
+
+def read_progress(path: str | os.PathLike) -> dict:
+    return json.loads((Path(path) / PROGRESS_FILE).read_text())
+
+
+def _state(model: nn.Module, optimizer: torch.optim.Optimizer) -> dict:
+    return {
+        "model": get_model_state_dict(model),
+        "optim": get_optimizer_state_dict(model, optimizer),
+    }
+
+
+def save_checkpoint(run_dir: str | os.PathLike, step: int, model: nn.Module, optimizer: torch.optim.Optimizer,
+                    ctx: DistributedContext, progress: dict, keep: int) -> Path:
+    """Collective: every rank calls it. Returns the final directory."""
+    final = checkpoint_dir(run_dir, step)
+    tmp = final.with_name(f".tmp-{final.name}")
+    if ctx.is_main:
+        shutil.rmtree(tmp, ignore_errors=True)  # a save interrupted earlier
+        tmp.mkdir(parents=True)
+    barrier(ctx)
+    dcp.save(_state(model, optimizer), checkpoint_id=str(tmp))
+    barrier(ctx)
+    if ctx.is_main:
+        record = {**progress, "step": step, "world_size": ctx.world_size, "saved_unix": time.time()}
+        (tmp / PROGRESS_FILE).write_text(json.dumps(record, indent=2) + "\n")
+        if final.exists():  # the same step saved before (e.g. preempted right after a periodic save)
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+        for _, old in list_checkpoints(run_dir)[:-keep]:
+            shutil.rmtree(old, ignore_errors=True)
+    barrier(ctx)
+    return final
+
+
+def load_checkpoint(path: str | os.PathLike, model: nn.Module, optimizer: torch.optim.Optimizer) -> dict:
+    """Collective: load model and optimizer state (any saving world size); return progress."""
+    state = _state(model, optimizer)  # the optimizer state is created here, then overwritten
+    dcp.load(state, checkpoint_id=str(path))
+    set_model_state_dict(model, state["model"])
+    set_optimizer_state_dict(model, optimizer, state["optim"])
+    return read_progress(path)
+
+
+def load_model_weights(path: str | os.PathLike, model: nn.Module) -> None:
+    """Read only the model's weights into a plain (unsharded) model, in one process: for export."""
+    state = {"model": model.state_dict()}
+    dcp.load(state, checkpoint_id=str(path))
+    model.load_state_dict(state["model"])
+
+
+class PreemptionFlag:
+    """Set by SIGTERM/SIGUSR1; the loop polls it at step boundaries."""
+
+    def __init__(self) -> None:
+        self.signal_number: int | None = None
+        self._previous: dict[int, object] = {}
+
+    @property
+    def requested(self) -> bool:
+        return self.signal_number is not None
+
+    def _handle(self, signum, frame) -> None:
+        self.signal_number = signum
+
+    def install(self) -> "PreemptionFlag":
+        for signum in PREEMPTION_SIGNALS:
+            self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def uninstall(self) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        self._previous.clear()

@@ -1,0 +1,118 @@
+"""Process group, device and FSDP2 sharding.
+
+Launch: torchrun (or ``srun torchrun``) sets RANK/WORLD_SIZE/LOCAL_RANK/MASTER_ADDR; a plain
+process becomes a world of one (an in-memory store), so the same code path — FSDP2 and
+torch.distributed.checkpoint included — runs everywhere. Backend: nccl on GPU, gloo on CPU.
+
+Sharding: ``fully_shard`` on every block, then on the root (embeddings, final norm, MLM
+head). On GPU with bf16, a MixedPrecisionPolicy computes in bf16 and reduces gradients in
+fp32 while the sharded parameters (the optimizer's master weights) stay fp32.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+# FSDP2 warns that the model's output holds views; the loop never modifies outputs in place.
+import warnings
+
+warnings.filterwarnings("ignore", message=".*returned a view tensor.*")
+
+
+@dataclass
+class DistributedContext:
+    rank: int
+    world_size: int
+    local_rank: int
+    local_world_size: int
+    device: torch.device
+    backend: str
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def launched_by_torchrun() -> bool:
+    return "RANK" in os.environ and "WORLD_SIZE" in os.environ
+
+
+def init_distributed(device_preference: str = "auto") -> DistributedContext:
+    """Join the torchrun world, or make a world of one; pick the device and backend."""
+    use_cuda = device_preference == "cuda" or (device_preference == "auto" and torch.cuda.is_available())
+    if use_cuda and not torch.cuda.is_available():
+        raise RuntimeError("device 'cuda' was asked for, but PyTorch sees no CUDA device")
+    backend = "nccl" if use_cuda else "gloo"
+    if launched_by_torchrun():
+        rank, world_size = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+        local_rank = int(os.environ.get("LOCAL_RANK", 0))
+        local_world_size = int(os.environ.get("LOCAL_WORLD_SIZE", 1))
+    else:
+        rank, world_size, local_rank, local_world_size = 0, 1, 0, 1
+    if use_cuda:
+        torch.cuda.set_device(local_rank)
+        device = torch.device("cuda", local_rank)
+    else:
+        device = torch.device("cpu")
+        # Ranks on one machine share its cores rather than each taking all of them.
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // local_world_size))
+    if not dist.is_initialized():
+        if launched_by_torchrun():
+            dist.init_process_group(backend, device_id=device if use_cuda else None)
+        else:
+            dist.init_process_group(backend, store=dist.HashStore(), rank=0, world_size=1)
+    return DistributedContext(rank, world_size, local_rank, local_world_size, device, backend)
+
+
+def shutdown_distributed() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
+    if precision == "auto":
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+    return torch.bfloat16 if precision == "bf16" else torch.float32
+
+
+def shard_model(model: nn.Module, compute_dtype: torch.dtype, *, compile_blocks: bool = False) -> nn.Module:
+    """Apply torch.compile per block (optional), then FSDP2 per block and on the root."""
+    from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
+
+    policy = MixedPrecisionPolicy(param_dtype=compute_dtype, reduce_dtype=torch.float32)
+    blocks = model.blocks
+    for index, block in enumerate(blocks):
+        if compile_blocks:
+            # Compiled per block: every block has the same graph, so it compiles once, and the
+            # parameter names (and so checkpoints) stay those of the eager model.
+            block.compile()
+        # The last block's parameters are needed again at once by backward: keep them gathered.
+        fully_shard(block, mp_policy=policy, reshard_after_forward=index < len(blocks) - 1)
+    fully_shard(model, mp_policy=policy)
+    return model
+
+
+def materialize_on_device(model: nn.Module, device: torch.device, seed: int) -> None:
+    """A model built on the meta device and sharded: allocate its shards and initialise them."""
+    model.to_empty(device=device)
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        model.init_weights()
+
+
+def all_reduce_sum(values: list[float], ctx: DistributedContext) -> list[float]:
+    """Sum a few scalars over ranks (one collective from torch.distributed)."""
+    tensor = torch.tensor(values, dtype=torch.float64, device=ctx.device)
+    if ctx.world_size > 1:
+        dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+    return tensor.tolist()
+
+
+def barrier(ctx: DistributedContext) -> None:
+    if ctx.world_size > 1:
+        dist.barrier()
