@@ -16,6 +16,7 @@ SUBCOMMANDS: dict[str, str] = {
     "export": "export",
     "shard": "shard",
     "index-shards": "index_shards",
+    "prepare-genome": "prepare_genome",
     "fit": "fit",
     "test": "test",
     "ism": "ism",

@@ -1,0 +1,43 @@
+"""dnafm prepare-genome: validate a genome FASTA and write its directory.
+
+Writes genome.fa.gz (bgzip) with .fai and .gzi, chrom.sizes, provenance.json and, when given,
+annotation.gff3 into --out-dir (e.g. results/genomes/{genome}). The input is a local FASTA
+(--fasta; plain, gzip or bgzip) or the download step's record (--download-record
+results/downloads/{genome}/download.json, whose FASTA and NCBI details it uses). A malformed
+FASTA stops with one error naming the file, record and offset, and writes nothing.
+"""
+
+HELP = "validate a genome FASTA and write bgzip FASTA + .fai/.gzi, chrom.sizes, provenance.json"
+
+
+def add_arguments(parser):
+    parser.add_argument("--genome", required=True, help="genome id (the sheet's genome column)")
+    parser.add_argument("--out-dir", required=True, help="directory to write, e.g. results/genomes/{genome}")
+    given = parser.add_mutually_exclusive_group(required=True)
+    given.add_argument("--fasta", help="local FASTA (plain, gzip or bgzip)")
+    given.add_argument("--download-record", help="download.json written by `dnafm download` (ncbi and url rows)")
+    parser.add_argument("--source", choices=["ncbi", "url", "file"], default="file", help="the sheet's source column")
+    parser.add_argument("--location", help="the sheet's location (path or URL), recorded in provenance.json")
+    parser.add_argument("--accession", help="assembly accession, recorded in provenance.json")
+    parser.add_argument("--assembly-name", help="assembly name, recorded in provenance.json")
+    parser.add_argument("--assembly-status", help="NCBI assembly status (current, previous, …), recorded in provenance.json")
+    parser.add_argument("--annotation", help="GFF3 annotation (plain or gzip) to copy as annotation.gff3")
+
+
+def run(args) -> int:
+    from ..genomes import prepare_genome
+
+    provenance = prepare_genome(
+        args.genome,
+        args.out_dir,
+        fasta=args.fasta,
+        download_record=args.download_record,
+        source=args.source,
+        location=args.location,
+        accession=args.accession,
+        assembly_name=args.assembly_name,
+        assembly_status=args.assembly_status,
+        annotation=args.annotation,
+    )
+    print(f"{args.genome}: {provenance['n_records']} records, {provenance['total_nt']} nt → {args.out_dir}")
+    return 0

@@ -1,0 +1,223 @@
+"""Prepare one genome directory: validated bgzip FASTA with its indexes, sizes and provenance.
+
+``results/genomes/{genome}/`` holds
+
+- ``genome.fa.gz``   the sequence, bgzip-compressed, 80 nt per line, case kept (soft-masking)
+- ``genome.fa.gz.fai`` / ``genome.fa.gz.gzi``  samtools faidx indexes (pysam, pyfaidx, IGV read them)
+- ``chrom.sizes``    ``name<TAB>length`` per record, in file order (UCSC / bigWig tools)
+- ``provenance.json`` where it came from: source, URL or path, md5 of the input, assembly
+  status, time; the download record (``download.json``) merged in when there is one
+- ``annotation.gff3`` the sheet's GFF3 annotation, when it names one
+
+The directory appears whole or not at all (``dnafm_lib.atomic.atomic_dir``), so a bad input
+leaves nothing behind for Snakemake to mistake for a result.
+"""
+
+from __future__ import annotations
+
+import datetime
+import gzip
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from .atomic import atomic_dir
+from .errors import DnafmError
+from .fasta import is_gzip, iter_sequence_chunks
+
+FASTA_NAME = "genome.fa.gz"
+SIZES_NAME = "chrom.sizes"
+PROVENANCE_NAME = "provenance.json"
+ANNOTATION_NAME = "annotation.gff3"
+LINE_NT = 80
+SOURCES = ("ncbi", "url", "file")
+
+
+class GenomeError(DnafmError):
+    """A genome input (FASTA, annotation, download record) that cannot be prepared."""
+
+
+def file_md5(path: str | os.PathLike) -> str:
+    digest = hashlib.md5()
+    with open(path, "rb") as handle:
+        while block := handle.read(1 << 22):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _wrap(bases: bytes, column: int, line_nt: int) -> tuple[bytes, int]:
+    """``bases`` with a newline after every ``line_nt``-th base of the record; returns the new column.
+
+    Vectorised (reshape + a newline column) so a chromosome is not split line by line in Python.
+    """
+    head = min(len(bases), line_nt - column) if column else 0
+    out = [bases[:head]]
+    column += head
+    if column == line_nt:
+        out.append(b"\n")
+        column = 0
+    rest = np.frombuffer(bases, dtype=np.uint8)[head:]
+    whole = rest.size // line_nt
+    if whole:
+        lines = np.empty((whole, line_nt + 1), dtype=np.uint8)
+        lines[:, :line_nt] = rest[: whole * line_nt].reshape(whole, line_nt)
+        lines[:, line_nt] = ord("\n")
+        out.append(lines.tobytes())
+    tail = rest[whole * line_nt :].tobytes()
+    out.append(tail)
+    return b"".join(out), column + len(tail)
+
+
+def write_bgzip_fasta(source: str | os.PathLike, out_path: str | os.PathLike, *, line_nt: int = LINE_NT) -> list[tuple[str, int]]:
+    """Validate ``source`` (plain/gzip/bgzip FASTA) and write it bgzip-compressed; return (name, length) per record.
+
+    Headers keep only the record name (descriptions go; names are what indexes and tracks use).
+    """
+    from Bio import bgzf
+
+    lengths: list[tuple[str, int]] = []
+    column = 0
+    with bgzf.BgzfWriter(str(out_path), "wb") as writer:
+        for chunk in iter_sequence_chunks(source):
+            if chunk.offset == 0 and not chunk.bases:
+                if lengths and column:
+                    writer.write(b"\n")
+                writer.write(b">" + chunk.record.encode() + b"\n")
+                lengths.append((chunk.record, 0))
+                column = 0
+                continue
+            text, column = _wrap(chunk.bases, column, line_nt)
+            writer.write(text)
+            lengths[-1] = (chunk.record, lengths[-1][1] + len(chunk.bases))
+        if column:
+            writer.write(b"\n")
+    return lengths
+
+
+def _gff_lines(path: Path):
+    opener = gzip.open if is_gzip(path) else open
+    with opener(path, "rt", encoding="utf-8", errors="replace", newline=None) as handle:
+        yield from handle
+
+
+def copy_annotation(annotation: str | os.PathLike, out_path: Path, contigs: dict[str, int]) -> int:
+    """Copy a GFF3 (plain or gzip) to ``out_path``, checking each feature lies on a contig of the genome.
+
+    Returns the number of features. A feature on an unknown contig or beyond its end is an
+    error naming the line: it means the annotation belongs to another assembly.
+    """
+    annotation = Path(annotation)
+    if not annotation.exists():
+        raise GenomeError(f"{annotation}: annotation file not found")
+    features = 0
+    with open(out_path, "w") as out:
+        for line_number, line in enumerate(_gff_lines(annotation), start=1):
+            out.write(line)
+            if line.startswith("##FASTA"):
+                break
+            if not line.strip() or line.startswith("#"):
+                continue
+            fields = line.rstrip("\n").split("\t")
+            if len(fields) != 9:
+                raise GenomeError(f"{annotation}: line {line_number}: expected 9 tab-separated GFF3 columns, found {len(fields)}")
+            seqid, end = fields[0], fields[4]
+            if seqid not in contigs:
+                raise GenomeError(
+                    f"{annotation}: line {line_number}: seqid '{seqid}' is not a record of the genome "
+                    f"(records: {', '.join(list(contigs)[:5])}{', …' if len(contigs) > 5 else ''})"
+                )
+            if not end.isdigit() or int(end) > contigs[seqid]:
+                raise GenomeError(
+                    f"{annotation}: line {line_number}: end {end!r} is beyond '{seqid}' ({contigs[seqid]} nt)"
+                )
+            features += 1
+    return features
+
+
+def read_download_record(path: str | os.PathLike) -> dict:
+    """The download step's ``download.json`` (fields: accession, assembly_name, assembly_status,
+    fasta_path, url, md5, retrieved_at, source)."""
+    path = Path(path)
+    try:
+        record = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise GenomeError(f"{path}: download record not found") from None
+    except json.JSONDecodeError as exc:
+        raise GenomeError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(record, dict) or "fasta_path" not in record:
+        raise GenomeError(f"{path}: expected a JSON object with 'fasta_path'")
+    return record
+
+
+def _downloaded_fasta(record: dict, record_path: Path) -> Path:
+    # fasta_path is as the download step wrote it (often relative to the workflow directory).
+    candidates = [Path(record["fasta_path"]), record_path.parent / Path(record["fasta_path"]).name]
+    for candidate in candidates:
+        if candidate.exists():
+            return candidate
+    raise GenomeError(f"{record_path}: its FASTA {record['fasta_path']} does not exist")
+
+
+def prepare_genome(
+    genome: str,
+    out_dir: str | os.PathLike,
+    *,
+    fasta: str | os.PathLike | None = None,
+    download_record: str | os.PathLike | None = None,
+    source: str = "file",
+    location: str | None = None,
+    accession: str | None = None,
+    assembly_name: str | None = None,
+    assembly_status: str | None = None,
+    annotation: str | os.PathLike | None = None,
+) -> dict:
+    """Write ``out_dir`` (see the module docstring) from a FASTA or a download record; return the provenance."""
+    if source not in SOURCES:
+        raise GenomeError(f"genome {genome}: source {source!r}, expected one of {', '.join(SOURCES)}")
+    download: dict | None = None
+    if download_record is not None:
+        download = read_download_record(download_record)
+        fasta_path = _downloaded_fasta(download, Path(download_record))
+    elif fasta is not None:
+        fasta_path = Path(fasta)
+    else:
+        raise GenomeError(f"genome {genome}: give a FASTA or a download record")
+    if not fasta_path.exists():
+        raise GenomeError(f"genome {genome}: FASTA {fasta_path} not found")
+
+    with atomic_dir(out_dir) as tmp:
+        lengths = write_bgzip_fasta(fasta_path, tmp / FASTA_NAME)
+        import pysam
+
+        pysam.faidx(str(tmp / FASTA_NAME))  # writes .fai and .gzi beside it
+        with open(tmp / SIZES_NAME, "w") as handle:
+            handle.writelines(f"{name}\t{length}\n" for name, length in lengths)
+        annotation_features = None
+        if annotation:
+            annotation_features = copy_annotation(annotation, tmp / ANNOTATION_NAME, dict(lengths))
+        download = download or {}
+        provenance = {
+            "genome": genome,
+            "source": source,
+            "location": location or download.get("url") or str(fasta_path),
+            "url": download.get("url") or (location if source == "url" else None),
+            "input_path": str(fasta_path),
+            "input_md5": file_md5(fasta_path),
+            "accession": accession or download.get("accession"),
+            "assembly_name": assembly_name or download.get("assembly_name"),
+            "assembly_status": assembly_status or download.get("assembly_status"),
+            "retrieved_at": download.get("retrieved_at"),
+            "prepared_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "n_records": len(lengths),
+            "total_nt": sum(length for _, length in lengths),
+            "annotation": str(annotation) if annotation else None,
+            "annotation_features": annotation_features,
+            "download": download or None,
+        }
+        with open(tmp / PROVENANCE_NAME, "w") as handle:
+            json.dump(provenance, handle, indent=2)
+            handle.write("\n")
+    return provenance
