@@ -1,0 +1,87 @@
+"""dnafm download: genome assemblies from NCBI (FTP tree or Datasets zip), or a FASTA from a URL.
+
+Three forms:
+  dnafm download ACCESSION... --out-dir DIR   one folder DIR/ACCESSION/ per assembly
+  dnafm download --url URL --out FILE         a plain or gzipped FASTA from an http(s) URL
+  dnafm download --genomes-tsv results/splits/genomes.tsv --genome ID --out-dir DIR
+                                              one row of the splits table (ncbi or url), as
+                                              the workflow's download_genome rule runs it
+
+NCBI downloads are verified against md5checksums.txt (or the zip's checksums), resumed after a
+broken connection, retried on 5xx, and paced to NCBI's rate limit (3 requests/s, 10 with the
+NCBI_API_KEY environment variable). Each assembly folder holds genomic.fna.gz and download.json
+(accession, assembly_name, assembly_status, fasta_path, url, md5, retrieved_at, source).
+"""
+
+HELP = "download genome assemblies from NCBI (verified, resumable) or a FASTA from a URL"
+
+
+def add_arguments(parser):
+    parser.add_argument("accessions", nargs="*", metavar="ACCESSION",
+                        help="assembly accessions, e.g. GCF_015227675.2")
+    parser.add_argument("--out-dir", help="output folder (one sub-folder per ACCESSION; the genome's folder with --genomes-tsv)")
+    parser.add_argument("--source", choices=("ftp", "datasets"), default="ftp",
+                        help="NCBI genomes FTP tree (default) or the Datasets v2 zip")
+    parser.add_argument("--ncbi-ftp-url", default=None, help="base of the genomes FTP tree (default https://ftp.ncbi.nlm.nih.gov)")
+    parser.add_argument("--ncbi-api-url", default=None,
+                        help="base of the Datasets v2 API (default https://api.ncbi.nlm.nih.gov/datasets/v2)")
+    parser.add_argument("--attempts", type=int, default=6,
+                        help="tries per request before giving up (5xx, 429 and broken connections are retried; default 6)")
+    parser.add_argument("--backoff-s", type=float, default=1.0,
+                        help="first pause between tries in seconds, doubled each time up to 60 (default 1)")
+    parser.add_argument("--url", help="download this http(s) URL instead of accessions (needs --out)")
+    parser.add_argument("--out", help="output file for --url")
+    parser.add_argument("--genomes-tsv", help="a genomes.tsv from `dnafm splits` (needs --genome and --out-dir)")
+    parser.add_argument("--genome", help="the genome id of the --genomes-tsv row to download")
+
+
+def run(args) -> int:
+    from pathlib import Path
+
+    from ..errors import DnafmError
+    from ..http import HttpClient, RetryPolicy
+    from ..ncbi import DEFAULT_API_URL, DEFAULT_FTP_URL, NcbiClient, download_assembly, fetch_url
+
+    retry = RetryPolicy(max_attempts=args.attempts, backoff_initial_s=args.backoff_s)
+    client_options = {"ftp_url": args.ncbi_ftp_url or DEFAULT_FTP_URL, "api_url": args.ncbi_api_url or DEFAULT_API_URL,
+                      "retry": retry}
+    if args.url:
+        if args.accessions or args.genomes_tsv or not args.out:
+            raise DnafmError("--url takes exactly one --out FILE and no accessions or --genomes-tsv")
+        result = fetch_url(args.url, args.out, http=HttpClient(retry=retry))
+        print(f"{args.url} -> {args.out} (md5 {result.md5})")
+        return 0
+    if args.genomes_tsv:
+        if args.accessions or not (args.genome and args.out_dir):
+            raise DnafmError("--genomes-tsv needs --genome ID and --out-dir DIR, and no accessions")
+        return _download_row(args.genomes_tsv, args.genome, Path(args.out_dir), args.source, client_options)
+    if not args.accessions or not args.out_dir:
+        raise DnafmError("give ACCESSION... with --out-dir DIR (or --url URL --out FILE)")
+    client = NcbiClient(**client_options)
+    for accession in args.accessions:
+        result = download_assembly(accession, Path(args.out_dir) / accession, source=args.source, client=client)
+        print(f"{accession} ({result.assembly_name}, {result.assembly_status}) -> {result.fasta_path} (md5 {result.md5})")
+    return 0
+
+
+def _download_row(table_path, genome, out_dir, source, client_options) -> int:
+    """Download the genome of one genomes.tsv row into out_dir/{genomic.fna.gz,download.json}."""
+    from ..errors import DnafmError
+    from ..ncbi import NcbiClient, download_assembly, fetch_url, gzip_if_plain, write_download_record
+    from ..splits import read_genomes_table
+
+    rows = [row for row in read_genomes_table(table_path) if row["genome"] == genome]
+    if not rows:
+        raise DnafmError(f"{table_path}: no genome {genome!r}")
+    row = rows[0]
+    if row["source"] == "ncbi":
+        result = download_assembly(row["accession"], out_dir, source=source, client=NcbiClient(**client_options))
+    elif row["source"] == "url":
+        fasta = out_dir / "genomic.fna.gz"
+        result = fetch_url(row["location"], fasta, http=HttpClient(retry=client_options["retry"]))
+        gzip_if_plain(fasta)  # one name and format for every downloaded genome
+        write_download_record(result, out_dir / "download.json", genome=genome)
+    else:
+        raise DnafmError(f"{table_path}: genome {genome!r} has source {row['source']!r}; only ncbi and url rows are downloaded")
+    print(f"{genome}: {result.url} -> {result.fasta_path} (md5 {result.md5})")
+    return 0

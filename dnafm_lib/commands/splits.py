@@ -1,0 +1,60 @@
+"""dnafm splits: the train/validation/test genome table from the NT list or a genome sheet.
+
+  dnafm splits --list PATH_OR_URL --out-dir DIR    the NT multi-species list (one URL or accession
+                                                   per line, in split order; pin URLs to a revision)
+  dnafm splits --sheet genomes.tsv --out-dir DIR   a cohort's genome sheet (columns genome, source,
+                                                   accession, location, split, annotation); the
+                                                   network is used only for rows with source ncbi
+
+Split rule: test = the last --test-genomes entries, validation = the --validation-genomes before
+them, train = the rest (sheet rows with a fixed split keep it). NCBI rows are checked with
+Datasets v2 reports; suppressed, retired and unknown assemblies are dropped into removed.tsv with
+the reason; --replace OLD=NEW puts NEW in OLD's place and split (e.g. the rat swap
+GCF_000001895.5=GCF_015227675.2). Writes DIR/genomes.tsv (genome, accession, source, location,
+split, annotation, assembly_name, status), DIR/removed.tsv and DIR/summary.json.
+"""
+
+HELP = "build the genome splits (genomes.tsv, removed.tsv, summary.json) from the NT list or a genome sheet"
+
+
+def add_arguments(parser):
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--list", dest="nt_list", metavar="PATH_OR_URL", help="the NT list (file or http(s) URL)")
+    source.add_argument("--sheet", metavar="TSV", help="a genome sheet TSV")
+    parser.add_argument("--out-dir", required=True, help="where genomes.tsv, removed.tsv and summary.json go")
+    parser.add_argument("--validation-genomes", type=int, default=50, help="validation genomes (default 50)")
+    parser.add_argument("--test-genomes", type=int, default=50, help="test genomes, the list's last (default 50)")
+    parser.add_argument("--replace", action="append", default=[], metavar="OLD=NEW",
+                        help="put accession NEW in OLD's place and split (repeatable)")
+    parser.add_argument("--ncbi-api-url", default=None,
+                        help="base of the Datasets v2 API (default https://api.ncbi.nlm.nih.gov/datasets/v2)")
+    parser.add_argument("--attempts", type=int, default=6,
+                        help="tries per request before giving up (5xx, 429 and broken connections are retried; default 6)")
+    parser.add_argument("--backoff-s", type=float, default=1.0,
+                        help="first pause between tries in seconds, doubled each time up to 60 (default 1)")
+    parser.add_argument("--ncbi-ftp-url", default=None,
+                        help="base of the genomes FTP tree used for genomes.tsv locations (default https://ftp.ncbi.nlm.nih.gov)")
+
+
+def run(args) -> int:
+    from ..http import RetryPolicy
+    from ..ncbi import DEFAULT_API_URL, DEFAULT_FTP_URL, NcbiClient
+    from ..splits import build_nt_splits, build_sheet_splits, parse_replacements, write_splits
+
+    replacements = parse_replacements(args.replace)
+    counts = {"validation_genomes": args.validation_genomes, "test_genomes": args.test_genomes}
+
+    def client():
+        return NcbiClient(ftp_url=args.ncbi_ftp_url or DEFAULT_FTP_URL, api_url=args.ncbi_api_url or DEFAULT_API_URL,
+                          retry=RetryPolicy(max_attempts=args.attempts, backoff_initial_s=args.backoff_s))
+
+    if args.nt_list:
+        result = build_nt_splits(args.nt_list, client=client(), replacements=replacements, **counts)
+    else:
+        result = build_sheet_splits(args.sheet, client_factory=client, replacements=replacements, **counts)
+    write_splits(result, args.out_dir)
+    summary = result.summary
+    per_split = " / ".join(f"{summary['per_split'][s]} {s}" for s in ("train", "validation", "test"))
+    print(f"{summary['genomes']} genomes ({per_split}); {summary['removed']} removed; "
+          f"{len(summary['replacements'])} replaced -> {args.out_dir}")
+    return 0
