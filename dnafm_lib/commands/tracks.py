@@ -1,0 +1,158 @@
+"""dnafm tracks: masked-LM and embedding tracks (bigWig/BED) of a genome, with IGV files.
+
+One shot, for a whole genome:
+
+    dnafm tracks --fasta genome.fa.gz --model results/models/demo --out-dir tracks/
+
+or step by step, as the Snakemake rules run it (one `score` job per chunk):
+
+    dnafm tracks plan    --fai genome.fa.gz.fai --chunk-bp 1000000 --out chunks.tsv
+    dnafm tracks score   --fasta genome.fa.gz --plan chunks.tsv --chunk chunk00000 --model DIR --out chunk00000.npz
+    dnafm tracks gather  chunk*.npz --chrom-sizes chrom.sizes --out-dir tracks/
+    dnafm tracks install-igv --out igv.min.js
+    dnafm tracks browser --out-dir tracks/ --fasta genome.fa.gz --genome NAME --model-name NAME --igv-js igv.min.js
+"""
+
+HELP = "genome-wide MLM-loss and embedding tracks (bigWig/BED), IGV session, igv.html and a UCSC hub"
+
+DEFAULTS = dict(window_bp=3998, stride_bp=1999, passes=7, bin_bp=100, batch_size=8, seed=0, chunk_bp=1_000_000,
+                n_clusters=8)
+
+
+def _scoring_arguments(parser, *, with_bin: bool = True):
+    group = parser.add_argument_group("scoring")
+    group.add_argument("--window-bp", type=int, default=DEFAULTS["window_bp"],
+                       help="window length in nt (at most 3998, the model's context minus [CLS]/[EOS])")
+    group.add_argument("--stride-bp", type=int, default=DEFAULTS["stride_bp"],
+                       help="distance between window starts; each base is scored from the window whose centre is nearest")
+    group.add_argument("--passes", type=int, default=DEFAULTS["passes"],
+                       help="masking passes per window (complementary masks; 7 ≈ 14%% masked per pass)")
+    group.add_argument("--reverse-complement", action="store_true",
+                       help="also score the reverse complement and average the two strands' probabilities")
+    group.add_argument("--layer", default="-1",
+                       help="hidden-state index for embeddings (0 = embeddings, -1 = final output), or 'none'")
+    if with_bin:
+        group.add_argument("--bin-bp", type=int, default=DEFAULTS["bin_bp"], help="embedding bin size in bp")
+    group.add_argument("--batch-size", type=int, default=DEFAULTS["batch_size"], help="sequences per forward pass")
+    group.add_argument("--seed", type=int, default=DEFAULTS["seed"], help="seed of the mask assignment, PCA and k-means")
+    group.add_argument("--device", default="auto", help="auto (cuda when available), cpu, cuda or cuda:N")
+    group.add_argument("--threads", type=int, default=0, help="CPU threads for torch (0: torch's default)")
+
+
+def _gather_arguments(parser):
+    parser.add_argument("--n-clusters", type=int, default=DEFAULTS["n_clusters"], help="k-means clusters of the embedding bins")
+    parser.add_argument("--annotation", help="GFF3 of the genome: adds an enrichment table cluster × feature type")
+
+
+def add_arguments(parser):
+    import argparse
+
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter  # keep the usage examples' lines
+    parser.add_argument("--fasta", help="one-shot: the genome FASTA (plain or bgzip with .fai/.gzi)")
+    parser.add_argument("--model", help="one-shot: a checkpoint directory (AIDO.DNA layout) or a preset name")
+    parser.add_argument("--out-dir", help="one-shot: where the tracks go (finished chunks are kept in OUT_DIR/chunks)")
+    parser.add_argument("--chunk-bp", type=int, default=DEFAULTS["chunk_bp"], help="one-shot: bp per chunk (bounds memory)")
+    parser.add_argument("--igv-js", help="one-shot: igv.min.js to build igv.html with (default: no browser files)")
+    parser.add_argument("--genome-name", help="one-shot: genome name shown in the browser files")
+    _scoring_arguments(parser)
+    _gather_arguments(parser)
+    sub = parser.add_subparsers(dest="tracks_command", metavar="STEP")
+
+    plan = sub.add_parser("plan", help="cut a genome into chunks (one scoring job each)")
+    plan.add_argument("--fai", required=True, help="the genome's .fai (or chrom.sizes)")
+    plan.add_argument("--chunk-bp", type=int, default=DEFAULTS["chunk_bp"], help="bp per chunk")
+    plan.add_argument("--bin-bp", type=int, default=DEFAULTS["bin_bp"], help="chunks are cut at multiples of this")
+    plan.add_argument("--out", required=True, help="chunk plan TSV (chunk contig start end)")
+
+    score = sub.add_parser("score", help="score one chunk into a .npz of per-base arrays and bin means")
+    score.add_argument("--fasta", required=True)
+    score.add_argument("--plan", required=True, help="chunk plan TSV from `dnafm tracks plan`")
+    score.add_argument("--chunk", required=True, help="chunk id from the plan")
+    score.add_argument("--model", required=True, help="a checkpoint directory (AIDO.DNA layout) or a preset name")
+    score.add_argument("--out", required=True, help="the chunk's .npz")
+    _scoring_arguments(score)
+
+    gather = sub.add_parser("gather", help="chunk files → one bigWig per track, embeddings, segments, enrichment")
+    gather.add_argument("chunks", nargs="+", help="chunk .npz files in plan order")
+    gather.add_argument("--chrom-sizes", required=True, help="chrom.sizes or .fai: bigWig header and order")
+    gather.add_argument("--out-dir", required=True)
+    gather.add_argument("--seed", type=int, default=DEFAULTS["seed"])
+    _gather_arguments(gather)
+
+    browser = sub.add_parser("browser", help="igv_session.xml, igv.html (+ igv.min.js) and a UCSC hub for a tracks directory")
+    browser.add_argument("--out-dir", required=True, help="the tracks directory")
+    browser.add_argument("--fasta", required=True, help="the genome FASTA (with .fai, and .gzi when bgzip)")
+    browser.add_argument("--genome", required=True, help="genome name")
+    browser.add_argument("--model-name", required=True, help="model name")
+    browser.add_argument("--igv-js", required=True, help="igv.min.js (see `dnafm tracks install-igv`)")
+    browser.add_argument("--annotation", help="GFF3 shown as a track")
+    browser.add_argument("--assembly", help="assembly name for the hub's genomes.txt (default: the genome name)")
+    browser.add_argument("--hub-email", default="", help="contact address for hub.txt")
+
+    install = sub.add_parser("install-igv", help="npm install the pinned igv.js and copy its dist file")
+    install.add_argument("--out", required=True, help="where igv.min.js goes")
+    install.add_argument("--version", default=None, help="igv.js version (default: the tested pin)")
+
+
+def _settings(args, bin_bp=None):
+    from ..errors import DnafmError
+    from ..tracks.scoring import ScoringSettings
+
+    layer = None if str(args.layer).lower() in ("none", "null", "") else int(args.layer)
+    try:
+        return ScoringSettings(window_bp=args.window_bp, stride_bp=args.stride_bp, passes=args.passes,
+                               reverse_complement=args.reverse_complement, embedding_layer=layer,
+                               bin_bp=bin_bp or args.bin_bp, batch_size=args.batch_size, seed=args.seed)
+    except ValueError as exc:
+        raise DnafmError(str(exc)) from None
+
+
+def _threads(args):
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+
+
+def run(args) -> int:
+    import logging
+
+    from ..errors import DnafmError
+    from ..tracks import pipeline
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    step = args.tracks_command
+    if step == "plan":
+        ids = pipeline.write_chunk_plan(args.fai, args.out, args.chunk_bp, args.bin_bp)
+        print(f"{args.out}: {len(ids)} chunks")
+    elif step == "score":
+        plan = pipeline.read_chunk_plan(args.plan)
+        if args.chunk not in plan:
+            raise DnafmError(f"{args.plan}: no chunk {args.chunk!r}")
+        _threads(args)
+        device = pipeline.resolve_device(args.device)
+        model = pipeline.load_scoring_model(args.model, device)
+        pipeline.score_regions_to_file(args.fasta, plan[args.chunk], model, _settings(args), args.out, device)
+    elif step == "gather":
+        from ..tracks.gather import gather_tracks
+
+        summary = gather_tracks(args.chunks, args.chrom_sizes, args.out_dir, n_clusters=args.n_clusters,
+                                gff_path=args.annotation, seed=args.seed)
+        print(f"{args.out_dir}: {summary['scored_bp']} bases scored, {len(summary['tracks'])} tracks")
+    elif step == "browser":
+        pipeline.write_browser_files(args.out_dir, args.fasta, args.genome, args.model_name, args.igv_js,
+                                     annotation=args.annotation, assembly=args.assembly, hub_email=args.hub_email)
+    elif step == "install-igv":
+        from ..tracks.igv import IGV_JS_VERSION, install_igv_js
+
+        install_igv_js(args.out, args.version or IGV_JS_VERSION)
+    else:
+        missing = [flag for flag, value in (("--fasta", args.fasta), ("--model", args.model), ("--out-dir", args.out_dir)) if not value]
+        if missing:
+            raise DnafmError(f"one-shot tracks need {', '.join(missing)} (or a STEP: plan, score, gather, browser, install-igv)")
+        _threads(args)
+        summary = pipeline.run_genome(args.fasta, args.model, args.out_dir, _settings(args), chunk_bp=args.chunk_bp,
+                                      n_clusters=args.n_clusters, annotation=args.annotation, device=args.device,
+                                      genome_name=args.genome_name, igv_js=args.igv_js)
+        print(f"{args.out_dir}: {summary['scored_bp']} bases scored, {len(summary['tracks'])} tracks")
+    return 0

@@ -1,0 +1,209 @@
+"""Genome-wide embedding bins: the float16 array, PCA, k-means segments, GFF enrichment.
+
+The bin means of every chunk are stacked into one ``(n_bins, hidden)`` float16 ``.npy`` (written
+through a memmap, chunk by chunk), indexed by a BED whose name column is the row. PCA and
+k-means are fitted on at most ``max_fit_bins`` bins drawn with a fixed seed and then applied
+block by block, so memory stays bounded by the sample and the block, not the genome.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from ..atomic import atomic_open, atomic_path
+from ..errors import DnafmError
+from .writers import write_bed
+
+PCA_COMPONENTS = 16  # k-means runs in this space; PC1–PC3 become tracks
+BLOCK_ROWS = 65536
+
+
+@dataclass
+class BinIndex:
+    contig: np.ndarray  # (n,) str
+    start: np.ndarray  # (n,) int64
+    end: np.ndarray  # (n,) int64
+
+    def __len__(self) -> int:
+        return int(self.start.size)
+
+
+def write_embedding_array(path: str | Path, parts: Iterable[np.ndarray], n_bins: int, hidden: int) -> None:
+    """Stack per-chunk bin means into one float16 ``.npy`` without holding it in memory."""
+    with atomic_path(path) as tmp:
+        array = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float16, shape=(n_bins, hidden))
+        row = 0
+        for part in parts:
+            array[row : row + part.shape[0]] = part.astype(np.float16)
+            row += part.shape[0]
+        if row != n_bins:
+            raise DnafmError(f"{path}: expected {n_bins} embedding bins, got {row}")
+        array.flush()
+        del array
+
+
+def write_bin_index(path: str | Path, bins: BinIndex) -> None:
+    """BED of the bins; column 4 is the row in the embedding array."""
+    rows = ((c, int(s), int(e), i) for i, (c, s, e) in enumerate(zip(bins.contig, bins.start, bins.end)))
+    write_bed(path, rows)
+
+
+@dataclass
+class Projection:
+    pcs: np.ndarray  # (n_bins, 3) float32: PC1–PC3 (NaN columns when fewer components)
+    clusters: np.ndarray  # (n_bins,) int32
+    explained_variance_ratio: np.ndarray
+    n_clusters: int
+
+
+def project_and_cluster(embeddings: np.ndarray, n_clusters: int, seed: int = 0, max_fit_bins: int = 100_000) -> Projection:
+    """PCA (fitted on a sample) → PC1–PC3 per bin; k-means in the first PCs → a cluster per bin."""
+    from sklearn.cluster import KMeans
+    from sklearn.decomposition import PCA
+
+    n_bins, hidden = embeddings.shape
+    if n_bins == 0:
+        return Projection(np.zeros((0, 3), np.float32), np.zeros(0, np.int32), np.zeros(0), 0)
+    rng = np.random.default_rng(seed)
+    sample_rows = np.sort(rng.choice(n_bins, size=min(n_bins, max_fit_bins), replace=False))
+    sample = np.asarray(embeddings[sample_rows], dtype=np.float32)
+    n_components = max(1, min(PCA_COMPONENTS, hidden, sample.shape[0]))
+    pca = PCA(n_components=n_components, random_state=seed).fit(sample)
+    n_clusters = max(1, min(n_clusters, len(np.unique(sample, axis=0))))
+    kmeans = KMeans(n_clusters=n_clusters, n_init=4, random_state=seed).fit(pca.transform(sample))
+    pcs = np.full((n_bins, 3), np.nan, dtype=np.float32)
+    clusters = np.empty(n_bins, dtype=np.int32)
+    for lo in range(0, n_bins, BLOCK_ROWS):
+        block = pca.transform(np.asarray(embeddings[lo : lo + BLOCK_ROWS], dtype=np.float32))
+        pcs[lo : lo + block.shape[0], : min(3, n_components)] = block[:, :3]
+        clusters[lo : lo + block.shape[0]] = kmeans.predict(block)
+    return Projection(pcs, clusters, pca.explained_variance_ratio_, n_clusters)
+
+
+def cluster_colors(n_clusters: int) -> list[tuple[int, int, int]]:
+    """Distinct colours (matplotlib's tab10/tab20) for itemRgb."""
+    from matplotlib import colormaps
+
+    cmap = colormaps["tab10" if n_clusters <= 10 else "tab20"]
+    return [tuple(int(round(255 * c)) for c in cmap(i % cmap.N)[:3]) for i in range(n_clusters)]
+
+
+def segment_rows(bins: BinIndex, clusters: np.ndarray, n_clusters: int) -> list[tuple]:
+    """BED9 rows: runs of adjacent bins of one cluster merged; a gap (unscored bins) breaks a run."""
+    colors = cluster_colors(n_clusters)
+    rows = []
+    n = len(bins)
+    i = 0
+    while i < n:
+        j = i
+        while (
+            j + 1 < n
+            and clusters[j + 1] == clusters[i]
+            and bins.contig[j + 1] == bins.contig[i]
+            and bins.start[j + 1] == bins.end[j]
+        ):
+            j += 1
+        k = int(clusters[i])
+        start, end = int(bins.start[i]), int(bins.end[j])
+        rows.append((str(bins.contig[i]), start, end, f"cluster_{k}", 0, ".", start, end, ",".join(map(str, colors[k]))))
+        i = j + 1
+    return rows
+
+
+# --------------------------------------------------------------------------- GFF enrichment
+
+
+def read_gff_features(path: str | Path) -> "pandas.DataFrame":  # noqa: F821
+    """(Chromosome, Start, End, Feature) of every GFF3 record, 0-based half-open."""
+    import gzip
+
+    import pandas as pd
+
+    opener = gzip.open if str(path).endswith(".gz") else open
+    records = []
+    with opener(path, "rt") as handle:
+        for line_number, line in enumerate(handle, 1):
+            if line.startswith("##FASTA"):
+                break
+            if not line.strip() or line.startswith("#"):
+                continue
+            fields = line.rstrip("\n").split("\t")
+            if len(fields) != 9:
+                raise DnafmError(f"{path}: line {line_number}: expected 9 tab-separated GFF3 columns, found {len(fields)}")
+            try:
+                start, end = int(fields[3]) - 1, int(fields[4])
+            except ValueError:
+                raise DnafmError(f"{path}: line {line_number}: start/end {fields[3]!r}/{fields[4]!r} are not integers") from None
+            if end <= start or start < 0:
+                raise DnafmError(f"{path}: line {line_number}: empty or negative interval {fields[3]}-{fields[4]}")
+            records.append((fields[0], start, end, fields[2]))
+    return pd.DataFrame(records, columns=["Chromosome", "Start", "End", "Feature"])
+
+
+def enrichment_table(segments: Sequence[tuple], features: "pandas.DataFrame") -> "pandas.DataFrame":  # noqa: F821
+    """Cluster × feature type: observed bp overlap, expected bp (independence), observed/expected.
+
+    Expected = cluster bp × feature bp (inside scored segments) / scored bp. Overlapping features
+    of one type are merged first, so no base counts twice.
+    """
+    import pandas as pd
+    import pyranges as pr
+
+    columns = ["cluster", "feature_type", "observed_bp", "expected_bp", "obs_exp", "cluster_bp", "feature_bp"]
+    seg = pd.DataFrame([(r[0], r[1], r[2], r[3]) for r in segments], columns=["Chromosome", "Start", "End", "Cluster"])
+    if seg.empty or features.empty:
+        return pd.DataFrame(columns=columns)
+    seg_ranges = pr.PyRanges(seg)
+    scored_bp = int((seg.End - seg.Start).sum())
+    cluster_bp = (seg.End - seg.Start).groupby(seg.Cluster).sum()
+    rows = []
+    for feature_type, group in features.groupby("Feature", sort=True):
+        merged = pr.PyRanges(group[["Chromosome", "Start", "End"]]).merge()
+        inside = seg_ranges.intersect(merged).df
+        observed = (
+            (inside.End - inside.Start).groupby(inside.Cluster).sum() if not inside.empty else pd.Series(dtype=np.int64)
+        )
+        feature_bp = int(observed.sum())
+        for cluster, bp in cluster_bp.items():
+            obs = int(observed.get(cluster, 0))
+            expected = bp * feature_bp / scored_bp
+            rows.append((cluster, feature_type, obs, expected, obs / expected if expected > 0 else np.nan, int(bp), feature_bp))
+    table = pd.DataFrame(rows, columns=columns)
+    order = sorted(table.cluster.unique(), key=lambda name: int(name.rsplit("_", 1)[1]))
+    table["cluster"] = pd.Categorical(table.cluster, categories=order, ordered=True)
+    return table.sort_values(["cluster", "feature_type"]).reset_index(drop=True).astype({"cluster": str})
+
+
+def write_enrichment(table: "pandas.DataFrame", tsv_path: str | Path, png_path: str | Path) -> None:  # noqa: F821
+    """The table as TSV, and a heatmap of log2(observed/expected)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    with atomic_open(tsv_path) as handle:
+        table.to_csv(handle, sep="\t", index=False, float_format="%.6g")
+    fig, ax = plt.subplots(figsize=(max(4, 0.5 * table.feature_type.nunique() + 2), max(3, 0.4 * table.cluster.nunique() + 1.5)))
+    if table.empty:
+        ax.text(0.5, 0.5, "no overlap between segments and annotation", ha="center", va="center")
+        ax.set_axis_off()
+    else:
+        matrix = table.pivot(index="cluster", columns="feature_type", values="obs_exp")
+        matrix = matrix.loc[sorted(matrix.index, key=lambda name: int(name.rsplit("_", 1)[1]))]
+        with np.errstate(divide="ignore"):
+            log2 = np.log2(matrix.to_numpy(dtype=float))
+        finite = np.abs(log2[np.isfinite(log2)])
+        limit = float(finite.max()) if finite.size else 1.0
+        image = ax.imshow(np.clip(log2, -limit, limit), cmap="RdBu_r", vmin=-limit, vmax=limit, aspect="auto")
+        ax.set_xticks(range(matrix.shape[1]), matrix.columns, rotation=60, ha="right")
+        ax.set_yticks(range(matrix.shape[0]), matrix.index)
+        fig.colorbar(image, ax=ax, label="log2(observed / expected)")
+        ax.set_title("Embedding clusters × annotation")
+    fig.tight_layout()
+    with atomic_path(png_path) as tmp:
+        fig.savefig(tmp, format="png", dpi=120)
+    plt.close(fig)

@@ -1,0 +1,256 @@
+"""What a biologist opens: an IGV desktop session and an igv.js page over the same tracks.
+
+Both refer to the tracks and the genome by paths relative to the output directory, so the
+directory can be moved together with the genome directory, or served over HTTP from a common
+root (``python -m http.server -d results``). The page loads igv.js from a copy of the npm
+package's dist file placed next to it and names the local FASTA explicitly, so it fetches
+nothing from the internet.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+import shutil
+import subprocess
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..atomic import atomic_open, atomic_path
+from ..errors import DnafmError
+from . import catalog
+
+#: igv.js release the page is built and tested with (npm package ``igv``).
+IGV_JS_VERSION = "3.8.10"
+IGV_JS_DIST = "igv.min.js"
+PROBABILITIES_LABEL = "A/C/G/T probabilities"
+
+
+@dataclass(frozen=True)
+class BrowserInputs:
+    """What the browser files point at, all relative to ``out_dir``."""
+
+    out_dir: Path
+    genome_name: str
+    model_name: str
+    fasta: Path
+    annotation: Path | None = None
+    locus: str | None = None
+
+    def rel(self, path: Path) -> str:
+        return Path(os.path.relpath(Path(path).resolve(), self.out_dir.resolve())).as_posix()
+
+    def has(self, filename: str) -> bool:
+        return (self.out_dir / filename).exists()
+
+
+def default_locus(fai_path: Path, span_bp: int = 10_000) -> str:
+    """The first ``span_bp`` of the first contig."""
+    with open(fai_path) as handle:
+        first = handle.readline().split("\t")
+    if len(first) < 2:
+        raise DnafmError(f"{fai_path}: empty FASTA index")
+    return f"{first[0]}:1-{min(int(first[1]), span_bp)}"
+
+
+def _fai(fasta: Path) -> Path:
+    return Path(str(fasta) + ".fai")
+
+
+def _gzi(fasta: Path) -> Path | None:
+    gzi = Path(str(fasta) + ".gzi")
+    return gzi if gzi.exists() else None
+
+
+# --------------------------------------------------------------------------- IGV desktop session
+
+
+def write_igv_session(inputs: BrowserInputs, path: Path | None = None) -> Path:
+    """``igv_session.xml``: genome FASTA, the tracks (probabilities overlaid), relative paths."""
+    path = path or inputs.out_dir / "igv_session.xml"
+    locus = inputs.locus or default_locus(_fai(inputs.fasta))
+    session = ET.Element("Session", genome=inputs.rel(inputs.fasta), hasGeneTrack="false",
+                         hasSequenceTrack="true", locus=locus, version="8")
+    resources = ET.SubElement(session, "Resources")
+    data_panel = ET.SubElement(session, "Panel", name="DataPanel")
+    feature_panel = ET.SubElement(session, "Panel", name="FeaturePanel")
+    ET.SubElement(feature_panel, "Track", clazz="org.broad.igv.track.SequenceTrack", id="Reference sequence",
+                  name="Reference sequence", visible="true")
+
+    def data_track(parent: ET.Element, spec: catalog.TrackSpec, **extra) -> None:
+        ET.SubElement(resources, "Resource", name=spec.label, path=spec.filename, type="bigwig")
+        track = ET.SubElement(parent, "Track", attributeKey=spec.filename, autoScale=extra.pop("autoScale", "true"),
+                              clazz="org.broad.igv.track.DataSourceTrack", color=spec.rgb, id=spec.filename,
+                              name=spec.label, renderer="BAR_CHART", visible="true", windowFunction="mean", **extra)
+        ET.SubElement(track, "DataRange", baseline="0.0", drawBaseline="true", flipAxis="false",
+                      maximum="1.0", minimum="0.0", type="LINEAR")
+
+    for spec in catalog.PER_BASE_TRACKS:
+        if spec.group is None and inputs.has(spec.filename):
+            data_track(data_panel, spec)
+    members = [s for s in catalog.PER_BASE_TRACKS if s.group == catalog.PROBABILITY_GROUP and inputs.has(s.filename)]
+    if members:
+        merged = ET.SubElement(data_panel, "Track", attributeKey="Overlay", autoScale="false",
+                               clazz="org.broad.igv.track.MergedTracks", id=catalog.PROBABILITY_GROUP,
+                               name=PROBABILITIES_LABEL, visible="true")
+        for spec in members:
+            data_track(merged, spec, autoScale="false")
+    for spec in catalog.EMBEDDING_TRACKS:
+        if inputs.has(spec.filename):
+            data_track(data_panel, spec)
+    if inputs.has(catalog.SEGMENTS_BED):
+        ET.SubElement(resources, "Resource", name=catalog.SEGMENTS_LABEL, path=catalog.SEGMENTS_BED, type="bed")
+        ET.SubElement(feature_panel, "Track", attributeKey=catalog.SEGMENTS_BED, clazz="org.broad.igv.track.FeatureTrack",
+                      displayMode="COLLAPSED", id=catalog.SEGMENTS_BED, name=catalog.SEGMENTS_LABEL, visible="true")
+    if inputs.annotation is not None:
+        rel = inputs.rel(inputs.annotation)
+        ET.SubElement(resources, "Resource", name="Annotation", path=rel, type="gff3")
+        ET.SubElement(feature_panel, "Track", attributeKey=rel, clazz="org.broad.igv.track.FeatureTrack",
+                      displayMode="EXPANDED", id=rel, name="Annotation (GFF3)", visible="true")
+    ET.indent(session)
+    with atomic_path(path) as tmp:
+        ET.ElementTree(session).write(tmp, encoding="UTF-8", xml_declaration=True)
+    return path
+
+
+# --------------------------------------------------------------------------- igv.js page
+
+
+def igv_js_options(inputs: BrowserInputs) -> dict:
+    """The igv.createBrowser options the page uses (also handy for embedding elsewhere)."""
+    fasta = inputs.fasta
+    reference = {"id": inputs.genome_name, "name": inputs.genome_name, "fastaURL": inputs.rel(fasta),
+                 "indexURL": inputs.rel(_fai(fasta))}
+    if _gzi(fasta) is not None:
+        reference["compressedIndexURL"] = inputs.rel(_gzi(fasta))
+
+    def wig(spec: catalog.TrackSpec, **extra) -> dict:
+        return {"name": spec.label, "type": "wig", "format": "bigwig", "url": spec.filename,
+                "color": spec.hex_color, "autoscale": True, "height": 60, **extra}
+
+    tracks = [wig(s) for s in catalog.PER_BASE_TRACKS if s.group is None and inputs.has(s.filename)]
+    members = [s for s in catalog.PER_BASE_TRACKS if s.group == catalog.PROBABILITY_GROUP and inputs.has(s.filename)]
+    if members:
+        tracks.append({"name": PROBABILITIES_LABEL, "type": "merged", "height": 80, "autoscale": False,
+                       "min": 0, "max": 1,
+                       "tracks": [wig(s, autoscale=False, min=0, max=1) for s in members]})
+    tracks += [wig(s, height=50) for s in catalog.EMBEDDING_TRACKS if inputs.has(s.filename)]
+    if inputs.has(catalog.SEGMENTS_BED):
+        tracks.append({"name": catalog.SEGMENTS_LABEL, "type": "annotation", "format": "bed",
+                       "url": catalog.SEGMENTS_BED, "indexed": False, "displayMode": "COLLAPSED", "height": 30})
+    if inputs.annotation is not None:
+        tracks.append({"name": "Annotation (GFF3)", "type": "annotation", "format": "gff3",
+                       "url": inputs.rel(inputs.annotation), "indexed": False, "displayMode": "EXPANDED"})
+    return {
+        "reference": reference,
+        "locus": inputs.locus or default_locus(_fai(fasta)),
+        "tracks": tracks,
+        "loadDefaultGenomes": False,  # no request to igv.org for its genome list
+        "showCursorTrackingGuide": True,
+    }
+
+
+_PAGE = """<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>dnafm tracks · {title}</title>
+<!-- igv.js {version} (npm package "igv"), copied next to this page so it works offline -->
+<script src="{dist}"></script>
+<style>
+  body {{ font-family: sans-serif; margin: 1em; }}
+  #status {{ font-size: 0.9em; color: #555; margin: 0.3em 0 0.8em; }}
+  #status[data-state="error"] {{ color: #b00; }}
+</style>
+</head>
+<body>
+<h2>dnafm · {title}</h2>
+<div id="status" data-state="loading">loading tracks…</div>
+<div id="igv"></div>
+<script>
+const options = {options};
+// Count what each track holds over the first locus; the status line says if any track failed.
+async function loadedTracks(browser) {{
+  const errors = [];
+  const frame = browser.referenceFrameList[0];
+  const [start, end] = [Math.floor(frame.start), Math.ceil(frame.end)];
+  for (const config of options.tracks) {{
+    const found = browser.findTracks(t => t.name === config.name);
+    if (found.length !== 1) {{ errors.push(config.name + ": not loaded"); continue; }}
+    try {{
+      const features = await found[0].getFeatures(frame.chr, start, end, frame.bpPerPixel);
+      // A merged (overlay) track answers one feature list per member track.
+      const lists = features && features.featureArrays
+        ? features.featureArrays.map((list, i) => [config.tracks[i].name, list])
+        : [[config.name, features]];
+      for (const [name, list] of lists) {{
+        if (!list || list.length === 0) errors.push(name + ": no data in " + frame.chr + ":" + start + "-" + end);
+      }}
+    }} catch (e) {{
+      errors.push(config.name + ": " + (e && e.message ? e.message : e));
+    }}
+  }}
+  return errors;
+}}
+(async () => {{
+  const status = document.getElementById("status");
+  const errors = [];
+  window.addEventListener("error", e => errors.push(String(e.message)));
+  window.addEventListener("unhandledrejection", e => errors.push(String(e.reason)));
+  try {{
+    const browser = await igv.createBrowser(document.getElementById("igv"), options);
+    errors.push(...await loadedTracks(browser));
+    document.querySelectorAll(".igv-ui-alert-dialog-container, .igv-ui-alert").forEach(alert => {{
+      if (alert.offsetParent !== null && alert.textContent.trim()) errors.push("alert: " + alert.textContent.trim());
+    }});
+  }} catch (e) {{
+    errors.push(e && e.message ? e.message : String(e));
+  }}
+  status.dataset.state = errors.length ? "error" : "ok";
+  status.textContent = errors.length
+    ? "error: " + errors.join("; ")
+    : "ok: " + options.tracks.length + " tracks loaded (igv.js " + (igv.version ? igv.version() : "") + ")";
+}})();
+</script>
+</body>
+</html>
+"""
+
+
+def write_igv_html(inputs: BrowserInputs, igv_js: Path, path: Path | None = None) -> Path:
+    """``igv.html`` plus a copy of igv.js's dist file beside it."""
+    igv_js = Path(igv_js)
+    if not igv_js.is_file():
+        raise DnafmError(f"{igv_js}: igv.js dist file not found (run `dnafm tracks install-igv`)")
+    path = path or inputs.out_dir / "igv.html"
+    with atomic_path(path.parent / IGV_JS_DIST) as tmp:
+        shutil.copyfile(igv_js, tmp)
+    options = json.dumps(igv_js_options(inputs), indent=2).replace("</", "<\\/")
+    page = _PAGE.format(title=html.escape(f"{inputs.genome_name} · {inputs.model_name}"),
+                        version=IGV_JS_VERSION, dist=IGV_JS_DIST, options=options)
+    with atomic_open(path) as handle:
+        handle.write(page)
+    return path
+
+
+def install_igv_js(dest: Path, version: str = IGV_JS_VERSION) -> Path:
+    """``npm install igv@version`` into a scratch prefix; copy ``dist/igv.min.js`` to ``dest``."""
+    npm = shutil.which("npm")
+    if npm is None:
+        raise DnafmError("npm not found: install Node.js/npm, or set tracks.igv_js to an igv.min.js you have")
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    prefix = dest.parent / f".npm-igv-{version}"
+    result = subprocess.run(
+        [npm, "install", "--no-audit", "--no-fund", "--no-save", "--prefix", str(prefix), f"igv@{version}"],
+        capture_output=True, text=True,
+    )
+    dist = prefix / "node_modules" / "igv" / "dist" / IGV_JS_DIST
+    if result.returncode != 0 or not dist.is_file():
+        raise DnafmError(f"npm install igv@{version} failed: {(result.stderr or result.stdout).strip()[-500:]}")
+    with atomic_path(dest) as tmp:
+        shutil.copyfile(dist, tmp)
+    shutil.rmtree(prefix, ignore_errors=True)
+    return dest

@@ -1,0 +1,140 @@
+"""Windows over contigs, and which bases each window scores.
+
+A contig is covered by windows of ``window_bp`` (3998 nt: the model's 4000-token context minus
+[CLS] and [EOS]) that start every ``stride_bp``; the last one ends at the contig end. Each base
+is scored from the window whose centre it is nearest to, so the kept parts ("kept" below) of
+neighbouring windows abut and every base is scored exactly once, always with at least
+``(window_bp - stride_bp) / 2`` bases of context on both sides away from contig ends. A contig
+shorter than a window is one window over the whole contig.
+
+Chunks (the unit of one scatter job) are lists of regions ``(contig, start, end)``; their
+boundaries fall on multiples of ``bin_bp`` (or a contig end), so embedding bins never straddle
+two chunks, and a chunk scores exactly the windows whose kept part meets it. Windows depend only
+on the contig, never on the chunk, so chunked and unchunked runs score the same windows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable, Iterator, Sequence
+
+import numpy as np
+
+from ..errors import DnafmError
+
+#: The model's 4000-token context minus [CLS] and [EOS].
+WINDOW_BP = 3998
+
+
+@dataclass(frozen=True)
+class Window:
+    """Window ``[start, end)`` of a contig; it scores bases ``[keep_start, keep_end)``."""
+
+    contig: str
+    start: int
+    end: int
+    keep_start: int
+    keep_end: int
+
+
+@dataclass(frozen=True)
+class Region:
+    """A half-open stretch ``[start, end)`` of one contig."""
+
+    contig: str
+    start: int
+    end: int
+
+    @property
+    def length(self) -> int:
+        return self.end - self.start
+
+
+def check_geometry(window_bp: int, stride_bp: int) -> None:
+    if not 1 <= window_bp <= WINDOW_BP:
+        raise DnafmError(f"tracks.window_bp {window_bp}: must be between 1 and {WINDOW_BP}")
+    if not 1 <= stride_bp <= window_bp:
+        raise DnafmError(f"tracks.stride_bp {stride_bp}: must be between 1 and window_bp ({window_bp})")
+
+
+def window_starts(contig_bp: int, window_bp: int = WINDOW_BP, stride_bp: int = WINDOW_BP // 2) -> np.ndarray:
+    """Start of every window over a contig: 0, stride, 2·stride, …, and contig_bp - window_bp last."""
+    if contig_bp <= window_bp:
+        return np.zeros(1, dtype=np.int64)
+    last = contig_bp - window_bp
+    starts = np.arange(0, last, stride_bp, dtype=np.int64)
+    return np.append(starts, last)
+
+
+def contig_windows(
+    contig: str, contig_bp: int, window_bp: int = WINDOW_BP, stride_bp: int = WINDOW_BP // 2
+) -> list[Window]:
+    """Every window of one contig, with kept parts that abut and cover ``[0, contig_bp)``."""
+    check_geometry(window_bp, stride_bp)
+    if contig_bp <= 0:
+        return []
+    starts = window_starts(contig_bp, window_bp, stride_bp)
+    ends = np.minimum(starts + window_bp, contig_bp)
+    # Twice the centre, to stay in integers; a base b is nearest to the centre c when
+    # |2b+1 - 2c| is smallest, so boundaries sit halfway between consecutive centres.
+    centres2 = starts + ends
+    bounds = (centres2[:-1] + centres2[1:]) // 4
+    keep_starts = np.concatenate(([0], bounds))
+    keep_ends = np.concatenate((bounds, [contig_bp]))
+    return [
+        Window(contig, int(s), int(e), int(ks), int(ke))
+        for s, e, ks, ke in zip(starts, ends, keep_starts, keep_ends)
+        if ke > ks
+    ]
+
+
+def windows_for_region(
+    region: Region, contig_bp: int, window_bp: int = WINDOW_BP, stride_bp: int = WINDOW_BP // 2
+) -> list[Window]:
+    """The contig's windows whose kept part meets ``region``, with kept parts clipped to it."""
+    out = []
+    for window in contig_windows(region.contig, contig_bp, window_bp, stride_bp):
+        keep_start = max(window.keep_start, region.start)
+        keep_end = min(window.keep_end, region.end)
+        if keep_end > keep_start:
+            out.append(Window(window.contig, window.start, window.end, keep_start, keep_end))
+    return out
+
+
+def plan_chunks(
+    contig_lengths: Sequence[tuple[str, int]], chunk_bp: int, bin_bp: int
+) -> list[list[Region]]:
+    """Cut contigs (in .fai order) into chunks of about ``chunk_bp``.
+
+    A long contig is split at multiples of ``bin_bp``; short contigs are packed together until a
+    chunk holds ``chunk_bp``. Every base of every contig lies in exactly one chunk.
+    """
+    if chunk_bp < bin_bp:
+        raise DnafmError(f"tracks.chunk_bp {chunk_bp}: must be at least tracks.bin_bp ({bin_bp})")
+    piece_bp = (chunk_bp // bin_bp) * bin_bp
+    chunks: list[list[Region]] = []
+    current: list[Region] = []
+    filled = 0
+    for contig, length in contig_lengths:
+        start = 0
+        while start < length:
+            # Fill what room is left, cutting only at a bin boundary of this contig.
+            take_bp = max(bin_bp, ((piece_bp - filled) // bin_bp) * bin_bp)
+            end = min(length, start + take_bp)
+            current.append(Region(contig, start, end))
+            filled += end - start
+            start = end
+            if filled >= piece_bp:
+                chunks.append(current)
+                current, filled = [], 0
+    if current:
+        chunks.append(current)
+    return chunks
+
+
+def iter_region_windows(
+    regions: Iterable[Region], contig_lengths: dict[str, int], window_bp: int, stride_bp: int
+) -> Iterator[tuple[Region, Window]]:
+    for region in regions:
+        for window in windows_for_region(region, contig_lengths[region.contig], window_bp, stride_bp):
+            yield region, window
