@@ -12,6 +12,7 @@ from .errors import DnafmError
 # subcommand name → module under dnafm_lib.commands (add a line when a stage lands)
 SUBCOMMANDS: dict[str, str] = {
     "model-info": "model_info",
+    "tracks": "tracks",
     "download": "download",
     "splits": "splits",
     "pretrain": "pretrain",
