@@ -27,11 +27,12 @@ if "ncbi_jobs" not in workflow.global_resources:
 
 
 # `--list PATH_OR_URL` for the NT list, else `--sheet TSV` for the cohort's genome sheet.
-SPLITS_SOURCE = (
-    ["--list", config["splits"]["nt_list"]]
-    if config["splits"].get("nt_list")
-    else ["--sheet", config["genome_sheet"]]
-)
+if config["splits"].get("nt_list"):
+    SPLITS_SOURCE = ["--list", config["splits"]["nt_list"]]
+elif config.get("genome_sheet"):
+    SPLITS_SOURCE = ["--sheet", config["genome_sheet"]]
+else:
+    raise ValueError("config: set splits.nt_list (the NT list) or genome_sheet (a genome sheet TSV)")
 NCBI_ARGS = ["--ncbi-ftp-url", config["ncbi"]["ftp_url"], "--ncbi-api-url", config["ncbi"]["api_url"]]
 
 
