@@ -151,10 +151,13 @@ class HttpClient:
                 response = self.session.get(
                     url, params=params, headers=headers, stream=stream, timeout=self.timeout_s
                 )
-            except (requests.ConnectionError, requests.Timeout) as exc:
+            except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
+                # ChunkedEncodingError: the body of a small (non-streamed) answer broke off.
                 last_problem = f"connection failed ({type(exc).__name__}: {exc})"
                 self._pause(attempt, self.retry.backoff_s(attempt))
                 continue
+            except requests.RequestException as exc:  # a malformed URL and the like: not retryable
+                raise HttpError(f"{url}: {type(exc).__name__}: {exc}") from None
             if response.status_code == 429:
                 wait_s = parse_retry_after(response.headers.get("Retry-After"))
                 response.close()

@@ -230,8 +230,11 @@ def extract_genomic_fasta(zip_path: Path, accession: str, fasta_out: Path, *, so
         raise NcbiError(f"{source}: not a readable zip archive ({exc})") from None
     with archive:
         names = [safe_member_name(info.filename, source) for info in archive.infolist()]
+        # The genome's sequence files only (a package may also hold cds_from_genomic.fna, rna.fna).
         wanted = sorted(
-            str(n) for n in names if n.parts[:3] == ("ncbi_dataset", "data", accession) and n.suffix == ".fna"
+            str(n) for n in names
+            if n.parts[:3] == ("ncbi_dataset", "data", accession) and n.suffix == ".fna"
+            and not n.name.startswith(("cds_from_genomic", "rna"))
         )
         if not wanted:
             raise NcbiError(f"{source}: no ncbi_dataset/data/{accession}/*.fna entry in the archive")

@@ -296,7 +296,7 @@ def read_genome_sheet(sheet_path: str) -> list[GenomeEntry]:
     path = Path(sheet_path)
     if not path.is_file():
         raise SplitsError(f"genome sheet {sheet_path}: no such file")
-    sheet = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, comment="#")
+    sheet = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
     missing = [c for c in ("genome", "source") if c not in sheet.columns]
     if missing:
         raise SplitsError(f"genome sheet {sheet_path}: missing column(s) {', '.join(missing)}")

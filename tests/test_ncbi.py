@@ -270,3 +270,25 @@ def test_download_command_reports_a_suppressed_accession_in_one_line(ncbi, tmp_p
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0
     assert err == f"dnafm download: error: {RAT_OLD}: assembly is suppressed at NCBI; its current version is {RAT_NEW}"
+
+
+def test_connection_dropped_inside_a_dataset_report_is_retried(ncbi, client):
+    ncbi.inject("dataset_report", "drop", 10)
+
+    assert client.assembly_report(RAT_NEW).assembly_status == "current"
+    assert len(ncbi.hits_for("dataset_report")) == 2
+
+
+def test_download_command_gzips_a_plain_fasta_from_a_url_row_of_the_splits_table(ncbi, tmp_path):
+    ncbi.static["plain.fa"] = synthetic_fasta(seed=9)
+    table = tmp_path / "genomes.tsv"
+    table.write_text("genome\taccession\tsource\tlocation\tsplit\tannotation\tassembly_name\tstatus\n"
+                     f"web\t\turl\t{ncbi.static_url('plain.fa')}\ttrain\t\t\t\n")
+
+    code = cli.main(["download", "--genomes-tsv", str(table), "--genome", "web", "--out-dir", str(tmp_path / "web")])
+
+    assert code == 0
+    assert gunzip(tmp_path / "web" / "genomic.fna.gz") == synthetic_fasta(seed=9)
+    record = json.loads((tmp_path / "web" / "download.json").read_text())
+    assert record["genome"] == "web" and record["source"] == "url"
+    assert record["md5"] == hashlib.md5(synthetic_fasta(seed=9)).hexdigest()
