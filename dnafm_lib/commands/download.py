@@ -1,16 +1,14 @@
 """dnafm download: genome assemblies from NCBI (FTP tree or Datasets zip), or a FASTA from a URL.
 
-Three forms:
-  dnafm download ACCESSION... --out-dir DIR   one folder DIR/ACCESSION/ per assembly
-  dnafm download --url URL --out FILE         a plain or gzipped FASTA from an http(s) URL
-  dnafm download --genomes-tsv results/splits/genomes.tsv --genome ID --out-dir DIR
-                                              one row of the splits table (ncbi or url), as
-                                              the workflow's download_genome rule runs it
-
-NCBI downloads are verified against md5checksums.txt (or the zip's checksums), resumed after a
-broken connection, retried on 5xx, and paced to NCBI's rate limit (3 requests/s, 10 with the
-NCBI_API_KEY environment variable). Each assembly folder holds genomic.fna.gz and download.json
-(accession, assembly_name, assembly_status, fasta_path, url, md5, retrieved_at, source).
+Three forms. (1) `dnafm download ACCESSION... --out-dir DIR` writes one folder DIR/ACCESSION/
+per assembly. (2) `dnafm download --url URL --out FILE` fetches a plain or gzipped FASTA from
+an http(s) URL. (3) `dnafm download --genomes-tsv results/splits/genomes.tsv --genome ID
+--out-dir DIR` downloads one ncbi or url row of the splits table, as the workflow's
+download_genome rule does. NCBI downloads are verified against md5checksums.txt (or the zip's
+checksums), resumed after a broken connection, retried on 5xx, and paced to NCBI's rate limit
+(3 requests/s, 10 with the NCBI_API_KEY environment variable). Each assembly folder holds
+genomic.fna.gz and download.json (accession, assembly_name, assembly_status, fasta_path, url,
+md5, retrieved_at, source).
 """
 
 HELP = "download genome assemblies from NCBI (verified, resumable) or a FASTA from a URL"

@@ -1,15 +1,12 @@
 """dnafm splits: the train/validation/test genome table from the NT list or a genome sheet.
 
-  dnafm splits --list PATH_OR_URL --out-dir DIR    the NT multi-species list (one URL or accession
-                                                   per line, in split order; pin URLs to a revision)
-  dnafm splits --sheet genomes.tsv --out-dir DIR   a cohort's genome sheet (columns genome, source,
-                                                   accession, location, split, annotation); the
-                                                   network is used only for rows with source ncbi
-
-Split rule: test = the last --test-genomes entries, validation = the --validation-genomes before
+Give `--list PATH_OR_URL` (the NT multi-species list: one URL or accession per line, in split
+order; pin a URL to a revision) or `--sheet TSV` (a cohort's genome sheet with columns genome,
+source, accession, location, split, annotation; only its ncbi rows use the network). Split
+rule: test = the last --test-genomes entries, validation = the --validation-genomes before
 them, train = the rest (sheet rows with a fixed split keep it). NCBI rows are checked with
-Datasets v2 reports; suppressed, retired and unknown assemblies are dropped into removed.tsv with
-the reason; --replace OLD=NEW puts NEW in OLD's place and split (e.g. the rat swap
+Datasets v2 reports; suppressed, retired and unknown assemblies are dropped into removed.tsv
+with the reason; --replace OLD=NEW puts NEW in OLD's place and split (the rat swap:
 GCF_000001895.5=GCF_015227675.2). Writes DIR/genomes.tsv (genome, accession, source, location,
 split, annotation, assembly_name, status), DIR/removed.tsv and DIR/summary.json.
 """
