@@ -86,13 +86,14 @@ def shard_model(model: nn.Module, compute_dtype: torch.dtype, *, compile_blocks:
 
     policy = MixedPrecisionPolicy(param_dtype=compute_dtype, reduce_dtype=torch.float32)
     blocks = model.blocks
-    for index, block in enumerate(blocks):
+    for index in range(len(blocks)):
         if compile_blocks:
-            # Compiled per block: every block has the same graph, so it compiles once, and the
-            # parameter names (and so checkpoints) stay those of the eager model.
-            block.compile()
+            # Compiled per block (all blocks share one graph, so it compiles once) and wrapped
+            # before sharding, so FSDP's hooks stay outside the compiled region. The wrapper adds
+            # ``_orig_mod`` to names; torch.distributed.checkpoint's state dicts strip it.
+            blocks[index] = torch.compile(blocks[index])
         # The last block's parameters are needed again at once by backward: keep them gathered.
-        fully_shard(block, mp_policy=policy, reshard_after_forward=index < len(blocks) - 1)
+        fully_shard(blocks[index], mp_policy=policy, reshard_after_forward=index < len(blocks) - 1)
     fully_shard(model, mp_policy=policy)
     return model
 
