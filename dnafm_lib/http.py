@@ -30,6 +30,8 @@ USER_AGENT = "dnafm (+https://github.com/dnafm; genome downloads for DNA FM pret
 CHUNK_BYTES = 1 << 20
 # Progress bars only for downloads at least this large (small files finish before one renders).
 PROGRESS_MIN_BYTES = 8 << 20
+# Bytes looked at to tell the expected payload from an error page.
+HEAD_CHECK_BYTES = 512
 # The first bytes of each payload kind; an HTML page starts with "<" instead.
 MAGIC = {"gzip": (b"\x1f\x8b",), "zip": (b"PK\x03\x04", b"PK\x05\x06"), "json": (b"{", b"[")}
 
@@ -196,7 +198,7 @@ class HttpClient:
         response = self._request(url, params=params)
         self._raise_for_status(url, response)
         body = response.content
-        _check_payload_start(url, body[:512], expect, response.headers.get("Content-Type", ""))
+        _check_payload_start(url, body[:HEAD_CHECK_BYTES], expect, response.headers.get("Content-Type", ""))
         return body.decode(response.encoding or "utf-8", errors="replace")
 
     def get_json(self, url: str, *, params=None) -> Any:
@@ -233,6 +235,13 @@ class HttpClient:
                     f"expected {md5.lower()}"
                 )
         return DownloadInfo(path=out_path, md5=info.md5, size_bytes=info.size_bytes, url=url)
+
+    @staticmethod
+    def _write(handle, hasher, chunk: bytes, bar) -> None:
+        handle.write(chunk)
+        hasher.update(chunk)
+        if bar is not None:
+            bar.update(len(chunk))
 
     def _download_to(self, url: str, tmp: Path, *, params, expect, label) -> DownloadInfo:
         hasher = hashlib.md5()
@@ -273,14 +282,20 @@ class HttpClient:
                         try:
                             # read1: keep every byte that arrived before a break (a 1 MiB read()
                             # would lose them), and the raw bytes, so md5 and Range offsets match.
+                            head = b""  # the payload's first bytes, held back until checked
                             while chunk := response.raw.read1(CHUNK_BYTES, decode_content=False):
-                                if written == 0:
-                                    _check_payload_start(url, chunk[:512], expect, response.headers.get("Content-Type", ""))
-                                handle.write(chunk)
-                                hasher.update(chunk)
+                                if written == 0 and expect is not None:
+                                    head += chunk
+                                    if len(head) < HEAD_CHECK_BYTES:
+                                        continue
+                                    _check_payload_start(url, head, expect, response.headers.get("Content-Type", ""))
+                                    chunk, head = head, b""
+                                self._write(handle, hasher, chunk, bar)
                                 written += len(chunk)
-                                if bar is not None:
-                                    bar.update(len(chunk))
+                            if written == 0 and expect is not None:  # shorter than HEAD_CHECK_BYTES, or empty
+                                _check_payload_start(url, head, expect, response.headers.get("Content-Type", ""))
+                                self._write(handle, hasher, head, bar)
+                                written += len(head)
                         except (urllib3.exceptions.HTTPError, OSError) as exc:
                             last_problem = f"connection broke at byte {written} ({type(exc).__name__})"
                         else:

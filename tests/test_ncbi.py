@@ -292,3 +292,21 @@ def test_download_command_gzips_a_plain_fasta_from_a_url_row_of_the_splits_table
     record = json.loads((tmp_path / "web" / "download.json").read_text())
     assert record["genome"] == "web" and record["source"] == "url"
     assert record["md5"] == hashlib.md5(synthetic_fasta(seed=9)).hexdigest()
+
+
+def test_connection_broken_within_the_first_bytes_restarts_the_download_cleanly(ncbi, client, tmp_path):
+    ncbi.inject("_genomic.fna.gz", "drop", 1)
+
+    result = download_assembly(RAT_NEW, tmp_path / "rat", client=client)
+
+    assert gunzip(result.fasta_path) == synthetic_fasta(seed=1)
+    assert len(ncbi.hits_for("_genomic.fna.gz")) == 2
+
+
+def test_empty_answer_where_a_gzip_was_expected_is_an_error(ncbi, tmp_path):
+    ncbi.static["empty.fna.gz"] = b""
+    http = HttpClient(retry=FAST_RETRY, progress=False)
+
+    with pytest.raises(HttpError, match=r"empty\.fna\.gz: server answered status 200 with data starting b'' where gzip"):
+        http.download(ncbi.static_url("empty.fna.gz"), tmp_path / "empty.fna.gz", expect="gzip")
+    assert leftovers(tmp_path) == []
