@@ -15,6 +15,8 @@ configfile: "config/config.yaml"
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/splits.smk"
+include: "workflow/rules/genomes.smk"
+include: "workflow/rules/shards.smk"
 
 
 rule all:

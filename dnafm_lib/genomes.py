@@ -221,3 +221,57 @@ def prepare_genome(
             json.dump(provenance, handle, indent=2)
             handle.write("\n")
     return provenance
+
+
+SHEET_COLUMNS = ("genome", "source", "accession", "location", "split", "annotation")
+
+
+def read_genome_sheet(path: str | os.PathLike):
+    """The genome sheet as a pandas DataFrame of strings (empty cells NaN, so a JSON schema sees
+    them as absent); unknown or missing columns are an error naming them."""
+    import pandas as pd
+
+    path = Path(path)
+    try:
+        sheet = pd.read_csv(path, sep="\t", dtype=str, skip_blank_lines=True)
+    except FileNotFoundError:
+        raise GenomeError(f"{path}: genome sheet not found") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise GenomeError(f"{path}: not a tab-separated genome sheet ({exc})") from None
+    unknown = [c for c in sheet.columns if c not in SHEET_COLUMNS]
+    missing = [c for c in ("genome", "source") if c not in sheet.columns]
+    if unknown or missing:
+        raise GenomeError(
+            f"{path}: " + "; ".join(
+                part for part in (
+                    f"unknown column(s) {', '.join(unknown)}" if unknown else "",
+                    f"missing column(s) {', '.join(missing)}" if missing else "",
+                ) if part
+            ) + f" (expected {', '.join(SHEET_COLUMNS)}, tab-separated)"
+        )
+    for column in SHEET_COLUMNS:
+        if column not in sheet.columns:
+            sheet[column] = pd.NA
+    return sheet[list(SHEET_COLUMNS)]
+
+
+def check_genome_sheet(sheet, path: str | os.PathLike, base_dir: str | os.PathLike = ".") -> None:
+    """Cross-row checks after the per-row schema: unique genome ids, and local files present.
+
+    Errors name the sheet, the line (header = line 1) and the genome.
+    """
+    import pandas as pd
+
+    lines = {index: position + 2 for position, index in enumerate(sheet.index)}
+    seen: dict[str, int] = {}
+    for index, row in sheet.iterrows():
+        where = f"{path}: line {lines[index]} (genome {row['genome']})"
+        if row["genome"] in seen:
+            raise GenomeError(f"{where}: genome id already used on line {seen[row['genome']]}")
+        seen[row["genome"]] = lines[index]
+        local = [("location", row["location"])] if row["source"] == "file" else []
+        if pd.notna(row["annotation"]):
+            local.append(("annotation", row["annotation"]))
+        for column, value in local:
+            if not (Path(base_dir) / value).is_file():
+                raise GenomeError(f"{where}: {column} {value} does not exist")

@@ -36,7 +36,6 @@ REPORT_BATCH = 100
 ACCESSION_RE = re.compile(r"^(GC[AF])_(\d{3})(\d{3})(\d{3})\.(\d+)$")
 # Statuses under which the listed assembly's files are still served.
 AVAILABLE_STATUSES = ("current", "previous")
-GONE_STATUSES = ("suppressed", "retired")
 SOURCES = ("ftp", "datasets")
 
 

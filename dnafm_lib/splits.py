@@ -23,6 +23,7 @@ from urllib.parse import urlparse
 
 from .atomic import atomic_open
 from .errors import DnafmError
+from .http import HttpClient
 from .ncbi import (
     ACCESSION_RE,
     AVAILABLE_STATUSES,
@@ -100,8 +101,6 @@ def parse_list_line(line: str, where: str) -> tuple[str, str]:
 def read_list_text(list_source: str, client_http=None) -> str:
     """The NT list's text from a local file or an http(s) URL (pin a revision in the URL)."""
     if list_source.startswith(("http://", "https://")):
-        from .http import HttpClient
-
         return (client_http or HttpClient()).get_text(list_source)
     path = Path(list_source)
     if not path.is_file():

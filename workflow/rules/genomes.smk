@@ -1,0 +1,32 @@
+"""Genomes stage: one validated, indexed genome directory per row of the splits table.
+
+Output per genome (results/genomes/{genome}/): genome.fa.gz (bgzip) with .fai and .gzi,
+chrom.sizes, provenance.json, and annotation.gff3 when the row names one. file rows read their
+local FASTA; ncbi and url rows read the download step's record (results/downloads/{genome}/).
+"""
+
+GENOMES_DIR = RESULTS / "genomes"
+
+
+rule prepare_genome:
+    input:
+        unpack(prepare_genome_inputs),
+    output:
+        fasta=GENOMES_DIR / "{genome}" / "genome.fa.gz",
+        fai=GENOMES_DIR / "{genome}" / "genome.fa.gz.fai",
+        gzi=GENOMES_DIR / "{genome}" / "genome.fa.gz.gzi",
+        sizes=GENOMES_DIR / "{genome}" / "chrom.sizes",
+        provenance=GENOMES_DIR / "{genome}" / "provenance.json",
+    params:
+        out_dir=lambda wildcards: GENOMES_DIR / wildcards.genome,
+        options=prepare_genome_args,
+    wildcard_constraints:
+        genome=r"[A-Za-z0-9][A-Za-z0-9._-]*",
+    log:
+        LOGS / "prepare_genome" / "{genome}.log",
+    benchmark:
+        LOGS / "prepare_genome" / "{genome}.benchmark.tsv"
+    resources:
+        mem_mb=1000,
+    shell:
+        "dnafm prepare-genome --genome {wildcards.genome:q} --out-dir {params.out_dir:q} {params.options} > {log:q} 2>&1"

@@ -1,0 +1,58 @@
+"""Shards stage: tokenized training windows, one job per genome, one light manifest per split.
+
+results/shards/{genome}/: tokens.npy (uint8 rows of shards.window_nt), softmask.npy, index.npy,
+metadata.json. results/shards/{split}.manifest.json: the split's genomes, counts and checksums,
+read by dnafm_lib.shards.open_split (pretraining). A split with no genomes gets an empty manifest.
+Config `shards`: window_nt (nucleotides per row; the model adds [CLS]/[EOS]), min_tail_nt (keep
+a contig's shorter last window from this length).
+"""
+
+SHARDS_DIR = RESULTS / "shards"
+SPLIT_NAMES = ("train", "validation", "test")
+ALL_TARGETS += [SHARDS_DIR / f"{split}.manifest.json" for split in SPLIT_NAMES]
+
+
+localrules:
+    index_shards,
+
+
+rule shard_genome:
+    input:
+        fasta=GENOMES_DIR / "{genome}" / "genome.fa.gz",
+    output:
+        tokens=SHARDS_DIR / "{genome}" / "tokens.npy",
+        softmask=SHARDS_DIR / "{genome}" / "softmask.npy",
+        index=SHARDS_DIR / "{genome}" / "index.npy",
+        metadata=SHARDS_DIR / "{genome}" / "metadata.json",
+    params:
+        out_dir=lambda wildcards: SHARDS_DIR / wildcards.genome,
+        window_nt=config["shards"]["window_nt"],
+        min_tail_nt=config["shards"]["min_tail_nt"],
+    wildcard_constraints:
+        genome=r"[A-Za-z0-9][A-Za-z0-9._-]*",
+    log:
+        LOGS / "shard_genome" / "{genome}.log",
+    benchmark:
+        LOGS / "shard_genome" / "{genome}.benchmark.tsv"
+    resources:
+        mem_mb=1000,
+    shell:
+        "dnafm shard --fasta {input.fasta:q} --genome {wildcards.genome:q} --out-dir {params.out_dir:q} "
+        "--window-nt {params.window_nt} --min-tail-nt {params.min_tail_nt} > {log:q} 2>&1"
+
+
+rule index_shards:
+    input:
+        lambda wildcards: [SHARDS_DIR / genome / "metadata.json" for genome in genomes_in_split(wildcards.split)],
+    output:
+        SHARDS_DIR / "{split}.manifest.json",
+    params:
+        shard_dirs=lambda wildcards: [SHARDS_DIR / genome for genome in genomes_in_split(wildcards.split)],
+        window_nt=config["shards"]["window_nt"],
+    wildcard_constraints:
+        split="|".join(SPLIT_NAMES),
+    log:
+        LOGS / "index_shards" / "{split}.log",
+    shell:
+        "dnafm index-shards --split {wildcards.split} --out {output:q} --window-nt {params.window_nt} "
+        "{params.shard_dirs:q} > {log:q} 2>&1"
