@@ -43,17 +43,13 @@ def generate_fasta(path: Path, megabases: int, seed: int = 0, line_nt: int = 80)
                 codes[start : start + 3000] |= 0x20
             for start in rng.integers(0, length - 20000, size=2):  # assembly gaps
                 codes[start : start + 15000] = ord("N")
-            width = line_nt + 1
-            lines = np.full(((length + line_nt - 1) // line_nt) * width, ord("\n"), dtype=np.uint8)
-            body = lines.reshape(-1, width)
-            flat = np.zeros(body.shape[0] * line_nt, dtype=np.uint8)
-            flat[:length] = codes
-            body[:, :line_nt] = flat.reshape(-1, line_nt)
-            text = body.reshape(-1).tobytes()
-            cut = text.rfind(b"\n", 0, len(text) - (flat.size - length) - 0) if length % line_nt else len(text)
-            text = body.reshape(-1)[: (length // line_nt) * width].tobytes()
+            whole_lines = length // line_nt
+            lines = np.empty((whole_lines, line_nt + 1), dtype=np.uint8)
+            lines[:, :line_nt] = codes[: whole_lines * line_nt].reshape(whole_lines, line_nt)
+            lines[:, line_nt] = ord("\n")
+            text = lines.tobytes()
             if length % line_nt:
-                text += codes[(length // line_nt) * line_nt :].tobytes() + b"\n"
+                text += codes[whole_lines * line_nt :].tobytes() + b"\n"
             handle.write(f">contig{contig} generated\n".encode() + text)
             total += length
     return total
