@@ -44,6 +44,7 @@ class FakeAssembly:
     fasta: bytes | None = None  # plain FASTA; None: report only, no files
     md5_override: str | None = None  # what md5checksums.txt claims (a wrong md5 fault)
     zip_extra_entries: dict[str, bytes] = field(default_factory=dict)
+    zip_md5_override: str | None = None  # what the zip's md5sum.txt claims for the .fna
 
     @property
     def dir_name(self) -> str:
@@ -282,5 +283,6 @@ class FakeNcbi:
             archive.writestr("ncbi_dataset/data/dataset_catalog.json", "{}")
             for name, data in assembly.zip_extra_entries.items():
                 archive.writestr(zipfile.ZipInfo(name), data)
-            archive.writestr("md5sum.txt", f"{hashlib.md5(assembly.fasta).hexdigest()}  {fna_name}\n")
+            md5 = assembly.zip_md5_override or hashlib.md5(assembly.fasta).hexdigest()
+            archive.writestr("md5sum.txt", f"{md5}  {fna_name}\n")
         return buffer.getvalue()

@@ -310,3 +310,11 @@ def test_empty_answer_where_a_gzip_was_expected_is_an_error(ncbi, tmp_path):
     with pytest.raises(HttpError, match=r"empty\.fna\.gz: server answered status 200 with data starting b'' where gzip"):
         http.download(ncbi.static_url("empty.fna.gz"), tmp_path / "empty.fna.gz", expect="gzip")
     assert leftovers(tmp_path) == []
+
+
+def test_datasets_zip_whose_checksum_disagrees_is_an_error_and_leaves_no_file(ncbi, client, tmp_path):
+    ncbi.assemblies[RAT_NEW].zip_md5_override = "f" * 32
+
+    with pytest.raises(NcbiError, match=r"_genomic\.fna has md5 [0-9a-f]{32}, md5sum\.txt says f{32}"):
+        download_assembly(RAT_NEW, tmp_path / "rat", source="datasets", client=client)
+    assert leftovers(tmp_path / "rat") == []
