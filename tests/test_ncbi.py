@@ -318,3 +318,16 @@ def test_datasets_zip_whose_checksum_disagrees_is_an_error_and_leaves_no_file(nc
     with pytest.raises(NcbiError, match=r"_genomic\.fna has md5 [0-9a-f]{32}, md5sum\.txt says f{32}"):
         download_assembly(RAT_NEW, tmp_path / "rat", source="datasets", client=client)
     assert leftovers(tmp_path / "rat") == []
+
+
+def test_progress_bar_shows_on_a_terminal_download_and_survives_a_resume(ncbi, tmp_path, monkeypatch, capsys):
+    import dnafm_lib.http as http_module
+
+    monkeypatch.setattr(http_module, "PROGRESS_MIN_BYTES", 0)
+    ncbi.static["genome.fa"] = synthetic_fasta(seed=4)
+    ncbi.inject("genome.fa", "drop", 2000)
+
+    HttpClient(retry=FAST_RETRY, progress=True).download(ncbi.static_url("genome.fa"), tmp_path / "g.fa", expect="fasta")
+
+    assert (tmp_path / "g.fa").read_bytes() == synthetic_fasta(seed=4)
+    assert "g.fa" in capsys.readouterr().err  # tqdm's bar, labelled with the file name
