@@ -276,17 +276,21 @@ def download_assembly(
     api_url: str = DEFAULT_API_URL,
     api_key: str | None = None,
     client: NcbiClient | None = None,
+    report: AssemblyReport | None = None,
 ) -> DownloadResult:
     """Download one assembly's genomic FASTA to ``{out_dir}/genomic.fna.gz`` and record it.
 
-    Writes ``{out_dir}/download.json`` (the DownloadResult fields) last, so its presence
-    means the FASTA beside it is whole and verified.
+    ``report``: the assembly's name and status when already known (from the splits table),
+    which saves one Datasets request per genome; otherwise NCBI is asked. Writes
+    ``{out_dir}/download.json`` (the DownloadResult fields) last, so its presence means the
+    FASTA beside it is whole and verified.
     """
     if source not in SOURCES:
         raise NcbiError(f"source {source!r}: expected one of {', '.join(SOURCES)}")
     check_accession(accession)
     client = client or NcbiClient(ftp_url=ftp_url, api_url=api_url, api_key=api_key)
-    report = client.available_report(accession)
+    if report is None or report.accession != accession or report.assembly_status not in AVAILABLE_STATUSES:
+        report = client.available_report(accession)
     out_dir = Path(out_dir)
     fasta_out = out_dir / "genomic.fna.gz"
     if source == "ftp":

@@ -331,3 +331,17 @@ def test_progress_bar_shows_on_a_terminal_download_and_survives_a_resume(ncbi, t
 
     assert (tmp_path / "g.fa").read_bytes() == synthetic_fasta(seed=4)
     assert "g.fa" in capsys.readouterr().err  # tqdm's bar, labelled with the file name
+
+
+def test_download_of_a_splits_table_row_reuses_its_status_instead_of_asking_again(ncbi, tmp_path):
+    table = tmp_path / "genomes.tsv"
+    table.write_text("genome\taccession\tsource\tlocation\tsplit\tannotation\tassembly_name\tstatus\n"
+                     f"{RAT_NEW}\t{RAT_NEW}\tncbi\t\ttrain\t\tmRatBN7.2\tcurrent\n")
+
+    code = cli.main(["download", "--genomes-tsv", str(table), "--genome", RAT_NEW, "--out-dir", str(tmp_path / "rat"),
+                     "--ncbi-ftp-url", ncbi.ftp_url, "--ncbi-api-url", ncbi.api_url])
+
+    assert code == 0
+    assert gunzip(tmp_path / "rat" / "genomic.fna.gz") == synthetic_fasta(seed=1)
+    assert ncbi.hits_for("dataset_report") == []
+    assert json.loads((tmp_path / "rat" / "download.json").read_text())["assembly_status"] == "current"

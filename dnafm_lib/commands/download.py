@@ -66,7 +66,7 @@ def _download_row(table_path, genome, out_dir, source, client_options) -> int:
     """Download the genome of one genomes.tsv row into out_dir/{genomic.fna.gz,download.json}."""
     from ..errors import DnafmError
     from ..http import HttpClient
-    from ..ncbi import NcbiClient, download_assembly, fetch_url, gzip_if_plain, write_download_record
+    from ..ncbi import AssemblyReport, NcbiClient, download_assembly, fetch_url, gzip_if_plain, write_download_record
     from ..splits import read_genomes_table
 
     rows = [row for row in read_genomes_table(table_path) if row["genome"] == genome]
@@ -74,7 +74,14 @@ def _download_row(table_path, genome, out_dir, source, client_options) -> int:
         raise DnafmError(f"{table_path}: no genome {genome!r}")
     row = rows[0]
     if row["source"] == "ncbi":
-        result = download_assembly(row["accession"], out_dir, source=source, client=NcbiClient(**client_options))
+        # build_splits already asked NCBI for the name and status: no second report request.
+        known = (
+            AssemblyReport(row["accession"], row["accession"], row["assembly_name"], row["status"])
+            if row["assembly_name"] and row["status"]
+            else None
+        )
+        result = download_assembly(row["accession"], out_dir, source=source, client=NcbiClient(**client_options),
+                                   report=known)
     elif row["source"] == "url":
         fasta = out_dir / "genomic.fna.gz"
         result = fetch_url(row["location"], fasta, http=HttpClient(retry=client_options["retry"]))
