@@ -345,3 +345,16 @@ def test_download_of_a_splits_table_row_reuses_its_status_instead_of_asking_agai
     assert gunzip(tmp_path / "rat" / "genomic.fna.gz") == synthetic_fasta(seed=1)
     assert ncbi.hits_for("dataset_report") == []
     assert json.loads((tmp_path / "rat" / "download.json").read_text())["assembly_status"] == "current"
+
+
+@pytest.mark.parametrize("source", ["ftp", "datasets"])
+def test_a_real_plasmid_genome_round_trips_through_both_sources(ncbi, client, tmp_path, source):
+    from pathlib import Path
+
+    plasmid = gunzip(Path(__file__).resolve().parents[1] / "resources/demo/yersinia_plasmid_pPCP1_NC_005816.1.fna.gz")
+    ncbi.add(FakeAssembly("GCF_000007885.1", "ASM788v1", fasta=plasmid))
+
+    result = download_assembly("GCF_000007885.1", tmp_path / "yersinia", source=source, client=client)
+
+    assert gunzip(result.fasta_path) == plasmid
+    assert plasmid.startswith(b">NC_005816.1")
