@@ -13,13 +13,11 @@ IUPAC nucleotide codes, truncated or corrupt gzip. Windows line endings are acce
 
 from __future__ import annotations
 
-import gzip
 import queue
 import threading
 import zlib
 from pathlib import Path
 from typing import Iterator, NamedTuple
-
 
 from .errors import DnafmError
 from .tokenizer import BYTE_TO_ID
@@ -33,6 +31,11 @@ IDENTITY_TABLE = bytes(code if BYTE_TO_ID[code] != 255 else INVALID[0] for code 
 _COMPRESSED_READ_BYTES = 1 << 20
 _LINE_BREAKS = b"\r\n"
 GZIP_MAGIC = b"\x1f\x8b"
+
+try:  # ISA-L's inflate: zlib's API, measured ~1.7x faster on DNA (benchmarks/shard_throughput.py)
+    from isal import isal_zlib as _inflate
+except ImportError:  # zlib keeps working where the isal wheel is missing
+    _inflate = zlib
 #: Decompressed bytes handled per step: large enough that per-block Python overhead vanishes.
 DEFAULT_BLOCK_BYTES = 1 << 22
 
@@ -55,18 +58,13 @@ def is_gzip(path: str | Path) -> bool:
         return handle.read(2) == GZIP_MAGIC
 
 
-def open_binary(path: str | Path):
-    """The decompressed byte stream of a plain, gzip or bgzip file."""
-    return gzip.open(path, "rb") if is_gzip(path) else open(path, "rb")
-
-
 def _gunzip_blocks(handle, path: Path, block_bytes: int) -> Iterator[bytes]:
     """Inflate a gzip stream of one or more members (bgzip is many) in blocks of ~block_bytes.
 
-    zlib directly rather than gzip.GzipFile: measured ~1.5x faster, and output per call is
-    capped, so a long run of N (compressing 1000:1) cannot blow up memory.
+    A decompress object directly rather than gzip.GzipFile: measured ~1.5x faster, and output
+    per call is capped, so a long run of N (compressing 1000:1) cannot blow up memory.
     """
-    inflater = zlib.decompressobj(wbits=31)
+    inflater = _inflate.decompressobj(wbits=31)
     member_started = False
     compressed = b""
     parts: list[bytes] = []
@@ -83,12 +81,12 @@ def _gunzip_blocks(handle, path: Path, block_bytes: int) -> Iterator[bytes]:
             member_started = True
         try:
             out = inflater.decompress(compressed, block_bytes)
-        except zlib.error as exc:
+        except _inflate.error as exc:
             raise FastaFormatError(f"{path}: corrupt gzip data ({exc})") from None
         compressed = inflater.unconsumed_tail
         if inflater.eof:
             compressed = inflater.unused_data + compressed
-            inflater = zlib.decompressobj(wbits=31)
+            inflater = _inflate.decompressobj(wbits=31)
             member_started = False
         if out:
             parts.append(out)
@@ -122,8 +120,8 @@ _DONE = object()
 def _prefetched(blocks: Iterator[bytes], depth: int = 2) -> Iterator[bytes]:
     """Run ``blocks`` in a background thread, ``depth`` blocks ahead of the consumer.
 
-    zlib and file reads release the GIL, so decompression overlaps the caller's tokenizing:
-    the difference between ~0.5 and ~0.9 of `gzip -dc` speed in benchmarks/shard_throughput.py.
+    Inflating and file reads release the GIL, so decompression overlaps the caller's tokenizing
+    (benchmarks/shard_throughput.py measures the whole).
     """
     results: queue.Queue = queue.Queue(maxsize=depth)
     stop = threading.Event()
@@ -189,52 +187,57 @@ def iter_sequence_chunks(
     record: str | None = None
     record_index = -1
     offset = 0
-    line_number = 1  # of the start of the current block, for errors before the first header
-    carry = b""
+    line_number = 1  # line of the current block's first byte (tracked until the first header)
+    header_part: bytes | None = None  # a header line that continues in the next block
+    at_line_start = True  # whether the previous block ended with a newline
+
+    def open_record(header_line: bytes) -> SequenceChunk:
+        nonlocal record, record_index, offset
+        header = header_line.rstrip(b"\r").decode("utf-8", "replace")
+        name = header.split(maxsplit=1)[0] if header.strip() else ""
+        record_index += 1
+        if not name:
+            raise FastaFormatError(f"{path}: record {record_index + 1} has an empty name ('>' alone)")
+        if name in names:
+            raise FastaFormatError(
+                f"{path}: duplicate record name '{name}' (records {names[name] + 1} and {record_index + 1})"
+            )
+        names[name] = record_index
+        record, offset = name, 0
+        return SequenceChunk(record, record_index, 0, b"")
 
     blocks = _file_blocks(path, block_bytes)
     if prefetch:
         blocks = _prefetched(blocks)
-    at_eof = False
-    while not at_eof:
-        data = next(blocks, None)
-        if data is None:
-            at_eof = True
-            block, carry = carry, b""
-        else:
-            block = carry + data if carry else data
-            cut = block.rfind(b"\n") + 1  # whole lines only; the rest waits for the next block
-            if cut < len(block):
-                block, carry = block[:cut], block[cut:]
-            else:
-                carry = b""
+    # Blocks are used as they come (no re-slicing into whole lines): line breaks are dropped by
+    # the translate pass wherever they fall, and only a header may need joining across blocks.
+    for data in blocks:
         pos = 0
-        end_of_block = len(block)
+        end_of_block = len(data)
+        if header_part is not None:
+            eol = data.find(b"\n")
+            if eol < 0:
+                header_part += data
+                continue
+            yield open_record(header_part + data[:eol])
+            header_part = None
+            pos = eol + 1
         while pos < end_of_block:
-            if block[pos] == 62:  # '>' at a line start: a header
-                eol = block.find(b"\n", pos)
-                eol = end_of_block if eol < 0 else eol
-                header = block[pos + 1 : eol].rstrip(b"\r").decode("utf-8", "replace")
-                name = header.split(maxsplit=1)[0] if header.strip() else ""
-                record_index += 1
-                if not name:
-                    raise FastaFormatError(f"{path}: record {record_index + 1} has an empty name ('>' alone)")
-                if name in names:
-                    raise FastaFormatError(
-                        f"{path}: duplicate record name '{name}' (records {names[name] + 1} and {record_index + 1})"
-                    )
-                names[name] = record_index
-                record, offset = name, 0
-                yield SequenceChunk(record, record_index, 0, b"")
+            if data[pos] == 62 and (pos or at_line_start):  # '>' at a line start: a header
+                eol = data.find(b"\n", pos)
+                if eol < 0:
+                    header_part = data[pos + 1 :]
+                    break
+                yield open_record(data[pos + 1 : eol])
                 pos = eol + 1
                 continue
-            next_header = block.find(b"\n>", pos)
+            next_header = data.find(b"\n>", pos)
             stop = end_of_block if next_header < 0 else next_header + 1
-            lines = block[pos:stop] if pos or stop < end_of_block else block
+            lines = data if pos == 0 and stop == end_of_block else data[pos:stop]
             if record is None:
                 if lines.strip():
                     first_text = pos + len(lines) - len(lines.lstrip())
-                    line = line_number + block.count(b"\n", 0, first_text)
+                    line = line_number + data.count(b"\n", 0, first_text)
                     raise FastaFormatError(
                         f"{path}: line {line}: text before the first '>' header (not a FASTA file?)"
                     )
@@ -252,7 +255,10 @@ def iter_sequence_chunks(
                     offset += len(bases)
             pos = stop
         if record is None:
-            line_number += block.count(b"\n")
+            line_number += data.count(b"\n")
+        at_line_start = data.endswith(b"\n")
+    if header_part is not None:  # the file ends inside a header line
+        yield open_record(header_part)
     if record is None:
         raise FastaFormatError(f"{path}: empty FASTA file (no '>' records)")
 

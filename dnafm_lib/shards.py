@@ -21,10 +21,12 @@ permutation of global sample ids, so a run resumes exactly on any number of rank
 
 from __future__ import annotations
 
+import collections
 import hashlib
 import io
 import json
 import os
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -69,33 +71,52 @@ class _NpyRowWriter:
     """
 
     HEADER_BYTES = 128
+    #: Writes queued ahead of the caller before it waits (bounds memory to a few batches).
+    MAX_PENDING = 3
 
-    def __init__(self, path: Path, row_bytes: int):
+    def __init__(self, path: Path, row_bytes: int, background: ThreadPoolExecutor | None = None):
         self.path = path
         self.row_bytes = row_bytes
         self.rows = 0
         self.sha256 = hashlib.sha256()
         self.handle = open(path, "wb")
         self.handle.write(b"\0" * self.HEADER_BYTES)
+        # file writes and sha256 release the GIL: on a thread they overlap tokenizing
+        self.background = background
+        self.pending: collections.deque[Future] = collections.deque()
+
+    def _write_now(self, data: np.ndarray) -> None:
+        view = memoryview(data).cast("B")
+        self.handle.write(view)
+        self.sha256.update(view)
 
     def write(self, rows: np.ndarray) -> None:
         data = np.ascontiguousarray(rows, dtype=np.uint8)
         assert data.ndim == 2 and data.shape[1] == self.row_bytes
-        view = memoryview(data).cast("B")
-        self.handle.write(view)
-        self.sha256.update(view)
         self.rows += data.shape[0]
+        if self.background is None:
+            self._write_now(data)
+            return
+        self.pending.append(self.background.submit(self._write_now, data))
+        while len(self.pending) > self.MAX_PENDING:
+            self.pending.popleft().result()
 
     def close(self) -> None:
-        header = io.BytesIO()
-        np.lib.format.write_array_header_1_0(
-            header, {"descr": "|u1", "fortran_order": False, "shape": (self.rows, self.row_bytes)}
-        )
-        if len(header.getvalue()) != self.HEADER_BYTES:  # cannot happen below ~10^40 rows
-            raise ShardError(f"{self.path}: unexpected .npy header size {len(header.getvalue())}")
-        self.handle.seek(0)
-        self.handle.write(header.getvalue())
-        self.handle.close()
+        try:
+            while self.pending:
+                self.pending.popleft().result()
+            header = io.BytesIO()
+            np.lib.format.write_array_header_1_0(
+                header, {"descr": "|u1", "fortran_order": False, "shape": (self.rows, self.row_bytes)}
+            )
+            if len(header.getvalue()) != self.HEADER_BYTES:  # cannot happen below ~10^40 rows
+                raise ShardError(f"{self.path}: unexpected .npy header size {len(header.getvalue())}")
+            self.handle.seek(0)
+            self.handle.write(header.getvalue())
+        finally:
+            for future in self.pending:
+                future.cancel()
+            self.handle.close()
 
 
 def _array_sha256(array: np.ndarray) -> str:
@@ -215,9 +236,9 @@ def write_genome_shards(
         raise ShardError(f"min_tail_nt must be between 1 and window_nt ({window_nt}), got {min_tail_nt}")
     fasta_path = Path(fasta_path)
     out_dir = Path(out_dir)
-    with atomic_dir(out_dir) as tmp:
-        tokens = _NpyRowWriter(tmp / TOKENS_FILE, window_nt)
-        softmask = _NpyRowWriter(tmp / SOFTMASK_FILE, (window_nt + 7) // 8)
+    with atomic_dir(out_dir) as tmp, ThreadPoolExecutor(max_workers=1, thread_name_prefix="shard-writer") as writer:
+        tokens = _NpyRowWriter(tmp / TOKENS_FILE, window_nt, writer)
+        softmask = _NpyRowWriter(tmp / SOFTMASK_FILE, (window_nt + 7) // 8, writer)
         windower = _GenomeWindower(window_nt, min_tail_nt, tokens, softmask)
         try:
             for chunk in iter_sequence_chunks(fasta_path, block_bytes=block_bytes, table=_FLAGGED_ID_TABLE):

@@ -52,6 +52,25 @@ def test_records_and_offsets_are_exact_when_lines_straddle_blocks(tmp_path):
     assert rebuilt == {name: seq.encode() for name, seq in RECORDS.items()}
 
 
+@pytest.mark.parametrize("block_bytes", [1, 2, 3, 7, 64])
+def test_headers_split_across_blocks_are_joined(tmp_path, block_bytes):
+    path = tmp_path / "g.fa"
+    path.write_bytes(fasta_text(RECORDS, line_nt=5, newline="\r\n").encode())
+    chunks = list(iter_sequence_chunks(path, block_bytes=block_bytes))
+    assert [c.record for c in chunks if c.offset == 0 and not c.bases] == list(RECORDS)
+    rebuilt: dict[str, bytes] = {}
+    for chunk in chunks:
+        rebuilt[chunk.record] = rebuilt.get(chunk.record, b"") + chunk.bases
+    assert rebuilt == {name: seq.encode() for name, seq in RECORDS.items()}
+
+
+def test_header_sign_inside_a_line_is_an_unexpected_character(tmp_path):
+    path = tmp_path / "g.fa"
+    path.write_bytes(b">a\nACGT>ACGT\n")
+    with pytest.raises(FastaFormatError, match="record 'a', offset 4: unexpected character '>'"):
+        read_fasta(path)
+
+
 def test_concatenated_gzip_members_are_read_whole(tmp_path):
     path = tmp_path / "g.fa.gz"
     path.write_bytes(gzip.compress(b">a\nACGT\n") + gzip.compress(b"ACGT\n>b\nTT\n"))
