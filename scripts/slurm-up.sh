@@ -204,6 +204,8 @@ JobRequeue=1
 AccountingStorageType=accounting_storage/slurmdbd
 AccountingStorageHost=localhost
 AccountingStorageEnforce=associations
+# sacct shows each job's comment: snakemake-executor-plugin-slurm writes rule_<name>_wildcards_… there.
+AccountingStoreFlags=job_comment
 JobAcctGatherType=jobacct_gather/linux
 JobAcctGatherFrequency=10
 JobCompType=jobcomp/none

@@ -1,0 +1,216 @@
+"""The workflow and pretraining under a real Slurm (scripts/slurm-up.sh): jobs, accounting, requeue.
+
+Needs the local single-node cluster: the `slurm_cluster` fixture uses a running one, or starts it
+with scripts/slurm-up.sh when run as root (and stops it again), or skips.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.slurm, pytest.mark.slow]
+
+REPO = Path(__file__).resolve().parents[1]
+GENOMES = Path("/work/shared/data/genomes")
+VENV_BIN = Path(sys.executable).parent
+# The CI node has no GPUs and 2 CPUs: no GPU requests; pretraining as 2 torchrun agents (gloo).
+CI_PROFILE_ENV = {"DNAFM_SLURM_NO_GPU": "1", "DNAFM_SLURM_PRETRAIN_NODES": "1", "DNAFM_SLURM_PRETRAIN_TASKS": "2"}
+
+
+def run(command: list[str], **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run(command, capture_output=True, text=True, **kwargs)
+
+
+def node_ready() -> bool:
+    if shutil.which("sinfo") is None:
+        return False
+    result = run(["sinfo", "-h", "-o", "%T"], timeout=30)
+    return result.returncode == 0 and any(s in result.stdout for s in ("idle", "mixed", "allocated"))
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster():
+    """A running single-node Slurm with accounting; started here (and stopped after) when needed."""
+    if node_ready():
+        yield
+        return
+    if os.geteuid() != 0:
+        pytest.skip("no Slurm cluster running and not root: run `sudo scripts/slurm-up.sh` first")
+    started = run(["bash", str(REPO / "scripts" / "slurm-up.sh")], timeout=900)
+    assert started.returncode == 0, f"scripts/slurm-up.sh failed:\n{started.stdout}\n{started.stderr}"
+    yield
+    run(["bash", str(REPO / "scripts" / "slurm-down.sh")], timeout=300)
+
+
+def env_with_venv(**extra: str) -> dict[str, str]:
+    return {**os.environ, "PATH": f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}", **extra}
+
+
+def sacct_jobs(*args: str) -> list[dict[str, str]]:
+    """sacct rows (main job records only) as dicts."""
+    fields = ["JobIdRaw", "JobName", "State", "Comment", "ExitCode"]
+    result = run(["sacct", "-X", "--parsable2", "--noheader", "--starttime", "now-1day",
+                  "--format=" + ",".join(fields), *args], timeout=60)
+    assert result.returncode == 0, result.stderr
+    return [dict(zip(fields, line.split("|"))) for line in result.stdout.splitlines() if line]
+
+
+def wait_for_state(job_id: str, states: set[str], timeout_s: float) -> str:
+    deadline = time.monotonic() + timeout_s
+    state = ""
+    while time.monotonic() < deadline:
+        rows = sacct_jobs("-j", job_id)
+        state = rows[-1]["State"] if rows else ""
+        if state.split()[0:1] and state.split()[0] in states:
+            return state
+        time.sleep(2)
+    raise AssertionError(f"Slurm job {job_id} is {state!r}, not one of {sorted(states)}, after {timeout_s} s")
+
+
+# --------------------------------------------------------------------- pretraining with requeue
+
+
+def make_shards(work: Path) -> tuple[Path, Path]:
+    """Small train/validation manifests from two of the shipped genomes (254-nt windows)."""
+    dnafm = [sys.executable, "-m", "dnafm_lib.cli"]
+    for genome, fasta in (("chloroplast", "arabidopsis_chloroplast_NC_000932.1.fna.gz"),
+                          ("plasmid", "yersinia_plasmid_pPCP1_NC_005816.1.fna.gz")):
+        result = run([*dnafm, "shard", "--fasta", str(GENOMES / fasta), "--genome", genome,
+                      "--out-dir", str(work / "shards" / genome), "--window-nt", "254", "--min-tail-nt", "64"])
+        assert result.returncode == 0, result.stderr
+    manifests = []
+    for split, genome in (("train", "chloroplast"), ("validation", "plasmid")):
+        out = work / "shards" / f"{split}.manifest.json"
+        result = run([*dnafm, "index-shards", "--split", split, "--out", str(out), str(work / "shards" / genome)])
+        assert result.returncode == 0, result.stderr
+        manifests.append(out)
+    return manifests[0], manifests[1]
+
+
+def test_pretrain_job_runs_two_ranks_and_resumes_from_its_checkpoint_after_usr1_requeue(slurm_cluster, tmp_path):
+    train, validation = make_shards(tmp_path)
+    run_dir = tmp_path / "run"
+    max_steps = 20
+    script = tmp_path / "pretrain.sbatch"
+    script.write_text(
+        "#!/bin/bash\n"
+        'echo "batch start: restart ${SLURM_RESTART_COUNT:-0}"\n'
+        f"exec {VENV_BIN}/dnafm launch-pretrain --train-manifest {train} --validation-manifest {validation} "
+        f"--run-dir {run_dir} --model tiny --max-steps {max_steps} --device cpu "
+        "--set warmup_steps=2 --set global_batch_size=8 --set micro_batch_size=4 "
+        "--set checkpoint_every_steps=1000 --set validation_samples=8 --set progress_bar=false\n"
+    )
+    log = tmp_path / "pretrain.log"
+    submitted = run(["sbatch", "--parsable", "--requeue", "--open-mode=append", "--ntasks=2", "--cpus-per-task=1",
+                     "--mem=4000", "-J", "dnafm-requeue-test", "-o", str(log), str(script)],
+                    cwd=tmp_path, env=env_with_venv(), timeout=60)
+    assert submitted.returncode == 0, submitted.stderr
+    job_id = submitted.stdout.strip().split(";")[0]
+
+    # Let it train a few steps, then preempt it the way a scheduler warns a job: USR1 to its steps.
+    metrics = run_dir / "metrics.csv"
+    deadline = time.monotonic() + 300
+    while not (metrics.exists() and len(metrics.read_text().splitlines()) > 3):
+        assert time.monotonic() < deadline, f"no training steps after 300 s:\n{log.read_text() if log.exists() else ''}"
+        assert run(["squeue", "-h", "-j", job_id]).stdout.strip(), f"job ended early:\n{log.read_text()}"
+        time.sleep(1)
+    signalled = run(["scancel", "--signal=USR1", job_id])
+    assert signalled.returncode == 0, signalled.stderr
+
+    # The job requeues itself; Slurm holds a requeued job for a while: let it start now.
+    deadline = time.monotonic() + 120
+    while "requeueing job" not in (log.read_text() if log.exists() else ""):
+        assert time.monotonic() < deadline, f"the job did not requeue itself:\n{log.read_text()}"
+        time.sleep(1)
+    if os.geteuid() == 0:
+        for _ in range(30):
+            if run(["squeue", "-h", "-j", job_id, "-o", "%T"]).stdout.strip() == "PENDING":
+                break
+            time.sleep(1)
+        run(["scontrol", "update", f"jobid={job_id}", "StartTime=now"])
+    wait_for_state(job_id, {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT"}, timeout_s=600)
+
+    text = log.read_text()
+    records = run(["sacct", "-j", job_id, "-X", "--duplicates", "--parsable2", "--noheader", "--format=State"])
+    assert records.stdout.split() == ["REQUEUED", "COMPLETED"], text
+    saved = re.search(r"preempted by signal 10: saved step (\d+)", text)
+    assert saved, text
+    saved_step = int(saved.group(1))
+    assert 0 < saved_step < max_steps
+    assert f"resumed from {run_dir}/checkpoints/step_{saved_step:08d} (step {saved_step}, saved on 2 rank(s), now 2)" in text
+    assert "batch start: restart 1" in text and text.count("2 rank(s) on cpu") == 2
+    # metrics.csv: every step once; elapsed time restarts exactly after the saved step, so the
+    # steps after it were trained by the second run, continuing, not starting over.
+    with open(metrics, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [int(row["step"]) for row in rows] == list(range(1, max_steps + 1))
+    elapsed = [float(row["elapsed_s"]) for row in rows]
+    drops = [int(rows[i]["step"]) for i in range(1, len(rows)) if elapsed[i] < elapsed[i - 1]]
+    assert drops == [saved_step + 1]
+    assert json.loads((run_dir / "summary.json").read_text())["final_step"] == max_steps
+
+
+# --------------------------------------------------------------------- the demo through the profile
+
+
+def repo_copy(destination: Path) -> Path:
+    """The working tree as git sees it (tracked and new files, not ignored ones)."""
+    listed = run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=REPO, timeout=60)
+    assert listed.returncode == 0, listed.stderr
+    for name in filter(None, listed.stdout.split("\0")):
+        source = REPO / name
+        if source.is_file():
+            (destination / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, destination / name)
+    return destination
+
+
+@pytest.fixture(scope="module")
+def demo_on_slurm(slurm_cluster, tmp_path_factory):
+    """The demo workflow run to the end with `snakemake --profile profiles/slurm` in a copy of the repo."""
+    work = repo_copy(tmp_path_factory.mktemp("slurm_demo"))
+    result = run([sys.executable, "-m", "snakemake", "--profile", "profiles/slurm", "--jobs", "4",
+                  "--slurm-init-seconds-before-status-checks", "2"],
+                 cwd=work, env=env_with_venv(**CI_PROFILE_ENV), timeout=1800)
+    (work / "snakemake.log").write_text(result.stdout + result.stderr)
+    return work, result
+
+
+def test_demo_workflow_finishes_through_the_slurm_profile(demo_on_slurm):
+    work, result = demo_on_slurm
+    log = result.stdout + result.stderr
+    assert result.returncode == 0, log[-6000:]
+    # Nothing left to do: every output of `rule all` exists and is up to date.
+    dry = run([sys.executable, "-m", "snakemake", "-n", "--cores", "1"], cwd=work, env=env_with_venv(), timeout=600)
+    assert dry.returncode == 0 and "Nothing to be done" in dry.stdout + dry.stderr, dry.stdout + dry.stderr
+    assert (work / "results" / "install_check.txt").stat().st_size > 0
+
+
+def test_every_rule_of_the_demo_ran_as_a_completed_slurm_job(demo_on_slurm):
+    work, result = demo_on_slurm
+    log = result.stdout + result.stderr
+    assert result.returncode == 0, log[-6000:]
+    submitted = dict(re.findall(r"Job (\d+) has been submitted with SLURM jobid (\d+)", log))
+    remote_rules = re.findall(r"^rule (\w+):", log, flags=re.MULTILINE)
+    local_rules = set(re.findall(r"^localrule (\w+):", log, flags=re.MULTILINE))
+    assert remote_rules and len(submitted) == len(remote_rules)
+    assert local_rules <= {"all", "index_shards", "install_igv_js", "tracks_all", "write_browser_files"}
+
+    run_id = re.search(r"SLURM run ID: (\S+)", log).group(1)  # every job of the run has this name
+    slurm_ids = set(submitted.values())
+    jobs = sacct_jobs("--name", run_id)
+    assert {job["JobIdRaw"] for job in jobs} == slurm_ids
+    assert all(job["State"] == "COMPLETED" for job in jobs), jobs
+    rules_in_slurm = {re.match(r"rule_(\w+?)(_wildcards_.*)?$", job["Comment"]).group(1) for job in jobs}
+    assert rules_in_slurm == set(remote_rules)
+
