@@ -100,7 +100,7 @@ class MetricsLogger:
         for key, value in values.items():
             if value is None:
                 continue
-            row[key] = f"{value:.6g}" if isinstance(value, float) else value
+            row[key] = repr(float(value)) if isinstance(value, float) else value  # full precision: resume checks compare exactly
             if key not in ("step", "epoch", "elapsed_s"):
                 self._writer.add_scalar(f"train/{key}" if key != "val_loss_nats" else "validation/loss_nats", value, step)
         self._csv.writerow(row)
