@@ -1,0 +1,104 @@
+"""Fine-tuning example: windows inside vs outside CDS, pretrained backbone vs the same from scratch.
+
+  {results}/finetune/cds_windows.tsv                  rule build_cds_windows (genome, chrom, start, end, split, label, sequence)
+  {results}/finetune/cds/{pretrained,scratch}/        rule compare_finetuning: best/, history.tsv, metrics.json, predictions.tsv
+  {results}/finetune/cds/comparison.tsv, .txt         both runs' test metrics side by side (.txt is what it prints)
+"""
+
+import shlex
+
+FINETUNE_DIR = RESULTS / "finetune"
+FINETUNE = config["finetune"]
+
+
+def finetune_genomes():
+    """Annotated genomes of the splits table (config finetune.genomes: "all" or a list)."""
+    table = genomes_table()
+    annotated = [genome for genome in table.index if table.loc[genome, "annotation"]]
+    wanted = FINETUNE.get("genomes", "all")
+    if wanted == "all":
+        return annotated
+    missing = [g for g in wanted if g not in annotated]
+    if missing:
+        raise ValueError(f"config finetune.genomes: {', '.join(missing)} not in the splits table or without an annotation")
+    return list(wanted)
+
+
+def finetune_model_dir():
+    source = FINETUNE["model"]
+    if source == "export":
+        return RESULTS / "models" / config.get("pretrain", {}).get("run", "demo")
+    return Path(source)
+
+
+def finetune_model_inputs(wildcards):
+    if FINETUNE["model"] == "export":
+        return expand(rules.export_model.output, run=config.get("pretrain", {}).get("run", "demo"))
+    return [finetune_model_dir() / "config.json"]
+
+
+def cds_window_args(wildcards):
+    # prepare_genome copies each row's GFF3 next to its FASTA as annotation.gff3
+    genomes = finetune_genomes()
+    gffs = [shlex.quote(str(GENOMES_DIR / g / "annotation.gff3")) for g in genomes]
+    return f"--gff {' '.join(gffs)} --names {' '.join(shlex.quote(g) for g in genomes)}"
+
+
+rule build_cds_windows:
+    input:
+        fasta=lambda wildcards: [GENOMES_DIR / g / "genome.fa.gz" for g in finetune_genomes()],
+        fai=lambda wildcards: [GENOMES_DIR / g / "genome.fa.gz.fai" for g in finetune_genomes()],
+    output:
+        FINETUNE_DIR / "cds_windows.tsv",
+    params:
+        genomes=cds_window_args,
+        window_bp=FINETUNE["window_bp"],
+        block_bp=FINETUNE["block_bp"],
+        val_fraction=FINETUNE["val_fraction"],
+        test_fraction=FINETUNE["test_fraction"],
+        seed=FINETUNE["seed"],
+    log:
+        LOGS / "build_cds_windows.log",
+    shell:
+        "dnafm cds-windows --fasta {input.fasta:q} {params.genomes} --window-bp {params.window_bp} "
+        "--block-bp {params.block_bp} --val-fraction {params.val_fraction} --test-fraction {params.test_fraction} "
+        "--seed {params.seed} --out {output:q} > {log:q} 2>&1"
+
+
+rule compare_finetuning:
+    input:
+        data=FINETUNE_DIR / "cds_windows.tsv",
+        model=finetune_model_inputs,
+    output:
+        table=FINETUNE_DIR / "cds" / "comparison.tsv",
+        summary=FINETUNE_DIR / "cds" / "comparison.txt",
+        metrics=[FINETUNE_DIR / "cds" / run / "metrics.json" for run in ("pretrained", "scratch")],
+    params:
+        model=finetune_model_dir(),
+        out_dir=FINETUNE_DIR / "cds",
+        pooling=FINETUNE["pooling"],
+        strategy=FINETUNE["strategy"],
+        max_epochs=FINETUNE["max_epochs"],
+        patience=FINETUNE["patience"],
+        lr=FINETUNE["lr"],
+        batch_size=FINETUNE["batch_size"],
+        seed=FINETUNE["seed"],
+        device=FINETUNE["device"],
+    threads: FINETUNE["threads"]
+    resources:
+        gpu=FINETUNE["gpus_per_job"],
+        mem_mb=FINETUNE["mem_mb"],
+        runtime=FINETUNE["runtime_min"],
+    log:
+        LOGS / "compare_finetuning.log",
+    benchmark:
+        LOGS / "compare_finetuning.benchmark.tsv"
+    shell:
+        "OMP_NUM_THREADS={threads} dnafm compare-finetuning --backbone {params.model:q} --data {input.data:q} "
+        "--out-dir {params.out_dir:q} --pooling {params.pooling} --strategy {params.strategy} "
+        "--max-epochs {params.max_epochs} --patience {params.patience} --lr {params.lr} "
+        "--batch-size {params.batch_size} --seed {params.seed} --device {params.device:q} --no-progress "
+        "2> {log:q} | tee {output.summary:q}"
+
+
+ALL_TARGETS += [FINETUNE_DIR / "cds" / "comparison.tsv"]
