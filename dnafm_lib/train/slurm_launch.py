@@ -80,9 +80,11 @@ def allocation_from_record(job_id: str, record: Mapping[str, str], hosts: Sequen
     """The allocation from a parsed job record and its expanded host list."""
     try:
         num_tasks = int(record.get("NumTasks", "") or record["NumNodes"])
-        cpus_per_task = int(record.get("CPUs/Task", "1") or 1)
-    except (KeyError, ValueError):
-        raise SlurmLaunchError(f"job {job_id}: cannot read NumTasks/NumNodes from scontrol show job") from None
+        # Every CPU of the allocation goes to the torchrun agents (a GPU job may ask per GPU).
+        num_cpus = int(record.get("NumCPUs", "") or 0)
+        cpus_per_task = max(1, num_cpus // num_tasks) if num_cpus else int(record.get("CPUs/Task", "1") or 1)
+    except (KeyError, ValueError, ZeroDivisionError):
+        raise SlurmLaunchError(f"job {job_id}: cannot read NumTasks/NumNodes/NumCPUs from scontrol show job") from None
     if not hosts:
         raise SlurmLaunchError(f"job {job_id}: empty node list (NodeList={record.get('NodeList')!r})")
     return Allocation(job_id=job_id, hosts=tuple(hosts), num_tasks=num_tasks, cpus_per_task=cpus_per_task,
