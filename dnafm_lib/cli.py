@@ -25,6 +25,8 @@ SUBCOMMANDS: dict[str, str] = {
     "test": "test",
     "ism": "ism",
     "score-variants": "score_variants",
+    "cds-windows": "cds_windows",
+    "compare-finetuning": "compare_finetuning",
 }
 
 
