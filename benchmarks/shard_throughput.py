@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -55,24 +57,32 @@ def generate_fasta(path: Path, megabases: int, seed: int = 0, line_nt: int = 80)
     return total
 
 
-def time_floor(path: Path) -> float:
-    start = time.perf_counter()
+def cpu_seconds() -> float:
+    """CPU time of this process (all threads) plus its finished children."""
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + children.ru_utime + children.ru_stime
+
+
+def timed(function, *args) -> tuple[float, float]:
+    """(wall seconds, CPU seconds) of one call."""
+    wall, cpu = time.perf_counter(), cpu_seconds()
+    function(*args)
+    return time.perf_counter() - wall, cpu_seconds() - cpu
+
+
+def run_floor(path: Path) -> None:
     subprocess.run(f"gzip -dc {path} > /dev/null", shell=True, check=True)
-    return time.perf_counter() - start
 
 
-def time_dnafm(path: Path, out_dir: Path) -> float:
-    start = time.perf_counter()
+def run_dnafm(path: Path, out_dir: Path) -> None:
     write_genome_shards(path, out_dir, "bench", window_nt=DEFAULT_WINDOW_NT, min_tail_nt=512)
-    return time.perf_counter() - start
 
 
-def time_naive(path: Path, out_dir: Path) -> float:
+def run_naive(path: Path, out_dir: Path) -> None:
     """Per record: SeqIO string, str.translate to id characters, slice into windows, np.save."""
     from Bio import SeqIO
 
     table = {code: int(BYTE_TO_ID[code]) for code in range(128)}
-    start = time.perf_counter()
     rows = []
     with gzip.open(path, "rt") as handle:
         for record in SeqIO.parse(handle, "fasta"):
@@ -83,7 +93,6 @@ def time_naive(path: Path, out_dir: Path) -> float:
                 row[: window.size] = window
                 rows.append(row)
     np.save(out_dir / "naive.npy", np.stack(rows))
-    return time.perf_counter() - start
 
 
 def main() -> int:
@@ -97,22 +106,27 @@ def main() -> int:
         nt = generate_fasta(fasta, args.megabases)
         print(f"input: {nt / 1e6:.1f} Mb, {fasta.stat().st_size / 1e6:.1f} MB gzip")
         # Interleaved, so a change in machine load hits all three alike; ratios per round, median.
+        # CPU seconds are reported too: on a shared machine they vary far less than wall time.
         rounds = []
         for round_number in range(args.repeats):
-            floor = time_floor(fasta)
-            ours = time_dnafm(fasta, work / f"shards{round_number}")
-            naive = time_naive(fasta, work)
+            floor = timed(run_floor, fasta)
+            ours = timed(run_dnafm, fasta, work / f"shards{round_number}")
+            naive = timed(run_naive, fasta, work)
             rounds.append((floor, ours, naive))
             print(
-                f"round {round_number + 1}: gzip -dc {floor:.2f} s, dnafm shard {ours:.2f} s, naive SeqIO {naive:.2f} s"
+                f"round {round_number + 1}: wall / CPU s: gzip -dc {floor[0]:.2f} / {floor[1]:.2f}, "
+                f"dnafm shard {ours[0]:.2f} / {ours[1]:.2f}, naive SeqIO {naive[0]:.2f} / {naive[1]:.2f}"
             )
-        floor, ours, naive = (float(np.median(column)) for column in zip(*rounds))
-        for name, seconds in [("gzip -dc (floor)", floor), ("dnafm shard", ours), ("naive SeqIO", naive)]:
-            print(f"{name:18s} {seconds:7.2f} s  {nt / seconds / 1e6:7.1f} Mb/s  (median)")
-        floor_ratio = float(np.median([f / o for f, o, _ in rounds]))
-        naive_ratio = float(np.median([n / o for _, o, n in rounds]))
-        print(f"dnafm / floor throughput ratio: {floor_ratio:.2f} (goal >= 0.7)")
-        print(f"dnafm / naive throughput ratio: {naive_ratio:.2f} (goal: several times)")
+        names = ("gzip -dc (floor)", "dnafm shard", "naive SeqIO")
+        for name, column in zip(names, zip(*rounds)):
+            wall = float(np.median([w for w, _ in column]))
+            cpu = float(np.median([c for _, c in column]))
+            print(f"{name:18s} {wall:6.2f} s wall ({nt / wall / 1e6:6.1f} Mb/s), {cpu:6.2f} CPU-s  (medians)")
+        for unit, k in (("wall", 0), ("CPU", 1)):
+            floor_ratio = float(np.median([f[k] / o[k] for f, o, _ in rounds]))
+            naive_ratio = float(np.median([n[k] / o[k] for _, o, n in rounds]))
+            print(f"{unit:4s} throughput ratio: dnafm / floor {floor_ratio:.2f} (goal >= 0.7), dnafm / naive {naive_ratio:.2f}")
+        print(f"load average: {open('/proc/loadavg').read().split()[0]} on {os.cpu_count()} CPUs")
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return 0
