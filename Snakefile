@@ -13,6 +13,9 @@ min_version("8.20")
 configfile: "config/config.yaml"
 
 
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/splits.smk"
 include: "workflow/rules/genomes.smk"
