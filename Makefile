@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.dnafm-installed
 CORES  ?= 2
 
-.PHONY: setup system-deps demo test test-fast lint clean
+.PHONY: setup system-deps demo test test-fast lint clean slurm-up slurm-down
 
 setup: $(STAMP)
 
@@ -25,6 +25,7 @@ system-deps:
 demo: setup
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/snakemake --profile profiles/local --cores $(CORES)
 
+# As root (CI) the tests marked `slurm` start a single-node Slurm (scripts/slurm-up.sh) and stop it.
 test: setup system-deps
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest -q -ra $(PYTEST_ARGS)
 
@@ -33,6 +34,13 @@ test-fast: setup
 
 lint: setup
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/snakemake --lint
+
+# A single-node Slurm on this machine, for trying profiles/slurm (needs root; see the README).
+slurm-up:
+	bash scripts/slurm-up.sh
+
+slurm-down:
+	bash scripts/slurm-down.sh
 
 clean:
 	rm -rf results logs .snakemake
