@@ -97,6 +97,7 @@ def make_shards(work: Path) -> tuple[Path, Path]:
     return manifests[0], manifests[1]
 
 
+@pytest.mark.timeout(1500)  # includes starting the cluster (and installing its packages) when first
 def test_pretrain_job_runs_two_ranks_and_resumes_from_its_checkpoint_after_usr1_requeue(slurm_cluster, tmp_path):
     train, validation = make_shards(tmp_path)
     run_dir = tmp_path / "run"
@@ -186,6 +187,7 @@ def demo_on_slurm(slurm_cluster, tmp_path_factory):
     return work, result
 
 
+@pytest.mark.timeout(2400)  # the first test to use it waits for the whole demo run
 def test_demo_workflow_finishes_through_the_slurm_profile(demo_on_slurm):
     work, result = demo_on_slurm
     log = result.stdout + result.stderr
@@ -196,6 +198,7 @@ def test_demo_workflow_finishes_through_the_slurm_profile(demo_on_slurm):
     assert (work / "results" / "install_check.txt").stat().st_size > 0
 
 
+@pytest.mark.timeout(2400)
 def test_every_rule_of_the_demo_ran_as_a_completed_slurm_job(demo_on_slurm):
     work, result = demo_on_slurm
     log = result.stdout + result.stderr
@@ -214,3 +217,22 @@ def test_every_rule_of_the_demo_ran_as_a_completed_slurm_job(demo_on_slurm):
     rules_in_slurm = {re.match(r"rule_(\w+?)(_wildcards_.*)?$", job["Comment"]).group(1) for job in jobs}
     assert rules_in_slurm == set(remote_rules)
 
+
+
+@pytest.mark.timeout(2400)
+def test_report_of_the_finished_demo_is_one_self_contained_html_file(demo_on_slurm, tmp_path):
+    work, result = demo_on_slurm
+    assert result.returncode == 0, (result.stdout + result.stderr)[-6000:]
+    before = set(work.rglob("*.html"))
+    report = work / "report.html"
+    made = run([sys.executable, "-m", "snakemake", "--report", str(report), "--cores", "1"],
+               cwd=work, env=env_with_venv(), timeout=600)
+    assert made.returncode == 0, made.stdout + made.stderr
+    assert set(work.rglob("*.html")) - before == {report}
+    html = report.read_text()
+    assert html.lstrip().lower().startswith("<!doctype html")
+    # The workflow description and each result's caption are in it.
+    for caption in ("mined the genomes of cohort", "Training curves of pretraining run",
+                    "The train / validation / test splits", "Genome-wide tracks of genome",
+                    "Unsupervised annotation of genome"):
+        assert caption in html, caption
