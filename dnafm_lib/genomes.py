@@ -20,6 +20,8 @@ import gzip
 import hashlib
 import json
 import os
+import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +29,11 @@ import numpy as np
 from .atomic import atomic_dir
 from .errors import DnafmError
 from .fasta import is_gzip, iter_sequence_chunks
+
+try:  # ISA-L deflate for the bgzip blocks (see BgzfWriter)
+    from isal import isal_zlib as _isal_zlib
+except ImportError:
+    _isal_zlib = None
 
 FASTA_NAME = "genome.fa.gz"
 SIZES_NAME = "chrom.sizes"
@@ -71,16 +78,70 @@ def _wrap(bases: bytes, column: int, line_nt: int) -> tuple[bytes, int]:
     return b"".join(out), column + len(tail)
 
 
+class BgzfWriter:
+    """Write a BGZF file (blocked gzip that samtools faidx, pysam, pyfaidx and IGV index).
+
+    Hand-written over Bio.bgzf / pysam.BGZFile because both compress at zlib level 6, which is
+    pathological on DNA: 7.9 s per 20 Mb here against 0.2 s for ISA-L level 1 blocks (slightly
+    smaller output, too), i.e. ~25 min against ~30 s for a human genome.
+    """
+
+    BLOCK_INPUT_BYTES = 0xFF00  # as htslib: a block's compressed size always fits in 64 KiB
+    EOF_BLOCK = bytes.fromhex("1f8b08040000000000ff0600424302001b0003000000000000000000")
+
+    def __init__(self, path: str | os.PathLike):
+        self.handle = open(path, "wb")
+        self.buffer = bytearray()
+
+    def write(self, data: bytes) -> None:
+        self.buffer += data
+        whole = len(self.buffer) // self.BLOCK_INPUT_BYTES * self.BLOCK_INPUT_BYTES
+        if whole:
+            with memoryview(self.buffer) as view:
+                for start in range(0, whole, self.BLOCK_INPUT_BYTES):
+                    self._write_block(view[start : start + self.BLOCK_INPUT_BYTES])
+            del self.buffer[:whole]
+
+    def _write_block(self, data) -> None:
+        compressed = _deflate_raw(data, 1)
+        if len(compressed) > 65536 - 26:  # incompressible: store instead
+            compressed = _deflate_raw(data, 0)
+        header = b"\x1f\x8b\x08\x04\x00\x00\x00\x00\x00\xff\x06\x00BC\x02\x00"
+        self.handle.write(header + struct.pack("<H", len(compressed) + 25))
+        self.handle.write(compressed)
+        self.handle.write(struct.pack("<II", zlib.crc32(data) & 0xFFFFFFFF, len(data)))
+
+    def close(self) -> None:
+        try:
+            if self.buffer:
+                self._write_block(bytes(self.buffer))
+                self.buffer.clear()
+            self.handle.write(self.EOF_BLOCK)
+        finally:
+            self.handle.close()
+
+    def __enter__(self) -> "BgzfWriter":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _deflate_raw(data, level: int) -> bytes:
+    if _isal_zlib is not None and level:
+        return _isal_zlib.compress(data, level, -15)
+    deflater = zlib.compressobj(level, zlib.DEFLATED, -15)
+    return deflater.compress(data) + deflater.flush()
+
+
 def write_bgzip_fasta(source: str | os.PathLike, out_path: str | os.PathLike, *, line_nt: int = LINE_NT) -> list[tuple[str, int]]:
     """Validate ``source`` (plain/gzip/bgzip FASTA) and write it bgzip-compressed; return (name, length) per record.
 
     Headers keep only the record name (descriptions go; names are what indexes and tracks use).
     """
-    from Bio import bgzf
-
     lengths: list[tuple[str, int]] = []
     column = 0
-    with bgzf.BgzfWriter(str(out_path), "wb") as writer:
+    with BgzfWriter(out_path) as writer:
         for chunk in iter_sequence_chunks(source):
             if chunk.offset == 0 and not chunk.bases:
                 if lengths and column:

@@ -147,3 +147,28 @@ def test_cli_reports_a_bad_fasta_in_one_line(tmp_path):
     assert done.stderr.strip().splitlines() == [
         f"dnafm prepare-genome: error: {source}: duplicate record name 'a' (records 1 and 2)"
     ]
+
+
+def test_genome_spanning_many_bgzf_blocks_is_fetched_exactly(tmp_path):
+    big = {"chrA": random_dna(300_000, 7), "chrB": random_dna(70_000, 8)}
+    prepare_genome("g", tmp_path / "g", fasta=write_fasta(tmp_path / "big.fa.gz", big))
+    fasta = str(tmp_path / "g" / "genome.fa.gz")
+    indexed = pyfaidx.Fasta(fasta)
+    rng = random.Random(9)
+    with pysam.FastaFile(fasta) as faidx:
+        for _ in range(50):
+            name = rng.choice(list(big))
+            start = rng.randrange(len(big[name]) - 1000)
+            end = start + rng.randrange(1, 1000)
+            assert faidx.fetch(name, start, end) == big[name][start:end]
+            assert str(indexed[name][start:end]) == big[name][start:end]
+
+
+def test_bgzf_writer_output_is_plain_gzip_too_even_for_incompressible_bytes(tmp_path):
+    from dnafm_lib.genomes import BgzfWriter
+
+    payload = random.Random(10).randbytes(200_000) + b"ACGT" * 50_000
+    with BgzfWriter(tmp_path / "x.gz") as writer:
+        for start in range(0, len(payload), 70_001):
+            writer.write(payload[start : start + 70_001])
+    assert gzip.decompress((tmp_path / "x.gz").read_bytes()) == payload
