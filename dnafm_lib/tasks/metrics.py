@@ -22,12 +22,15 @@ def classification_metrics(labels: np.ndarray, probabilities: np.ndarray) -> dic
     probabilities = np.asarray(probabilities, dtype=np.float64)
     n_classes = probabilities.shape[1]
     predicted = probabilities.argmax(axis=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # sklearn warns when a split holds a single class; MCC is then 0
+        mcc = float(matthews_corrcoef(labels, predicted))
     out = {
         "n": float(labels.size),
         "accuracy": float(accuracy_score(labels, predicted)),
         "f1": float(f1_score(labels, predicted, average="binary" if n_classes == 2 else "macro",
                              labels=None if n_classes == 2 else list(range(n_classes)), zero_division=0)),
-        "mcc": float(matthews_corrcoef(labels, predicted)),
+        "mcc": mcc,
     }
     present = np.unique(labels)
     if present.size < 2:

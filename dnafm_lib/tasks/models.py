@@ -113,7 +113,7 @@ def _load_backbone(config: TaskConfig, architecture: dict[str, Any] | None = Non
         return build_model(ModelConfig(**architecture)).bert
     try:
         model = load_model(config.backbone)
-    except (KeyError, FileNotFoundError) as exc:
+    except (KeyError, FileNotFoundError, DnafmError) as exc:
         raise TaskConfigError(f"model.backbone {config.backbone!r}: {exc}") from None
     if not config.pretrained:
         model.init_weights()
