@@ -407,6 +407,14 @@ class SplitReader:
     def __len__(self) -> int:
         return int(self._first[-1])
 
+    def __getstate__(self) -> dict:
+        # Pickled into DataLoader workers without the mapped arrays (np.memmap would pickle its
+        # data); each worker maps the genomes it reads on first use.
+        state = self.__dict__.copy()
+        for name in ("_tokens", "_softmask", "_index", "_contigs"):
+            state[name] = [None] * len(self._dirs)
+        return state
+
     def __repr__(self) -> str:
         return f"SplitReader({self.split!r}: {len(self)} windows of {self.window} nt from {len(self.genomes)} genomes)"
 

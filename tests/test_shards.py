@@ -235,3 +235,18 @@ def test_windows_line_endings_give_the_same_shards(tmp_path):
     write_genome_shards(unix, tmp_path / "u", "g", window_nt=50, min_tail_nt=1)
     write_genome_shards(windows, tmp_path / "w", "g", window_nt=50, min_tail_nt=1)
     assert np.array_equal(np.load(tmp_path / "u" / "tokens.npy"), np.load(tmp_path / "w" / "tokens.npy"))
+
+
+def test_reader_pickles_small_for_dataloader_workers_and_reads_the_same(tmp_path):
+    import pickle
+
+    fasta = write_fasta(tmp_path / "g.fa", {"c": random_dna(50_000, 15)})
+    write_genome_shards(fasta, tmp_path / "g", "g", window_nt=100, min_tail_nt=5)
+    reader = open_split(write_manifest_path(tmp_path, [tmp_path / "g"]))
+    before = reader[123]  # maps the genome's arrays
+    payload = pickle.dumps(reader)
+    assert len(payload) < 10_000  # the 50 kB of tokens are not in it
+    copy = pickle.loads(payload)
+    after = copy[123]
+    assert np.array_equal(before[0], after[0]) and before[1] == after[1]
+    assert copy.locate(123) == reader.locate(123)
