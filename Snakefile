@@ -20,6 +20,7 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/splits.smk"
 include: "workflow/rules/genomes.smk"
 include: "workflow/rules/shards.smk"
+include: "workflow/rules/pretrain.smk"
 
 
 rule all:

@@ -1,0 +1,74 @@
+"""Pretraining stage: masked-LM pretraining on the train split's shards, then export.
+
+  {results}/pretrain/{run}/   rule pretrain_model: checkpoints/step_*/ (torch.distributed.checkpoint),
+                              metrics.csv, tensorboard/, curves.png, summary.json
+  {results}/models/{run}/     rule export_model: config.json + model.safetensors (AIDO.DNA layout)
+
+`dnafm launch-pretrain` trains in one process, starts torchrun for pretrain.nproc_per_node > 1,
+and under profiles/slurm runs `srun torchrun` across the allocation (and requeues on
+preemption). A re-run resumes from the latest checkpoint, so metrics.csv and the checkpoints
+are not outputs: Snakemake must not delete them before a retry. Config `pretrain`: run,
+nproc_per_node, nodes, runtime_min, mem_mb and the training settings under `train`.
+"""
+
+import json
+
+PRETRAIN = config["pretrain"]
+PRETRAIN_DIR = RESULTS / "pretrain"
+MODELS_DIR = RESULTS / "models"
+ALL_TARGETS += [
+    PRETRAIN_DIR / PRETRAIN["run"] / "curves.png",
+    MODELS_DIR / PRETRAIN["run"] / "config.json",
+]
+
+
+rule pretrain_model:
+    input:
+        train=RESULTS / "shards" / "train.manifest.json",
+        validation=RESULTS / "shards" / "validation.manifest.json",
+    output:
+        summary=PRETRAIN_DIR / "{run}" / "summary.json",
+        curves=report(
+            PRETRAIN_DIR / "{run}" / "curves.png",
+            caption="../report/training_curves.rst",
+            category="Pretraining",
+        ),
+    params:
+        run_dir=lambda wildcards: PRETRAIN_DIR / wildcards.run,
+        settings=json.dumps(PRETRAIN["train"]),
+        nproc_per_node=PRETRAIN["nproc_per_node"],
+    log:
+        LOGS / "pretrain_model" / "{run}.log",
+    benchmark:
+        LOGS / "pretrain_model" / "{run}.benchmark.tsv"
+    threads: workflow.cores
+    conda:
+        "../../envs/dnafm.yaml"
+    resources:
+        nodes=PRETRAIN["nodes"],
+        tasks=PRETRAIN["nodes"],
+        runtime=PRETRAIN["runtime_min"],
+        mem_mb=PRETRAIN["mem_mb"],
+    shell:
+        "dnafm launch-pretrain --config-json {params.settings:q} --train-manifest {input.train:q} "
+        "--validation-manifest {input.validation:q} --run-dir {params.run_dir:q} "
+        "--nproc-per-node {params.nproc_per_node} > {log:q} 2>&1"
+
+
+rule export_model:
+    input:
+        summary=PRETRAIN_DIR / "{run}" / "summary.json",
+    output:
+        config=MODELS_DIR / "{run}" / "config.json",
+        weights=MODELS_DIR / "{run}" / "model.safetensors",
+    params:
+        run_dir=lambda wildcards: PRETRAIN_DIR / wildcards.run,
+        out_dir=lambda wildcards: MODELS_DIR / wildcards.run,
+    log:
+        LOGS / "export_model" / "{run}.log",
+    resources:
+        mem_mb=4000,
+    conda:
+        "../../envs/dnafm.yaml"
+    shell:
+        "dnafm export --run-dir {params.run_dir:q} --out {params.out_dir:q} > {log:q} 2>&1"
