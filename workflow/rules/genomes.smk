@@ -26,6 +26,8 @@ rule prepare_genome:
         LOGS / "prepare_genome" / "{genome}.log",
     benchmark:
         LOGS / "prepare_genome" / "{genome}.benchmark.tsv"
+    conda:
+        "../../envs/dnafm.yaml"
     resources:
         mem_mb=1000,
     shell:

@@ -8,6 +8,11 @@ a contig's shorter last window from this length).
 """
 
 SHARDS_DIR = RESULTS / "shards"
+if config["shards"]["min_tail_nt"] > config["shards"]["window_nt"]:
+    raise WorkflowError(
+        f"config shards.min_tail_nt ({config['shards']['min_tail_nt']}) must be at most "
+        f"shards.window_nt ({config['shards']['window_nt']})"
+    )
 SPLIT_NAMES = ("train", "validation", "test")
 ALL_TARGETS += [SHARDS_DIR / f"{split}.manifest.json" for split in SPLIT_NAMES]
 
@@ -34,6 +39,8 @@ rule shard_genome:
         LOGS / "shard_genome" / "{genome}.log",
     benchmark:
         LOGS / "shard_genome" / "{genome}.benchmark.tsv"
+    conda:
+        "../../envs/dnafm.yaml"
     resources:
         mem_mb=1000,
     shell:
@@ -53,6 +60,8 @@ rule index_shards:
         split="|".join(SPLIT_NAMES),
     log:
         LOGS / "index_shards" / "{split}.log",
+    conda:
+        "../../envs/dnafm.yaml"
     shell:
         "dnafm index-shards --split {wildcards.split} --out {output:q} --window-nt {params.window_nt} "
         "{params.shard_dirs:q} > {log:q} 2>&1"
