@@ -28,7 +28,7 @@ import json
 import os
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Sequence
 
 import numpy as np
 
@@ -478,7 +478,3 @@ def open_split(manifest_path: str | os.PathLike) -> SplitReader:
     """Open a split's manifest (``results/shards/{split}.manifest.json``) for reading."""
     return SplitReader(manifest_path)
 
-
-def shard_dirs_for(manifest_dir: str | os.PathLike, genomes: Iterable[str]) -> list[Path]:
-    """``results/shards/{genome}`` for each genome: the layout the workflow uses."""
-    return [Path(manifest_dir) / genome for genome in genomes]
