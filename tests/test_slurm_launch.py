@@ -94,3 +94,17 @@ def test_preemption_marker_counts_only_when_written_by_this_launch(tmp_path):
     assert slurm_launch.preempted_since(tmp_path, started=marker.stat().st_mtime) == {"step": 7, "signal": 10}
     assert slurm_launch.preempted_since(tmp_path, started=marker.stat().st_mtime + 60) is None
     assert slurm_launch.preempted_since(tmp_path / "missing", started=0) is None
+
+
+@pytest.mark.parametrize("tres, gpus", [("gres:gpu:8", 8), ("gres/gpu:a100:4", 4), ("gres/gpu=2", 2),
+                                        ("gres:gpu:h100:8,gres:nic:1", 8), ("", 0)])
+def test_gpus_per_node_are_read_from_the_job_record(tres, gpus):
+    record = slurm_launch.parse_job_record(RECORD + (f" TresPerNode={tres}" if tres else ""))
+    assert slurm_launch.gpus_per_node(record) == gpus
+
+
+def test_each_torchrun_agent_gets_its_share_of_the_node_gpus():
+    record = slurm_launch.parse_job_record(RECORD + " TresPerNode=gres:gpu:8")
+    one_per_node = slurm_launch.allocation_from_record("14", {**record, "NumTasks": "2"}, ["gpu01", "gpu02"])
+    two_per_node = slurm_launch.allocation_from_record("14", {**record, "NumTasks": "4"}, ["gpu01", "gpu02"])
+    assert (one_per_node.gpus_per_task, two_per_node.gpus_per_task) == (8, 4)

@@ -5,6 +5,7 @@ profiles/slurm) it starts one torchrun agent per Slurm task with srun (c10d rend
 first node of the allocation, --nproc-per-node processes each) and, when the run is preempted
 (scancel --signal=USR1, sbatch --signal=USR1@SECONDS, a requeue), lets the workers save a
 checkpoint and requeues the job so that Slurm runs it again and training resumes from there.
+Under Slurm with GPUs, one worker per allocated GPU (whatever --nproc-per-node says).
 Anywhere else it is `dnafm pretrain`. Exit codes: 0 done, 1 error, 75 preempted (run again to resume).
 """
 
@@ -25,6 +26,11 @@ def run(args) -> int:
     from . import pretrain
 
     if not slurm_launch.in_batch_script(os.environ):
+        # Inside a Slurm step that holds GPUs (a one-task job): one worker per GPU of the step.
+        gpus = os.environ.get("SLURM_GPUS_ON_NODE", "")
+        if gpus.isdigit() and int(gpus) > 0 and int(gpus) != args.nproc_per_node:
+            print(f"launch-pretrain: {gpus} GPU(s) in this Slurm step: --nproc-per-node {gpus}", flush=True)
+            args.nproc_per_node = int(gpus)
         return pretrain.run(args)
     if args.nproc_per_node < 1:
         raise TrainConfigError(f"--nproc-per-node must be at least 1, got {args.nproc_per_node}")

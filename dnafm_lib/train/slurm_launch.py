@@ -57,6 +57,17 @@ class Allocation:
     num_tasks: int
     cpus_per_task: int
     requeueable: bool
+    gpus_per_node: int = 0
+
+    @property
+    def gpus_per_task(self) -> int:
+        return self.gpus_per_node // max(1, self.num_tasks // len(self.hosts))
+
+
+def gpus_per_node(record: Mapping[str, str]) -> int:
+    """GPUs per node from TresPerNode (``gres:gpu:8``, ``gres/gpu:a100:8``); 0 when none."""
+    match = re.search(r"gpu(?:[:/=][A-Za-z0-9_.-]+)*?[:=](\d+)(?:,|$)", record.get("TresPerNode", ""))
+    return int(match.group(1)) if match else 0
 
 
 def parse_job_record(text: str) -> dict[str, str]:
@@ -88,7 +99,7 @@ def allocation_from_record(job_id: str, record: Mapping[str, str], hosts: Sequen
     if not hosts:
         raise SlurmLaunchError(f"job {job_id}: empty node list (NodeList={record.get('NodeList')!r})")
     return Allocation(job_id=job_id, hosts=tuple(hosts), num_tasks=num_tasks, cpus_per_task=cpus_per_task,
-                      requeueable=record.get("Requeue") == "1")
+                      requeueable=record.get("Requeue") == "1", gpus_per_node=gpus_per_node(record))
 
 
 def read_allocation(job_id: str) -> Allocation:
@@ -148,6 +159,12 @@ def preempted_since(run_dir: str | os.PathLike, started: float) -> dict | None:
 def run_in_allocation(config, nproc_per_node: int, env: Mapping[str, str]) -> int:
     """Train across this job's allocation with srun torchrun; requeue the job when preempted."""
     allocation = read_allocation(env["SLURM_JOB_ID"])
+    if allocation.gpus_per_task and allocation.gpus_per_task != nproc_per_node:
+        # The allocation is the truth on a cluster: one worker per GPU it holds.
+        print(f"launch-pretrain: {allocation.gpus_per_task} GPU(s) per task in job {allocation.job_id}: "
+              f"{allocation.gpus_per_task} process(es) per torchrun agent (not {nproc_per_node})",
+              file=sys.stderr, flush=True)
+        nproc_per_node = allocation.gpus_per_task
     world_size = allocation.num_tasks * nproc_per_node
     config.check_world(world_size)
     port = rendezvous_port(allocation.job_id, env)
