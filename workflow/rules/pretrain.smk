@@ -12,6 +12,7 @@ nproc_per_node, nodes, runtime_min, mem_mb and the training settings under `trai
 """
 
 import json
+import os
 
 PRETRAIN = config["pretrain"]
 PRETRAIN_DIR = RESULTS / "pretrain"
@@ -41,7 +42,9 @@ rule pretrain_model:
         LOGS / "pretrain_model" / "{run}.log",
     benchmark:
         LOGS / "pretrain_model" / "{run}.benchmark.tsv"
-    threads: workflow.cores
+    # All of this machine's cores (Snakemake caps them at --cores); workflow.cores would fail
+    # under profiles/slurm, which has no --cores and sets the job's CPUs and threads itself.
+    threads: os.cpu_count() or 1
     conda:
         "../../envs/dnafm.yaml"
     resources:
