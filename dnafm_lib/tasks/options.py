@@ -44,6 +44,7 @@ def _section_fields() -> dict[str, list[dataclasses.Field]]:
 
 def add_task_options(parser: argparse.ArgumentParser) -> None:
     """``--config``, ``--model TASK``, ``--data TASK`` and one ``--section.key`` flag per option."""
+    parser.allow_abbrev = False  # a misspelt --trainer.max_epoch must not silently mean max_epochs
     parser.add_argument("--config", metavar="YAML", help="a YAML file with model/data/trainer sections")
     parser.add_argument("--model", dest="model_task", metavar="TASK",
                         help="SequenceClassification, TokenClassification or SequenceRegression")
