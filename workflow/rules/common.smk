@@ -86,5 +86,7 @@ rule check_install:
         RESULTS / "install_check.txt",
     log:
         LOGS / "check_install.log",
+    conda:
+        "../../envs/dnafm.yaml"
     shell:
         "dnafm model-info --preset tiny --json > {output} 2> {log}"

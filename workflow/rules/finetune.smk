@@ -59,6 +59,8 @@ rule build_cds_windows:
         seed=FINETUNE["seed"],
     log:
         LOGS / "build_cds_windows.log",
+    conda:
+        "../../envs/dnafm.yaml"
     shell:
         "dnafm cds-windows --fasta {input.fasta:q} {params.genomes} --window-bp {params.window_bp} "
         "--block-bp {params.block_bp} --val-fraction {params.val_fraction} --test-fraction {params.test_fraction} "
@@ -93,6 +95,8 @@ rule compare_finetuning:
         LOGS / "compare_finetuning.log",
     benchmark:
         LOGS / "compare_finetuning.benchmark.tsv"
+    conda:
+        "../../envs/dnafm.yaml"
     shell:
         "OMP_NUM_THREADS={threads} dnafm compare-finetuning --backbone {params.model:q} --data {input.data:q} "
         "--out-dir {params.out_dir:q} --pooling {params.pooling} --strategy {params.strategy} "

@@ -65,6 +65,8 @@ checkpoint build_splits:
         LOGS / "build_splits.log",
     resources:
         ncbi_jobs=1,
+    conda:
+        "../../envs/dnafm.yaml"
     shell:
         "dnafm splits {params.source:q} --out-dir {params.out_dir:q} {params.counts:q} {params.ncbi:q} "
         "{params.replace:q} > {log:q} 2>&1"
@@ -87,6 +89,8 @@ rule download_genome:
         LOGS / "download_genome" / "{genome}.log",
     resources:
         ncbi_jobs=1,
+    conda:
+        "../../envs/dnafm.yaml"
     shell:
         "dnafm download --genomes-tsv {input.genomes:q} --genome {wildcards.genome:q} "
         "--out-dir {params.out_dir:q} --source {params.source:q} {params.ncbi:q} > {log:q} 2>&1"
