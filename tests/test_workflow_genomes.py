@@ -22,7 +22,7 @@ DATA_TARGETS = [f"results/shards/{split}.manifest.json" for split in ("train", "
 def workflow_copy(tmp_path: Path) -> Path:
     work = tmp_path / "workflow"
     work.mkdir()
-    for name in ("Snakefile", "workflow", "config", "resources", "profiles"):
+    for name in ("Snakefile", "workflow", "config", "resources", "profiles", "envs"):
         source = REPO / name
         if source.is_dir():
             shutil.copytree(source, work / name)
