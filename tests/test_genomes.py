@@ -172,3 +172,48 @@ def test_bgzf_writer_output_is_plain_gzip_too_even_for_incompressible_bytes(tmp_
         for start in range(0, len(payload), 70_001):
             writer.write(payload[start : start + 70_001])
     assert gzip.decompress((tmp_path / "x.gz").read_bytes()) == payload
+
+
+def write_sheet(path, rows, header="genome\tsource\taccession\tlocation\tsplit\tannotation"):
+    path.write_text(header + "\n" + "".join("\t".join(row) + "\n" for row in rows))
+    return path
+
+
+def test_genome_sheet_with_a_repeated_genome_id_names_both_lines(tmp_path):
+    from dnafm_lib.genomes import check_genome_sheet, read_genome_sheet
+
+    fasta = write_fasta(tmp_path / "a.fa")
+    sheet = write_sheet(
+        tmp_path / "sheet.tsv",
+        [["a", "file", "", str(fasta), "train", ""], ["b", "file", "", str(fasta), "", ""], ["a", "file", "", str(fasta), "", ""]],
+    )
+    with pytest.raises(GenomeError, match=r"sheet\.tsv: line 4 \(genome a\): genome id already used on line 2"):
+        check_genome_sheet(read_genome_sheet(sheet), sheet)
+
+
+def test_genome_sheet_naming_a_missing_local_file_is_an_error(tmp_path):
+    from dnafm_lib.genomes import check_genome_sheet, read_genome_sheet
+
+    fasta = write_fasta(tmp_path / "a.fa")
+    sheet = write_sheet(tmp_path / "sheet.tsv", [["a", "file", "", str(fasta), "train", str(tmp_path / "missing.gff3")]])
+    with pytest.raises(GenomeError, match=r"line 2 \(genome a\): annotation .*missing\.gff3 does not exist"):
+        check_genome_sheet(read_genome_sheet(sheet), sheet)
+
+
+def test_genome_sheet_with_an_unknown_column_is_an_error_listing_the_expected_ones(tmp_path):
+    from dnafm_lib.genomes import read_genome_sheet
+
+    sheet = write_sheet(tmp_path / "sheet.tsv", [["a", "file", "x.fa"]], header="genome\tsource\tpath")
+    with pytest.raises(GenomeError, match=r"unknown column\(s\) path \(expected genome, source, accession"):
+        read_genome_sheet(sheet)
+
+
+def test_demo_genome_sheet_reads_clean_and_names_existing_files():
+    from pathlib import Path
+
+    from dnafm_lib.genomes import check_genome_sheet, read_genome_sheet
+
+    repo = Path(__file__).resolve().parents[1]
+    sheet = read_genome_sheet(repo / "config" / "genomes.tsv")
+    check_genome_sheet(sheet, "config/genomes.tsv", base_dir=repo)
+    assert set(sheet["split"]) >= {"train", "validation"}
