@@ -1,0 +1,37 @@
+import os
+
+import pytest
+
+from dnafm_lib.atomic import atomic_dir, atomic_open
+
+
+def test_a_file_appears_only_when_whole_and_gets_umask_permissions(tmp_path):
+    target = tmp_path / "out.txt"
+    with atomic_open(target) as handle:
+        handle.write("partial")
+        assert not target.exists()
+    assert target.read_text() == "partial"
+    umask = os.umask(0)
+    os.umask(umask)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_a_failed_write_leaves_nothing_behind(tmp_path):
+    with pytest.raises(RuntimeError):
+        with atomic_open(tmp_path / "out.txt") as handle:
+            handle.write("half")
+            raise RuntimeError("crash")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_directory_replaces_the_old_one_whole(tmp_path):
+    target = tmp_path / "d"
+    with atomic_dir(target) as tmp:
+        (tmp / "a").write_text("1")
+    with atomic_dir(target) as tmp:
+        (tmp / "b").write_text("2")
+    assert sorted(p.name for p in target.iterdir()) == ["b"]
+    umask = os.umask(0)
+    os.umask(umask)
+    assert target.stat().st_mode & 0o777 == 0o777 & ~umask
+    assert [p.name for p in tmp_path.iterdir()] == ["d"]
