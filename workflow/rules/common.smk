@@ -26,7 +26,7 @@ if "genome_sheet" in config:
 RESULTS = Path(config["results_dir"])
 LOGS = Path(config.get("logs_dir", "logs"))
 # Each stage's .smk appends the outputs `rule all` asks for.
-ALL_TARGETS = [RESULTS / "install_check.txt"]
+ALL_TARGETS = []
 
 
 # Input functions shared by the genome stages (they read the splits table after its checkpoint).
@@ -80,13 +80,3 @@ def genomes_in_split(split):
     table = genomes_table()
     return [genome for genome in table["genome"] if table.loc[genome, "split"] == split]
 
-
-rule check_install:
-    output:
-        RESULTS / "install_check.txt",
-    log:
-        LOGS / "check_install.log",
-    conda:
-        "../../envs/dnafm.yaml"
-    shell:
-        "dnafm model-info --preset tiny --json > {output} 2> {log}"
