@@ -78,10 +78,12 @@ def build_sharded_model(config: TrainConfig, ctx: DistributedContext) -> torch.n
 
 def _validate(model, batches, ctx: DistributedContext) -> float:
     loss_sum, targets = torch.zeros((), device=ctx.device), 0
+    model.eval()  # no dropout while validating
     with torch.no_grad():
         for batch in batches:
             loss_sum += mlm_loss_sum(model, *batch_to_device(batch, ctx.device))
             targets += batch.n_targets
+    model.train()
     total_loss, total_targets = all_reduce_sum([float(loss_sum), float(targets)], ctx)
     return total_loss / max(total_targets, 1.0)
 
