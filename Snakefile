@@ -21,6 +21,7 @@ include: "workflow/rules/splits.smk"
 include: "workflow/rules/genomes.smk"
 include: "workflow/rules/shards.smk"
 include: "workflow/rules/pretrain.smk"
+include: "workflow/rules/tracks.smk"
 
 
 rule all:
