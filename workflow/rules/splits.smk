@@ -47,9 +47,12 @@ checkpoint build_splits:
         # A local list or sheet is an input; a list URL is fetched by the job itself.
         [] if SPLITS_SOURCE[1].startswith(("http://", "https://")) else [SPLITS_SOURCE[1]],
     output:
-        genomes=SPLITS_DIR / "genomes.tsv",
-        removed=SPLITS_DIR / "removed.tsv",
-        summary=SPLITS_DIR / "summary.json",
+        genomes=report(SPLITS_DIR / "genomes.tsv", caption="../report/splits_summary.rst", category="Splits",
+                       labels={"file": "genomes.tsv"}),
+        removed=report(SPLITS_DIR / "removed.tsv", caption="../report/splits_summary.rst", category="Splits",
+                       labels={"file": "removed.tsv"}),
+        summary=report(SPLITS_DIR / "summary.json", caption="../report/splits_summary.rst", category="Splits",
+                       labels={"file": "summary.json"}),
     params:
         source=SPLITS_SOURCE,
         ncbi=NCBI_ARGS,
