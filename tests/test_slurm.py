@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -27,14 +28,14 @@ VENV_BIN = Path(sys.executable).parent
 CI_PROFILE_ENV = {"DNAFM_SLURM_NO_GPU": "1", "DNAFM_SLURM_PRETRAIN_NODES": "1", "DNAFM_SLURM_PRETRAIN_TASKS": "2"}
 
 
-def run(command: list[str], **kwargs) -> subprocess.CompletedProcess:
+def run_cmd(command: list[str], **kwargs) -> subprocess.CompletedProcess:
     return subprocess.run(command, capture_output=True, text=True, **kwargs)
 
 
 def node_ready() -> bool:
     if shutil.which("sinfo") is None:
         return False
-    result = run(["sinfo", "-h", "-o", "%T"], timeout=30)
+    result = run_cmd(["sinfo", "-h", "-o", "%T"], timeout=30)
     return result.returncode == 0 and any(s in result.stdout for s in ("idle", "mixed", "allocated"))
 
 
@@ -46,10 +47,10 @@ def slurm_cluster():
         return
     if os.geteuid() != 0:
         pytest.skip("no Slurm cluster running and not root: run `sudo scripts/slurm-up.sh` first")
-    started = run(["bash", str(REPO / "scripts" / "slurm-up.sh")], timeout=900)
+    started = run_cmd(["bash", str(REPO / "scripts" / "slurm-up.sh")], timeout=900)
     assert started.returncode == 0, f"scripts/slurm-up.sh failed:\n{started.stdout}\n{started.stderr}"
     yield
-    run(["bash", str(REPO / "scripts" / "slurm-down.sh")], timeout=300)
+    run_cmd(["bash", str(REPO / "scripts" / "slurm-down.sh")], timeout=300)
 
 
 def env_with_venv(**extra: str) -> dict[str, str]:
@@ -59,7 +60,7 @@ def env_with_venv(**extra: str) -> dict[str, str]:
 def sacct_jobs(*args: str) -> list[dict[str, str]]:
     """sacct rows (main job records only) as dicts."""
     fields = ["JobIdRaw", "JobName", "State", "Comment", "ExitCode"]
-    result = run(["sacct", "-X", "--parsable2", "--noheader", "--starttime", "now-1day",
+    result = run_cmd(["sacct", "-X", "--parsable2", "--noheader", "--starttime", "now-1day",
                   "--format=" + ",".join(fields), *args], timeout=60)
     assert result.returncode == 0, result.stderr
     return [dict(zip(fields, line.split("|"))) for line in result.stdout.splitlines() if line]
@@ -85,13 +86,13 @@ def make_shards(work: Path) -> tuple[Path, Path]:
     dnafm = [sys.executable, "-m", "dnafm_lib.cli"]
     for genome, fasta in (("chloroplast", "arabidopsis_chloroplast_NC_000932.1.fna.gz"),
                           ("plasmid", "yersinia_plasmid_pPCP1_NC_005816.1.fna.gz")):
-        result = run([*dnafm, "shard", "--fasta", str(GENOMES / fasta), "--genome", genome,
+        result = run_cmd([*dnafm, "shard", "--fasta", str(GENOMES / fasta), "--genome", genome,
                       "--out-dir", str(work / "shards" / genome), "--window-nt", "254", "--min-tail-nt", "64"])
         assert result.returncode == 0, result.stderr
     manifests = []
     for split, genome in (("train", "chloroplast"), ("validation", "plasmid")):
         out = work / "shards" / f"{split}.manifest.json"
-        result = run([*dnafm, "index-shards", "--split", split, "--out", str(out), str(work / "shards" / genome)])
+        result = run_cmd([*dnafm, "index-shards", "--split", split, "--out", str(out), str(work / "shards" / genome)])
         assert result.returncode == 0, result.stderr
         manifests.append(out)
     return manifests[0], manifests[1]
@@ -112,7 +113,7 @@ def test_pretrain_job_runs_two_ranks_and_resumes_from_its_checkpoint_after_usr1_
         "--set checkpoint_every_steps=1000 --set validation_samples=8 --set progress_bar=false\n"
     )
     log = tmp_path / "pretrain.log"
-    submitted = run(["sbatch", "--parsable", "--requeue", "--open-mode=append", "--ntasks=2", "--cpus-per-task=1",
+    submitted = run_cmd(["sbatch", "--parsable", "--requeue", "--open-mode=append", "--ntasks=2", "--cpus-per-task=1",
                      "--mem=4000", "-J", "dnafm-requeue-test", "-o", str(log), str(script)],
                     cwd=tmp_path, env=env_with_venv(), timeout=60)
     assert submitted.returncode == 0, submitted.stderr
@@ -123,9 +124,9 @@ def test_pretrain_job_runs_two_ranks_and_resumes_from_its_checkpoint_after_usr1_
     deadline = time.monotonic() + 300
     while not (metrics.exists() and len(metrics.read_text().splitlines()) > 3):
         assert time.monotonic() < deadline, f"no training steps after 300 s:\n{log.read_text() if log.exists() else ''}"
-        assert run(["squeue", "-h", "-j", job_id]).stdout.strip(), f"job ended early:\n{log.read_text()}"
+        assert run_cmd(["squeue", "-h", "-j", job_id]).stdout.strip(), f"job ended early:\n{log.read_text()}"
         time.sleep(1)
-    signalled = run(["scancel", "--signal=USR1", job_id])
+    signalled = run_cmd(["scancel", "--signal=USR1", job_id])
     assert signalled.returncode == 0, signalled.stderr
 
     # The job requeues itself; Slurm holds a requeued job for a while: let it start now.
@@ -135,14 +136,14 @@ def test_pretrain_job_runs_two_ranks_and_resumes_from_its_checkpoint_after_usr1_
         time.sleep(1)
     if os.geteuid() == 0:
         for _ in range(30):
-            if run(["squeue", "-h", "-j", job_id, "-o", "%T"]).stdout.strip() == "PENDING":
+            if run_cmd(["squeue", "-h", "-j", job_id, "-o", "%T"]).stdout.strip() == "PENDING":
                 break
             time.sleep(1)
-        run(["scontrol", "update", f"jobid={job_id}", "StartTime=now"])
+        run_cmd(["scontrol", "update", f"jobid={job_id}", "StartTime=now"])
     wait_for_state(job_id, {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT"}, timeout_s=600)
 
     text = log.read_text()
-    records = run(["sacct", "-j", job_id, "-X", "--duplicates", "--parsable2", "--noheader", "--format=State"])
+    records = run_cmd(["sacct", "-j", job_id, "-X", "--duplicates", "--parsable2", "--noheader", "--format=State"])
     assert records.stdout.split() == ["REQUEUED", "COMPLETED"], text
     saved = re.search(r"preempted by signal 10: saved step (\d+)", text)
     assert saved, text
@@ -150,15 +151,19 @@ def test_pretrain_job_runs_two_ranks_and_resumes_from_its_checkpoint_after_usr1_
     assert 0 < saved_step < max_steps
     assert f"resumed from {run_dir}/checkpoints/step_{saved_step:08d} (step {saved_step}, saved on 2 rank(s), now 2)" in text
     assert "batch start: restart 1" in text and text.count("2 rank(s) on cpu") == 2
-    # metrics.csv: every step once; elapsed time restarts exactly after the saved step, so the
-    # steps after it were trained by the second run, continuing, not starting over.
+    assert_training_continued_after(metrics, saved_step, max_steps)
+    assert json.loads((run_dir / "summary.json").read_text())["final_step"] == max_steps
+
+
+def assert_training_continued_after(metrics: Path, saved_step: int, max_steps: int) -> None:
+    """metrics.csv holds every step once, and its clock (elapsed_s) restarts right after the saved
+    step: the steps after it were trained by the requeued run, continuing, not starting over."""
     with open(metrics, newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert [int(row["step"]) for row in rows] == list(range(1, max_steps + 1))
     elapsed = [float(row["elapsed_s"]) for row in rows]
     drops = [int(rows[i]["step"]) for i in range(1, len(rows)) if elapsed[i] < elapsed[i - 1]]
     assert drops == [saved_step + 1]
-    assert json.loads((run_dir / "summary.json").read_text())["final_step"] == max_steps
 
 
 # --------------------------------------------------------------------- the demo through the profile
@@ -166,7 +171,7 @@ def test_pretrain_job_runs_two_ranks_and_resumes_from_its_checkpoint_after_usr1_
 
 def repo_copy(destination: Path) -> Path:
     """The working tree as git sees it (tracked and new files, not ignored ones)."""
-    listed = run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=REPO, timeout=60)
+    listed = run_cmd(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=REPO, timeout=60)
     assert listed.returncode == 0, listed.stderr
     for name in filter(None, listed.stdout.split("\0")):
         source = REPO / name
@@ -176,31 +181,79 @@ def repo_copy(destination: Path) -> Path:
     return destination
 
 
+@dataclass
+class DemoRun:
+    work: Path
+    result: subprocess.CompletedProcess
+    preempted_job: str | None  # the pretraining job signalled with USR1 mid-run
+
+
+def preempt_pretraining(work: Path, run: subprocess.Popen, min_steps: int = 5) -> str | None:
+    """Once the pretraining job has trained a few steps, send it USR1 as a scheduler would."""
+    metrics = work / "results" / "pretrain" / "demo" / "metrics.csv"
+    while run.poll() is None:
+        jobs = run_cmd(["squeue", "-h", "-o", "%i %k %T"]).stdout.split("\n")
+        pretraining = [line.split() for line in jobs if "rule_pretrain_model" in line]
+        if pretraining and pretraining[0][2] == "RUNNING" and metrics.exists() \
+                and len(metrics.read_text().splitlines()) > min_steps:
+            job_id = pretraining[0][0]
+            assert run_cmd(["scancel", "--signal=USR1", job_id]).returncode == 0
+            release_requeued(job_id)
+            return job_id
+        time.sleep(1)
+    return None
+
+
+def release_requeued(job_id: str) -> None:
+    """Slurm holds a requeued job for a couple of minutes: as root, let it start again now."""
+    if os.geteuid() != 0:
+        return
+    for _ in range(180):
+        if run_cmd(["squeue", "-h", "-j", job_id, "-o", "%T %r"]).stdout.strip() == "PENDING BeginTime":
+            run_cmd(["scontrol", "update", f"jobid={job_id}", "StartTime=now"])
+            return
+        time.sleep(1)
+
+
 @pytest.fixture(scope="module")
-def demo_on_slurm(slurm_cluster, tmp_path_factory):
-    """The demo workflow run to the end with `snakemake --profile profiles/slurm` in a copy of the repo."""
+def demo_on_slurm(slurm_cluster, tmp_path_factory) -> DemoRun:
+    """The demo workflow run to the end with `snakemake --profile profiles/slurm` in a copy of the repo,
+    its pretraining job preempted (USR1) once on the way."""
     work = repo_copy(tmp_path_factory.mktemp("slurm_demo"))
-    result = run([sys.executable, "-m", "snakemake", "--profile", "profiles/slurm", "--jobs", "4",
-                  "--slurm-init-seconds-before-status-checks", "2"],
-                 cwd=work, env=env_with_venv(**CI_PROFILE_ENV), timeout=1800)
-    (work / "snakemake.log").write_text(result.stdout + result.stderr)
-    return work, result
+    # 2 training ranks: the global batch must split over them.
+    (work / "ci_slurm.yaml").write_text("pretrain:\n  train:\n    micro_batch_size: 16\n    progress_bar: false\n")
+    log = open(work / "snakemake.log", "w+")
+    snakemake = subprocess.Popen(
+        [sys.executable, "-m", "snakemake", "--profile", "profiles/slurm", "--jobs", "4",
+         "--slurm-init-seconds-before-status-checks", "2", "--configfile", "ci_slurm.yaml"],
+        cwd=work, env=env_with_venv(**CI_PROFILE_ENV), stdout=log, stderr=subprocess.STDOUT, text=True)
+    try:
+        preempted = preempt_pretraining(work, snakemake)
+        snakemake.wait(timeout=2400)
+    finally:
+        if snakemake.poll() is None:
+            snakemake.terminate()
+            snakemake.wait(60)
+    log.seek(0)
+    result = subprocess.CompletedProcess(snakemake.args, snakemake.returncode, log.read(), "")
+    log.close()
+    return DemoRun(work, result, preempted)
 
 
 @pytest.mark.timeout(2400)  # the first test to use it waits for the whole demo run
 def test_demo_workflow_finishes_through_the_slurm_profile(demo_on_slurm):
-    work, result = demo_on_slurm
+    work, result = demo_on_slurm.work, demo_on_slurm.result
     log = result.stdout + result.stderr
     assert result.returncode == 0, log[-6000:]
     # Nothing left to do: every output of `rule all` exists and is up to date.
-    dry = run([sys.executable, "-m", "snakemake", "-n", "--cores", "1"], cwd=work, env=env_with_venv(), timeout=600)
+    dry = run_cmd([sys.executable, "-m", "snakemake", "-n", "--cores", "1"], cwd=work, env=env_with_venv(), timeout=600)
     assert dry.returncode == 0 and "Nothing to be done" in dry.stdout + dry.stderr, dry.stdout + dry.stderr
     assert (work / "results" / "install_check.txt").stat().st_size > 0
 
 
 @pytest.mark.timeout(2400)
 def test_every_rule_of_the_demo_ran_as_a_completed_slurm_job(demo_on_slurm):
-    work, result = demo_on_slurm
+    work, result = demo_on_slurm.work, demo_on_slurm.result
     log = result.stdout + result.stderr
     assert result.returncode == 0, log[-6000:]
     submitted = dict(re.findall(r"Job (\d+) has been submitted with SLURM jobid (\d+)", log))
@@ -221,11 +274,11 @@ def test_every_rule_of_the_demo_ran_as_a_completed_slurm_job(demo_on_slurm):
 
 @pytest.mark.timeout(2400)
 def test_report_of_the_finished_demo_is_one_self_contained_html_file(demo_on_slurm, tmp_path):
-    work, result = demo_on_slurm
+    work, result = demo_on_slurm.work, demo_on_slurm.result
     assert result.returncode == 0, (result.stdout + result.stderr)[-6000:]
     before = set(work.rglob("*.html"))
     report = work / "report.html"
-    made = run([sys.executable, "-m", "snakemake", "--report", str(report), "--cores", "1"],
+    made = run_cmd([sys.executable, "-m", "snakemake", "--report", str(report), "--cores", "1"],
                cwd=work, env=env_with_venv(), timeout=600)
     assert made.returncode == 0, made.stdout + made.stderr
     assert set(work.rglob("*.html")) - before == {report}
@@ -236,3 +289,20 @@ def test_report_of_the_finished_demo_is_one_self_contained_html_file(demo_on_slu
                     "The train / validation / test splits", "Genome-wide tracks of genome",
                     "Unsupervised annotation of genome"):
         assert caption in html, caption
+
+
+@pytest.mark.timeout(2400)
+def test_demo_pretraining_preempted_by_usr1_is_requeued_and_resumes_from_its_checkpoint(demo_on_slurm):
+    work, result, job_id = demo_on_slurm.work, demo_on_slurm.result, demo_on_slurm.preempted_job
+    assert result.returncode == 0, result.stdout[-6000:]
+    assert job_id, "the pretraining job was never seen running"
+    records = run_cmd(["sacct", "-j", job_id, "-X", "--duplicates", "--parsable2", "--noheader", "--format=State"])
+    assert records.stdout.split() == ["REQUEUED", "COMPLETED"]
+    # The log of the second run (Snakemake starts the rule's log afresh) names the checkpoint.
+    log = (work / "logs" / "pretrain_model" / "demo.log").read_text()
+    resumed = re.search(r"resumed from results/pretrain/demo/checkpoints/step_\d+ \(step (\d+), "
+                        r"saved on 2 rank\(s\), now 2\)", log)
+    assert resumed, log[-4000:]
+    max_steps = json.loads((work / "results" / "pretrain" / "demo" / "train_config.json").read_text())["max_steps"]
+    assert_training_continued_after(work / "results" / "pretrain" / "demo" / "metrics.csv",
+                                    int(resumed.group(1)), max_steps)
