@@ -198,3 +198,80 @@ def test_a_class_id_beyond_n_classes_is_an_error(tmp_path, capsys):
     code, out, err = _fit(["--model", "SequenceClassification", *FAST, "--data.path", str(path),
                            "--trainer.out_dir", str(tmp_path / "run")], capsys)
     assert code == 1 and "row 5: label 2 is outside 0..1 (model.n_classes)" in err
+
+
+def _write_genome(tmp_path):
+    """One 1000-bp contig: CDS at 101..300 (+) and 651..800 (-), a CDS edge inside 400-500, Ns at 900-905."""
+    rng = np.random.default_rng(5)
+    sequence = list("".join(rng.choice(list("ACGT"), 1000)))
+    sequence[900:905] = "NNNNN"
+    fasta = tmp_path / "genome.fa"
+    fasta.write_text(">ctg1 test\n" + "".join(sequence) + "\n")
+    gff = tmp_path / "annotation.gff3"
+    gff.write_text(
+        "##gff-version 3\n"
+        "ctg1\ttest\tgene\t101\t300\t.\t+\t.\tID=g1\n"
+        "ctg1\ttest\tCDS\t101\t300\t.\t+\t0\tID=c1\n"
+        "ctg1\ttest\tCDS\t420\t480\t.\t+\t0\tID=c2\n"
+        "ctg1\ttest\tCDS\t651\t800\t.\t-\t0\tID=c3\n"
+    )
+    return fasta, gff
+
+
+def test_cds_windows_labels_windows_wholly_inside_or_outside_cds_and_drops_the_rest(tmp_path, capsys):
+    fasta, gff = _write_genome(tmp_path)
+    out = tmp_path / "windows.tsv"
+    assert main(["cds-windows", "--fasta", str(fasta), "--gff", str(gff), "--names", "toy", "--out", str(out),
+                 "--window-bp", "50", "--block-bp", "200", "--seed", "1"]) == 0
+    table = pd.read_csv(out, sep="\t")
+    assert list(table.columns) == ["genome", "chrom", "start", "end", "split", "label", "sequence"]
+    inside = set(range(100, 300, 50)) | set(range(650, 800, 50))
+    straddling = {400, 450}  # the CDS at 420..480 covers part of each
+    with_n = {900}
+    expected_starts = sorted(set(range(0, 1000, 50)) - straddling - with_n)
+    assert list(table["start"]) == expected_starts
+    assert set(table.loc[table["label"] == 1, "start"]) == inside
+    assert (table.groupby(table["start"] // 200)["split"].nunique() == 1).all()  # one split per block
+    assert table.loc[0, "sequence"] == fasta.read_text().splitlines()[1][:50]
+
+
+def test_cds_windows_rejects_a_gff_for_another_assembly(tmp_path, capsys):
+    fasta, gff = _write_genome(tmp_path)
+    gff.write_text("chrZ\ttest\tCDS\t1\t90\t.\t+\t0\tID=x\n")
+    code = main(["cds-windows", "--fasta", str(fasta), "--gff", str(gff), "--out", str(tmp_path / "w.tsv")])
+    assert code == 1 and f"{gff}: CDS on seqid(s) chrZ not in {fasta}" in capsys.readouterr().err
+    assert not (tmp_path / "w.tsv").exists()
+
+
+def test_annotated_genomes_picks_rows_with_a_gff_and_checks_the_wanted_ones():
+    from dnafm_lib.errors import DnafmError
+    from dnafm_lib.tasks.cds_windows import annotated_genomes
+
+    table = pd.DataFrame({"genome": ["a", "b", "c"], "annotation": ["a.gff3", "", "c.gff3"]})
+    assert annotated_genomes(table) == ["a", "c"]
+    assert annotated_genomes(table, ["c"]) == ["c"]
+    with pytest.raises(DnafmError, match="finetune.genomes: b not in the splits table or without an annotation"):
+        annotated_genomes(table, ["b"])
+
+
+@pytest.mark.slow
+def test_compare_finetuning_trains_both_initialisations_and_prints_both(tmp_path, classification_tsv, capsys):
+    import torch
+
+    import dnafm_lib
+
+    torch.manual_seed(0)
+    dnafm_lib.save_model(dnafm_lib.load_model("tiny"), tmp_path / "pretrained")
+    code = main(["compare-finetuning", "--backbone", str(tmp_path / "pretrained"), "--data", str(classification_tsv),
+                 "--out-dir", str(tmp_path / "cmp"), "--max-epochs", "1", "--no-progress"])
+    out = capsys.readouterr().out
+    assert code == 0
+    table = pd.read_csv(tmp_path / "cmp" / "comparison.tsv", sep="\t")
+    assert list(table["initialisation"]) == ["pretrained", "scratch"]
+    assert table["test_n"].tolist() == [16, 16]
+    for name in ("pretrained", "scratch"):
+        assert name in out
+        metrics = json.loads((tmp_path / "cmp" / name / "metrics.json").read_text())
+        assert metrics["test"]["accuracy"] == pytest.approx(table.set_index("initialisation").loc[name, "test_accuracy"], abs=1e-4)
+    # the two runs start from different backbones, so they end differently
+    assert table.loc[0, "test_loss"] != pytest.approx(table.loc[1, "test_loss"])

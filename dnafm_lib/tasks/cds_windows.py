@@ -112,3 +112,16 @@ def summarize(table: pd.DataFrame) -> str:
     counts = table.groupby(["split", "label"]).size().unstack(fill_value=0)
     parts = [f"{split}: {int(row.get(1, 0))} CDS / {int(row.get(0, 0))} non-CDS" for split, row in counts.iterrows()]
     return "; ".join(parts)
+
+
+def annotated_genomes(genomes: pd.DataFrame, wanted: str | list[str] = "all") -> list[str]:
+    """Genomes of a splits table that have an annotation: all of them, or the ``wanted`` ones (checked)."""
+    annotated = [str(g) for g, a in zip(genomes["genome"], genomes["annotation"]) if isinstance(a, str) and a]
+    if wanted == "all":
+        if not annotated:
+            raise AnnotationError("no genome of the splits table has an annotation (GFF3) to label windows with")
+        return annotated
+    missing = [g for g in wanted if g not in annotated]
+    if missing:
+        raise AnnotationError(f"config finetune.genomes: {', '.join(missing)} not in the splits table or without an annotation")
+    return list(wanted)

@@ -5,53 +5,31 @@
   {results}/finetune/cds/comparison.tsv, .txt         both runs' test metrics side by side (.txt is what it prints)
 """
 
-import shlex
+from dnafm_lib.tasks.cds_windows import annotated_genomes
 
 FINETUNE_DIR = RESULTS / "finetune"
 FINETUNE = config["finetune"]
-
-
-def finetune_genomes():
-    """Annotated genomes of the splits table (config finetune.genomes: "all" or a list)."""
-    table = genomes_table()
-    annotated = [genome for genome in table.index if table.loc[genome, "annotation"]]
-    wanted = FINETUNE.get("genomes", "all")
-    if wanted == "all":
-        return annotated
-    missing = [g for g in wanted if g not in annotated]
-    if missing:
-        raise ValueError(f"config finetune.genomes: {', '.join(missing)} not in the splits table or without an annotation")
-    return list(wanted)
-
-
-def finetune_model_dir():
-    source = FINETUNE["model"]
-    if source == "export":
-        return RESULTS / "models" / config.get("pretrain", {}).get("run", "demo")
-    return Path(source)
-
-
-def finetune_model_inputs(wildcards):
-    if FINETUNE["model"] == "export":
-        return expand(rules.export_model.output, run=config.get("pretrain", {}).get("run", "demo"))
-    return [finetune_model_dir() / "config.json"]
-
-
-def cds_window_args(wildcards):
-    # prepare_genome copies each row's GFF3 next to its FASTA as annotation.gff3
-    genomes = finetune_genomes()
-    gffs = [shlex.quote(str(GENOMES_DIR / g / "annotation.gff3")) for g in genomes]
-    return f"--gff {' '.join(gffs)} --names {' '.join(shlex.quote(g) for g in genomes)}"
+PRETRAIN_RUN = config.get("pretrain", {}).get("run", "demo")
+# "export": this workflow's pretrained model; otherwise a checkpoint directory of the user's
+FINETUNE_MODEL = RESULTS / "models" / PRETRAIN_RUN if FINETUNE["model"] == "export" else Path(FINETUNE["model"])
 
 
 rule build_cds_windows:
     input:
-        fasta=lambda wildcards: [GENOMES_DIR / g / "genome.fa.gz" for g in finetune_genomes()],
-        fai=lambda wildcards: [GENOMES_DIR / g / "genome.fa.gz.fai" for g in finetune_genomes()],
+        fasta=lambda wildcards: [
+            GENOMES_DIR / g / "genome.fa.gz" for g in annotated_genomes(genomes_table(), FINETUNE["genomes"])
+        ],
+        fai=lambda wildcards: [
+            GENOMES_DIR / g / "genome.fa.gz.fai" for g in annotated_genomes(genomes_table(), FINETUNE["genomes"])
+        ],
     output:
         FINETUNE_DIR / "cds_windows.tsv",
     params:
-        genomes=cds_window_args,
+        # prepare_genome copies each row's GFF3 next to its FASTA as annotation.gff3
+        gff=lambda wildcards: [
+            GENOMES_DIR / g / "annotation.gff3" for g in annotated_genomes(genomes_table(), FINETUNE["genomes"])
+        ],
+        names=lambda wildcards: annotated_genomes(genomes_table(), FINETUNE["genomes"]),
         window_bp=FINETUNE["window_bp"],
         block_bp=FINETUNE["block_bp"],
         val_fraction=FINETUNE["val_fraction"],
@@ -62,21 +40,25 @@ rule build_cds_windows:
     conda:
         "../../envs/dnafm.yaml"
     shell:
-        "dnafm cds-windows --fasta {input.fasta:q} {params.genomes} --window-bp {params.window_bp} "
-        "--block-bp {params.block_bp} --val-fraction {params.val_fraction} --test-fraction {params.test_fraction} "
+        "dnafm cds-windows --fasta {input.fasta:q} --gff {params.gff:q} --names {params.names:q} "
+        "--window-bp {params.window_bp} --block-bp {params.block_bp} --val-fraction {params.val_fraction} --test-fraction {params.test_fraction} "
         "--seed {params.seed} --out {output:q} > {log:q} 2>&1"
 
 
 rule compare_finetuning:
     input:
         data=FINETUNE_DIR / "cds_windows.tsv",
-        model=finetune_model_inputs,
+        model=lambda wildcards: (
+            expand(rules.export_model.output, run=PRETRAIN_RUN)
+            if FINETUNE["model"] == "export"
+            else [FINETUNE_MODEL / "config.json"]
+        ),
     output:
         table=FINETUNE_DIR / "cds" / "comparison.tsv",
         summary=FINETUNE_DIR / "cds" / "comparison.txt",
         metrics=[FINETUNE_DIR / "cds" / run / "metrics.json" for run in ("pretrained", "scratch")],
     params:
-        model=finetune_model_dir(),
+        model=FINETUNE_MODEL,
         out_dir=FINETUNE_DIR / "cds",
         pooling=FINETUNE["pooling"],
         strategy=FINETUNE["strategy"],
