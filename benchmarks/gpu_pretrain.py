@@ -76,11 +76,7 @@ def attention_backends(batch: int, heads: int, seq_len: int, head_dim: int, devi
     shape = (batch, heads, seq_len, head_dim)
     q, k, v = (torch.randn(shape, device=device, dtype=torch.bfloat16, requires_grad=True) for _ in range(3))
     grad = torch.randn(shape, device=device, dtype=torch.bfloat16)
-    for name in ("FLASH_ATTENTION", "CUDNN_ATTENTION", "EFFICIENT_ATTENTION"):
-        backend = getattr(SDPBackend, name, None)
-        if backend is None:
-            results.append((name, None, "not in this PyTorch"))
-            continue
+    def time_backend(label: str, backend) -> None:
         try:
             with sdpa_kernel([backend]):
                 for _ in range(2):
@@ -90,14 +86,37 @@ def attention_backends(batch: int, heads: int, seq_len: int, head_dim: int, devi
                 for _ in range(repeats):
                     torch.nn.functional.scaled_dot_product_attention(q, k, v).backward(grad)
                 torch.cuda.synchronize()
-            results.append((name, (time.perf_counter() - start) / repeats * 1e3, ""))
+            results.append((label, (time.perf_counter() - start) / repeats * 1e3, ""))
         except Exception as exc:  # a kernel that does not support this head dim / card
-            results.append((name, None, f"unavailable: {str(exc).splitlines()[0][:80]}"))
+            results.append((label, None, f"unavailable: {str(exc).splitlines()[0][:80] if str(exc) else type(exc).__name__}"))
+
+    for name in ("FLASH_ATTENTION", "CUDNN_ATTENTION", "EFFICIENT_ATTENTION"):
+        time_backend(name, getattr(SDPBackend, name))
+    # FlashAttention-3/4 kernels registered with PyTorch replace the FLASH_ATTENTION backend once
+    # activated (process-wide, no way back), so they are timed last.
+    try:
+        from torch.nn.attention import activate_flash_attention_impl, list_flash_attention_impls
+
+        impls = list(list_flash_attention_impls())
+    except ImportError:
+        impls = []
+    for impl in impls:
+        try:
+            activate_flash_attention_impl(impl)
+        except Exception as exc:
+            results.append((f"FLASH_ATTENTION+{impl}", None, f"cannot activate: {str(exc).splitlines()[0][:80]}"))
+            continue
+        time_backend(f"FLASH_ATTENTION+{impl}", SDPBackend.FLASH_ATTENTION)
     return results
 
 
 def select_sdpa_backend(name: str) -> None:
     """Leave only one SDPA kernel enabled (global flags, which torch.compile also honours)."""
+    name, _, impl = name.partition("+")
+    if impl:
+        from torch.nn.attention import activate_flash_attention_impl
+
+        activate_flash_attention_impl(impl)
     flags = {"FLASH_ATTENTION": torch.backends.cuda.enable_flash_sdp,
              "CUDNN_ATTENTION": torch.backends.cuda.enable_cudnn_sdp,
              "EFFICIENT_ATTENTION": torch.backends.cuda.enable_mem_efficient_sdp}
@@ -125,7 +144,8 @@ def run_variant(name: str, args, model_config, ctx, peak_flops) -> dict:
         shard_model(model, dtype, compile_blocks=config.compile)
     model.train()
     optimizer = build_optimizer(model, config, ctx.device)
-    reader = SyntheticWindows(n_windows=args.micro_batch * (args.steps + args.warmup), window=args.seq_len - 2)
+    reader = SyntheticWindows(n_windows=args.micro_batch * args.accumulation * (args.steps + args.warmup),
+                              window=args.seq_len - 2)
     flops_token = flops_per_token(model_config, args.seq_len, training=True)
 
     def sync():
@@ -135,12 +155,14 @@ def run_variant(name: str, args, model_config, ctx, peak_flops) -> dict:
     phase_s = {"forward_backward": 0.0, "optimizer": 0.0}
 
     def step(index: int, timed: bool) -> float:
-        batch = build_batch(reader, range(index * args.micro_batch, (index + 1) * args.micro_batch), stream=0,
-                            seed=0, step=index, mask_fraction=0.15)
-        inputs = batch_to_device(batch, ctx.device)
+        micro = [build_batch(reader, range(i * args.micro_batch, (i + 1) * args.micro_batch), stream=0, seed=0,
+                             step=index, mask_fraction=0.15)
+                 for i in range(index * args.accumulation, (index + 1) * args.accumulation)]
+        targets = sum(b.n_targets for b in micro)
         started = time.perf_counter()
-        loss_sum = mlm_loss_sum(model, *inputs)
-        (loss_sum / batch.n_targets).backward()
+        for batch in micro:
+            loss_sum = mlm_loss_sum(model, *batch_to_device(batch, ctx.device))
+            (loss_sum / targets).backward()
         if timed:
             sync()
             phase_s["forward_backward"] += time.perf_counter() - started
@@ -151,7 +173,7 @@ def run_variant(name: str, args, model_config, ctx, peak_flops) -> dict:
         if timed:
             sync()
             phase_s["optimizer"] += time.perf_counter() - started
-        return float(loss_sum.detach()) / batch.n_targets  # waits for the step to finish
+        return float(loss_sum.detach()) / micro[-1].n_targets  # waits for the step to finish
 
     started = time.perf_counter()
     for index in range(args.warmup):
@@ -163,11 +185,12 @@ def run_variant(name: str, args, model_config, ctx, peak_flops) -> dict:
         loss = step(index, timed=True)
     sync()
     elapsed = time.perf_counter() - started
-    tokens_per_s = args.steps * args.micro_batch * args.seq_len / elapsed
+    tokens_per_step = args.accumulation * args.micro_batch * args.seq_len
+    tokens_per_s = args.steps * tokens_per_step / elapsed
     mfu = metrics.model_flops_utilization(flops_token, tokens_per_s, peak_flops, 1)
     # Under FSDP on many GPUs each rank updates only its 1/W shard, so the optimizer's share of a
     # step vanishes; the forward+backward MFU is what a large run approaches.
-    compute_tokens_per_s = args.steps * args.micro_batch * args.seq_len / phase_s["forward_backward"]
+    compute_tokens_per_s = args.steps * tokens_per_step / phase_s["forward_backward"]
     compute_mfu = metrics.model_flops_utilization(flops_token, compute_tokens_per_s, peak_flops, 1)
     memory_gib = torch.cuda.max_memory_allocated() / 2**30 if ctx.device.type == "cuda" else float("nan")
     result = dict(variant=name, tokens_per_s=tokens_per_s, mfu=mfu, step_ms=elapsed / args.steps * 1e3,
@@ -198,7 +221,9 @@ def main(argv=None) -> int:
     parser.add_argument("--preset", choices=tuple(PRESET_DEFAULTS), default="7b", help="model width (7b or tiny)")
     parser.add_argument("--layers", type=int, help="blocks (default 4 at 7b, 2 at tiny)")
     parser.add_argument("--seq-len", type=int, help="tokens per sequence incl. [CLS]/[EOS] (default 4000)")
-    parser.add_argument("--micro-batch", type=int, help="sequences per step (default 2)")
+    parser.add_argument("--micro-batch", type=int, help="sequences per forward (default 2, the model card's)")
+    parser.add_argument("--accumulation", type=int, default=1,
+                        help="micro-batches per optimizer step (the 7B card on 256 GPUs: 1024 / (2 × 256) = 2)")
     parser.add_argument("--steps", type=int, help="timed steps per variant")
     parser.add_argument("--warmup", type=int, help="untimed steps per variant (compilation happens here)")
     parser.add_argument("--variants", help=f"comma-separated, from {', '.join(VARIANTS)}")
@@ -220,14 +245,14 @@ def main(argv=None) -> int:
           f"(dense bf16); torch {torch.__version__}")
     print(f"model: {args.preset} width (hidden {model_config.hidden_size}, {model_config.num_attention_heads} heads "
           f"of {model_config.head_dim}, intermediate {model_config.intermediate_size}), {args.layers} layers; "
-          f"micro batch {args.micro_batch} × {args.seq_len} tokens; "
+          f"micro batch {args.micro_batch} × {args.seq_len} tokens, {args.accumulation} per optimizer step; "
           f"{flops_per_token(model_config, args.seq_len) / 1e9:.2f} GFLOP per token (6N + 12·L·h·S)")
 
     if ctx.device.type == "cuda":
         timings = attention_backends(args.micro_batch, model_config.num_attention_heads, args.seq_len,
                                      model_config.head_dim, ctx.device)
         for name, ms, note in timings:
-            print(f"attention {name:20s} {'' if ms is None else f'{ms:8.2f} ms fwd+bwd'} {note}")
+            print(f"attention {name:24s} {'' if ms is None else f'{ms:8.2f} ms fwd+bwd'} {note}")
         usable = [(ms, name) for name, ms, _ in timings if ms is not None]
         if usable:
             best = min(usable)[1]
@@ -249,7 +274,7 @@ def main(argv=None) -> int:
 
     print()
     print(f"| variant | tokens/s | step ms | fwd+bwd ms | optimizer ms | MFU | fwd+bwd MFU | peak GiB |"
-          f"   ({device_name}, {args.layers} layers)")
+          f"   ({device_name}, {args.layers} layers, {args.accumulation} micro-batch(es) per step)")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for r in results:
         if "error" in r:
