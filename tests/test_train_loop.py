@@ -32,6 +32,7 @@ def reference(manifests, tmp_path_factory):
     return run_dir, values, result
 
 
+@pytest.mark.slow
 def test_training_writes_metrics_tensorboard_plot_and_checkpoints(reference):
     run_dir, values, result = reference
     assert result.final_step == MAX_STEPS and not result.preempted
@@ -47,6 +48,7 @@ def test_training_writes_metrics_tensorboard_plot_and_checkpoints(reference):
     assert header == "step,loss_nats,lr,grad_norm,tokens_per_s,mfu,val_loss_nats,epoch,elapsed_s"
 
 
+@pytest.mark.slow
 def test_export_writes_a_model_that_load_model_reads_with_the_run_s_validation_loss(reference, tmp_path):
     import torch
 
