@@ -39,7 +39,7 @@ class DataConfig:
     test_ratio: float = 0.1
     seed: int = 0
     batch_size: int = 32
-    max_length: int = 0  # tokens incl. [CLS]/[EOS]; 0 = the backbone's context length
+    max_length: int = 0  # tokens incl. [CLS]/[EOS]; a longer sequence is an error; 0 = no limit
 
     def validate(self) -> "DataConfig":
         if not self.path:

@@ -29,6 +29,41 @@ from ..errors import DnafmError
 
 SECTIONS = ("model", "data", "trainer")
 
+# What each flag means (the default is appended from the config classes).
+OPTION_HELP = {
+    "model.backbone": "a preset (tiny, 300m, 7b) or a checkpoint directory (required)",
+    "model.n_classes": "classes of a classification task",
+    "model.n_outputs": "values per sequence of SequenceRegression",
+    "model.pooling": "sequence pooling: cls or mean (over the bases)",
+    "model.strategy": "what trains: full, frozen (head only) or lora",
+    "model.pretrained": "false: the backbone's architecture with fresh weights",
+    "model.lora_r": "LoRA rank",
+    "model.lora_alpha": "LoRA scaling numerator",
+    "model.lora_dropout": "dropout on the LoRA path",
+    "model.head_dropout": "dropout before the task head",
+    "data.path": "CSV, TSV or parquet table (required)",
+    "data.sequence_column": "column holding the sequences",
+    "data.label_column": "label column (regression: several, comma-separated)",
+    "data.split_column": "train/val/test column; when absent the ratios split the rows",
+    "data.val_ratio": "fraction of rows for validation without a split column",
+    "data.test_ratio": "fraction of rows for test without a split column",
+    "data.seed": "seed of the ratio split",
+    "data.batch_size": "sequences per step",
+    "data.max_length": "longest input in tokens incl. [CLS]/[EOS]; 0 = no limit",
+    "trainer.out_dir": "where best/, history.tsv, metrics.json, predictions.tsv go (required)",
+    "trainer.max_epochs": "epochs at most",
+    "trainer.max_steps": "optimizer steps at most; 0 = no limit",
+    "trainer.lr": "AdamW learning rate",
+    "trainer.weight_decay": "AdamW weight decay",
+    "trainer.warmup_steps": "linear warm-up steps",
+    "trainer.patience": "epochs without a better validation loss before stopping",
+    "trainer.seed": "seed of the head, a scratch backbone and the batch order",
+    "trainer.device": "auto, cpu, cuda or cuda:N",
+    "trainer.precision": "auto (bf16 autocast on GPU), bf16 or 32",
+    "trainer.progress_bar": "show a tqdm progress bar (true/false)",
+    "trainer.grad_clip": "gradient-norm clipping; 0 = off",
+}
+
 
 def _section_fields() -> dict[str, list[dataclasses.Field]]:
     from .data import DataConfig
@@ -53,9 +88,9 @@ def add_task_options(parser: argparse.ArgumentParser) -> None:
     for section, fields in _section_fields().items():
         group = parser.add_argument_group(f"{section} options")
         for f in fields:
-            default = f.default if f.default != "" else "(required)" if f.name in ("backbone", "path", "out_dir") else '""'
-            group.add_argument(f"--{section}.{f.name}", dest=f"{section}.{f.name}", metavar="VALUE",
-                               help=f"default: {default}")
+            key = f"{section}.{f.name}"
+            default = "" if f.default == "" else f" (default {f.default})"
+            group.add_argument(f"--{key}", dest=key, metavar="VALUE", help=OPTION_HELP.get(key, "") + default)
 
 
 def _yaml_value(text: str, flag: str) -> Any:
