@@ -138,8 +138,10 @@ def read_gff_features(path: str | Path) -> "pandas.DataFrame":  # noqa: F821
                 start, end = int(fields[3]) - 1, int(fields[4])
             except ValueError:
                 raise DnafmError(f"{path}: line {line_number}: start/end {fields[3]!r}/{fields[4]!r} are not integers") from None
-            if end <= start or start < 0:
-                raise DnafmError(f"{path}: line {line_number}: empty or negative interval {fields[3]}-{fields[4]}")
+            if end == start:
+                continue  # a zero-length insertion site (end = start - 1 in GFF): it covers no base
+            if end < start or start < 0:
+                raise DnafmError(f"{path}: line {line_number}: negative interval {fields[3]}-{fields[4]}")
             records.append((fields[0], start, end, fields[2]))
     return pd.DataFrame(records, columns=["Chromosome", "Start", "End", "Feature"])
 

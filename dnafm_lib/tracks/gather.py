@@ -86,9 +86,16 @@ def gather_tracks(
             explained_variance_ratio=[round(float(v), 6) for v in projection.explained_variance_ratio[:3]],
             tracks=summary["tracks"] + [s.filename for s in catalog.EMBEDDING_TRACKS] + [catalog.SEGMENTS_BED],
         )
+        # Written with or without an annotation (then empty), so the workflow can declare them.
         if gff_path:
-            table = enrichment_table(segments, read_gff_features(gff_path))
-            write_enrichment(table, out_dir / catalog.ENRICHMENT_TSV, out_dir / catalog.ENRICHMENT_PNG)
+            features = read_gff_features(gff_path)
+        else:
+            import pandas as pd
+
+            features = pd.DataFrame(columns=["Chromosome", "Start", "End", "Feature"])
+        table = enrichment_table(segments, features)
+        write_enrichment(table, out_dir / catalog.ENRICHMENT_TSV, out_dir / catalog.ENRICHMENT_PNG)
+        if gff_path:
             summary["enrichment"] = catalog.ENRICHMENT_TSV
     with atomic_open(out_dir / catalog.SUMMARY_JSON) as handle:
         json.dump(summary, handle, indent=2)

@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from typing import Callable, Iterator, Sequence
 
 import numpy as np
-import torch
 
 from ..tokenizer import ACGT_IDS, MASK_ID, N_ID, PAD_ID, encode, frame
 from .tiling import WINDOW_BP, Region, Window, check_geometry, windows_for_region
@@ -105,7 +104,9 @@ class WindowScorer:
     ``device`` "cuda" runs under bf16 autocast; "cpu" runs in float32.
     """
 
-    def __init__(self, model: torch.nn.Module, settings: ScoringSettings, device: str | torch.device = "cpu"):
+    def __init__(self, model, settings: ScoringSettings, device="cpu"):
+        import torch  # here, not at import: planning and gathering never need torch
+
         self.model = model.eval()
         self.settings = settings
         self.device = torch.device(device)
@@ -180,12 +181,19 @@ class WindowScorer:
                     yield _Job(region_index, window, frame(ids), embedding=True)
 
     def _autocast(self):
+        import torch
+
         if self.device.type == "cuda":
             return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
-    @torch.inference_mode()
     def _run_batch(self, batch: list[_Job], out: list[RegionScores], prob_sums: list[np.ndarray]) -> None:
+        import torch
+
+        with torch.inference_mode():
+            self._forward_batch(torch, batch, out, prob_sums)
+
+    def _forward_batch(self, torch, batch: list[_Job], out: list[RegionScores], prob_sums: list[np.ndarray]) -> None:
         width = max(job.input_ids.size for job in batch)
         input_ids = np.full((len(batch), width), PAD_ID, dtype=np.int64)
         attention = np.zeros((len(batch), width), dtype=bool)
@@ -242,7 +250,7 @@ class WindowScorer:
             for row in embed_rows:
                 self._add_embedding(batch[row], layer_states[row], out[batch[row].region_index])
 
-    def _add_embedding(self, job: _Job, states: torch.Tensor, scores: RegionScores) -> None:
+    def _add_embedding(self, job: _Job, states, scores: RegionScores) -> None:
         window = job.window
         lo, hi = window.keep_start - window.start, window.keep_end - window.start
         tokens = job.input_ids[1 + lo : 1 + hi]

@@ -154,10 +154,21 @@ rule gather_tracks:
     input:
         chunks=chunk_files,
         sizes=GENOMES_DIR / "{genome}" / "chrom.sizes",
+        # params read the genome's row of the splits table (its annotation); ancient: a rebuilt
+        # table alone does not redo the tracks.
+        genomes=ancient(SPLITS_DIR / "genomes.tsv"),
     output:
-        summary=TRACKS_DIR / "{genome}" / "{model}" / "tracks.json",
+        summary=report(TRACKS_DIR / "{genome}" / "{model}" / "tracks.json", caption="../report/track_summary.rst",
+                       category="Tracks", subcategory="{genome}", labels={"genome": "{genome}", "model": "{model}"}),
         tracks=[TRACKS_DIR / "{genome}" / "{model}" / name for name in TRACK_FILES],
         embeddings=[TRACKS_DIR / "{genome}" / "{model}" / name for name in (EMBEDDING_FILES if TRACKS.get("layer", -1) is not None else [])],
+        # Cluster × annotation feature type (empty without a GFF3): with the embeddings only.
+        enrichment=[
+            report(TRACKS_DIR / "{genome}" / "{model}" / name, caption="../report/cluster_enrichment.rst",
+                   category="Cluster enrichment", subcategory="{genome}",
+                   labels={"genome": "{genome}", "model": "{model}", "file": name})
+            for name in (["enrichment.png", "enrichment.tsv"] if TRACKS.get("layer", -1) is not None else [])
+        ],
     params:
         out_dir=lambda wildcards: TRACKS_DIR / wildcards.genome / wildcards.model,
         annotation=annotation_args,
@@ -199,6 +210,7 @@ rule write_browser_files:
         summary=TRACKS_DIR / "{genome}" / "{model}" / "tracks.json",
         fasta=GENOMES_DIR / "{genome}" / "genome.fa.gz",
         igv_js=IGV_JS,
+        genomes=ancient(SPLITS_DIR / "genomes.tsv"),
     output:
         session=TRACKS_DIR / "{genome}" / "{model}" / "igv_session.xml",
         page=TRACKS_DIR / "{genome}" / "{model}" / "igv.html",
