@@ -8,7 +8,6 @@ here, with errors naming the file, row and column.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
@@ -230,13 +229,6 @@ def load_splits(config: DataConfig, label_kind: str | None, task_config) -> dict
 
 def data_config_from_mapping(mapping: dict[str, Any], where: str = "data config") -> DataConfig:
     """Keys with or without the ``data.`` prefix, type-checked against the defaults."""
-    from .models import _coerce
+    from .models import options_from_mapping
 
-    known = {f.name: f for f in dataclasses.fields(DataConfig)}
-    values = {}
-    for raw_key, value in mapping.items():
-        key = raw_key[len("data."):] if raw_key.startswith("data.") else raw_key
-        if key not in known:
-            raise DataError(f"{where}: unknown key {raw_key!r}; known: {', '.join('data.' + k for k in known)}")
-        values[key] = _coerce(value, type(known[key].default), f"{where}: data.{key}")
-    return DataConfig(**values).validate()
+    return options_from_mapping(DataConfig, "data", mapping, where, DataError).validate()

@@ -75,19 +75,25 @@ class TaskConfig:
     @classmethod
     def from_mapping(cls, mapping: dict[str, Any], where: str = "model config") -> "TaskConfig":
         """Keys with or without the ``model.`` prefix; values are type-checked against the defaults."""
-        known = {f.name: f for f in dataclasses.fields(cls)}
-        values: dict[str, Any] = {}
-        for raw_key, value in mapping.items():
-            key = raw_key[len("model."):] if raw_key.startswith("model.") else raw_key
-            if key not in known:
-                raise TaskConfigError(
-                    f"{where}: unknown key {raw_key!r}; known: {', '.join('model.' + k for k in known)}"
-                )
-            values[key] = _coerce(value, type(known[key].default), f"{where}: model.{key}")
-        return cls(**values).validate()
+        return options_from_mapping(cls, "model", mapping, where, TaskConfigError).validate()
 
 
-def _coerce(value: Any, expected: type, where: str) -> Any:
+def options_from_mapping(cls, section: str, mapping: dict[str, Any], where: str, error: type[DnafmError]):
+    """A config dataclass from ``{"section.key" or "key": value}``: unknown keys and wrong types are errors."""
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    values: dict[str, Any] = {}
+    for raw_key, value in mapping.items():
+        key = raw_key[len(section) + 1 :] if raw_key.startswith(section + ".") else raw_key
+        if key not in known:
+            raise error(f"{where}: unknown key {raw_key!r}; known: {', '.join(f'{section}.{k}' for k in known)}")
+        try:
+            values[key] = coerce_option(value, type(known[key].default), f"{where}: {section}.{key}")
+        except TaskConfigError as exc:
+            raise error(str(exc)) from None
+    return cls(**values)
+
+
+def coerce_option(value: Any, expected: type, where: str) -> Any:
     """Accept a value of the default's type (an int for a float; a path for a string)."""
     if expected is bool:
         if isinstance(value, bool):

@@ -93,7 +93,7 @@ def add_task_options(parser: argparse.ArgumentParser) -> None:
             group.add_argument(f"--{key}", dest=key, metavar="VALUE", help=OPTION_HELP.get(key, "") + default)
 
 
-def _yaml_value(text: str, flag: str) -> Any:
+def _yaml_value(text: str) -> Any:
     import yaml
 
     try:
@@ -149,7 +149,7 @@ def collect_options(args: argparse.Namespace) -> dict[str, Any]:
     for dest, text in vars(args).items():
         section, _, name = dest.partition(".")
         if section in SECTIONS and name and text is not None:
-            merged[section][name] = _yaml_value(text, f"--{dest}")
+            merged[section][name] = _yaml_value(text)
     tasks["model"] = args.model_task or tasks["model"]
     tasks["data"] = args.data_task or tasks["data"]
     return {**merged, "model_task": tasks["model"], "data_task": tasks["data"]}

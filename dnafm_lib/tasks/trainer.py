@@ -15,7 +15,6 @@ On a GPU the forward pass runs in bf16 autocast (fp32 weights); on CPU in fp32.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import random
@@ -65,16 +64,10 @@ class TrainerConfig:
 
 
 def trainer_config_from_mapping(mapping: dict[str, Any], where: str = "trainer config") -> TrainerConfig:
-    from .models import _coerce
+    """Keys with or without the ``trainer.`` prefix, type-checked against the defaults."""
+    from .models import options_from_mapping
 
-    known = {f.name: f for f in dataclasses.fields(TrainerConfig)}
-    values = {}
-    for raw_key, value in mapping.items():
-        key = raw_key[len("trainer."):] if raw_key.startswith("trainer.") else raw_key
-        if key not in known:
-            raise DnafmError(f"{where}: unknown key {raw_key!r}; known: {', '.join('trainer.' + k for k in known)}")
-        values[key] = _coerce(value, type(known[key].default), f"{where}: trainer.{key}")
-    return TrainerConfig(**values).validate()
+    return options_from_mapping(TrainerConfig, "trainer", mapping, where, DnafmError).validate()
 
 
 def seed_everything(seed: int) -> None:
