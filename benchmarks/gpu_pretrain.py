@@ -44,9 +44,10 @@ VARIANTS = {
 }
 PRESET_DEFAULTS = {
     # 7B width (hidden 4352, 32 heads of 136, SwiGLU 11584) at reduced depth, 4000-token inputs.
-    "7b": dict(layers=4, seq_len=4000, micro_batch=2, steps=8, warmup=3,
+    # Two micro-batches per optimizer step: the model card's 1024 = 2 × 2 × 256 GPUs.
+    "7b": dict(layers=4, seq_len=4000, micro_batch=2, accumulation=2, steps=8, warmup=3,
                variants="eager,eager+ac,compile,compile+ac"),
-    "tiny": dict(layers=2, seq_len=256, micro_batch=2, steps=2, warmup=1, variants="eager,eager+ac"),
+    "tiny": dict(layers=2, seq_len=256, micro_batch=2, accumulation=1, steps=2, warmup=1, variants="eager,eager+ac"),
 }
 
 
@@ -222,8 +223,8 @@ def main(argv=None) -> int:
     parser.add_argument("--layers", type=int, help="blocks (default 4 at 7b, 2 at tiny)")
     parser.add_argument("--seq-len", type=int, help="tokens per sequence incl. [CLS]/[EOS] (default 4000)")
     parser.add_argument("--micro-batch", type=int, help="sequences per forward (default 2, the model card's)")
-    parser.add_argument("--accumulation", type=int, default=1,
-                        help="micro-batches per optimizer step (the 7B card on 256 GPUs: 1024 / (2 × 256) = 2)")
+    parser.add_argument("--accumulation", type=int,
+                        help="micro-batches per optimizer step (default 2 at 7b: the card's 1024 / (2 × 256 GPUs))")
     parser.add_argument("--steps", type=int, help="timed steps per variant")
     parser.add_argument("--warmup", type=int, help="untimed steps per variant (compilation happens here)")
     parser.add_argument("--variants", help=f"comma-separated, from {', '.join(VARIANTS)}")
