@@ -50,7 +50,8 @@ def gpu_benchmark(args) -> dict:
     from dnafm_lib.tokenizer import ACGT_IDS, CLS_ID, EOS_ID, MASK_ID
 
     device = torch.device(args.device or "cuda")
-    config = preset_config("7b", num_hidden_layers=args.layers, attn_backend=args.attn_backend)
+    # --smoke: the same code path with the tiny geometry, to check the script on a CPU.
+    config = preset_config("tiny" if args.smoke else "7b", num_hidden_layers=args.layers, attn_backend=args.attn_backend)
     model = build_model(config, device=device).eval()
     seq_len = 4000
     generator = torch.Generator(device="cpu").manual_seed(0)
@@ -99,7 +100,39 @@ def gpu_benchmark(args) -> dict:
     if peak:
         result["peak_tflops"] = peak
         result["mfu"] = round(tokens_per_s * flops / (peak * 1e12), 4)
+    if args.scorer_bp:
+        result.update(gpu_scorer(args, model, device, tokens_per_s, synchronize))
     return result
+
+
+def gpu_scorer(args, model, device, bare_tokens_per_s: float, synchronize) -> dict:
+    """The real scorer (masks, batches, head, per-base arrays) over a synthetic sequence."""
+    import numpy as np
+
+    from dnafm_lib.tracks.scoring import ScoringSettings, WindowScorer
+    from dnafm_lib.tracks.tiling import Region
+
+    rng = np.random.default_rng(0)
+    seq = "".join(np.array(list("ACGT"))[rng.integers(0, 4, args.scorer_bp)])
+    settings = ScoringSettings(window_bp=3998, stride_bp=1999, passes=args.passes, batch_size=args.batch_size,
+                               embedding_layer=-1)
+    scorer = WindowScorer(model, settings, device)
+    lengths = {"synthetic": len(seq)}
+    scorer.score_regions([Region("synthetic", 0, 20_000)], lambda c, s, e: seq[s:e], lengths)  # warm-up
+    synchronize()
+    start = time.perf_counter()
+    (scores,) = scorer.score_regions([Region("synthetic", 0, len(seq))], lambda c, s, e: seq[s:e], lengths)
+    synchronize()
+    seconds = time.perf_counter() - start
+    n_windows = len(range(0, len(seq) - 3998, 1999)) + 1
+    forward_tokens = n_windows * (args.passes + 1) * 4000
+    scorer_tokens_per_s = forward_tokens / seconds
+    return {
+        "scorer_bp": len(seq), "scorer_s": round(seconds, 2), "scorer_bases_per_s": round(len(seq) / seconds),
+        "scorer_tokens_per_s": round(scorer_tokens_per_s),
+        "scorer_over_bare_forward": round(bare_tokens_per_s / scorer_tokens_per_s, 3),
+        "scorer_all_bases_scored": bool(np.isfinite(scores.loss_nats).all()),
+    }
 
 
 # --------------------------------------------------------------------------- CPU mode
@@ -240,6 +273,9 @@ def main(argv=None) -> int:
     parser.add_argument("--layers", type=int, default=4, help="GPU mode: blocks of the 7B geometry to run")
     parser.add_argument("--attn-backend", default="sdpa", choices=("sdpa", "flash_attn", "eager"))
     parser.add_argument("--compile", action="store_true", help="GPU mode: torch.compile the model")
+    parser.add_argument("--scorer-bp", type=int, default=100_000,
+                        help="GPU mode: also run the real scorer over this many synthetic bp (0: skip)")
+    parser.add_argument("--smoke", action="store_true", help="GPU mode's code path with the tiny geometry (with --device cpu)")
     parser.add_argument("--iters", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--peak-tflops", type=float, help="GPU mode: dense bf16 peak for MFU (default: by device name)")
