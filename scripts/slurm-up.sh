@@ -13,6 +13,8 @@
 #   DNAFM_SLURM_ACCOUNT    account for the users    (default: dnafm)
 #   DNAFM_SLURM_USERS      users added to the account (default: root and $SUDO_USER)
 #   DNAFM_SLURM_WAIT_S     how long to wait for the node to come up idle (default: 120)
+#   DNAFM_SLURM_OVERSUBSCRIBE  the partition's OverSubscribe (default: FORCE:4, up to 4 jobs share
+#                          a CPU: a workflow's small jobs mostly wait on Python start-up; NO: one per CPU)
 set -euo pipefail
 
 CLUSTER=${DNAFM_SLURM_CLUSTER:-dnafm}
@@ -20,6 +22,7 @@ PARTITION=${DNAFM_SLURM_PARTITION:-main}
 ACCOUNT=${DNAFM_SLURM_ACCOUNT:-dnafm}
 USERS=${DNAFM_SLURM_USERS:-root ${SUDO_USER:-}}
 WAIT_S=${DNAFM_SLURM_WAIT_S:-120}
+OVERSUBSCRIBE=${DNAFM_SLURM_OVERSUBSCRIBE:-FORCE:4}
 
 CONF_DIR=/etc/slurm
 LOG_DIR=/var/log/slurm
@@ -210,7 +213,7 @@ JobAcctGatherType=jobacct_gather/linux
 JobAcctGatherFrequency=10
 JobCompType=jobcomp/none
 $node_line NodeAddr=127.0.0.1 State=UNKNOWN
-PartitionName=$PARTITION Nodes=ALL Default=YES MaxTime=INFINITE State=UP
+PartitionName=$PARTITION Nodes=ALL Default=YES MaxTime=INFINITE State=UP OverSubscribe=$OVERSUBSCRIBE
 EOF
 
     write_if_changed "$CONF_DIR/slurmdbd.conf" 0600 slurm:slurm <<EOF && DBD_CONFIG_CHANGED=1

@@ -220,8 +220,13 @@ def demo_on_slurm(slurm_cluster, tmp_path_factory) -> DemoRun:
     """The demo workflow run to the end with `snakemake --profile profiles/slurm` in a copy of the repo,
     its pretraining job preempted (USR1) once on the way."""
     work = repo_copy(tmp_path_factory.mktemp("slurm_demo"))
-    # 2 training ranks: the global batch must split over them.
-    (work / "ci_slurm.yaml").write_text("pretrain:\n  train:\n    micro_batch_size: 16\n    progress_bar: false\n")
+    # 2 training ranks: the global batch must split over them. Shorter training than the demo's
+    # (this tests the cluster machinery; tests/test_workflow_* hold the demo to its loss bar).
+    (work / "ci_slurm.yaml").write_text(
+        "pretrain:\n  train:\n    micro_batch_size: 16\n    max_steps: 60\n    checkpoint_every_steps: 30\n"
+        "    validate_every_steps: 30\n    validation_samples: 64\n    require_below_composition_entropy: false\n"
+        "    progress_bar: false\nfinetune:\n  max_epochs: 1\n"
+    )
     log = open(work / "snakemake.log", "w+")
     snakemake = subprocess.Popen(
         [sys.executable, "-m", "snakemake", "--profile", "profiles/slurm", "--jobs", "4",
