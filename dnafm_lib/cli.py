@@ -30,7 +30,12 @@ SUBCOMMANDS: dict[str, str] = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(selected: str | None = None) -> argparse.ArgumentParser:
+    """The parser, with the options of the ``selected`` subcommand only (none for ``dnafm --help``).
+
+    Some commands' options come from dataclasses in torch-importing modules: building only the
+    invoked command's options keeps every other ``dnafm`` call (each Snakemake job) fast.
+    """
     parser = argparse.ArgumentParser(
         prog="dnafm",
         description="Genome mining with the DNA FM encoder: cohorts, shards, pretraining, tracks, fine-tuning.",
@@ -40,13 +45,16 @@ def build_parser() -> argparse.ArgumentParser:
     for name, module_name in SUBCOMMANDS.items():
         module = importlib.import_module(f"dnafm_lib.commands.{module_name}")
         command = sub.add_parser(name, help=module.HELP, description=module.__doc__)
-        module.add_arguments(command)
+        if name == selected:
+            module.add_arguments(command)
         command.set_defaults(run=module.run)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    selected = next((arg for arg in argv if not arg.startswith("-")), None)
+    parser = build_parser(selected if selected in SUBCOMMANDS else None)
     args = parser.parse_args(argv)
     try:
         return int(args.run(args) or 0)
