@@ -58,6 +58,6 @@ def test_cli_reads_the_pretrain_section_of_a_cohort_config(tmp_path):
 
     cohort = tmp_path / "cohort.yaml"
     cohort.write_text("cohort: x\npretrain:\n  run: x\n  train:\n    global_batch_size: 1024\n    micro_batch_size: 2\n")
-    args = build_parser().parse_args(["pretrain", "--config", str(cohort), "--set", "max_steps=70", "--model", "7b"])
+    args = build_parser("pretrain").parse_args(["pretrain", "--config", str(cohort), "--set", "max_steps=70", "--model", "7b"])
     config = settings_from_args(args)
     assert (config.global_batch_size, config.micro_batch_size, config.max_steps, config.model) == (1024, 2, 70, "7b")
