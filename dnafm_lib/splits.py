@@ -173,6 +173,14 @@ def apply_status_and_replacements(
             raise SplitsError(f"{where}: replacement {old}={new}: {old} is not in the list")
         if new in listed:
             raise SplitsError(f"{where}: replacement {old}={new}: {new} is already in the list")
+    # Two genomes swapped for one accession would list it twice in genomes.tsv.
+    first_old_for: dict[str, str] = {}
+    for old, new in replacements.items():
+        if new in first_old_for:
+            raise SplitsError(
+                f"{where}: replacements {first_old_for[new]}={new} and {old}={new} both put {new} in the list"
+            )
+        first_old_for[new] = old
     reports: dict[str, AssemblyReport] = {}
     if ncbi_entries:
         if client is None:

@@ -180,6 +180,14 @@ def test_replacement_of_an_accession_not_in_the_list_is_an_error(ncbi, client, t
         build_nt_splits(ncbi.static_url("nt_urls.txt"), client=client, replacements={"GCF_000000001.1": RAT_NEW})
 
 
+def test_two_replacements_by_one_accession_are_an_error_naming_both(ncbi, client):
+    accessions, _ = make_nt_cohort(ncbi, genomes=120, gone=1, rat_line=5)
+    other = accessions[10]
+    with pytest.raises(SplitsError, match=f"replacements {RAT_OLD}={RAT_NEW} and {other}={RAT_NEW} both put {RAT_NEW}"):
+        build_nt_splits(ncbi.static_url("nt_urls.txt"), client=client, replacements={RAT_OLD: RAT_NEW, other: RAT_NEW})
+    assert ncbi.hits_for("dataset_report") == []  # refused before asking NCBI
+
+
 def test_replacement_by_a_suppressed_accession_is_an_error(ncbi, client):
     make_nt_cohort(ncbi, genomes=120, gone=1, rat_line=5)
     ncbi.assemblies[RAT_NEW].status = "suppressed"
