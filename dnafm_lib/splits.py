@@ -34,10 +34,8 @@ from .ncbi import (
 )
 
 SPLITS = ("train", "validation", "test")
-SHEET_SOURCES = ("ncbi", "url", "file")
 GENOME_COLUMNS = ("genome", "accession", "source", "location", "split", "annotation", "assembly_name", "status")
 REMOVED_COLUMNS = ("genome", "accession", "line", "split", "status", "reason", "replaced_by")
-SHEET_COLUMNS = ("genome", "source", "accession", "location", "split", "annotation")
 GENOME_ID_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
 # A path segment naming an assembly directory or file: {acc}_{asm}[_genomic.fna.gz]
 _ASM_SEGMENT_RE = re.compile(r"^(GC[AF]_\d{9}\.\d+)_(.+)$")
@@ -297,30 +295,28 @@ def build_sheet_splits(
 
 
 def read_genome_sheet(sheet_path: str) -> list[GenomeEntry]:
-    """Rows of a genome sheet TSV, checked: safe unique ids, known sources, what each source needs."""
-    import pandas as pd
+    """Rows of a genome sheet TSV, checked: safe unique ids, known sources, what each source needs.
 
-    path = Path(sheet_path)
-    if not path.is_file():
-        raise SplitsError(f"genome sheet {sheet_path}: no such file")
-    sheet = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
-    missing = [c for c in ("genome", "source") if c not in sheet.columns]
-    if missing:
-        raise SplitsError(f"genome sheet {sheet_path}: missing column(s) {', '.join(missing)}")
+    The table itself (columns, parsing) is read by ``genomes.read_genome_sheet``, as the workflow does.
+    """
+    from .genomes import SHEET_COLUMNS, SOURCES
+    from .genomes import read_genome_sheet as read_sheet_table
+
+    sheet = read_sheet_table(sheet_path).fillna("")
     entries: list[GenomeEntry] = []
     seen: dict[str, int] = {}
-    for index, row in sheet.iterrows():
-        line = int(index) + 2  # 1-based, after the header
+    for position, (_, row) in enumerate(sheet.iterrows()):
+        line = position + 2  # 1-based, after the header
         where = f"genome sheet {sheet_path}: line {line}"
-        value = {c: str(row.get(c, "")).strip() for c in SHEET_COLUMNS}
+        value = {c: str(row[c]).strip() for c in SHEET_COLUMNS}
         genome, source = value["genome"], value["source"]
         if not GENOME_ID_RE.match(genome):
             raise SplitsError(f"{where}: genome id {genome!r} may hold only letters, digits, '_', '-', '.'")
         if genome in seen:
             raise SplitsError(f"{where}: genome {genome!r} already defined at line {seen[genome]}")
         seen[genome] = line
-        if source not in SHEET_SOURCES:
-            raise SplitsError(f"{where}: source {source!r}: expected one of {', '.join(SHEET_SOURCES)}")
+        if source not in SOURCES:
+            raise SplitsError(f"{where}: source {source!r}: expected one of {', '.join(SOURCES)}")
         if value["split"] and value["split"] not in SPLITS:
             raise SplitsError(f"{where}: split {value['split']!r}: expected one of {', '.join(SPLITS)} or empty")
         if source == "ncbi":

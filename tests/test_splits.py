@@ -277,6 +277,13 @@ def test_bad_sheet_rows_are_one_clear_error_naming_the_line(tmp_path, monkeypatc
         build_sheet_splits(sheet, client_factory=no_network)
 
 
+def test_sheet_with_an_unknown_column_is_refused_as_the_workflow_refuses_it(tmp_path):
+    sheet = tmp_path / "sheet.tsv"
+    sheet.write_text("genome\tsource\tpath\nok\tfile\tx.fa\n")
+    with pytest.raises(DnafmError, match=r"sheet\.tsv: unknown column\(s\) path \(expected genome, source"):
+        build_sheet_splits(str(sheet), client_factory=no_network)
+
+
 def test_splits_command_with_a_pinned_list_url_and_the_rat_swap(ncbi, tmp_path, capsys):
     make_nt_cohort(ncbi)
 
