@@ -272,6 +272,20 @@ def test_download_command_reports_a_suppressed_accession_in_one_line(ncbi, tmp_p
     assert err == f"dnafm download: error: {RAT_OLD}: assembly is suppressed at NCBI; its current version is {RAT_NEW}"
 
 
+@pytest.mark.parametrize("command", ["download", "splits"])
+def test_zero_attempts_is_refused_before_any_request(ncbi, tmp_path, capsys, command):
+    (tmp_path / "list.txt").write_text(f"{RAT_NEW}\n")
+    where = [RAT_NEW, "--out-dir", str(tmp_path / "dl")] if command == "download" else [
+        "--list", str(tmp_path / "list.txt"), "--out-dir", str(tmp_path / "dl")]
+
+    code = cli.main([command, *where, "--attempts", "0", "--ncbi-ftp-url", ncbi.ftp_url, "--ncbi-api-url", ncbi.api_url])
+
+    assert code == 1
+    assert capsys.readouterr().err.strip() == (
+        f"dnafm {command}: error: --attempts must be at least 1 and --backoff-s at least 0, got 0 and 1.0")
+    assert ncbi.hits == [] and not (tmp_path / "dl").exists()
+
+
 def test_connection_dropped_inside_a_dataset_report_is_retried(ncbi, client):
     ncbi.inject("dataset_report", "drop", 10)
 

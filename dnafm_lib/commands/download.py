@@ -20,33 +20,49 @@ def add_arguments(parser):
     parser.add_argument("--out-dir", help="output folder (one sub-folder per ACCESSION; the genome's folder with --genomes-tsv)")
     parser.add_argument("--source", choices=("ftp", "datasets"), default="ftp",
                         help="NCBI genomes FTP tree (default) or the Datasets v2 zip")
-    parser.add_argument("--ncbi-ftp-url", default=None, help="base of the genomes FTP tree (default https://ftp.ncbi.nlm.nih.gov)")
-    parser.add_argument("--ncbi-api-url", default=None,
-                        help="base of the Datasets v2 API (default https://api.ncbi.nlm.nih.gov/datasets/v2)")
-    parser.add_argument("--attempts", type=int, default=6,
-                        help="tries per request before giving up (5xx, 429 and broken connections are retried; default 6)")
-    parser.add_argument("--backoff-s", type=float, default=1.0,
-                        help="first pause between tries in seconds, doubled each time up to 60 (default 1)")
+    add_ncbi_options(parser, ftp_url_use="the genomes FTP tree")
     parser.add_argument("--url", help="download this http(s) URL instead of accessions (needs --out)")
     parser.add_argument("--out", help="output file for --url")
     parser.add_argument("--genomes-tsv", help="a genomes.tsv from `dnafm splits` (needs --genome and --out-dir)")
     parser.add_argument("--genome", help="the genome id of the --genomes-tsv row to download")
 
 
+def add_ncbi_options(parser, *, ftp_url_use: str) -> None:
+    """NCBI endpoints and retry options, shared with `dnafm splits`; ``ftp_url_use`` says what the FTP base is for."""
+    parser.add_argument("--ncbi-ftp-url", default=None,
+                        help=f"base of {ftp_url_use} (default https://ftp.ncbi.nlm.nih.gov)")
+    parser.add_argument("--ncbi-api-url", default=None,
+                        help="base of the Datasets v2 API (default https://api.ncbi.nlm.nih.gov/datasets/v2)")
+    parser.add_argument("--attempts", type=int, default=6,
+                        help="tries per request before giving up (5xx, 429 and broken connections are retried; default 6)")
+    parser.add_argument("--backoff-s", type=float, default=1.0,
+                        help="first pause between tries in seconds, doubled each time up to 60 (default 1)")
+
+
+def ncbi_client_options(args) -> dict:
+    """NcbiClient keyword arguments from the options of ``add_ncbi_options``."""
+    from ..errors import DnafmError
+    from ..http import RetryPolicy
+    from ..ncbi import DEFAULT_API_URL, DEFAULT_FTP_URL
+
+    if args.attempts < 1 or args.backoff_s < 0:
+        raise DnafmError(f"--attempts must be at least 1 and --backoff-s at least 0, got {args.attempts} and {args.backoff_s}")
+    return {"ftp_url": args.ncbi_ftp_url or DEFAULT_FTP_URL, "api_url": args.ncbi_api_url or DEFAULT_API_URL,
+            "retry": RetryPolicy(max_attempts=args.attempts, backoff_initial_s=args.backoff_s)}
+
+
 def run(args) -> int:
     from pathlib import Path
 
     from ..errors import DnafmError
-    from ..http import HttpClient, RetryPolicy
-    from ..ncbi import DEFAULT_API_URL, DEFAULT_FTP_URL, NcbiClient, download_assembly, fetch_url
+    from ..http import HttpClient
+    from ..ncbi import NcbiClient, download_assembly, fetch_url
 
-    retry = RetryPolicy(max_attempts=args.attempts, backoff_initial_s=args.backoff_s)
-    client_options = {"ftp_url": args.ncbi_ftp_url or DEFAULT_FTP_URL, "api_url": args.ncbi_api_url or DEFAULT_API_URL,
-                      "retry": retry}
+    client_options = ncbi_client_options(args)
     if args.url:
         if args.accessions or args.genomes_tsv or not args.out:
             raise DnafmError("--url takes exactly one --out FILE and no accessions or --genomes-tsv")
-        result = fetch_url(args.url, args.out, http=HttpClient(retry=retry))
+        result = fetch_url(args.url, args.out, http=HttpClient(retry=client_options["retry"]))
         print(f"{args.url} -> {args.out} (md5 {result.md5})")
         return 0
     if args.genomes_tsv:

@@ -15,6 +15,8 @@ HELP = "build the genome splits (genomes.tsv, removed.tsv, summary.json) from th
 
 
 def add_arguments(parser):
+    from .download import add_ncbi_options
+
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--list", dest="nt_list", metavar="PATH_OR_URL", help="the NT list (file or http(s) URL)")
     source.add_argument("--sheet", metavar="TSV", help="a genome sheet TSV")
@@ -23,27 +25,19 @@ def add_arguments(parser):
     parser.add_argument("--test-genomes", type=int, default=50, help="test genomes, the list's last (default 50)")
     parser.add_argument("--replace", action="append", default=[], metavar="OLD=NEW",
                         help="put accession NEW in OLD's place and split (repeatable)")
-    parser.add_argument("--ncbi-api-url", default=None,
-                        help="base of the Datasets v2 API (default https://api.ncbi.nlm.nih.gov/datasets/v2)")
-    parser.add_argument("--attempts", type=int, default=6,
-                        help="tries per request before giving up (5xx, 429 and broken connections are retried; default 6)")
-    parser.add_argument("--backoff-s", type=float, default=1.0,
-                        help="first pause between tries in seconds, doubled each time up to 60 (default 1)")
-    parser.add_argument("--ncbi-ftp-url", default=None,
-                        help="base of the genomes FTP tree used for genomes.tsv locations (default https://ftp.ncbi.nlm.nih.gov)")
+    add_ncbi_options(parser, ftp_url_use="the genomes FTP tree used for genomes.tsv locations")
 
 
 def run(args) -> int:
-    from ..http import RetryPolicy
-    from ..ncbi import DEFAULT_API_URL, DEFAULT_FTP_URL, NcbiClient
+    from ..ncbi import NcbiClient
     from ..splits import build_nt_splits, build_sheet_splits, parse_replacements, write_splits
+    from .download import ncbi_client_options
 
     replacements = parse_replacements(args.replace)
     counts = {"validation_genomes": args.validation_genomes, "test_genomes": args.test_genomes}
 
     def client():
-        return NcbiClient(ftp_url=args.ncbi_ftp_url or DEFAULT_FTP_URL, api_url=args.ncbi_api_url or DEFAULT_API_URL,
-                          retry=RetryPolicy(max_attempts=args.attempts, backoff_initial_s=args.backoff_s))
+        return NcbiClient(**ncbi_client_options(args))
 
     if args.nt_list:
         result = build_nt_splits(args.nt_list, client=client(), replacements=replacements, **counts)
