@@ -280,18 +280,24 @@ def write_genome_shards(
     return metadata
 
 
-def read_shard_metadata(shard_dir: str | os.PathLike) -> dict:
-    path = Path(shard_dir) / METADATA_FILE
+def _read_versioned_json(path: Path, expected_format: str, missing: str) -> dict:
+    """A metadata or manifest JSON object whose ``format`` is ``expected_format``; ``missing``: the error if absent."""
     try:
         with open(path) as handle:
-            metadata = json.load(handle)
+            data = json.load(handle)
     except FileNotFoundError:
-        raise ShardError(f"{shard_dir}: not a shard directory (no {METADATA_FILE})") from None
+        raise ShardError(missing) from None
     except json.JSONDecodeError as exc:
         raise ShardError(f"{path}: not valid JSON ({exc})") from None
-    if metadata.get("format") != SHARD_FORMAT:
-        raise ShardError(f"{path}: format {metadata.get('format')!r}, expected {SHARD_FORMAT!r}")
-    return metadata
+    if not isinstance(data, dict) or data.get("format") != expected_format:
+        found = data.get("format") if isinstance(data, dict) else type(data).__name__
+        raise ShardError(f"{path}: format {found!r}, expected {expected_format!r}")
+    return data
+
+
+def read_shard_metadata(shard_dir: str | os.PathLike) -> dict:
+    return _read_versioned_json(Path(shard_dir) / METADATA_FILE, SHARD_FORMAT,
+                                f"{shard_dir}: not a shard directory (no {METADATA_FILE})")
 
 
 def _npy_data_sha256(path: Path) -> str:
@@ -381,15 +387,7 @@ class SplitReader:
 
     def __init__(self, manifest_path: str | os.PathLike):
         self.path = Path(manifest_path)
-        try:
-            with open(self.path) as handle:
-                manifest = json.load(handle)
-        except FileNotFoundError:
-            raise ShardError(f"{self.path}: no such shard manifest") from None
-        except json.JSONDecodeError as exc:
-            raise ShardError(f"{self.path}: not valid JSON ({exc})") from None
-        if manifest.get("format") != MANIFEST_FORMAT:
-            raise ShardError(f"{self.path}: format {manifest.get('format')!r}, expected {MANIFEST_FORMAT!r}")
+        manifest = _read_versioned_json(self.path, MANIFEST_FORMAT, f"{self.path}: no such shard manifest")
         if manifest["vocab"] != list(VOCAB):
             raise ShardError(f"{self.path}: vocabulary differs from this dnafm's")
         self.manifest = manifest

@@ -250,3 +250,23 @@ def test_reader_pickles_small_for_dataloader_workers_and_reads_the_same(tmp_path
     after = copy[123]
     assert np.array_equal(before[0], after[0]) and before[1] == after[1]
     assert copy.locate(123) == reader.locate(123)
+
+
+@pytest.mark.parametrize("content, message", [
+    ("{\"format\": \"dnafm-shard-man", "not valid JSON"),
+    ("[1, 2]", "format 'list', expected 'dnafm-shard-manifest/1'"),
+    ("{\"format\": \"dnafm-shard-manifest/0\"}", "format 'dnafm-shard-manifest/0', expected 'dnafm-shard-manifest/1'"),
+])
+def test_unreadable_manifest_is_one_error_naming_the_file(tmp_path, content, message):
+    (tmp_path / "train.manifest.json").write_text(content)
+    with pytest.raises(ShardError, match=rf"train\.manifest\.json: {message}"):
+        open_split(tmp_path / "train.manifest.json")
+    with pytest.raises(ShardError, match=r"missing\.manifest\.json: no such shard manifest"):
+        open_split(tmp_path / "missing.manifest.json")
+
+
+def test_manifest_of_a_folder_that_is_not_a_shard_directory_names_it(tmp_path):
+    (tmp_path / "g").mkdir()
+    with pytest.raises(ShardError, match=rf"{tmp_path / 'g'}: not a shard directory \(no metadata.json\)"):
+        write_manifest("train", [tmp_path / "g"], tmp_path / "train.manifest.json")
+    assert not (tmp_path / "train.manifest.json").exists()
