@@ -71,7 +71,7 @@ def timed(function, *args) -> tuple[float, float]:
 
 
 def run_floor(path: Path) -> None:
-    subprocess.run(f"gzip -dc {path} > /dev/null", shell=True, check=True)
+    subprocess.run(["gzip", "-dc", str(path)], stdout=subprocess.DEVNULL, check=True)
 
 
 def run_dnafm(path: Path, out_dir: Path) -> None:
