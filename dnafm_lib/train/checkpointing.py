@@ -42,6 +42,8 @@ from .distributed import DistributedContext, barrier
 PREEMPTED_EXIT_CODE = 75
 PREEMPTION_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
 PROGRESS_FILE = "progress.json"
+# Left in the run directory by a preempted run: launchers see only torchrun's/srun's exit status.
+PREEMPTED_MARKER = "preempted.json"
 _STEP_DIR = re.compile(r"^step_(\d{8,})$")
 
 
@@ -118,6 +120,17 @@ def load_model_weights(path: str | os.PathLike, model: nn.Module) -> None:
     state = {"model": model.state_dict()}
     dcp.load(state, checkpoint_id=str(path))
     model.load_state_dict(state["model"])
+
+
+def preempted_since(run_dir: str | os.PathLike, started: float) -> dict | None:
+    """The preemption marker's content when a run launched at ``started`` (Unix time) wrote it, else None."""
+    marker = Path(run_dir) / PREEMPTED_MARKER
+    try:
+        if marker.stat().st_mtime >= started - 1:  # 1 s: coarse file-system timestamps
+            return json.loads(marker.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+    return None
 
 
 class PreemptionFlag:

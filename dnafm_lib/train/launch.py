@@ -25,10 +25,9 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 from typing import Mapping, Sequence
 
-from .checkpointing import PREEMPTED_EXIT_CODE, PREEMPTION_SIGNALS
+from .checkpointing import PREEMPTED_EXIT_CODE, PREEMPTION_SIGNALS, preempted_since
 
 DEFAULT_RDZV_PORT = 29500
 
@@ -70,16 +69,11 @@ def needs_torchrun(nproc_per_node: int, env: Mapping[str, str]) -> bool:
 
 def run_torchrun(command: Sequence[str], run_dir: str | os.PathLike) -> int:
     """Run torchrun, forwarding preemption signals; map a preempted run to PREEMPTED_EXIT_CODE."""
-    from .loop import PREEMPTED_MARKER
-
-    marker = Path(run_dir) / PREEMPTED_MARKER
     started = time.time()
     print("launching: " + shlex.join(command), file=sys.stderr, flush=True)
     child = subprocess.Popen(list(command))
-    received: list[int] = []
 
     def forward(signum, frame):
-        received.append(signum)
         if child.poll() is None:
             child.send_signal(signal.SIGTERM)  # torchrun passes SIGTERM on to every worker
 
@@ -89,9 +83,6 @@ def run_torchrun(command: Sequence[str], run_dir: str | os.PathLike) -> int:
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
-    preempted = marker.exists() and marker.stat().st_mtime >= started - 1
-    if returncode != 0 and (preempted or received):
-        return PREEMPTED_EXIT_CODE if preempted else returncode
+    if returncode != 0 and preempted_since(run_dir, started) is not None:
+        return PREEMPTED_EXIT_CODE
     return returncode
-
-

@@ -20,6 +20,7 @@ from ..atomic import atomic_open
 from ..errors import DnafmError
 from ..model import build_model, flops_per_token, preset_config
 from . import checkpointing, metrics
+from .checkpointing import PREEMPTED_MARKER
 from .config import TrainConfig
 from .data import TrainBatches, base_composition_entropy_nats, validation_batches
 from .distributed import (
@@ -37,7 +38,6 @@ from .optim import build_optimizer, clip_gradients, learning_rate_at, set_learni
 SUMMARY_NAME = "summary.json"
 MODEL_CONFIG_NAME = "model_config.json"
 TRAIN_CONFIG_NAME = "train_config.json"
-PREEMPTED_MARKER = "preempted.json"
 
 
 class TrainingError(DnafmError):

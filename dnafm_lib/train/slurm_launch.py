@@ -25,7 +25,6 @@ node when asked for several processes.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shlex
 import signal
@@ -33,11 +32,10 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Mapping, Sequence
 
 from ..errors import DnafmError
-from .checkpointing import PREEMPTED_EXIT_CODE, PREEMPTION_SIGNALS
+from .checkpointing import PREEMPTED_EXIT_CODE, PREEMPTION_SIGNALS, preempted_since
 
 # Rendezvous ports are spread over this range by job id, so jobs sharing a node do not collide.
 RDZV_PORT_BASE = 20000
@@ -141,19 +139,6 @@ def srun_torchrun_command(allocation: Allocation, nproc_per_node: int, worker_ar
 def in_batch_script(env: Mapping[str, str]) -> bool:
     """Inside a Slurm job but not inside an srun step (where a nested srun would not get resources)."""
     return bool(env.get("SLURM_JOB_ID")) and env.get("SLURM_STEP_ID", "batch") in ("batch", "4294967294")
-
-
-def preempted_since(run_dir: str | os.PathLike, started: float) -> dict | None:
-    """The workers' preemption marker, when written by this launch."""
-    from .loop import PREEMPTED_MARKER
-
-    marker = Path(run_dir) / PREEMPTED_MARKER
-    try:
-        if marker.stat().st_mtime >= started - 1:
-            return json.loads(marker.read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
-        return None
-    return None
 
 
 def run_in_allocation(config, nproc_per_node: int, env: Mapping[str, str]) -> int:
