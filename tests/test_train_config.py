@@ -61,3 +61,16 @@ def test_cli_reads_the_pretrain_section_of_a_cohort_config(tmp_path):
     args = build_parser("pretrain").parse_args(["pretrain", "--config", str(cohort), "--set", "max_steps=70", "--model", "7b"])
     config = settings_from_args(args)
     assert (config.global_batch_size, config.micro_batch_size, config.max_steps, config.model) == (1024, 2, 70, "7b")
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="needs a machine without CUDA")
+def test_cli_asked_for_cuda_without_a_gpu_is_one_clear_error(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "dnafm_lib.cli", "pretrain", "--run-dir", str(tmp_path / "run"), "--device", "cuda"],
+        env=env(), cwd=REPO, capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        "dnafm pretrain: error: device 'cuda' was asked for (pretrain setting device), but PyTorch sees no CUDA device")
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "run").exists()

@@ -12,15 +12,16 @@ fp32 while the sharded parameters (the optimizer's master weights) stay fp32.
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
 from torch import nn
 
-# FSDP2 warns that the model's output holds views; the loop never modifies outputs in place.
-import warnings
+from ..errors import DnafmError
 
+# FSDP2 warns that the model's output holds views; the loop never modifies outputs in place.
 warnings.filterwarnings("ignore", message=".*returned a view tensor.*")
 
 
@@ -46,7 +47,7 @@ def init_distributed(device_preference: str = "auto") -> DistributedContext:
     """Join the torchrun world, or make a world of one; pick the device and backend."""
     use_cuda = device_preference == "cuda" or (device_preference == "auto" and torch.cuda.is_available())
     if use_cuda and not torch.cuda.is_available():
-        raise RuntimeError("device 'cuda' was asked for, but PyTorch sees no CUDA device")
+        raise DnafmError("device 'cuda' was asked for (pretrain setting device), but PyTorch sees no CUDA device")
     backend = "nccl" if use_cuda else "gloo"
     if launched_by_torchrun():
         rank, world_size = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
