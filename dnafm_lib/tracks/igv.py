@@ -134,7 +134,7 @@ def igv_js_options(inputs: BrowserInputs) -> dict:
     members = [s for s in catalog.PER_BASE_TRACKS if s.group == catalog.PROBABILITY_GROUP and inputs.has(s.filename)]
     if members:
         tracks.append({"name": PROBABILITIES_LABEL, "type": "merged", "height": 80, "autoscale": False,
-                       "min": 0, "max": 1,
+                       "min": 0, "max": 1, "alpha": 0.5,  # translucent, so all four overlaid bases show
                        "tracks": [wig(s, autoscale=False, min=0, max=1) for s in members]})
     tracks += [wig(s, height=50) for s in catalog.EMBEDDING_TRACKS if inputs.has(s.filename)]
     if inputs.has(catalog.SEGMENTS_BED):
