@@ -4,6 +4,7 @@
 #   shards   → tokenized, memmap-able training windows
 #   pretrain → MLM pretraining (torchrun / srun torchrun) and export to the AIDO.DNA layout
 #   tracks   → MLM-loss and embedding tracks (bigWig/BED) with an IGV session, igv.html and a hub
+#   finetune → the fine-tuning example: CDS vs non-CDS windows, pretrained vs from scratch
 #   report   → snakemake --report captions
 from snakemake.utils import min_version
 
@@ -22,6 +23,7 @@ include: "workflow/rules/genomes.smk"
 include: "workflow/rules/shards.smk"
 include: "workflow/rules/pretrain.smk"
 include: "workflow/rules/tracks.smk"
+include: "workflow/rules/finetune.smk"
 
 
 rule all:
