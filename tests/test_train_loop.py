@@ -156,3 +156,11 @@ def test_demo_check_fails_loudly_when_validation_loss_is_not_below_the_compositi
                       require_below_composition_entropy=True)
     with pytest.raises(TrainingError, match=r"final validation loss .* nats is not below the base-composition entropy"):
         train(TrainConfig.from_mapping(values))
+
+
+def test_demo_check_without_validation_samples_is_refused_before_training(manifests, tmp_path):
+    values = settings(*manifests, tmp_path / "run", max_steps=1, warmup_steps=1, validation_samples=0,
+                      require_below_composition_entropy=True)
+    with pytest.raises(TrainingError, match=r"needs a validation_manifest .* got 0 validation window\(s\)"):
+        train(TrainConfig.from_mapping(values))
+    assert not (tmp_path / "run" / "checkpoints").exists()

@@ -109,8 +109,13 @@ def _train(config: TrainConfig, ctx: DistributedContext) -> TrainResult:
     run_dir = Path(config.run_dir)
     reader = open_split(config.train_manifest)
     validation_reader = open_split(config.validation_manifest) if config.validation_manifest else None
-    if config.require_below_composition_entropy and (validation_reader is None or not config.validation_samples):
-        raise TrainingError("require_below_composition_entropy needs a validation_manifest and validation_samples > 0")
+    # Checked before any work: the check needs validation samples, at least one per rank.
+    validation_windows = min(len(validation_reader), config.validation_samples) if validation_reader else 0
+    if config.require_below_composition_entropy and validation_windows < ctx.world_size:
+        raise TrainingError(
+            f"require_below_composition_entropy needs a validation_manifest and validation_samples with at least "
+            f"one window per rank ({ctx.world_size}); got {validation_windows} validation window(s)"
+        )
 
     model = build_sharded_model(config, ctx)
     optimizer = build_optimizer(model, config, ctx.device)
