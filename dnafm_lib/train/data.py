@@ -51,10 +51,6 @@ class MlmBatch:
     def n_targets(self) -> int:
         return int((self.labels != IGNORE_INDEX).sum())
 
-    @property
-    def n_tokens(self) -> int:
-        return int(self.attention_mask.sum())
-
 
 def frame_window(tokens: np.ndarray, length: int) -> np.ndarray:
     """``[CLS] + tokens[:length] + [EOS]``, PAD to ``len(tokens) + 2``."""
