@@ -129,13 +129,11 @@ class HttpClient:
         requests_per_s: float | None = None,
         retry: RetryPolicy = RetryPolicy(),
         timeout_s: float = 60.0,
-        headers: dict[str, str] | None = None,
         progress: bool | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ):
         self.session = requests.Session()
         self.session.headers["User-Agent"] = USER_AGENT
-        self.session.headers.update(headers or {})
         self.limiter = RateLimiter(requests_per_s)
         self.retry = retry
         self.timeout_s = timeout_s
@@ -193,17 +191,17 @@ class HttpClient:
             )
 
     # -- small documents ---------------------------------------------------------------
-    def get_text(self, url: str, *, params=None, expect: str = "text") -> str:
+    def get_text(self, url: str, *, params=None, headers=None, expect: str = "text") -> str:
         """The body of ``url`` as text; an HTML page where ``expect`` was due is an error."""
-        response = self._request(url, params=params)
+        response = self._request(url, params=params, headers=headers)
         self._raise_for_status(url, response)
         body = response.content
         _check_payload_start(url, body[:HEAD_CHECK_BYTES], expect, response.headers.get("Content-Type", ""))
         return body.decode(response.encoding or "utf-8", errors="replace")
 
-    def get_json(self, url: str, *, params=None) -> Any:
+    def get_json(self, url: str, *, params=None, headers=None) -> Any:
         """Parsed JSON from ``url``; anything else (an HTML page, truncated JSON) is an error."""
-        text = self.get_text(url, params=params, expect="json")
+        text = self.get_text(url, params=params, headers=headers, expect="json")
         try:
             return json.loads(text)
         except json.JSONDecodeError as exc:
@@ -216,6 +214,7 @@ class HttpClient:
         out_path: str | os.PathLike,
         *,
         params=None,
+        headers=None,
         expect: str | None = None,
         md5: str | None = None,
         label: str | None = None,
@@ -228,7 +227,8 @@ class HttpClient:
         """
         out_path = Path(out_path)
         with atomic_path(out_path) as tmp:
-            info = self._download_to(url, tmp, params=params, expect=expect, label=label or out_path.name)
+            info = self._download_to(url, tmp, params=params, headers=headers, expect=expect,
+                                     label=label or out_path.name)
             if md5 is not None and info.md5 != md5.lower():
                 raise HttpError(
                     f"{url}: md5 mismatch: downloaded {info.size_bytes} bytes with md5 {info.md5}, "
@@ -243,7 +243,7 @@ class HttpClient:
         if bar is not None:
             bar.update(len(chunk))
 
-    def _download_to(self, url: str, tmp: Path, *, params, expect, label) -> DownloadInfo:
+    def _download_to(self, url: str, tmp: Path, *, params, headers, expect, label) -> DownloadInfo:
         hasher = hashlib.md5()
         written = 0
         total: int | None = None
@@ -254,10 +254,10 @@ class HttpClient:
             try:
                 while True:
                     # identity: the bytes on the wire are the file's bytes (md5, Range offsets).
-                    headers = {"Accept-Encoding": "identity"}
+                    request_headers = {**(headers or {}), "Accept-Encoding": "identity"}
                     if written:
-                        headers["Range"] = f"bytes={written}-"
-                    response = self._request(url, params=params, headers=headers, stream=True)
+                        request_headers["Range"] = f"bytes={written}-"
+                    response = self._request(url, params=params, headers=request_headers, stream=True)
                     with response:
                         if response.status_code == 416 and written and written == total:
                             break  # the previous stream ended exactly at the end

@@ -121,13 +121,10 @@ class NcbiClient:
         self.api_key = api_key if api_key is not None else os.environ.get("NCBI_API_KEY") or None
         if requests_per_s is None:
             requests_per_s = REQUESTS_PER_S_WITH_KEY if self.api_key else REQUESTS_PER_S
-        headers = {"api-key": self.api_key} if self.api_key else {}
-        self.http = HttpClient(requests_per_s=requests_per_s, retry=retry, headers=headers, progress=progress)
-
-    def _api_params(self, **params) -> dict:
-        if self.api_key:
-            params["api_key"] = self.api_key
-        return params
+        # The key goes to the Datasets API only, and as a header: a query parameter would show in
+        # URLs that error messages and logs print; the FTP tree and list URLs never see it.
+        self.api_headers = {"api-key": self.api_key} if self.api_key else {}
+        self.http = HttpClient(requests_per_s=requests_per_s, retry=retry, progress=progress)
 
     # -- status ------------------------------------------------------------------------
     def dataset_reports(self, accessions: Iterable[str], *, batch_size: int = REPORT_BATCH) -> dict[str, AssemblyReport]:
@@ -139,12 +136,10 @@ class NcbiClient:
             url = f"{self.api_url}/genome/accession/{','.join(batch)}/dataset_report"
             page_token = None
             while True:
-                params = self._api_params(
-                    **{"filters.assembly_version": "all_assemblies", "page_size": len(batch)}
-                )
+                params = {"filters.assembly_version": "all_assemblies", "page_size": len(batch)}
                 if page_token:
                     params["page_token"] = page_token
-                payload = self.http.get_json(url, params=params)
+                payload = self.http.get_json(url, params=params, headers=self.api_headers)
                 for report in payload.get("reports", []) if isinstance(payload, dict) else []:
                     parsed = _parse_report(url, report)
                     if parsed.accession in batch:
@@ -188,11 +183,11 @@ class NcbiClient:
     def download_datasets(self, report: AssemblyReport, fasta_out: Path) -> tuple[str, str]:
         """The genomic FASTA from a Datasets v2 zip, checked and gzipped → (url, md5 of the .fna.gz)."""
         url = f"{self.api_url}/genome/accession/{report.accession}/download"
-        params = self._api_params(include_annotation_type="GENOME_FASTA")
+        params = {"include_annotation_type": "GENOME_FASTA"}
         # The zip is a hidden scratch file beside the output, removed whatever happens.
         zip_tmp = fasta_out.parent / f".tmp-{fasta_out.name}.zip"
         try:
-            self.http.download(url, zip_tmp, params=params, expect="zip")
+            self.http.download(url, zip_tmp, params=params, headers=self.api_headers, expect="zip")
             with atomic_path(fasta_out) as fasta_tmp:
                 extract_genomic_fasta(zip_tmp, report.accession, fasta_tmp, source=url)
         finally:

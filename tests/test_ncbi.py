@@ -216,16 +216,29 @@ def test_client_side_rate_limit_spaces_requests(ncbi):
     assert times[-1] - started_s >= 5 * 0.05
 
 
-def test_api_key_is_sent_to_the_datasets_api(ncbi, monkeypatch):
+def test_api_key_is_sent_to_the_datasets_api_only_and_never_in_a_url(ncbi, monkeypatch, tmp_path):
     monkeypatch.setenv("NCBI_API_KEY", "secret-key")
     keyed = NcbiClient(ftp_url=ncbi.ftp_url, api_url=ncbi.api_url, retry=FAST_RETRY, progress=False)
 
-    keyed.assembly_report(RAT_NEW)
+    download_assembly(RAT_NEW, tmp_path / "ftp", client=keyed)
+    download_assembly(RAT_NEW, tmp_path / "zip", source="datasets", client=keyed)
 
-    (hit,) = ncbi.hits_for("dataset_report")
-    assert hit.headers.get("api-key") == "secret-key"
-    assert "api_key=secret-key" in hit.target
+    api_hits = ncbi.hits_for("/datasets/")
+    assert len(api_hits) == 3  # two reports, one zip
+    assert all(hit.headers.get("api-key") == "secret-key" for hit in api_hits)
+    # A URL is what error messages and logs print; other hosts (FTP mirrors, list URLs) get nothing.
+    assert all("secret-key" not in hit.target for hit in ncbi.hits)
+    assert [hit for hit in ncbi.hits_for("/ftp/") if "api-key" in {k.lower() for k in hit.headers}] == []
     assert keyed.http.limiter.min_interval_s == pytest.approx(0.1)  # 10 requests/s with a key
+
+
+def test_api_key_stays_out_of_the_error_when_ncbi_is_unreachable(monkeypatch):
+    monkeypatch.setenv("NCBI_API_KEY", "secret-key")
+    keyed = NcbiClient(api_url="http://127.0.0.1:9/datasets/v2", retry=RetryPolicy(max_attempts=1), progress=False)
+
+    with pytest.raises(HttpError, match="connection failed") as caught:
+        keyed.assembly_report(RAT_NEW)
+    assert "secret-key" not in str(caught.value)
 
 
 def test_ftp_directory_follows_the_accession_digits():
