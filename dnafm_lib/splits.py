@@ -36,7 +36,9 @@ from .ncbi import (
 SPLITS = ("train", "validation", "test")
 GENOME_COLUMNS = ("genome", "accession", "source", "location", "split", "annotation", "assembly_name", "status")
 REMOVED_COLUMNS = ("genome", "accession", "line", "split", "status", "reason", "replaced_by")
-GENOME_ID_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
+# Genome ids name result folders and reach command lines: no leading '-' or '.', no spaces.
+GENOME_ID_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._-]*"
+GENOME_ID_RE = re.compile(rf"^{GENOME_ID_PATTERN}$")
 # A path segment naming an assembly directory or file: {acc}_{asm}[_genomic.fna.gz]
 _ASM_SEGMENT_RE = re.compile(r"^(GC[AF]_\d{9}\.\d+)_(.+)$")
 _FILE_SUFFIX_RE = re.compile(r"_(genomic|rna|protein|cds_from_genomic)\.\w+(\.gz)?$|_assembly_report\.txt$")
@@ -311,7 +313,10 @@ def read_genome_sheet(sheet_path: str) -> list[GenomeEntry]:
         value = {c: str(row[c]).strip() for c in SHEET_COLUMNS}
         genome, source = value["genome"], value["source"]
         if not GENOME_ID_RE.match(genome):
-            raise SplitsError(f"{where}: genome id {genome!r} may hold only letters, digits, '_', '-', '.'")
+            raise SplitsError(
+                f"{where}: genome id {genome!r} may hold only letters, digits, '_', '-', '.' and must start "
+                "with a letter or digit"
+            )
         if genome in seen:
             raise SplitsError(f"{where}: genome {genome!r} already defined at line {seen[genome]}")
         seen[genome] = line

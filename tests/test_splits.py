@@ -263,6 +263,7 @@ def test_sheet_with_ncbi_and_url_rows_checks_only_the_ncbi_rows(ncbi, client, tm
 
 @pytest.mark.parametrize("row, message", [
     (("bad id!", "file", "", "x.fa", "", ""), "genome id 'bad id!' may hold only"),
+    (("-x", "file", "", "x.fa", "", ""), "genome id '-x' may hold only .* must start with a letter or digit"),
     (("g", "s3", "", "x.fa", "", ""), "source 's3': expected one of ncbi, url, file"),
     (("g", "file", "", "missing.fa", "", ""), "source file: 'missing.fa' does not exist"),
     (("g", "ncbi", "GCF_1", "", "", ""), "'GCF_1' is not an assembly accession"),

@@ -8,6 +8,7 @@ validate(config, schema="../schemas/config.schema.yaml")
 
 # The cohort's genome sheet: one row per genome, checked per row by the schema, then across rows.
 from dnafm_lib.genomes import check_genome_sheet, read_genome_sheet
+from dnafm_lib.splits import GENOME_ID_PATTERN  # the {genome} wildcard of every genome rule
 
 GENOME_SHEET = None
 if "genome_sheet" in config:

@@ -21,7 +21,7 @@ rule prepare_genome:
         out_dir=lambda wildcards: GENOMES_DIR / wildcards.genome,
         options=prepare_genome_args,
     wildcard_constraints:
-        genome=r"[A-Za-z0-9][A-Za-z0-9._-]*",
+        genome=GENOME_ID_PATTERN,
     log:
         LOGS / "prepare_genome" / "{genome}.log",
     benchmark:

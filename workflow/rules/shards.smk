@@ -34,7 +34,7 @@ rule shard_genome:
         window_nt=config["shards"]["window_nt"],
         min_tail_nt=config["shards"]["min_tail_nt"],
     wildcard_constraints:
-        genome=r"[A-Za-z0-9][A-Za-z0-9._-]*",
+        genome=GENOME_ID_PATTERN,
     log:
         LOGS / "shard_genome" / "{genome}.log",
     benchmark:

@@ -87,7 +87,7 @@ rule download_genome:
         ncbi=NCBI_ARGS,
         out_dir=lambda wildcards: DOWNLOADS_DIR / wildcards.genome,
     wildcard_constraints:
-        genome=r"[A-Za-z0-9_.-]+",
+        genome=GENOME_ID_PATTERN,
     log:
         LOGS / "download_genome" / "{genome}.log",
     resources:
