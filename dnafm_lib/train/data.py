@@ -123,7 +123,7 @@ class TrainBatches:
 
     def _order(self, epoch: int) -> np.ndarray:
         if epoch not in self._orders:
-            if len(self._orders) >= 2:  # a step spans at most two epochs
+            if len(self._orders) >= 2:  # a step spans two epochs at most, unless the batch outgrows the split
                 self._orders.pop(min(self._orders))
             self._orders[epoch] = self.reader.order(self.seed, epoch)
         return self._orders[epoch]
