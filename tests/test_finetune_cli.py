@@ -275,3 +275,27 @@ def test_compare_finetuning_trains_both_initialisations_and_prints_both(tmp_path
         assert metrics["test"]["accuracy"] == pytest.approx(table.set_index("initialisation").loc[name, "test_accuracy"], abs=1e-4)
     # the two runs start from different backbones, so they end differently
     assert table.loc[0, "test_loss"] != pytest.approx(table.loc[1, "test_loss"])
+
+
+def test_compare_initialisations_starts_both_runs_from_the_same_head(tmp_path, classification_tsv, monkeypatch):
+    import torch
+
+    import dnafm_lib
+    from dnafm_lib.tasks import comparison
+    from dnafm_lib.tasks.data import DataConfig
+    from dnafm_lib.tasks.trainer import TrainerConfig
+
+    torch.manual_seed(0)
+    dnafm_lib.save_model(dnafm_lib.load_model("tiny"), tmp_path / "pretrained")
+    heads, backbones = [], []
+
+    def record_and_skip(model, splits, batch_size, max_length, config, run_config=None):
+        heads.append({k: v.clone() for k, v in model.head.state_dict().items()})
+        backbones.append(model.backbone.embeddings.word_embeddings.weight.detach().clone())
+        return {"test": {}, "epochs": 0}
+
+    monkeypatch.setattr(comparison, "fit", record_and_skip)
+    comparison.compare_initialisations(str(tmp_path / "pretrained"), DataConfig(path=str(classification_tsv)),
+                                       TrainerConfig(out_dir=str(tmp_path / "cmp"), seed=3), {}, tmp_path / "cmp")
+    assert all(torch.equal(heads[0][k], heads[1][k]) for k in heads[0])
+    assert not torch.equal(backbones[0], backbones[1])

@@ -31,6 +31,11 @@ def compare_initialisations(backbone: str, data: DataConfig, trainer: TrainerCon
         splits = load_splits(data, SequenceClassification.label_kind, task_config)
         seed_everything(trainer.seed)
         model = SequenceClassification(task_config)
+        # the same head in both runs: building a scratch backbone draws from the RNG first
+        seed_everything(trainer.seed)
+        for layer in model.head.modules():
+            if hasattr(layer, "reset_parameters"):
+                layer.reset_parameters()
         run_trainer = TrainerConfig(**{**trainer.__dict__, "out_dir": str(out_dir / name)})
         results = fit(model, splits, data.batch_size, data.max_length or None, run_trainer)
         test = results.get("test", {})
