@@ -234,7 +234,7 @@ def demo_on_slurm(slurm_cluster, tmp_path_factory) -> DemoRun:
     (work / "ci_slurm.yaml").write_text(
         "pretrain:\n  train:\n    micro_batch_size: 16\n    max_steps: 60\n    checkpoint_every_steps: 30\n"
         "    validate_every_steps: 30\n    validation_samples: 64\n    require_below_composition_entropy: false\n"
-        "    progress_bar: false\nfinetune:\n  max_epochs: 1\n"
+        "    progress_bar: false\nfinetune:\n  genomes: [yersinia_pPCP1]\n  max_epochs: 1\n"
     )
     log = open(work / "snakemake.log", "w+")
     snakemake = subprocess.Popen(
@@ -260,7 +260,8 @@ def test_demo_workflow_finishes_through_the_slurm_profile(demo_on_slurm):
     log = result.stdout + result.stderr
     assert result.returncode == 0, log[-6000:]
     # Nothing left to do: every output of `rule all` exists and is up to date.
-    dry = run_cmd([sys.executable, "-m", "snakemake", "-n", "--cores", "1"], cwd=work, env=env_with_venv(), timeout=600)
+    dry = run_cmd([sys.executable, "-m", "snakemake", "-n", "--cores", "1", "--configfile", "ci_slurm.yaml"],
+                  cwd=work, env=env_with_venv(), timeout=600)
     assert dry.returncode == 0 and "Nothing to be done" in dry.stdout + dry.stderr, dry.stdout + dry.stderr
     assert (work / "results" / "install_check.txt").stat().st_size > 0
 
@@ -271,8 +272,8 @@ def test_every_rule_of_the_demo_ran_as_a_completed_slurm_job(demo_on_slurm):
     log = result.stdout + result.stderr
     assert result.returncode == 0, log[-6000:]
     submitted = dict(re.findall(r"Job (\d+) has been submitted with SLURM jobid (\d+)", log))
-    remote_rules = re.findall(r"^rule (\w+):", log, flags=re.MULTILINE)
-    local_rules = set(re.findall(r"^localrule (\w+):", log, flags=re.MULTILINE))
+    remote_rules = re.findall(r"^(?:rule|checkpoint) (\w+):", log, flags=re.MULTILINE)
+    local_rules = set(re.findall(r"^local(?:rule|checkpoint) (\w+):", log, flags=re.MULTILINE))
     assert remote_rules and len(submitted) == len(remote_rules)
     # Only the rules the workflow declares local (light, or needing the internet) ran outside Slurm.
     assert local_rules <= declared_local_rules() | {"all"}
@@ -293,7 +294,8 @@ def test_report_of_the_finished_demo_is_one_self_contained_html_file(demo_on_slu
     assert result.returncode == 0, (result.stdout + result.stderr)[-6000:]
     before = set(work.rglob("*.html"))
     report = work / "report.html"
-    made = run_cmd([sys.executable, "-m", "snakemake", "--report", str(report), "--cores", "1"],
+    made = run_cmd([sys.executable, "-m", "snakemake", "--report", str(report), "--cores", "1",
+                    "--configfile", "ci_slurm.yaml"],
                cwd=work, env=env_with_venv(), timeout=600)
     assert made.returncode == 0, made.stdout + made.stderr
     assert set(work.rglob("*.html")) - before == {report}
