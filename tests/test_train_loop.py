@@ -72,6 +72,40 @@ def test_export_writes_a_model_that_load_model_reads_with_the_run_s_validation_l
     assert total / sum(b.n_targets for b in batches) == pytest.approx(result.validation_loss_nats, rel=1e-5)
 
 
+class _RunsCode:
+    """Unpickling this runs a shell command: what a tampered checkpoint could hold."""
+
+    def __init__(self, command):
+        self.command = command
+
+    def __reduce__(self):
+        import os
+
+        return os.system, (self.command,)
+
+
+def test_export_refuses_a_checkpoint_whose_metadata_pickle_would_run_code(tmp_path):
+    import pickle
+
+    from dnafm_lib.model import preset_config
+
+    run_dir = tmp_path / "run"
+    step_dir = run_dir / "checkpoints" / "step_00000001"
+    step_dir.mkdir(parents=True)
+    (run_dir / "model_config.json").write_text(json.dumps(preset_config("tiny").architecture_dict()))
+    (step_dir / "progress.json").write_text(json.dumps({"step": 1, "world_size": 1}))
+    ran = tmp_path / "code-ran"
+    (step_dir / ".metadata").write_bytes(pickle.dumps(_RunsCode(f"touch {ran}")))
+
+    exported = subprocess.run([sys.executable, "-m", "dnafm_lib.cli", "export", "--run-dir", str(run_dir), "--out",
+                               str(tmp_path / "out")], env=env(), cwd=REPO, capture_output=True, text=True, timeout=120)
+
+    assert exported.returncode == 1
+    assert exported.stderr.strip().splitlines()[-1].startswith(f"dnafm export: error: {step_dir / '.metadata'}: refers to ")
+    assert "never holds; refusing to load it" in exported.stderr and "Traceback" not in exported.stderr
+    assert not ran.exists() and not (tmp_path / "out").exists()
+
+
 def test_export_of_a_missing_run_is_a_clear_error(tmp_path):
     exported = subprocess.run([sys.executable, "-m", "dnafm_lib.cli", "export", "--run-dir", str(tmp_path), "--out",
                                str(tmp_path / "out")], env=env(), cwd=REPO, capture_output=True, text=True, timeout=120)

@@ -8,7 +8,8 @@ by W ranks resumes on any W′ (the new ranks read their own slices).
 
 Resume: ``latest_checkpoint(run_dir)`` is the highest ``step_*``; the loop loads it
 automatically and continues with the next step's batch, so losses after a resume equal an
-uninterrupted run's (bit-exactly on CPU, where kernels are deterministic).
+uninterrupted run's (bit-exactly on CPU, where kernels are deterministic). DCP keeps its index
+as a pickle (``.metadata``): it is checked to hold only DCP's own types before DCP reads it.
 
 Preemption (Slurm requeue contract): on SIGTERM or SIGUSR1 a rank sets a flag; at the next
 step boundary all ranks agree (the flag rides on the step's first all-reduce), save a
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import re
 import shutil
 import signal
@@ -37,6 +39,7 @@ from torch.distributed.checkpoint.state_dict import (
     set_optimizer_state_dict,
 )
 
+from ..errors import DnafmError
 from .distributed import DistributedContext, barrier
 
 PREEMPTED_EXIT_CODE = 75
@@ -106,8 +109,60 @@ def save_checkpoint(run_dir: str | os.PathLike, step: int, model: nn.Module, opt
     return final
 
 
+# DCP writes its index as a pickle (``.metadata``); these are the globals it refers to.
+DCP_METADATA_FILE = ".metadata"
+_DCP_METADATA_MODULE = "torch.distributed.checkpoint.metadata"
+_DCP_ALLOWED_GLOBALS = {
+    ("torch.distributed.checkpoint.filesystem", "_StorageInfo"),
+    ("torch", "Size"),
+    ("torch.serialization", "_get_layout"),
+    ("pathlib", "PosixPath"),
+    ("pathlib", "PurePosixPath"),
+    ("collections", "OrderedDict"),
+}
+
+
+class UnsafeCheckpointError(DnafmError):
+    """A checkpoint whose metadata pickle refers to something a DCP checkpoint never holds."""
+
+
+class _DcpMetadataUnpickler(pickle.Unpickler):
+    """Resolves only the classes DCP's metadata holds (and torch dtypes); anything else is refused."""
+
+    def find_class(self, module: str, name: str):
+        allowed = (module, name) in _DCP_ALLOWED_GLOBALS or (
+            module == "torch" and isinstance(getattr(torch, name, None), torch.dtype)
+        )
+        if module == _DCP_METADATA_MODULE:  # its own classes, not what it imports
+            found = getattr(dcp.metadata, name, None)
+            allowed = isinstance(found, type) and found.__module__ == _DCP_METADATA_MODULE
+        if not allowed:
+            raise UnsafeCheckpointError(f"refers to {module}.{name}")
+        return super().find_class(module, name)
+
+
+def check_dcp_metadata(path: str | os.PathLike) -> None:
+    """Unpickle ``path/.metadata`` with only DCP's own classes allowed, before torch unpickles it freely.
+
+    A checkpoint directory copied from elsewhere (resume, ``dnafm export``) then cannot run code.
+    """
+    metadata = Path(path) / DCP_METADATA_FILE
+    try:
+        with open(metadata, "rb") as handle:
+            _DcpMetadataUnpickler(handle).load()
+    except FileNotFoundError:
+        raise UnsafeCheckpointError(f"{path}: not a torch.distributed checkpoint (no {DCP_METADATA_FILE})") from None
+    except UnsafeCheckpointError as exc:
+        raise UnsafeCheckpointError(
+            f"{metadata}: {exc}, which a torch.distributed checkpoint never holds; refusing to load it"
+        ) from None
+    except (pickle.UnpicklingError, EOFError, AttributeError, TypeError, ValueError) as exc:
+        raise UnsafeCheckpointError(f"{metadata}: unreadable checkpoint metadata ({type(exc).__name__}: {exc})") from None
+
+
 def load_checkpoint(path: str | os.PathLike, model: nn.Module, optimizer: torch.optim.Optimizer) -> dict:
     """Collective: load model and optimizer state (any saving world size); return progress."""
+    check_dcp_metadata(path)
     state = _state(model, optimizer)  # the optimizer state is created here, then overwritten
     dcp.load(state, checkpoint_id=str(path))
     set_model_state_dict(model, state["model"])
@@ -117,6 +172,7 @@ def load_checkpoint(path: str | os.PathLike, model: nn.Module, optimizer: torch.
 
 def load_model_weights(path: str | os.PathLike, model: nn.Module) -> None:
     """Read only the model's weights into a plain (unsharded) model, in one process: for export."""
+    check_dcp_metadata(path)
     state = {"model": model.state_dict()}
     dcp.load(state, checkpoint_id=str(path))
     model.load_state_dict(state["model"])
