@@ -106,6 +106,23 @@ def test_export_refuses_a_checkpoint_whose_metadata_pickle_would_run_code(tmp_pa
     assert not ran.exists() and not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize("model_config", ['{"hidden_size": 64', '{"hidden_sise": 64}'])
+def test_export_with_a_broken_model_config_names_the_file(tmp_path, model_config):
+    step_dir = tmp_path / "run" / "checkpoints" / "step_00000001"
+    step_dir.mkdir(parents=True)
+    (step_dir / "progress.json").write_text('{"step": 1}')
+    (tmp_path / "run" / "model_config.json").write_text(model_config)
+
+    exported = subprocess.run([sys.executable, "-m", "dnafm_lib.cli", "export", "--run-dir", str(tmp_path / "run"),
+                               "--out", str(tmp_path / "out")], env=env(), cwd=REPO, capture_output=True, text=True,
+                              timeout=120)
+
+    assert exported.returncode == 1
+    assert exported.stderr.strip().splitlines()[-1].startswith(
+        f"dnafm export: error: {tmp_path / 'run' / 'model_config.json'}: not a model configuration written by dnafm pretrain")
+    assert "Traceback" not in exported.stderr and not (tmp_path / "out").exists()
+
+
 def test_export_of_a_missing_run_is_a_clear_error(tmp_path):
     exported = subprocess.run([sys.executable, "-m", "dnafm_lib.cli", "export", "--run-dir", str(tmp_path), "--out",
                                str(tmp_path / "out")], env=env(), cwd=REPO, capture_output=True, text=True, timeout=120)

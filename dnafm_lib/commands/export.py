@@ -38,7 +38,11 @@ def run(args) -> int:
     step = args.step if args.step is not None else max(found)
     if step not in found:
         raise DnafmError(f"{run_dir}: no checkpoint of step {step}; steps saved: {', '.join(map(str, sorted(found)))}")
-    model = build_model(ModelConfig(**json.loads(config_path.read_text())), device="cpu")
+    try:
+        model_config = ModelConfig(**json.loads(config_path.read_text()))
+    except (json.JSONDecodeError, TypeError, ValueError) as exc:
+        raise DnafmError(f"{config_path}: not a model configuration written by dnafm pretrain ({exc})") from None
+    model = build_model(model_config, device="cpu")
     checkpointing.load_model_weights(found[step], model)
     model = model.to(getattr(torch, args.dtype))
     out = save_model(model, args.out)
