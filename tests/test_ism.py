@@ -66,7 +66,10 @@ def run_ism(model_dir, genome_path, bed_text, out_dir, tmp_path):
                  "--out-dir", str(out_dir), "--flank-bp", str(FLANK_BP), "--batch-size", "7"])
 
 
-def test_ism_equals_a_brute_force_loop_over_single_mutations(model, model_dir, genome, tmp_path):
+def test_ism_equals_a_brute_force_loop_over_single_mutations(model, model_dir, genome, tmp_path, monkeypatch):
+    from dnafm_lib.tasks import mutagenesis
+
+    monkeypatch.setattr(mutagenesis, "POSITIONS_PER_CHUNK", 4)  # regions span several chunks
     genome_path, contigs = genome
     # contig starts and ends (clipped context), overlapping regions, soft-masked bases and Ns
     bed = "track name=test\nchr1\t0\t6\nchr1\t4\t9\nchr1\t74\t80\nchr2\t2\t9\n"

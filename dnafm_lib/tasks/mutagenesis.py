@@ -133,24 +133,29 @@ class RegionScores:
     llr: np.ndarray  # (length, 4); 0 at the reference base; NaN where the reference is N
 
 
+POSITIONS_PER_CHUNK = 4096  # windows held in memory at once (4096 × 1001 bp ≈ 4 MB)
+
+
 def ism_region(model, fasta, region: Region, flank_bp: int = DEFAULT_FLANK_BP, batch_size: int = 32) -> RegionScores:
     """Masked-marginal LLRs for every position of ``region`` (``fasta``: a pyfaidx.Fasta)."""
     contig_length = len(fasta[region.chrom])
-    reference = str(fasta[region.chrom][region.start : region.end]).upper()
-    windows, offsets, scored = [], [], []
-    for i, base in enumerate(reference):
-        if base not in BASES:
-            continue
-        position = region.start + i
-        start, end = context_window(contig_length, position, flank_bp)
-        windows.append(str(fasta[region.chrom][start:end]))
-        offsets.append(position - start)
-        scored.append(i)
+    # one read of the region plus its flanks; each position's window is a slice of it
+    span_start, span_end = max(0, region.start - flank_bp), min(contig_length, region.end + flank_bp)
+    span = str(fasta[region.chrom][span_start:span_end])
+    reference = span[region.start - span_start : region.end - span_start].upper()
+    scored = np.array([i for i, base in enumerate(reference) if base in BASES], dtype=np.int64)
     llr = np.full((len(reference), 4), np.nan)
-    if scored:
+    for first in range(0, scored.size, POSITIONS_PER_CHUNK):
+        chunk = scored[first : first + POSITIONS_PER_CHUNK]
+        windows, offsets = [], []
+        for i in chunk:
+            position = region.start + int(i)
+            start, end = context_window(contig_length, position, flank_bp)
+            windows.append(span[start - span_start : end - span_start])
+            offsets.append(position - start)
         log_probs = masked_log_probs(model, windows, offsets, batch_size)
-        ref_index = np.array([BASES.index(reference[i]) for i in scored])
-        llr[scored] = log_probs - log_probs[np.arange(len(scored)), ref_index][:, None]
+        ref_index = np.array([BASES.index(reference[i]) for i in chunk])
+        llr[chunk] = log_probs - log_probs[np.arange(chunk.size), ref_index][:, None]
     return RegionScores(region, reference, llr)
 
 
