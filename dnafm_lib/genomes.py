@@ -289,12 +289,14 @@ SHEET_COLUMNS = ("genome", "source", "accession", "location", "split", "annotati
 
 def read_genome_sheet(path: str | os.PathLike):
     """The genome sheet as a pandas DataFrame of strings (empty cells NaN, so a JSON schema sees
-    them as absent); unknown or missing columns are an error naming them."""
+    them as absent); unknown or missing columns are an error naming them. Blank lines are
+    dropped, and a row's index is its line in the file minus 2 (``sheet_line``)."""
     import pandas as pd
 
     path = Path(path)
     try:
-        sheet = pd.read_csv(path, sep="\t", dtype=str, skip_blank_lines=True)
+        # Blank lines read as empty rows, dropped below, so the index keeps counting file lines.
+        sheet = pd.read_csv(path, sep="\t", dtype=str, skip_blank_lines=False).dropna(how="all")
     except FileNotFoundError:
         raise GenomeError(f"{path}: genome sheet not found") from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
@@ -316,6 +318,11 @@ def read_genome_sheet(path: str | os.PathLike):
     return sheet[list(SHEET_COLUMNS)]
 
 
+def sheet_line(index) -> int:
+    """The file line (header = line 1) of the row ``read_genome_sheet`` gave ``index``."""
+    return int(index) + 2
+
+
 def check_genome_sheet(sheet, path: str | os.PathLike, base_dir: str | os.PathLike = ".") -> None:
     """Cross-row checks after the per-row schema: unique genome ids, and local files present.
 
@@ -323,13 +330,12 @@ def check_genome_sheet(sheet, path: str | os.PathLike, base_dir: str | os.PathLi
     """
     import pandas as pd
 
-    lines = {index: position + 2 for position, index in enumerate(sheet.index)}
     seen: dict[str, int] = {}
     for index, row in sheet.iterrows():
-        where = f"{path}: line {lines[index]} (genome {row['genome']})"
+        where = f"{path}: line {sheet_line(index)} (genome {row['genome']})"
         if row["genome"] in seen:
             raise GenomeError(f"{where}: genome id already used on line {seen[row['genome']]}")
-        seen[row["genome"]] = lines[index]
+        seen[row["genome"]] = sheet_line(index)
         local = [("location", row["location"])] if row["source"] == "file" else []
         if pd.notna(row["annotation"]):
             local.append(("annotation", row["annotation"]))

@@ -301,14 +301,14 @@ def read_genome_sheet(sheet_path: str) -> list[GenomeEntry]:
 
     The table itself (columns, parsing) is read by ``genomes.read_genome_sheet``, as the workflow does.
     """
-    from .genomes import SHEET_COLUMNS, SOURCES
+    from .genomes import SHEET_COLUMNS, SOURCES, sheet_line
     from .genomes import read_genome_sheet as read_sheet_table
 
     sheet = read_sheet_table(sheet_path).fillna("")
     entries: list[GenomeEntry] = []
     seen: dict[str, int] = {}
-    for position, (_, row) in enumerate(sheet.iterrows()):
-        line = position + 2  # 1-based, after the header
+    for index, row in sheet.iterrows():
+        line = sheet_line(index)
         where = f"genome sheet {sheet_path}: line {line}"
         value = {c: str(row[c]).strip() for c in SHEET_COLUMNS}
         genome, source = value["genome"], value["source"]

@@ -191,6 +191,19 @@ def test_genome_sheet_with_a_repeated_genome_id_names_both_lines(tmp_path):
         check_genome_sheet(read_genome_sheet(sheet), sheet)
 
 
+def test_genome_sheet_errors_count_blank_lines_in_the_line_number(tmp_path):
+    from dnafm_lib.genomes import check_genome_sheet, read_genome_sheet
+
+    fasta = write_fasta(tmp_path / "a.fa")
+    sheet = tmp_path / "sheet.tsv"
+    sheet.write_text("genome\tsource\taccession\tlocation\tsplit\tannotation\n"
+                     f"a\tfile\t\t{fasta}\ttrain\t\n\n\nb\tfile\t\tmissing.fa\t\t\n\n")
+    table = read_genome_sheet(sheet)
+    assert table["genome"].tolist() == ["a", "b"]  # blank lines are not rows
+    with pytest.raises(GenomeError, match=r"sheet\.tsv: line 5 \(genome b\): location missing\.fa does not exist"):
+        check_genome_sheet(table, sheet)
+
+
 def test_genome_sheet_naming_a_missing_local_file_is_an_error(tmp_path):
     from dnafm_lib.genomes import check_genome_sheet, read_genome_sheet
 

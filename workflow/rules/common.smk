@@ -7,18 +7,18 @@ from snakemake.utils import validate
 validate(config, schema="../schemas/config.schema.yaml")
 
 # The cohort's genome sheet: one row per genome, checked per row by the schema, then across rows.
-from dnafm_lib.genomes import check_genome_sheet, read_genome_sheet
+from dnafm_lib.genomes import check_genome_sheet, read_genome_sheet, sheet_line
 from dnafm_lib.splits import GENOME_ID_PATTERN  # the {genome} wildcard of every genome rule
 
 GENOME_SHEET = None
 if "genome_sheet" in config:
     GENOME_SHEET = read_genome_sheet(config["genome_sheet"])
-    for line, index in enumerate(GENOME_SHEET.index, start=2):  # row by row, to name the line
+    for index in GENOME_SHEET.index:  # row by row, to name the line
         try:
             validate(GENOME_SHEET.loc[[index]], schema="../schemas/genomes.schema.yaml")
         except WorkflowError as error:
             raise WorkflowError(
-                f"{config['genome_sheet']}: line {line} (genome {GENOME_SHEET.loc[index, 'genome']}): "
+                f"{config['genome_sheet']}: line {sheet_line(index)} (genome {GENOME_SHEET.loc[index, 'genome']}): "
                 "does not match workflow/schemas/genomes.schema.yaml",
                 error,
             )
