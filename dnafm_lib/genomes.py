@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import datetime
 import gzip
-import hashlib
 import json
 import os
 import struct
@@ -29,6 +28,7 @@ import numpy as np
 from .atomic import atomic_dir
 from .errors import DnafmError
 from .fasta import is_gzip, iter_sequence_chunks
+from .http import file_md5  # the download step's md5, so provenance and download.json agree
 
 try:  # ISA-L deflate for the bgzip blocks (see BgzfWriter)
     from isal import isal_zlib as _isal_zlib
@@ -45,14 +45,6 @@ SOURCES = ("ncbi", "url", "file")
 
 class GenomeError(DnafmError):
     """A genome input (FASTA, annotation, download record) that cannot be prepared."""
-
-
-def file_md5(path: str | os.PathLike) -> str:
-    digest = hashlib.md5()
-    with open(path, "rb") as handle:
-        while block := handle.read(1 << 22):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _wrap(bases: bytes, column: int, line_nt: int) -> tuple[bytes, int]:
