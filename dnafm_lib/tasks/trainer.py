@@ -255,15 +255,22 @@ def test(model: TaskModel, splits: dict[str, SplitTable], batch_size: int, max_l
     if run_config is not None:
         results["config"] = run_config
     with atomic_open(out_dir / "metrics.json") as handle:
-        json.dump(results, handle, indent=2, default=_json_default)
+        json.dump(_strict_json(results), handle, indent=2, allow_nan=False, default=str)
         handle.write("\n")
     return results
 
 
-def _json_default(value):
+def _strict_json(value):
+    """numpy scalars → Python; NaN/inf (e.g. AUROC of a one-class split) → null, as strict JSON requires."""
+    if isinstance(value, dict):
+        return {key: _strict_json(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_strict_json(item) for item in value]
     if isinstance(value, (np.floating, np.integer)):
-        return value.item()
-    return str(value)
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 
 
 def write_predictions(model: TaskModel, split: SplitTable, evaluation: Evaluation, path: Path) -> None:
