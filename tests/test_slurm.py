@@ -263,7 +263,11 @@ def test_demo_workflow_finishes_through_the_slurm_profile(demo_on_slurm):
     dry = run_cmd([sys.executable, "-m", "snakemake", "-n", "--cores", "1", "--configfile", "ci_slurm.yaml"],
                   cwd=work, env=env_with_venv(), timeout=600)
     assert dry.returncode == 0 and "Nothing to be done" in dry.stdout + dry.stderr, dry.stdout + dry.stderr
-    assert (work / "results" / "install_check.txt").stat().st_size > 0
+    # What a user opens: the exported model and, per genome of the splits, the IGV session.
+    results = work / "results"
+    assert (results / "models" / "demo" / "model.safetensors").stat().st_size > 0
+    genomes = [line.split("\t")[0] for line in (results / "splits" / "genomes.tsv").read_text().splitlines()[1:]]
+    assert genomes and all((results / "tracks" / g / "demo" / "igv_session.xml").is_file() for g in genomes)
 
 
 @pytest.mark.timeout(2400)
