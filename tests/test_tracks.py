@@ -332,3 +332,19 @@ def test_summary_records_settings_and_scored_bases(gapped_run):
     out, summary = gapped_run
     on_disk = json.loads((out / catalog.SUMMARY_JSON).read_text())
     assert on_disk["settings"]["passes"] == FAST.passes and on_disk["scored_bp"] == summary["scored_bp"]
+
+
+def test_binned_embeddings_are_the_mean_hidden_state_of_the_non_n_bases_of_each_bin(model_dir):
+    model = dnafm_lib.load_model(str(model_dir)).eval()
+    seq = "ACGTTGCANNNACGGTACCAGGTTACAN" * 5  # 140 bp, N runs inside bins
+    settings = ScoringSettings(window_bp=len(seq), stride_bp=len(seq), passes=2, embedding_layer=-1, bin_bp=30)
+    (scores,) = WindowScorer(model, settings).score_regions([Region("c", 0, len(seq))], lambda c, s, e: seq[s:e], {"c": len(seq)})
+    ids = encode(seq)
+    with torch.no_grad():
+        hidden = model(torch.from_numpy(frame(ids))[None]).last_hidden_state[0, 1:-1].double().numpy()
+    bins = np.arange(len(seq)) // 30
+    keep = ids != N_ID
+    for b in range(scores.bin_counts.size):
+        in_bin = (bins == b) & keep
+        assert scores.bin_counts[b] == in_bin.sum()
+        np.testing.assert_allclose(scores.bin_sums[b] / in_bin.sum(), hidden[in_bin].mean(axis=0), rtol=1e-4, atol=1e-5)

@@ -254,14 +254,22 @@ class WindowScorer:
         window = job.window
         lo, hi = window.keep_start - window.start, window.keep_end - window.start
         tokens = job.input_ids[1 + lo : 1 + hi]
-        valid = tokens != N_ID
-        if not valid.any():
+        valid = np.flatnonzero(tokens != N_ID)
+        if valid.size == 0:
             return
-        kept = states[1 + lo : 1 + hi].float().cpu().numpy().astype(np.float64)
-        region = scores.region
-        bins = (window.keep_start - region.start + np.arange(hi - lo)) // self.settings.bin_bp
-        np.add.at(scores.bin_sums, bins[valid], kept[valid])
-        np.add.at(scores.bin_counts, bins[valid], 1)
+        import torch
+
+        bins = (window.keep_start - scores.region.start + valid) // self.settings.bin_bp  # non-decreasing
+        first, n_bins = int(bins[0]), int(bins[-1] - bins[0]) + 1
+        # Sum per bin on the model's device, so only (bins × hidden) crosses to the host: at the 7B
+        # width a window's per-base states are 35 MB, and copying them out and np.add.at over them
+        # cost more than the GPU forward passes (measured on an H100: scorer 2.4x the bare forward).
+        rows = torch.from_numpy(valid).to(states.device)
+        kept = states[1 + lo : 1 + hi].index_select(0, rows).float()
+        sums = torch.zeros(n_bins, kept.shape[1], dtype=torch.float32, device=states.device)
+        sums.index_add_(0, torch.from_numpy(bins - first).to(states.device), kept)
+        scores.bin_sums[first : first + n_bins] += sums.cpu().numpy()
+        scores.bin_counts[first : first + n_bins] += np.bincount(bins - first, minlength=n_bins)
 
     @staticmethod
     def _finish(scores: RegionScores, probs: np.ndarray, fetch: FetchSequence) -> None:
