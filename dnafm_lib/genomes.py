@@ -16,7 +16,6 @@ leaves nothing behind for Snakemake to mistake for a result.
 from __future__ import annotations
 
 import datetime
-import gzip
 import json
 import os
 import struct
@@ -27,7 +26,8 @@ import numpy as np
 
 from .atomic import atomic_dir
 from .errors import DnafmError
-from .fasta import is_gzip, iter_sequence_chunks
+from .fasta import iter_sequence_chunks
+from .gff import open_gff_text, read_features
 from .http import file_md5  # the download step's md5, so provenance and download.json agree
 
 try:  # ISA-L deflate for the bgzip blocks (see BgzfWriter)
@@ -150,12 +150,6 @@ def write_bgzip_fasta(source: str | os.PathLike, out_path: str | os.PathLike, *,
     return lengths
 
 
-def _gff_lines(path: Path):
-    opener = gzip.open if is_gzip(path) else open
-    with opener(path, "rt", encoding="utf-8", errors="replace", newline=None) as handle:
-        yield from handle
-
-
 def copy_annotation(annotation: str | os.PathLike, out_path: Path, contigs: dict[str, int]) -> int:
     """Copy a GFF3 (plain or gzip) to ``out_path``, checking each feature lies on a contig of the genome.
 
@@ -166,27 +160,23 @@ def copy_annotation(annotation: str | os.PathLike, out_path: Path, contigs: dict
     if not annotation.exists():
         raise GenomeError(f"{annotation}: annotation file not found")
     features = 0
-    with open(out_path, "w") as out:
-        for line_number, line in enumerate(_gff_lines(annotation), start=1):
+    for feature in read_features(annotation):
+        if feature.seqid not in contigs:
+            raise GenomeError(
+                f"{annotation}: line {feature.line_number}: seqid '{feature.seqid}' is not a record of the genome "
+                f"(records: {', '.join(list(contigs)[:5])}{', …' if len(contigs) > 5 else ''})"
+            )
+        if feature.end > contigs[feature.seqid]:
+            raise GenomeError(
+                f"{annotation}: line {feature.line_number}: end {feature.end} is beyond "
+                f"'{feature.seqid}' ({contigs[feature.seqid]} nt)"
+            )
+        features += 1
+    with open_gff_text(annotation) as source, open(out_path, "w") as out:
+        for line in source:
             out.write(line)
             if line.startswith("##FASTA"):
                 break
-            if not line.strip() or line.startswith("#"):
-                continue
-            fields = line.rstrip("\n").split("\t")
-            if len(fields) != 9:
-                raise GenomeError(f"{annotation}: line {line_number}: expected 9 tab-separated GFF3 columns, found {len(fields)}")
-            seqid, end = fields[0], fields[4]
-            if seqid not in contigs:
-                raise GenomeError(
-                    f"{annotation}: line {line_number}: seqid '{seqid}' is not a record of the genome "
-                    f"(records: {', '.join(list(contigs)[:5])}{', …' if len(contigs) > 5 else ''})"
-                )
-            if not end.isdigit() or int(end) > contigs[seqid]:
-                raise GenomeError(
-                    f"{annotation}: line {line_number}: end {end!r} is beyond '{seqid}' ({contigs[seqid]} nt)"
-                )
-            features += 1
     return features
 
 

@@ -33,36 +33,17 @@ class WindowOptions:
     seed: int = 0
 
 
-def _open_text(path: str | Path):
-    """Plain or gzip text, told apart by the gzip magic bytes rather than the name."""
-    import gzip
-
-    with open(path, "rb") as probe:
-        magic = probe.read(2)
-    return gzip.open(path, "rt") if magic == b"\x1f\x8b" else open(path)
-
-
 def read_cds_intervals(gff_path: str | Path) -> dict[str, list[tuple[int, int]]]:
     """CDS features per seqid as 0-based half-open intervals (GFF3 is 1-based, inclusive)."""
+    from ..gff import read_features
+
     intervals: dict[str, list[tuple[int, int]]] = {}
-    with _open_text(gff_path) as handle:
-        for line_number, line in enumerate(handle, start=1):
-            if line.startswith("##FASTA"):
-                break  # embedded sequences follow; they are not features
-            if not line.strip() or line.startswith("#"):
-                continue
-            fields = line.rstrip("\n").split("\t")
-            if len(fields) != 9:
-                raise AnnotationError(f"{gff_path}: line {line_number}: expected 9 tab-separated GFF3 columns, got {len(fields)}")
-            if fields[2] != "CDS":
-                continue
-            try:
-                start, end = int(fields[3]), int(fields[4])
-            except ValueError:
-                raise AnnotationError(f"{gff_path}: line {line_number}: start/end are not integers") from None
-            if start < 1 or end < start:
-                raise AnnotationError(f"{gff_path}: line {line_number}: bad CDS coordinates {start}..{end}")
-            intervals.setdefault(fields[0], []).append((start - 1, end))
+    for feature in read_features(gff_path):
+        if feature.type != "CDS":
+            continue
+        if feature.end == feature.start:
+            raise AnnotationError(f"{gff_path}: line {feature.line_number}: a CDS of zero length")
+        intervals.setdefault(feature.seqid, []).append((feature.start, feature.end))
     return intervals
 
 

@@ -119,30 +119,12 @@ def segment_rows(bins: BinIndex, clusters: np.ndarray, n_clusters: int) -> list[
 
 def read_gff_features(path: str | Path) -> "pandas.DataFrame":  # noqa: F821
     """(Chromosome, Start, End, Feature) of every GFF3 record, 0-based half-open."""
-    import gzip
-
     import pandas as pd
 
-    opener = gzip.open if str(path).endswith(".gz") else open
-    records = []
-    with opener(path, "rt") as handle:
-        for line_number, line in enumerate(handle, 1):
-            if line.startswith("##FASTA"):
-                break
-            if not line.strip() or line.startswith("#"):
-                continue
-            fields = line.rstrip("\n").split("\t")
-            if len(fields) != 9:
-                raise DnafmError(f"{path}: line {line_number}: expected 9 tab-separated GFF3 columns, found {len(fields)}")
-            try:
-                start, end = int(fields[3]) - 1, int(fields[4])
-            except ValueError:
-                raise DnafmError(f"{path}: line {line_number}: start/end {fields[3]!r}/{fields[4]!r} are not integers") from None
-            if end == start:
-                continue  # a zero-length insertion site (end = start - 1 in GFF): it covers no base
-            if end < start or start < 0:
-                raise DnafmError(f"{path}: line {line_number}: negative interval {fields[3]}-{fields[4]}")
-            records.append((fields[0], start, end, fields[2]))
+    from ..gff import read_features
+
+    records = [(f.seqid, f.start, f.end, f.type) for f in read_features(path)
+               if f.end > f.start]  # a zero-length insertion site covers no base
     return pd.DataFrame(records, columns=["Chromosome", "Start", "End", "Feature"])
 
 
