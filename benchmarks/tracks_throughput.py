@@ -28,6 +28,9 @@ from pathlib import Path
 
 import torch
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from dnafm_lib.model import ATTENTION_BACKENDS  # noqa: E402
+
 # Dense bf16 peak (TFLOP/s) by device name; --peak-tflops overrides.
 PEAK_BF16_TFLOPS = {"H100 SXM": 989.0, "H100 80GB HBM3": 989.0, "H100 PCIe": 756.0, "H100 NVL": 835.0,
                     "H200": 989.0, "A100": 312.0, "L40S": 362.0}
@@ -283,7 +286,7 @@ def main(argv=None) -> int:
     parser.add_argument("--gpu", action="store_true", help="GPU mode: 7B geometry, reduced depth, bf16")
     parser.add_argument("--device", help="GPU mode: the CUDA device (default cuda)")
     parser.add_argument("--layers", type=int, default=4, help="GPU mode: blocks of the 7B geometry to run")
-    parser.add_argument("--attn-backend", default="sdpa", choices=("sdpa", "flash_attn", "eager"))
+    parser.add_argument("--attn-backend", default="sdpa", choices=ATTENTION_BACKENDS)
     parser.add_argument("--compile", action="store_true", help="GPU mode: torch.compile the model")
     parser.add_argument("--scorer-bp", type=int, default=100_000,
                         help="GPU mode: also run the real scorer over this many synthetic bp (0: skip)")
@@ -300,6 +303,7 @@ def main(argv=None) -> int:
     parser.add_argument("--bigwig-bp", type=int, default=5_000_000, help="CPU mode: bp written for the bigWig comparison")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--out", help="also write the result JSON to this file")
     args = parser.parse_args(argv)
     if args.gpu:
         args.batch_size = args.batch_size or 8
@@ -311,6 +315,8 @@ def main(argv=None) -> int:
         args.batch_size = args.batch_size or 4
         result = cpu_benchmark(args)
     print(json.dumps(result, indent=2))
+    if args.out:
+        Path(args.out).write_text(json.dumps(result, indent=2))
     return 0
 
 

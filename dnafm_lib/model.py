@@ -27,7 +27,17 @@ try:  # optional: the flash-attn package (unpadded variable-length kernels)
 except Exception:  # ImportError, or a CUDA build mismatch
     HAVE_FLASH_ATTN = False
 
-ATTENTION_BACKENDS = ("sdpa", "flash_attn", "eager")
+try:  # optional: FlashAttention-4's CuTe kernels (PyPI flash-attn-4); head dims to 256 on Hopper
+    from flash_attn.cute import flash_attn_func as fa4_func  # type: ignore
+    from flash_attn.cute import flash_attn_varlen_func as fa4_varlen_func  # type: ignore
+
+    HAVE_FLASH_ATTN_4 = True
+except Exception:  # ImportError, or no CUDA driver / cutlass DSL
+    HAVE_FLASH_ATTN_4 = False
+
+ATTENTION_BACKENDS = ("sdpa", "flash_attn", "flash_attn_4", "eager")
+# Which optional package each kernel backend needs, and whether it imported here.
+BACKEND_PACKAGES = {"flash_attn": ("flash-attn", HAVE_FLASH_ATTN), "flash_attn_4": ("flash-attn-4", HAVE_FLASH_ATTN_4)}
 
 
 def swiglu_intermediate_size(hidden_size: int) -> int:
@@ -215,7 +225,7 @@ class Padding:
         mask = attention_mask.to(torch.bool)
         if bool(mask.all()):
             return cls(key_mask=None)
-        if backend == "flash_attn":
+        if backend in ("flash_attn", "flash_attn_4"):
             lengths = mask.sum(dim=1, dtype=torch.int32)
             cu = F.pad(torch.cumsum(lengths, 0, dtype=torch.int32), (1, 0))
             indices = torch.nonzero(mask.flatten(), as_tuple=False).flatten()
@@ -224,21 +234,49 @@ class Padding:
         return cls(key_mask=mask[:, None, None, :])
 
 
+def flash_kernel_applies(backend: str, q: torch.Tensor, dropout: float) -> bool:
+    """Whether a flash-attn package kernel takes these inputs; otherwise _attend falls back to SDPA.
+
+    Both need CUDA and half precision. FlashAttention-4 (CuTe) has no dropout and wants head
+    dims divisible by 8 up to 256 (it pads 136 to 144 internally on Hopper).
+    """
+    if not q.is_cuda or q.dtype not in (torch.float16, torch.bfloat16):
+        return False
+    if backend == "flash_attn":
+        return HAVE_FLASH_ATTN
+    if backend == "flash_attn_4":
+        head_dim = q.shape[-1]
+        return HAVE_FLASH_ATTN_4 and dropout == 0.0 and head_dim % 8 == 0 and head_dim <= 256
+    return False
+
+
+def _flash_attend(q, k, v, padding: Padding, backend: str, dropout: float) -> torch.Tensor:
+    """The flash-attn packages' kernels; padded batches go through their varlen (unpadded) form."""
+    if backend == "flash_attn":
+        dense, varlen, extra = flash_attn_func, flash_attn_varlen_func, {"dropout_p": dropout}
+    else:
+        dense, varlen, extra = fa4_func, fa4_varlen_func, {}
+    if padding.key_mask is None:
+        return _first(dense(q, k, v, **extra))
+    batch, length, heads, dim = q.shape
+    idx = padding.indices
+    packed = [t.reshape(batch * length, heads, dim).index_select(0, idx) for t in (q, k, v)]
+    out = _first(varlen(*packed, padding.cu_seqlens, padding.cu_seqlens, padding.max_seqlen, padding.max_seqlen,
+                        **extra))
+    full = out.new_zeros(batch * length, heads, dim)
+    full.index_copy_(0, idx, out)
+    return full.view(batch, length, heads, dim)
+
+
+def _first(result):
+    """FlashAttention-4 returns (out, lse); FlashAttention-2 returns out."""
+    return result[0] if isinstance(result, tuple) else result
+
+
 def _attend(q, k, v, padding: Padding, backend: str, dropout: float) -> torch.Tensor:
     """Inputs (B, L, H, D); output (B, L, H, D)."""
-    if backend == "flash_attn" and HAVE_FLASH_ATTN and q.is_cuda and q.dtype in (torch.float16, torch.bfloat16):
-        if padding.key_mask is None:
-            return flash_attn_func(q, k, v, dropout_p=dropout)
-        batch, length, heads, dim = q.shape
-        idx = padding.indices
-        packed = [t.reshape(batch * length, heads, dim).index_select(0, idx) for t in (q, k, v)]
-        out = flash_attn_varlen_func(
-            *packed, padding.cu_seqlens, padding.cu_seqlens, padding.max_seqlen, padding.max_seqlen,
-            dropout_p=dropout,
-        )
-        full = out.new_zeros(batch * length, heads, dim)
-        full.index_copy_(0, idx, out)
-        return full.view(batch, length, heads, dim)
+    if flash_kernel_applies(backend, q, dropout):
+        return _flash_attend(q, k, v, padding, backend, dropout)
     q, k, v = (t.transpose(1, 2) for t in (q, k, v))  # (B, H, L, D)
     if backend == "eager":
         scores = (q @ k.transpose(-1, -2)) / math.sqrt(q.shape[-1])
@@ -419,8 +457,9 @@ class DnaFmForMaskedLM(nn.Module):
     def set_attention_backend(self, backend: str) -> None:
         if backend not in ATTENTION_BACKENDS:
             raise ValueError(f"attn_backend must be one of {ATTENTION_BACKENDS}, got {backend!r}")
-        if backend == "flash_attn" and not HAVE_FLASH_ATTN:
-            raise RuntimeError("attn_backend 'flash_attn' needs the flash-attn package (pip install flash-attn)")
+        package, installed = BACKEND_PACKAGES.get(backend, ("", True))
+        if not installed:
+            raise RuntimeError(f"attn_backend {backend!r} needs the {package} package (pip install {package})")
         self.config.attn_backend = backend
 
     def set_activation_checkpointing(self, enabled: bool) -> None:
