@@ -27,6 +27,7 @@ SUBCOMMANDS: dict[str, str] = {
     "score-variants": "score_variants",
     "cds-windows": "cds_windows",
     "compare-finetuning": "compare_finetuning",
+    "generate": "generate",
 }
 
 
