@@ -1,0 +1,90 @@
+"""Invariants of the fine-tuning tasks: per-base labels and predictions line up with the bases.
+
+The model sees ``[CLS] + bases + [EOS] + [PAD]…``; base i of a sequence sits at token 1 + i.
+  K1. TokenClassification labels are written at tokens ``[1, 1 + n)``: each label sits on the
+      token of the base it describes; [CLS], [EOS] and padding carry no label;
+  K2. per-base predictions read tokens ``[1, 1 + n)`` back: prediction i is the output at base
+      i's token, one row per base;
+  K3. a task option of the wrong type or an unknown key is one error naming it (the validator),
+      for every key and value type.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from dnafm_lib.tasks import TokenClassification
+from dnafm_lib.tasks.data import SplitTable
+from dnafm_lib.tasks.models import IGNORE_INDEX, TaskConfig, TaskConfigError
+from dnafm_lib.tasks.trainer import evaluate
+from dnafm_lib.tokenizer import encode
+
+PROPERTY = settings(max_examples=30, deadline=None, derandomize=True,
+                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+BASES = "ACGTN"
+
+
+@pytest.fixture(scope="module")
+def token_model():
+    torch.manual_seed(0)
+    return TokenClassification.from_config({"model.backbone": "tiny", "model.n_classes": 5}).eval()
+
+
+@PROPERTY
+@given(st.lists(st.text(alphabet=BASES, min_size=1, max_size=30), min_size=1, max_size=4))
+def test_token_labels_sit_on_the_token_of_their_base(token_model, sequences):
+    # Label each base by its own letter: then a label must equal the letter of its token.
+    labels = [[BASES.index(b) for b in s] for s in sequences]
+    collated = token_model.collate({"sequences": sequences, "labels": labels})
+    input_ids, label_ids = collated["input_ids"].numpy(), collated["labels"].numpy()
+    letter_of_token = {int(encode(b)[0]): i for i, b in enumerate(BASES)}
+    for row, sequence in enumerate(sequences):
+        labelled = np.flatnonzero(label_ids[row] != IGNORE_INDEX)
+        assert labelled.tolist() == list(range(1, 1 + len(sequence)))  # K1: after [CLS], one per base
+        assert [letter_of_token[int(t)] for t in input_ids[row, labelled]] == label_ids[row, labelled].tolist()
+
+
+def test_per_base_predictions_are_the_outputs_at_each_base_s_token(token_model):
+    sequences = ["ACGTTGCA", "GGN", "TTTTACGTACGTAAC"]
+    labels = [[BASES.index(b) for b in s] for s in sequences]
+    split = SplitTable("test", sequences, [np.array(x) for x in labels], np.arange(3), None)
+    evaluation = evaluate(token_model, split, batch_size=2, max_length=None)
+    collated = token_model.collate({"sequences": sequences})
+    with torch.no_grad():
+        probabilities = token_model(collated).float().softmax(dim=-1).numpy()
+    for row, sequence in enumerate(sequences):
+        predicted = np.asarray(evaluation.outputs[row])
+        assert predicted.shape == (len(sequence), 5)  # K2: one row per base
+        np.testing.assert_allclose(predicted, probabilities[row, 1 : 1 + len(sequence)], rtol=1e-4, atol=1e-6)
+
+
+OPTION_VALUES = st.one_of(st.booleans(), st.integers(-3, 40), st.floats(-1, 2, allow_nan=False), st.text(max_size=6))
+
+
+@PROPERTY
+@given(st.sampled_from([f.name for f in TaskConfig.__dataclass_fields__.values()] + ["no_such_option"]),
+       OPTION_VALUES)
+def test_task_options_are_accepted_only_with_their_type(key, value):
+    defaults = TaskConfig()
+    mapping = {"model.backbone": "tiny", f"model.{key}": value}
+    expected_type = type(getattr(defaults, key)) if hasattr(defaults, key) else None
+    type_ok = expected_type is not None and (
+        (expected_type is bool and isinstance(value, bool))
+        or (expected_type is int and isinstance(value, int) and not isinstance(value, bool))
+        or (expected_type is float and isinstance(value, (int, float)) and not isinstance(value, bool))
+        or (expected_type is str and isinstance(value, str))
+    )
+    if not type_ok:  # K3: one error naming the key
+        with pytest.raises(TaskConfigError, match=f"model.{key}"):
+            TaskConfig.from_mapping(mapping)
+        return
+    try:
+        config = TaskConfig.from_mapping(mapping)
+    except TaskConfigError as exc:  # a right type, but a value out of range: named too
+        assert f"model.{key}" in str(exc)
+    else:
+        assert getattr(config, key) == value
