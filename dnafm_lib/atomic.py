@@ -63,6 +63,14 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def _make_parent(final: Path) -> None:
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        blocker = next((p for p in final.parents if p.exists() and not p.is_dir()), final.parent)
+        raise OutputPathError(f"{blocker}: is a file, so {final} cannot be created under it") from None
+
+
 def _remove(path: Path) -> None:
     if path.is_dir() and not path.is_symlink():
         shutil.rmtree(path, ignore_errors=True)
@@ -113,7 +121,7 @@ def atomic_path(final: str | os.PathLike) -> Iterator[Path]:
     final = Path(final)
     if final.is_dir():
         raise OutputPathError(f"{final}: is a directory, expected a file path to write")
-    final.parent.mkdir(parents=True, exist_ok=True)
+    _make_parent(final)
     sweep_stale(final)
     fd, tmp_name = tempfile.mkstemp(prefix=f".tmp-{final.name}.{_owner_tag()}", dir=final.parent)
     os.close(fd)
@@ -145,7 +153,7 @@ def atomic_dir(final: str | os.PathLike) -> Iterator[Path]:
     final = Path(final)
     if final.exists() and not final.is_dir():
         raise OutputPathError(f"{final}: exists and is not a directory; remove it or choose another output directory")
-    final.parent.mkdir(parents=True, exist_ok=True)
+    _make_parent(final)
     sweep_stale(final)
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{final.name}.{_owner_tag()}", dir=final.parent))
     try:
