@@ -4,8 +4,10 @@ A directory holds ``config.json`` and the weights as ``model.safetensors``, shar
 ``model-0000x-of-0000y.safetensors`` with ``model.safetensors.index.json``, or
 ``pytorch_model.bin`` (read with ``weights_only=True``: nothing is unpickled beyond tensors).
 
-``save_model`` stores a sha256 of each file's tensors in its safetensors metadata
-(``dnafm_sha256``); ``load_model`` recomputes it when present, so a flipped byte is caught. Whatever is wrong with a directory (config.json of the
+``save_model`` records a sha256 of each weights file's tensors in config.json
+(``dnafm_weights_sha256``, which other readers ignore); ``load_model`` recomputes it when
+present, so a flipped byte is caught. (Not in the safetensors metadata: the Rust writer orders
+metadata keys at random, and two saves of the same weights must be the same bytes.) Whatever is wrong with a directory (config.json of the
 wrong shape, types or ranges; an index without ``weight_map``; a truncated weights file;
 integer, NaN or infinite weights; a checksum mismatch) is one ``CheckpointError`` naming the file.
 """
@@ -21,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError, safe_open
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from .atomic import atomic_dir
@@ -33,7 +35,7 @@ SAFETENSORS_NAME = "model.safetensors"
 SAFETENSORS_INDEX = "model.safetensors.index.json"
 TORCH_BIN_NAME = "pytorch_model.bin"
 TORCH_BIN_INDEX = "pytorch_model.bin.index.json"
-CHECKSUM_KEY = "dnafm_sha256"  # safetensors metadata: tensors_sha256 of the file's tensors
+CHECKSUM_KEY = "dnafm_weights_sha256"  # config.json: {weights file: tensors_sha256 of its tensors}
 
 # Copies of the tied decoder, which Hugging Face may or may not write.
 TIED_KEYS = {
@@ -167,19 +169,20 @@ def tensors_sha256(state: dict[str, torch.Tensor]) -> str:
     return digest.hexdigest()
 
 
-def _read_state_dict(directory: Path) -> dict[str, torch.Tensor]:
+def _read_state_dict(directory: Path, checksums: dict[str, str]) -> dict[str, torch.Tensor]:
+    """All weights of ``directory``; a file named in ``checksums`` must hash to its entry."""
     def read_safetensors(path: Path) -> dict[str, torch.Tensor]:
         if path.is_dir():
             raise CheckpointError(f"{path}: is a directory, expected a safetensors file")
         try:
-            with safe_open(path, framework="pt") as handle:
-                expected = (handle.metadata() or {}).get(CHECKSUM_KEY)
             state = load_file(path)
         except SafetensorError as exc:
             raise CheckpointError(f"{path}: not a readable safetensors file ({exc})") from None
+        expected = checksums.get(path.name)
         if expected is not None and tensors_sha256(state) != expected:
             raise CheckpointError(
-                f"{path}: the tensors' sha256 differs from the one saved with them: the file is corrupt"
+                f"{path}: the tensors' sha256 differs from the one in {CONFIG_NAME} ({CHECKSUM_KEY}): "
+                "the file is corrupt or was replaced"
             )
         return state
 
@@ -313,9 +316,13 @@ def load_model(
         config_path = directory / CONFIG_NAME
         if not config_path.exists():
             raise CheckpointError(f"{directory}: no {CONFIG_NAME}")
-        config = dataclasses.replace(config_from_json(_read_json(config_path), str(config_path)), **runtime)
+        config_data = _read_json(config_path)
+        config = dataclasses.replace(config_from_json(config_data, str(config_path)), **runtime)
+        checksums = config_data.get(CHECKSUM_KEY) or {}
+        if not isinstance(checksums, dict) or not all(isinstance(v, str) for v in checksums.values()):
+            raise CheckpointError(f"{config_path}: {CHECKSUM_KEY} must map weights file names to sha256 strings")
         model = build_model(config, device="meta")
-        load_state_dict_into(model, _read_state_dict(directory), str(directory))
+        load_state_dict_into(model, _read_state_dict(directory, checksums), str(directory))
         if device is not None:
             model = model.to(device)
     if dtype is not None:
@@ -334,7 +341,6 @@ def save_model(model: DnaFmForMaskedLM, path: str | os.PathLike, *, max_shard_by
     config_json = config_to_json(model.config, dtype=dtypes.pop() if len(dtypes) == 1 else None)
     final = Path(path)
     with atomic_dir(final) as tmp:
-        (tmp / CONFIG_NAME).write_text(json.dumps(config_json, indent=2) + "\n")
         shards: list[dict[str, torch.Tensor]] = [{}]
         size = 0
         for key, tensor in state.items():
@@ -344,19 +350,20 @@ def save_model(model: DnaFmForMaskedLM, path: str | os.PathLike, *, max_shard_by
                 size = 0
             shards[-1][key] = tensor
             size += nbytes
+        metadata = {"format": "pt"}
+        checksums = {}
         if len(shards) == 1:
-            save_file(shards[0], tmp / SAFETENSORS_NAME, metadata=_file_metadata(shards[0]))
+            save_file(shards[0], tmp / SAFETENSORS_NAME, metadata=metadata)
+            checksums[SAFETENSORS_NAME] = tensors_sha256(shards[0])
         else:
             weight_map = {}
             for number, shard in enumerate(shards, start=1):
                 name = f"model-{number:05d}-of-{len(shards):05d}.safetensors"
-                save_file(shard, tmp / name, metadata=_file_metadata(shard))
+                save_file(shard, tmp / name, metadata=metadata)
+                checksums[name] = tensors_sha256(shard)
                 weight_map.update({key: name for key in shard})
             total = sum(t.numel() * t.element_size() for t in state.values())
             index = {"metadata": {"total_size": total}, "weight_map": weight_map}
             (tmp / SAFETENSORS_INDEX).write_text(json.dumps(index, indent=2) + "\n")
+        (tmp / CONFIG_NAME).write_text(json.dumps({**config_json, CHECKSUM_KEY: checksums}, indent=2) + "\n")
     return final
-
-
-def _file_metadata(state: dict[str, torch.Tensor]) -> dict[str, str]:
-    return {"format": "pt", CHECKSUM_KEY: tensors_sha256(state)}

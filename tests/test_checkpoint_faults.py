@@ -59,7 +59,8 @@ def _config_dir(path):
 def _rewrite(path, change):
     state = load_file(path / "model.safetensors")
     change(state)
-    save_file(state, path / "model.safetensors", metadata={"format": "pt"})  # as another tool would: no checksum
+    save_file(state, path / "model.safetensors", metadata={"format": "pt"})
+    _config(path, dnafm_weights_sha256=None)  # as another tool would write it: no checksum
 
 
 def _integer_weights(path):
@@ -86,7 +87,7 @@ def _shard_with_index(path, index_text):
 CASES = [
     (_empty, "model.safetensors", "not a readable safetensors file"),
     (_truncate, "model.safetensors", "not a readable safetensors file"),
-    (_flip_a_tensor_byte, "model.safetensors", "sha256 differs from the one saved with them"),
+    (_flip_a_tensor_byte, "model.safetensors", "the tensors' sha256 differs from the one in config.json"),
     (_config_list, "config.json", "expected a JSON object, found list"),
     (_config_dir, "config.json", "is a directory, expected a JSON file"),
     (lambda p: (p / "config.json").write_text("{not json"), "config.json", "not valid JSON"),
@@ -117,11 +118,12 @@ def test_a_damaged_checkpoint_is_one_error_naming_the_file(checkpoint, damage, c
     assert text.startswith(f"{expected_path}: ") and message in text
 
 
-def test_a_saved_checkpoint_carries_its_checksum_and_loads_bit_exact(saved):
-    from safetensors import safe_open
-
-    with safe_open(saved / "model.safetensors", framework="pt") as handle:
-        assert len(handle.metadata()["dnafm_sha256"]) == 64
+def test_a_saved_checkpoint_carries_its_checksum_and_saving_twice_gives_the_same_bytes(saved, tmp_path):
+    checksums = json.loads((saved / "config.json").read_text())["dnafm_weights_sha256"]
+    assert list(checksums) == ["model.safetensors"] and len(checksums["model.safetensors"]) == 64
+    save_model(load_model("tiny", seed=3), tmp_path / "again")
+    for name in ("config.json", "model.safetensors"):
+        assert (tmp_path / "again" / name).read_bytes() == (saved / name).read_bytes()
     model = load_model(saved)
     reference = load_model("tiny", seed=3)
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), reference.state_dict().values()))
@@ -137,5 +139,5 @@ def test_cli_reports_a_corrupt_checkpoint_in_one_line_and_writes_nothing(checkpo
                  str(tmp_path / "r.bed"), "--out-dir", str(out / "ism"), "--device", "cpu"])
     err = capsys.readouterr().err
     assert code == 1 and err.count("\n") == 1
-    assert f"{checkpoint / 'model.safetensors'}: the tensors' sha256 differs" in err
+    assert f"{checkpoint / 'model.safetensors'}: the tensors' sha256 differs from the one in config.json" in err
     assert list(out.iterdir()) == []
