@@ -26,7 +26,7 @@ import numpy as np
 
 from .atomic import atomic_dir
 from .errors import DnafmError
-from .fasta import describe_skipped, iter_sequence_chunks, skip_empty_records
+from .fasta import GZIP_MAGIC, describe_skipped, iter_sequence_chunks, skip_empty_records
 from .gff import open_gff_text, read_features
 from .http import file_md5  # the download step's md5, so provenance and download.json agree
 
@@ -328,6 +328,8 @@ def _sheet_text(path: Path) -> str:
         raise GenomeError(f"{path}: genome sheet not found") from None
     except IsADirectoryError:
         raise GenomeError(f"{path}: is a directory, expected a genome sheet (TSV)") from None
+    if data.startswith(GZIP_MAGIC):
+        raise GenomeError(f"{path}: is gzip-compressed; give the genome sheet as plain tab-separated text")
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:

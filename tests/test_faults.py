@@ -264,6 +264,13 @@ def test_a_non_utf8_sheet_names_line_and_column(tmp_path):
         read_genome_sheet(sheet)
 
 
+def test_a_gzip_sheet_is_refused_by_name(tmp_path):
+    sheet = tmp_path / "genomes.tsv.gz"
+    sheet.write_bytes(gzip.compress(SHEET_HEADER.encode()))
+    with pytest.raises(GenomeError, match="genomes.tsv.gz: is gzip-compressed; give the genome sheet as plain"):
+        read_genome_sheet(sheet)
+
+
 def test_fasta_errors_still_name_file_record_and_offset(tmp_path):
     (tmp_path / "x.fa").write_bytes(b">a\nAC*T\n")
     with pytest.raises(FastaFormatError, match=r"record 'a', offset 2: unexpected character '\*'"):
@@ -274,4 +281,4 @@ def test_os_errors_are_described_by_path_and_reason():
     from dnafm_lib.cli import describe_error
 
     assert describe_error(PermissionError(13, "Permission denied", "/data/out")) == "/data/out: permission denied"
-    assert describe_error(OSError(18, "Invalid cross-device link", "a", "b")) == "a → b: invalid cross-device link"
+    assert describe_error(OSError(18, "Invalid cross-device link", "a", None, "b")) == "a → b: invalid cross-device link"
