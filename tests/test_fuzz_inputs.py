@@ -187,8 +187,6 @@ def _mutants(valid: bytes, count: int) -> list[bytes]:
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", ["fasta", "vcf"])
 def test_the_cli_answers_hostile_files_with_one_line_or_success(tmp_path, kind):
-    from tests.test_vcf import HEADER  # noqa: F401  (keeps the VCF fixture text in one place)
-
     (tmp_path / "ref.fa").write_text(">chr1\nACGTACGTAC\n")
     for number, data in enumerate(_mutants(FASTA if kind == "fasta" else VCF, 6)):
         out = tmp_path / f"out{number}"
