@@ -49,6 +49,8 @@ def build_parser(selected: str | None = None) -> argparse.ArgumentParser:
     for name, module_name in SUBCOMMANDS.items():
         module = importlib.import_module(f"dnafm_lib.commands.{module_name}")
         command = sub.add_parser(name, help=module.HELP, description=module.__doc__)
+        # also accepted after the subcommand; SUPPRESS keeps a top-level --debug from being reset
+        command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
         if name == selected:
             module.add_arguments(command)
         command.set_defaults(run=module.run)

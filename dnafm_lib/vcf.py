@@ -24,8 +24,10 @@ from .fasta import GZIP_MAGIC
 
 NUCLEOTIDES = frozenset("ACGT")
 FIXED_COLUMNS = ("#CHROM", "POS", "ID", "REF", "ALT", "QUAL", "FILTER", "INFO")
-_REF = re.compile(r"^[ACGTNacgtn]+$")
-_BASES_ALT = re.compile(r"^[ACGTNacgtn]+$")
+# VCF asks for A/C/G/T/N; some callers write other IUPAC codes, which htslib reads too.
+_IUPAC = "ACGTNRYSWKMBDHVacgtnryswkmbdhv"
+_REF = re.compile(f"^[{_IUPAC}]+$")
+_BASES_ALT = _REF
 _SYMBOLIC_ALT = re.compile(r"^<[^<>,\s]+>$")
 # breakend notation (VCF 4.x §5.4): t[p[, t]p], ]p]t, [p[t, and single breakends .t / t.
 _BREAKEND_ALT = re.compile(r"^([ACGTNacgtn]*[\[\]][^\[\]\s]+[\[\]][ACGTNacgtn]*|\.[ACGTNacgtn]+|[ACGTNacgtn]+\.)$")
@@ -154,7 +156,7 @@ def _check_record(fields: list[str], columns: list[str], declared: dict[str, set
         raise VcfError(f"{where}: POS {pos!r} is not a position ≥ 1")
     where = f"{where} ({chrom}:{pos})"
     if not _REF.match(ref):
-        raise VcfError(f"{where}: REF {ref!r} is not a run of A, C, G, T, N")
+        raise VcfError(f"{where}: REF {ref!r} is not a run of bases (A, C, G, T, N or IUPAC codes)")
     _check_alt(alt, where)
     if qual != ".":
         try:

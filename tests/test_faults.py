@@ -103,9 +103,10 @@ def test_an_unexpected_library_error_is_one_line_and_debug_shows_the_traceback(t
     assert done.returncode == 1
     assert done.stderr.strip().splitlines() == [f"dnafm prepare-genome: error: {bad}: truncated or corrupt gzip "
                                                 "(Compressed file ended before the end-of-stream marker was reached)"]
-    debug = subprocess.run([argv[0], "-m", "dnafm_lib", "--debug", *argv[3:]], capture_output=True, text=True, timeout=120)
-    assert debug.returncode == 1 and "Traceback (most recent call last)" in debug.stderr
-    assert debug.stderr.strip().splitlines()[-1].startswith("dnafm prepare-genome: error: ")
+    for debug_argv in (["--debug", *argv[3:]], [*argv[3:], "--debug"]):  # before or after the subcommand
+        debug = subprocess.run([argv[0], "-m", "dnafm_lib", *debug_argv], capture_output=True, text=True, timeout=120)
+        assert debug.returncode == 1 and "Traceback (most recent call last)" in debug.stderr
+        assert debug.stderr.strip().splitlines()[-1].startswith("dnafm prepare-genome: error: ")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.gff3.gz", "g.fa"]
 
 

@@ -29,6 +29,7 @@ from .test_ism import FLANK_BP, _write_vcf, genome, model_dir  # noqa: F401  (fi
         ("A", ".", AlleleKind.SYMBOLIC),
         ("A", None, AlleleKind.SYMBOLIC),
         ("A", "N", AlleleKind.OTHER),
+        ("R", "A", AlleleKind.OTHER),
         ("N", "A", AlleleKind.OTHER),
         ("A", "A", AlleleKind.OTHER),
     ],
@@ -61,7 +62,7 @@ BAD_RECORDS = [
     ("chr1\t10\t.\tA\tG\t.\tlowq\t.", "line 7 (chr1:10): FILTER 'lowq' is not declared"),
     ("chr1\t10\t.\tA\tG\tbad\t.\t.", "line 7 (chr1:10): QUAL 'bad' is not a number"),
     ("chr1\t10\t.\tA\tG<\t.\t.\t.", "line 7 (chr1:10): ALT allele 'G<' is not bases"),
-    ("chr1\t10\t.\tA-\tG\t.\t.\t.", "line 7 (chr1:10): REF 'A-' is not a run of A, C, G, T, N"),
+    ("chr1\t10\t.\tA-\tG\t.\t.\t.", "line 7 (chr1:10): REF 'A-' is not a run of bases"),
 ]
 
 
@@ -152,3 +153,5 @@ def test_symbolic_alt_and_gzip_vcf_round_trip_through_score_variants(model_dir, 
     with gzip.open(tmp_path / "out.vcf.gz", "rt") as handle:
         body = [line for line in handle if not line.startswith("#")]
     assert body[0].split("\t")[4] == "<DEL>" and "DNAFM_LLR" not in body[0]
+    pysam.tabix_index(str(tmp_path / "out.vcf.gz"), preset="vcf")  # real BGZF: tabix indexes it
+    assert (tmp_path / "out.vcf.gz.tbi").exists()
