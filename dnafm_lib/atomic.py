@@ -1,17 +1,29 @@
 """Write outputs under a temporary name and rename them when whole.
 
 Snakemake and users must never see a half-written file: a crash leaves either the old
-output or nothing, plus at most a hidden ``.tmp-*`` sibling that the next run replaces.
+output or nothing, plus at most a hidden ``.tmp-{name}.{host}.{pid}.*`` sibling. The
+temporary name carries its writer's host and pid, so the next writer of the same output
+removes the leftovers of writers that are gone (``sweep_stale``) before it starts: a SIGKILL
+costs disk space only until the same command runs again.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
+import socket
 import tempfile
+import time
 from pathlib import Path
 from typing import Iterator
+
+from .errors import DnafmError
+
+
+class OutputPathError(DnafmError):
+    """An output path that cannot be written as asked (e.g. a file where a directory should go)."""
 
 
 def _current_umask() -> int:
@@ -26,13 +38,92 @@ _UMASK = _current_umask()
 FILE_MODE = 0o666 & ~_UMASK
 DIR_MODE = 0o777 & ~_UMASK
 
+#: A leftover from another host is removed once it has not changed for this long: we cannot ask
+#: that host whether its writer lives, and Snakemake never runs two jobs for one output at once.
+FOREIGN_STALE_S = 24 * 3600
+
+
+def _host() -> str:
+    return socket.gethostname() or "localhost"
+
+
+def _owner_tag() -> str:
+    return f"{_host()}.{os.getpid()}."
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def _make_parent(final: Path) -> None:
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        blocker = next((p for p in final.parents if p.exists() and not p.is_dir()), final.parent)
+        raise OutputPathError(f"{blocker}: is a file, so {final} cannot be created under it") from None
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def sweep_stale(final: str | os.PathLike) -> list[Path]:
+    """Remove ``.tmp-``/``.old-`` siblings of ``final`` whose writer is gone; return what was removed.
+
+    A writer on this host is gone when its pid no longer runs; one on another host when its
+    leftover has been untouched for ``FOREIGN_STALE_S``. Leftovers of live writers stay.
+    """
+    final = Path(final)
+    parent = final.parent
+    if not parent.is_dir():
+        return []
+    removed = []
+    host = _host()
+    now = time.time()
+    for prefix in (".tmp-", ".old-"):
+        start = f"{prefix}{final.name}."
+        for candidate in parent.glob(f"{glob_escape(start)}*"):
+            # "<host>.<pid>.<random>": host names may hold dots, pids and mkstemp's suffix never do
+            owner = candidate.name[len(start) :].rsplit(".", 2)
+            if len(owner) != 3 or not owner[1].isdigit():
+                continue  # not a name this module wrote
+            if owner[0] == host:
+                stale = not _pid_alive(int(owner[1]))
+            else:
+                try:
+                    stale = now - candidate.lstat().st_mtime > FOREIGN_STALE_S
+                except FileNotFoundError:
+                    continue
+            if stale:
+                _remove(candidate)
+                removed.append(candidate)
+    return removed
+
+
+def glob_escape(text: str) -> str:
+    return re.sub(r"([*?\[])", r"[\1]", text)
+
 
 @contextlib.contextmanager
 def atomic_path(final: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary file path beside ``final``; rename it onto ``final`` on success."""
     final = Path(final)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".tmp-{final.name}.", dir=final.parent)
+    if final.is_dir():
+        raise OutputPathError(f"{final}: is a directory, expected a file path to write")
+    _make_parent(final)
+    sweep_stale(final)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".tmp-{final.name}.{_owner_tag()}", dir=final.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     try:
@@ -55,15 +146,23 @@ def atomic_open(final: str | os.PathLike, mode: str = "w", **kwargs) -> Iterator
 
 @contextlib.contextmanager
 def atomic_dir(final: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary directory beside ``final``; it replaces ``final`` (whole) on success."""
+    """Yield a temporary directory beside ``final``; it replaces ``final`` (whole) on success.
+
+    An existing *file* at ``final`` is an error (checked before any work): it is not ours to replace.
+    """
     final = Path(final)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{final.name}.", dir=final.parent))
+    if final.exists() and not final.is_dir():
+        raise OutputPathError(f"{final}: exists and is not a directory; remove it or choose another output directory")
+    _make_parent(final)
+    sweep_stale(final)
+    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{final.name}.{_owner_tag()}", dir=final.parent))
     try:
         yield tmp
         os.chmod(tmp, DIR_MODE)
         if final.exists():
-            backup = final.with_name(f".old-{final.name}.{os.getpid()}")
+            # The old directory moves aside under an owner-tagged name: if we die between the two
+            # renames, the next writer sweeps it.
+            backup = Path(tempfile.mkdtemp(prefix=f".old-{final.name}.{_owner_tag()}", dir=final.parent))
             os.replace(final, backup)
             os.replace(tmp, final)
             shutil.rmtree(backup, ignore_errors=True)

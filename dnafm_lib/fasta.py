@@ -7,8 +7,13 @@ both materialise a whole record as one Python string (a 250 Mb chromosome at onc
 SeqIO path is several times slower (benchmarks/shard_throughput.py measures it).
 
 Validation (each failure is one FastaFormatError naming the file, record and offset): empty
-file, text before the first header, empty or duplicate record names, characters outside the
-IUPAC nucleotide codes, truncated or corrupt gzip. Windows line endings are accepted.
+file, text before the first header, empty or duplicate record names, a header that is not
+UTF-8, characters outside the IUPAC nucleotide codes, truncated or corrupt gzip. Windows line
+endings and a UTF-8 byte-order mark (as Windows editors write) are accepted.
+
+Zero-length records (a header with no sequence) are yielded like any other; the writers that
+need every record to have bases (bgzip + faidx, shards) drop them through
+``skip_empty_records``, so ``chrom.sizes``, the ``.fai`` and the shards list the same records.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ IDENTITY_TABLE = bytes(code if BYTE_TO_ID[code] != 255 else INVALID[0] for code 
 _COMPRESSED_READ_BYTES = 1 << 20
 _LINE_BREAKS = b"\r\n"
 GZIP_MAGIC = b"\x1f\x8b"
+UTF8_BOM = b"\xef\xbb\xbf"
 
 try:  # ISA-L's inflate: zlib's API, measured ~1.7x faster on DNA (benchmarks/shard_throughput.py)
     from isal import isal_zlib as _inflate
@@ -193,9 +199,15 @@ def iter_sequence_chunks(
 
     def open_record(header_line: bytes) -> SequenceChunk:
         nonlocal record, record_index, offset
-        header = header_line.rstrip(b"\r").decode("utf-8", "replace")
-        name = header.split(maxsplit=1)[0] if header.strip() else ""
         record_index += 1
+        try:
+            header = header_line.rstrip(b"\r").decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise FastaFormatError(
+                f"{path}: record {record_index + 1} header, column {exc.start + 2}: byte "
+                f"0x{header_line[exc.start]:02x} is not UTF-8 (header {header_line[:40].decode('utf-8', 'replace')!r})"
+            ) from None
+        name = header.split(maxsplit=1)[0] if header.strip() else ""
         if not name:
             raise FastaFormatError(f"{path}: record {record_index + 1} has an empty name ('>' alone)")
         if name in names:
@@ -211,8 +223,13 @@ def iter_sequence_chunks(
         blocks = _prefetched(blocks)
     # Blocks are used as they come (no re-slicing into whole lines): line breaks are dropped by
     # the translate pass wherever they fall, and only a header may need joining across blocks.
+    first_block = True
     for data in blocks:
         pos = 0
+        if first_block:
+            first_block = False
+            if data.startswith(UTF8_BOM):
+                data = data[len(UTF8_BOM) :]
         end_of_block = len(data)
         if header_part is not None:
             eol = data.find(b"\n")
@@ -261,6 +278,33 @@ def iter_sequence_chunks(
         yield open_record(header_part)
     if record is None:
         raise FastaFormatError(f"{path}: empty FASTA file (no '>' records)")
+
+
+def skip_empty_records(chunks: Iterator[SequenceChunk], skipped: list[str]) -> Iterator[SequenceChunk]:
+    """``chunks`` without the records that have no bases; their names are appended to ``skipped``.
+
+    A record's opening (empty, ``offset == 0``) chunk is held back until its first bases arrive,
+    so a consumer never starts a record it would have to leave empty.
+    """
+    held: SequenceChunk | None = None
+    for chunk in chunks:
+        if chunk.offset == 0 and not chunk.bases:
+            if held is not None:
+                skipped.append(held.record)
+            held = chunk
+            continue
+        if held is not None:
+            yield held
+            held = None
+        yield chunk
+    if held is not None:
+        skipped.append(held.record)
+
+
+def describe_skipped(skipped: list[str]) -> str:
+    """A warning line for zero-length records that were left out."""
+    shown = ", ".join(repr(name) for name in skipped[:5]) + (", …" if len(skipped) > 5 else "")
+    return f"skipped {len(skipped)} zero-length record(s) (a header with no sequence): {shown}"
 
 
 def read_fasta(path: str | Path) -> dict[str, bytes]:

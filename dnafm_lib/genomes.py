@@ -26,7 +26,7 @@ import numpy as np
 
 from .atomic import atomic_dir
 from .errors import DnafmError
-from .fasta import iter_sequence_chunks
+from .fasta import GZIP_MAGIC, describe_skipped, iter_sequence_chunks, skip_empty_records
 from .gff import open_gff_text, read_features
 from .http import file_md5  # the download step's md5, so provenance and download.json agree
 
@@ -126,15 +126,24 @@ def _deflate_raw(data, level: int) -> bytes:
     return deflater.compress(data) + deflater.flush()
 
 
-def write_bgzip_fasta(source: str | os.PathLike, out_path: str | os.PathLike, *, line_nt: int = LINE_NT) -> list[tuple[str, int]]:
+def write_bgzip_fasta(
+    source: str | os.PathLike,
+    out_path: str | os.PathLike,
+    *,
+    line_nt: int = LINE_NT,
+    skipped: list[str] | None = None,
+) -> list[tuple[str, int]]:
     """Validate ``source`` (plain/gzip/bgzip FASTA) and write it bgzip-compressed; return (name, length) per record.
 
     Headers keep only the record name (descriptions go; names are what indexes and tracks use).
+    Zero-length records are left out (samtools faidx cannot index them; a bigWig cannot hold
+    them) and their names appended to ``skipped``; a file with no bases at all is an error.
     """
     lengths: list[tuple[str, int]] = []
+    skipped = [] if skipped is None else skipped
     column = 0
     with BgzfWriter(out_path) as writer:
-        for chunk in iter_sequence_chunks(source):
+        for chunk in skip_empty_records(iter_sequence_chunks(source), skipped):
             if chunk.offset == 0 and not chunk.bases:
                 if lengths and column:
                     writer.write(b"\n")
@@ -147,6 +156,8 @@ def write_bgzip_fasta(source: str | os.PathLike, out_path: str | os.PathLike, *,
             lengths[-1] = (chunk.record, lengths[-1][1] + len(chunk.bases))
         if column:
             writer.write(b"\n")
+    if not lengths:
+        raise GenomeError(f"{source}: no record has any sequence ({describe_skipped(skipped)})")
     return lengths
 
 
@@ -232,7 +243,8 @@ def prepare_genome(
         raise GenomeError(f"genome {genome}: FASTA {fasta_path} not found")
 
     with atomic_dir(out_dir) as tmp:
-        lengths = write_bgzip_fasta(fasta_path, tmp / FASTA_NAME)
+        skipped: list[str] = []
+        lengths = write_bgzip_fasta(fasta_path, tmp / FASTA_NAME, skipped=skipped)
         import pysam
 
         pysam.faidx(str(tmp / FASTA_NAME))  # writes .fai and .gzi beside it
@@ -256,6 +268,7 @@ def prepare_genome(
             "prepared_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "n_records": len(lengths),
             "total_nt": sum(length for _, length in lengths),
+            "skipped_empty_records": skipped,
             "annotation": str(annotation) if annotation else None,
             "annotation_features": annotation_features,
             "download": download or None,
@@ -273,14 +286,16 @@ def read_genome_sheet(path: str | os.PathLike):
     """The genome sheet as a pandas DataFrame of strings (empty cells NaN, so a JSON schema sees
     them as absent); unknown or missing columns are an error naming them. Blank lines are
     dropped, and a row's index is its line in the file minus 2 (``sheet_line``)."""
+    import io
+
     import pandas as pd
 
     path = Path(path)
+    text = _sheet_text(path)
     try:
         # Blank lines read as empty rows, dropped below, so the index keeps counting file lines.
-        sheet = pd.read_csv(path, sep="\t", dtype=str, skip_blank_lines=False).dropna(how="all")
-    except FileNotFoundError:
-        raise GenomeError(f"{path}: genome sheet not found") from None
+        sheet = pd.read_csv(io.StringIO(text), sep="\t", dtype=str, skip_blank_lines=False,
+                            quoting=3).dropna(how="all")  # quoting=3 (QUOTE_NONE): a '"' is text
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         raise GenomeError(f"{path}: not a tab-separated genome sheet ({exc})") from None
     unknown = [c for c in sheet.columns if c not in SHEET_COLUMNS]
@@ -298,6 +313,41 @@ def read_genome_sheet(path: str | os.PathLike):
         if column not in sheet.columns:
             sheet[column] = pd.NA
     return sheet[list(SHEET_COLUMNS)]
+
+
+def _sheet_text(path: Path) -> str:
+    """The sheet's text, checked so that pandas cannot misread it: UTF-8 (a byte-order mark is
+    fine), and every non-blank row with exactly as many tab-separated fields as the header.
+
+    pandas would take a row with one field too many as a sign that the first column is an
+    index, and report a confusing error far from the cause; here it is the line that is named.
+    """
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise GenomeError(f"{path}: genome sheet not found") from None
+    except IsADirectoryError:
+        raise GenomeError(f"{path}: is a directory, expected a genome sheet (TSV)") from None
+    if data.startswith(GZIP_MAGIC):
+        raise GenomeError(f"{path}: is gzip-compressed; give the genome sheet as plain tab-separated text")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise GenomeError(f"{path}: line {line}, column {column}: byte 0x{data[exc.start]:02x} is not UTF-8") from None
+    # Lines as pandas counts them (\n, with \r\n as one break), not str.splitlines()'s many breaks.
+    lines = [line.removesuffix("\r") for line in text.split("\n")]
+    if not lines or not lines[0].strip():
+        raise GenomeError(f"{path}: empty genome sheet (expected a header line: {' '.join(SHEET_COLUMNS)})")
+    width = lines[0].count("\t") + 1
+    for line_number, line in enumerate(lines[1:], start=2):
+        if line.strip() and line.count("\t") + 1 != width:
+            raise GenomeError(
+                f"{path}: line {line_number}: {line.count(chr(9)) + 1} tab-separated fields, but the header has "
+                f"{width} (an empty cell is an empty field between two tabs)"
+            )
+    return "\n".join(lines)
 
 
 def sheet_line(index) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import zlib
 from dataclasses import dataclass
 from typing import IO, Iterator
 
@@ -31,7 +32,17 @@ def open_gff_text(path: str | os.PathLike) -> IO[str]:
 
 
 def read_features(path: str | os.PathLike) -> Iterator[GffFeature]:
-    """Every feature line up to an embedded ``##FASTA`` section; comments and blank lines skipped."""
+    """Every feature line up to an embedded ``##FASTA`` section; comments and blank lines skipped.
+
+    A truncated or corrupt gzip is a GffError naming the file.
+    """
+    try:
+        yield from _features(path)
+    except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
+        raise GffError(f"{path}: truncated or corrupt gzip ({exc})") from None
+
+
+def _features(path: str | os.PathLike) -> Iterator[GffFeature]:
     with open_gff_text(path) as handle:
         for line_number, line in enumerate(handle, start=1):
             if line.startswith("##FASTA"):

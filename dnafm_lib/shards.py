@@ -34,7 +34,7 @@ import numpy as np
 
 from .atomic import atomic_dir, atomic_open
 from .errors import DnafmError
-from .fasta import DEFAULT_BLOCK_BYTES, INVALID, iter_sequence_chunks
+from .fasta import DEFAULT_BLOCK_BYTES, INVALID, iter_sequence_chunks, skip_empty_records
 from .tokenizer import BYTE_IS_SOFTMASKED, BYTE_TO_ID, N_ID, PAD_ID, VOCAB
 
 DEFAULT_WINDOW_NT = 3998
@@ -240,8 +240,10 @@ def write_genome_shards(
         tokens = _NpyRowWriter(tmp / TOKENS_FILE, window_nt, writer)
         softmask = _NpyRowWriter(tmp / SOFTMASK_FILE, (window_nt + 7) // 8, writer)
         windower = _GenomeWindower(window_nt, min_tail_nt, tokens, softmask)
+        skipped: list[str] = []  # zero-length records: left out, as prepare-genome leaves them out
         try:
-            for chunk in iter_sequence_chunks(fasta_path, block_bytes=block_bytes, table=_FLAGGED_ID_TABLE):
+            chunks = iter_sequence_chunks(fasta_path, block_bytes=block_bytes, table=_FLAGGED_ID_TABLE)
+            for chunk in skip_empty_records(chunks, skipped):
                 if chunk.offset == 0 and not chunk.bases:
                     windower.start_contig(chunk.record)
                 else:
@@ -267,6 +269,7 @@ def write_genome_shards(
             "dropped_tail_windows": windower.dropped_tail_windows,
             "dropped_tail_nt": windower.dropped_tail_nt,
             "contigs": windower.contigs,
+            "skipped_empty_records": skipped,
             "files": {
                 TOKENS_FILE: {"sha256": tokens.sha256.hexdigest(), "bytes": (tmp / TOKENS_FILE).stat().st_size},
                 SOFTMASK_FILE: {"sha256": softmask.sha256.hexdigest(), "bytes": (tmp / SOFTMASK_FILE).stat().st_size},

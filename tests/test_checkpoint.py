@@ -67,6 +67,13 @@ def test_sharded_safetensors_with_an_index_load(tmp_path):
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), again.state_dict().values()))
 
 
+def forget_checksums(directory):
+    """Make a saved directory look like one from another tool, whose weights we then rewrite."""
+    config = json.loads((directory / "config.json").read_text())
+    del config["dnafm_weights_sha256"]
+    (directory / "config.json").write_text(json.dumps(config))
+
+
 def test_tied_decoder_keys_in_the_file_load_too(tmp_path):
     model = load_model("tiny", seed=1)
     save_model(model, tmp_path / "m")
@@ -74,6 +81,7 @@ def test_tied_decoder_keys_in_the_file_load_too(tmp_path):
     state["cls.predictions.decoder.weight"] = state["bert.embeddings.word_embeddings.weight"].clone()
     state["cls.predictions.decoder.bias"] = state["cls.predictions.bias"].clone()
     save_file(state, tmp_path / "m" / "model.safetensors")
+    forget_checksums(tmp_path / "m")
     again = load_model(tmp_path / "m")
     assert torch.equal(again.state_dict()["cls.predictions.bias"], model.state_dict()["cls.predictions.bias"])
 
@@ -85,6 +93,7 @@ def test_missing_unexpected_and_misshaped_keys_are_all_listed(tmp_path):
     state["bert.encoder.layer.7.extra.weight"] = torch.zeros(2)
     state["cls.predictions.bias"] = torch.zeros(17)
     save_file(state, tmp_path / "m" / "model.safetensors")
+    forget_checksums(tmp_path / "m")
     with pytest.raises(CheckpointError) as err:
         load_model(tmp_path / "m")
     message = str(err.value)

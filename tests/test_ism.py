@@ -194,5 +194,5 @@ def test_a_ref_that_disagrees_with_the_fasta_is_one_error_and_no_output(model_di
                  "--out", str(tmp_path / "out.vcf")])
     err = capsys.readouterr().err
     assert code == 1 and err.count("\n") == 1
-    assert f"in.vcf: record chr1:10: REF {wrong} but {genome_path} has {contigs['chr1'][9]}" in err
+    assert f"in.vcf: line 9: record chr1:10: REF {wrong} but {genome_path} has {contigs['chr1'][9]}" in err
     assert not (tmp_path / "out.vcf").exists()

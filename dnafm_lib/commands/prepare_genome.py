@@ -4,7 +4,9 @@ Writes genome.fa.gz (bgzip) with .fai and .gzi, chrom.sizes, provenance.json and
 annotation.gff3 into --out-dir (e.g. results/genomes/{genome}). The input is a local FASTA
 (--fasta; plain, gzip or bgzip) or the download step's record (--download-record
 results/downloads/{genome}/download.json, whose FASTA and NCBI details it uses). A malformed
-FASTA stops with one error naming the file, record and offset, and writes nothing.
+FASTA stops with one error naming the file, record and offset, and writes nothing. Zero-length
+records (a header with no sequence) are skipped with a warning: chrom.sizes and the .fai list
+the same records.
 """
 
 HELP = "validate a genome FASTA and write bgzip FASTA + .fai/.gzi, chrom.sizes, provenance.json"
@@ -25,6 +27,9 @@ def add_arguments(parser):
 
 
 def run(args) -> int:
+    import sys
+
+    from ..fasta import describe_skipped
     from ..genomes import prepare_genome
 
     provenance = prepare_genome(
@@ -39,5 +44,8 @@ def run(args) -> int:
         assembly_status=args.assembly_status,
         annotation=args.annotation,
     )
+    if provenance["skipped_empty_records"]:
+        print(f"dnafm prepare-genome: warning: {provenance['input_path']}: "
+              f"{describe_skipped(provenance['skipped_empty_records'])}", file=sys.stderr)
     print(f"{args.genome}: {provenance['n_records']} records, {provenance['total_nt']} nt → {args.out_dir}")
     return 0

@@ -2,8 +2,11 @@
 
 Each SNV allele gets LLR = log p(alt) - log p(ref) (nats) with the variant's base masked in
 its reference context, averaged over the forward and reverse-complement strands, stored in
-the INFO field --info-field (Number=A; '.' for alleles that are not SNVs). Every other
-record, INFO field and sample column is copied unchanged. REF must match --fasta.
+the INFO field --info-field (Number=A; '.' for alleles that are not single-base substitutions:
+insertions such as A→AC, deletions, MNVs, symbolic alleles like <DEL>, N). Every other record,
+INFO field and sample column is copied unchanged. REF must match --fasta. The VCF is checked
+first: a malformed line, POS 0, or an INFO/FILTER/FORMAT key the header does not declare stops
+with one error naming the line, and nothing is written.
 """
 
 HELP = "add a strand-averaged masked-marginal LLR INFO field to a VCF"

@@ -1,8 +1,9 @@
 """dnafm shard: one genome's FASTA → fixed-width token windows (tokens.npy, softmask.npy, index.npy, metadata.json).
 
 Windows are non-overlapping per contig; all-N windows are dropped and counted; a contig's last,
-shorter window is kept when it has at least --min-tail-nt nucleotides. The output directory
-appears whole or not at all.
+shorter window is kept when it has at least --min-tail-nt nucleotides. Zero-length records (a
+header with no sequence) are skipped with a warning, as prepare-genome skips them. The output
+directory appears whole or not at all.
 """
 
 HELP = "tokenize one genome's FASTA into fixed-width training windows"
@@ -17,6 +18,9 @@ def add_arguments(parser):
 
 
 def run(args) -> int:
+    import sys
+
+    from ..fasta import describe_skipped
     from ..shards import write_genome_shards
 
     metadata = write_genome_shards(
@@ -27,4 +31,6 @@ def run(args) -> int:
         f"dropped {metadata['dropped_all_n_windows']} all-N windows and {metadata['dropped_tail_windows']} short tails "
         f"({metadata['dropped_tail_nt']} nt)"
     )
+    if metadata["skipped_empty_records"]:
+        print(f"dnafm shard: warning: {args.fasta}: {describe_skipped(metadata['skipped_empty_records'])}", file=sys.stderr)
     return 0

@@ -25,6 +25,7 @@ import pandas as pd
 import torch
 
 from ..errors import DnafmError
+from ..vcf import AlleleKind, check_vcf, classify_allele, iter_lines
 from ..tokenizer import ACGT_IDS, CLS_ID, EOS_ID, MASK_ID, PAD_ID, encode
 
 BASES = "ACGT"
@@ -226,26 +227,36 @@ def open_fasta(path: str | Path):
 
 def variant_llrs(model, fasta, variants: list[tuple[str, int, str, tuple[str, ...]]], flank_bp: int,
                  batch_size: int) -> list[list[float | None]]:
-    """Strand-averaged LLRs: per variant (chrom, 0-based pos, ref, alts), one value per alt (None if not an SNV)."""
+    """Strand-averaged LLRs: per variant (chrom, 0-based pos, ref, alts), one value per alt.
+
+    Only alleles ``classify_allele`` calls SNVs are scored; every other allele (insertion,
+    deletion, MNV, symbolic, N) gets None, and a variant without an SNV costs no forward pass.
+    """
+    snvs = [[classify_allele(ref, alt) is AlleleKind.SNV for alt in alts] for _, _, ref, alts in variants]
     windows, offsets = [], []
-    for chrom, position, ref, alts in variants:
+    for (chrom, position, ref, alts), is_snv in zip(variants, snvs):
+        if not any(is_snv):
+            continue
         start, end = context_window(len(fasta[chrom]), position, flank_bp)
         forward = str(fasta[chrom][start:end])
         windows += [forward, reverse_complement(forward)]
         offsets += [position - start, end - 1 - position]
     log_probs = masked_log_probs(model, windows, offsets, batch_size) if windows else np.empty((0, 4))
     out = []
-    for k, (chrom, position, ref, alts) in enumerate(variants):
-        forward_lp, reverse_lp = log_probs[2 * k], log_probs[2 * k + 1]
-        values: list[float | None] = []
-        for alt in alts:
-            if ref not in BASES or alt is None or alt.upper() not in BASES:
-                values.append(None)
-                continue
-            alt = alt.upper()
-            forward = forward_lp[BASES.index(alt)] - forward_lp[BASES.index(ref)]
-            reverse = reverse_lp[BASES.index(reverse_complement(alt))] - reverse_lp[BASES.index(reverse_complement(ref))]
-            values.append(float((forward + reverse) / 2))
+    row = 0
+    for (chrom, position, ref, alts), is_snv in zip(variants, snvs):
+        values: list[float | None] = [None] * len(alts)
+        if any(is_snv):
+            forward_lp, reverse_lp = log_probs[row], log_probs[row + 1]
+            row += 2
+            ref = ref.upper()
+            for i, alt in enumerate(alts):
+                if not is_snv[i]:
+                    continue
+                alt = alt.upper()
+                forward = forward_lp[BASES.index(alt)] - forward_lp[BASES.index(ref)]
+                reverse = reverse_lp[BASES.index(reverse_complement(alt))] - reverse_lp[BASES.index(reverse_complement(ref))]
+                values[i] = float((forward + reverse) / 2)
         out.append(values)
     return out
 
@@ -265,58 +276,60 @@ def score_vcf(model, fasta_path: str | Path, vcf_in: str | Path, vcf_out: str | 
               flank_bp: int = DEFAULT_FLANK_BP, batch_size: int = 32, records_per_chunk: int = 512) -> dict[str, int]:
     """Copy ``vcf_in`` to ``vcf_out`` adding ``info_field`` (Number=A) to every scorable SNV.
 
-    REF must match the FASTA (an error names the record otherwise). Non-SNV alleles get a
-    missing value; records with no SNV allele are copied unchanged. ``.gz`` output is bgzipped.
+    REF must match the FASTA (an error names the record otherwise). Alleles that
+    ``dnafm_lib.vcf.classify_allele`` does not call SNVs (insertions, deletions, MNVs,
+    symbolic alleles, N) get the missing value '.'; records with no SNV allele are copied
+    unchanged. The VCF is checked line by line (``check_vcf``) before anything is written, so
+    a bad line is one error naming it and no output. Lines are copied as text, so every other
+    field stays byte for byte what it was (htslib cannot write back some records it reads,
+    e.g. a ``<DEL>``). ``.gz`` output is bgzipped.
     """
-    import pysam
-
     from ..atomic import atomic_path
+    from ..genomes import BgzfWriter
 
+    summary = check_vcf(vcf_in)
+    if info_field in summary.info_ids:
+        raise MutagenesisError(f"{vcf_in}: INFO field {info_field} already exists; choose another with --info-field")
     fasta = open_fasta(fasta_path)
     lengths = _fasta_lengths(fasta)
-    try:
-        reader = pysam.VariantFile(str(vcf_in))
-    except (OSError, ValueError) as exc:
-        raise MutagenesisError(f"{vcf_in}: cannot read as VCF: {exc}") from None
-    header = reader.header.copy()
-    if info_field in header.info:
-        raise MutagenesisError(f"{vcf_in}: INFO field {info_field} already exists; choose another with --info-field")
-    header.info.add(
-        info_field, "A", "Float",
-        f"DNA FM masked-marginal log-likelihood ratio log p(alt) - log p(ref), nats, averaged over both strands "
-        f"(context +/-{flank_bp} bp)",
+    info_header = (
+        f"##INFO=<ID={info_field},Number=A,Type=Float,Description=\"DNA FM masked-marginal log-likelihood ratio "
+        f"log p(alt) - log p(ref), nats, averaged over both strands (context +/-{flank_bp} bp)\">"
     )
     counts = {"records": 0, "scored_alleles": 0, "unscored_alleles": 0}
-    mode = "wz" if str(vcf_out).endswith((".gz", ".bgz")) else "w"
+    lines = iter_lines(vcf_in)
     with atomic_path(vcf_out) as tmp:
-        with pysam.VariantFile(str(tmp), mode, header=header) as writer:
-            for chunk in _batched(reader, records_per_chunk):
-                variants = []
-                for record in chunk:
-                    where = f"{vcf_in}: record {record.chrom}:{record.pos}"
-                    if record.chrom not in lengths:
-                        raise MutagenesisError(f"{where}: contig {record.chrom!r} is not in {fasta_path}")
-                    if record.pos > lengths[record.chrom]:
-                        raise MutagenesisError(f"{where}: position is past the contig end ({lengths[record.chrom]})")
-                    ref = record.ref.upper()
-                    genome_ref = str(fasta[record.chrom][record.pos - 1 : record.pos - 1 + len(ref)]).upper()
+        bgzip = str(vcf_out).endswith((".gz", ".bgz"))
+        with (BgzfWriter(tmp) if bgzip else open(tmp, "wb")) as out:
+            for _, line in lines:
+                if line.startswith("#CHROM"):
+                    out.write(f"{info_header}\n{line}\n".encode())
+                    break
+                out.write(f"{line}\n".encode())
+            for chunk in _batched(lines, records_per_chunk):
+                records, variants = [], []
+                for line_number, line in chunk:
+                    fields = line.split("\t")
+                    chrom, pos, ref = fields[0], int(fields[1]), fields[3].upper()
+                    where = f"{vcf_in}: line {line_number}: record {chrom}:{pos}"
+                    if chrom not in lengths:
+                        raise MutagenesisError(f"{where}: contig {chrom!r} is not in {fasta_path}")
+                    if pos > lengths[chrom]:
+                        raise MutagenesisError(f"{where}: position is past the contig end ({lengths[chrom]})")
+                    genome_ref = str(fasta[chrom][pos - 1 : pos - 1 + len(ref)]).upper()
                     if genome_ref != ref and "N" not in genome_ref:
-                        raise MutagenesisError(f"{where}: REF {record.ref} but {fasta_path} has {genome_ref}")
-                    alts = tuple(record.alts or ())
-                    variants.append((record.chrom, record.pos - 1, ref if len(ref) == 1 else "",
-                                     alts if len(ref) == 1 else (None,) * len(alts)))
-                scored = variant_llrs(model, fasta, [v for v in variants if v[3]], flank_bp, batch_size)
-                scored_iter = iter(scored)
-                for record, variant in zip(chunk, variants):
-                    record.translate(header)
-                    values = next(scored_iter) if variant[3] else []
+                        raise MutagenesisError(f"{where}: REF {fields[3]} but {fasta_path} has {genome_ref}")
+                    alts = () if fields[4] == "." else tuple(fields[4].split(","))
+                    records.append(fields)
+                    variants.append((chrom, pos - 1, ref, alts))
+                for fields, values in zip(records, variant_llrs(model, fasta, variants, flank_bp, batch_size)):
                     counts["records"] += 1
                     counts["scored_alleles"] += sum(v is not None for v in values)
                     counts["unscored_alleles"] += sum(v is None for v in values)
                     if any(v is not None for v in values):
-                        record.info[info_field] = tuple(values)
-                    writer.write(record)
-    reader.close()
+                        entry = f"{info_field}=" + ",".join("." if v is None else f"{v:.6g}" for v in values)
+                        fields[7] = entry if fields[7] == "." else f"{fields[7]};{entry}"
+                    out.write(("\t".join(fields) + "\n").encode())
     return counts
 
 
