@@ -12,14 +12,14 @@ IGV_JS = TRACKS.get("igv_js") or str(RESULTS / "browser" / "igv.min.js")
 
 
 def track_genomes():
-    """Genome names to mine: config tracks.genomes, or every genome of the splits table."""
+    """Genome names to mine: config tracks.genomes, or every genome of the genome table (splits table or sheet)."""
     wanted = TRACKS.get("genomes", "all")
     known = list(genomes_table().index)
     if wanted == "all":
         return known
     unknown = [g for g in wanted if g not in known]
     if unknown:
-        raise ValueError(f"config tracks.genomes: {', '.join(unknown)} not in {checkpoints.build_splits.get().output.genomes}")
+        raise ValueError(f"config tracks.genomes: {', '.join(unknown)} not in {GENOME_TABLE}")
     return list(wanted)
 
 
