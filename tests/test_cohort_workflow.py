@@ -1,5 +1,8 @@
 """Cohorts that name their stages: a tracks-only cohort of new genomes through the default target,
-and the config mistakes that must stop a run at start (a dry run), not when a job runs."""
+and the config mistakes that must stop a run at start (a dry run), not when a job runs.
+
+Each test starts Snakemake (a dry run takes seconds): all are marked slow. The rules behind
+them are tested in-process in tests/test_cohort.py."""
 
 from __future__ import annotations
 
@@ -102,3 +105,70 @@ def test_tracks_only_cohort_mines_new_genomes_with_a_checkpoint_and_nothing_else
                 # every non-N base once, no N base at all
                 assert (covered[is_base] == 1).all() and (covered[~is_base] == 0).all(), (genome, contig)
     assert "enrichment" in (results / "tracks" / "annotated" / "tiny" / "tracks.json").read_text()
+
+
+def dry_run(config: Path) -> subprocess.CompletedProcess:
+    return snakemake(config, "-n", timeout=300)
+
+
+def planned_jobs(run: subprocess.CompletedProcess) -> set[str]:
+    """Rule names in the dry run's job table."""
+    lines = run.stdout.split("Job stats:")[1].splitlines()[3:]
+    return {line.split()[0] for line in lines if line.strip() and not line.startswith("total")}
+
+
+@pytest.mark.slow
+def test_tracks_only_cohort_plans_no_splits_pretraining_or_finetuning(tmp_path):
+    config = new_cohort(tmp_path, models={"aido": str(save_tiny_model(tmp_path / "checkpoint"))})
+    run = dry_run(config)
+    assert run.returncode == 0, run.stderr[-3000:]
+    jobs = planned_jobs(run)
+    assert "prepare_genome" in jobs and "split_genome_chunks" in jobs
+    assert not jobs & {"build_splits", "shard_genome", "index_shards", "pretrain_model", "export_model",
+                       "build_cds_windows", "compare_finetuning"}
+
+
+@pytest.mark.slow
+def test_a_cohorts_models_replace_the_defaults_models(tmp_path):
+    # config/config.yaml lists `demo: export`; a cohort naming its own model must not inherit it
+    # (it would need the pretrain stage, which this cohort does not ask for).
+    config = new_cohort(tmp_path, models={"aido": str(save_tiny_model(tmp_path / "checkpoint"))})
+    run = dry_run(config)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "/demo/" not in run.stdout and "tracks/annotated/aido" in run.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (dict(models={"demo": "export"}), "config tracks.models: demo: 'export' is the model of the pretrain stage"),
+        (dict(stages=("pretrain", "tracks")), "add splits to stages"),
+        (dict(sheet_rows=[]), "has a header but no genomes"),
+        (dict(genomes=["annotated", "nonesuch"]), "config tracks.genomes: nonesuch not in the genome sheet"),
+    ],
+    ids=["export-without-pretrain", "pretrain-without-splits", "header-only-sheet", "unknown-track-genome"],
+)
+def test_config_mistakes_stop_the_dry_run_with_one_line(tmp_path, change, message):
+    change = dict(change)
+    models = change.pop("models", {"aido": str(tmp_path)})
+    config = new_cohort(tmp_path, models=models, **change)
+    run = dry_run(config)
+    assert run.returncode != 0
+    output = run.stdout + run.stderr
+    assert message in output, output[-3000:]
+    assert "Traceback" not in output
+    assert not (tmp_path / "results").exists()
+
+
+@pytest.mark.slow
+def test_a_global_batch_that_does_not_divide_stops_the_dry_run(tmp_path):
+    config = new_cohort(tmp_path, models={"demo": "export"}, stages=("splits", "pretrain", "tracks"))
+    cohort = yaml.safe_load(config.read_text())
+    cohort["pretrain"] = {"nodes": 2, "nproc_per_node": 4, "train": {"global_batch_size": 36, "micro_batch_size": 2}}
+    config.write_text(yaml.safe_dump(cohort))
+    run = dry_run(config)
+    assert run.returncode != 0
+    output = run.stdout + run.stderr
+    assert "global_batch_size 36 is not divisible by micro_batch_size 2 × world size 8" in output, output[-3000:]
+    assert "pretrain.nodes 2 × pretrain.nproc_per_node 4" in output
