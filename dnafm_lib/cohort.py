@@ -110,3 +110,18 @@ def check_pretrain_batch(config: Mapping[str, Any]) -> None:
 def check_sheet_has_genomes(sheet_genomes: list[str], where: str) -> None:
     if not sheet_genomes:
         raise CohortConfigError(f"{where}: the genome sheet has a header but no genomes; add one row per genome")
+
+
+def check_model_directories(config: Mapping[str, Any], stages: tuple[str, ...]) -> None:
+    """Checkpoint directories named by tracks.models / finetune.model exist (before any genome is prepared)."""
+    from pathlib import Path
+
+    named = []
+    if "tracks" in stages:
+        named += [(f"tracks.models: {name}", source) for name, source in config["tracks"]["models"].items()]
+    if "finetune" in stages:
+        named.append(("finetune.model", config["finetune"]["model"]))
+    for key, source in named:
+        if source != EXPORT and not (Path(source) / "config.json").is_file():
+            raise CohortConfigError(f"config {key}: {source} is not a checkpoint directory (no config.json); "
+                                    "download the checkpoint there or correct the path")

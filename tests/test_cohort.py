@@ -10,6 +10,7 @@ import yaml
 from dnafm_lib.cohort import (
     CohortConfigError,
     check_genome_names,
+    check_model_directories,
     check_pretrain_batch,
     check_sheet_has_genomes,
     check_stage_needs,
@@ -127,3 +128,16 @@ def test_the_demo_and_the_shipped_cohorts_pass_every_start_check():
         check_stage_needs(config, selected)
         if "pretrain" in selected:
             check_pretrain_batch(config)
+
+
+def test_a_missing_checkpoint_directory_is_named_at_start(tmp_path):
+    config, selected = cohort(["tracks", "finetune"], {"aido": str(tmp_path / "AIDO.DNA-300M")}, str(tmp_path))
+    with pytest.raises(CohortConfigError, match=r"config tracks.models: aido: .*AIDO.DNA-300M is not a checkpoint "
+                                                r"directory \(no config.json\)"):
+        check_model_directories(config, selected)
+    (tmp_path / "AIDO.DNA-300M").mkdir()
+    (tmp_path / "AIDO.DNA-300M" / "config.json").write_text("{}")
+    with pytest.raises(CohortConfigError, match="config finetune.model: "):
+        check_model_directories(config, selected)
+    (tmp_path / "config.json").write_text("{}")
+    check_model_directories(config, selected)

@@ -146,12 +146,14 @@ def test_a_cohorts_models_replace_the_defaults_models(tmp_path):
         (dict(stages=("pretrain", "tracks")), "add splits to stages"),
         (dict(sheet_rows=[]), "has a header but no genomes"),
         (dict(genomes=["annotated", "nonesuch"]), "config tracks.genomes: nonesuch not in the genome sheet"),
+        (dict(models={"aido": "no/such/AIDO.DNA-7B"}), "config tracks.models: aido: no/such/AIDO.DNA-7B is not a checkpoint"),
     ],
-    ids=["export-without-pretrain", "pretrain-without-splits", "header-only-sheet", "unknown-track-genome"],
+    ids=["export-without-pretrain", "pretrain-without-splits", "header-only-sheet", "unknown-track-genome",
+         "missing-checkpoint"],
 )
 def test_config_mistakes_stop_the_dry_run_with_one_line(tmp_path, change, message):
     change = dict(change)
-    models = change.pop("models", {"aido": str(tmp_path)})
+    models = change.pop("models", {"aido": str(save_tiny_model(tmp_path / "checkpoint"))})
     config = new_cohort(tmp_path, models=models, **change)
     run = dry_run(config)
     assert run.returncode != 0

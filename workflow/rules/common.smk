@@ -23,6 +23,7 @@ STAGES = cohort.selected_stages(config)
 # Everything that needs only the config and the sheet is checked now, not when a job runs.
 try:
     cohort.check_stage_needs(config, STAGES)
+    cohort.check_model_directories(config, STAGES)
     if "pretrain" in STAGES:
         cohort.check_pretrain_batch(config)
 except DnafmError as error:
