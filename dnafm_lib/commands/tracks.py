@@ -120,6 +120,7 @@ def run(args) -> int:
 
     from ..errors import DnafmError
     from ..indexed_fasta import ensure_indexed
+    from ..trained_context import warn_if_longer
     from ..tracks import pipeline
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
@@ -132,9 +133,11 @@ def run(args) -> int:
         if args.chunk not in plan:
             raise DnafmError(f"{args.plan}: no chunk {args.chunk!r}")
         _threads(args)
+        settings = _settings(args)
+        warn_if_longer(args.model, settings.window_bp)
         device = pipeline.resolve_device(args.device)
         model = pipeline.load_scoring_model(args.model, device)
-        pipeline.score_regions_to_file(ensure_indexed(args.fasta), plan[args.chunk], model, _settings(args), args.out, device)
+        pipeline.score_regions_to_file(ensure_indexed(args.fasta), plan[args.chunk], model, settings, args.out, device)
     elif step == "gather":
         from ..tracks.gather import gather_tracks
 
@@ -156,7 +159,9 @@ def run(args) -> int:
         from pathlib import Path
 
         fasta = ensure_indexed(args.fasta, cache_dir=Path(args.out_dir) / "genome")
-        summary = pipeline.run_genome(fasta, args.model, args.out_dir, _settings(args), chunk_bp=args.chunk_bp,
+        settings = _settings(args)
+        warn_if_longer(args.model, settings.window_bp)
+        summary = pipeline.run_genome(fasta, args.model, args.out_dir, settings, chunk_bp=args.chunk_bp,
                                       n_clusters=args.n_clusters, annotation=args.annotation, device=args.device,
                                       genome_name=args.genome_name or Path(args.fasta).name.split(".")[0], igv_js=args.igv_js)
         print(f"{args.out_dir}: {summary['scored_bp']} bases scored, {len(summary['tracks'])} tracks")

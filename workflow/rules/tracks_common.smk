@@ -9,6 +9,16 @@ EMBEDDING_FILES = ["embedding_pc1.bw", "embedding_pc2.bw", "embedding_pc3.bw", "
                    "embeddings_f16.npy", "embedding_bins.bed"]
 IGV_JS = TRACKS.get("igv_js") or str(RESULTS / "browser" / "igv.min.js")
 
+# Windows longer than a model's pretraining context: warned once, at start (each job warns in its log too).
+if "tracks" in STAGES:
+    from dnafm_lib.trained_context import FRAME_TOKENS, context_warning, trained_context_tokens
+
+    for _name, _source in TRACKS["models"].items():
+        _context = (config["shards"]["window_nt"] + FRAME_TOKENS if _source == "export"
+                    else trained_context_tokens(_source))
+        _message = context_warning(f"tracks.models {_name}", TRACKS["window_bp"], _context)
+        if _message:
+            logger.warning(f"warning: {_message}")
 
 
 def track_genomes():
