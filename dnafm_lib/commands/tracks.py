@@ -137,7 +137,10 @@ def run(args) -> int:
         warn_if_longer(args.model, settings.window_bp)
         device = pipeline.resolve_device(args.device)
         model = pipeline.load_scoring_model(args.model, device)
-        pipeline.score_regions_to_file(ensure_indexed(args.fasta), plan[args.chunk], model, settings, args.out, device)
+        from ..tracks.provenance import scoring_provenance
+
+        pipeline.score_regions_to_file(ensure_indexed(args.fasta), plan[args.chunk], model, settings, args.out, device,
+                                       scoring_provenance(args.model, device))
     elif step == "gather":
         from ..tracks.gather import gather_tracks
 
