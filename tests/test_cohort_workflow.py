@@ -106,6 +106,15 @@ def test_tracks_only_cohort_mines_new_genomes_with_a_checkpoint_and_nothing_else
                 assert (covered[is_base] == 1).all() and (covered[~is_base] == 0).all(), (genome, contig)
     assert "enrichment" in (results / "tracks" / "annotated" / "tiny" / "tracks.json").read_text()
 
+    # The terminal tells what was made: a line per scoring/gather job, then where to look.
+    told = run.stdout + run.stderr
+    assert "prepared scaffolds: 30 records" in told
+    assert "scored gapped/tiny chunk00000:" in told and "mean MLM loss" in told
+    assert f"tracks annotated/tiny: 3,000 bases scored" in told
+    assert f"python3 -m http.server -d {results} 8000" in told
+    assert "http://localhost:8000/tracks/annotated/tiny/igv.html" in told
+    assert f"{results}/tracks/scaffolds/tiny/igv_session.xml" in told
+
 
 def dry_run(config: Path) -> subprocess.CompletedProcess:
     return snakemake(config, "-n", timeout=300)

@@ -121,3 +121,44 @@ def genomes_in_split(split):
     table = genomes_table()
     return [genome for genome in table["genome"] if table.loc[genome, "split"] == split]
 
+
+
+# What the run tells on the terminal: a line with the key number of each finished pretraining,
+# scoring, gathering and fine-tuning job (from its outputs), and the tracks summary at the end.
+import logging
+
+from snakemake.logging import LogEvent
+
+from dnafm_lib import run_summary
+
+
+class _FinishedJobLines(logging.Handler):
+    """Remembers each job's rule and outputs (JOB_INFO) and, when it finishes, logs its line."""
+
+    def __init__(self):
+        super().__init__(level=logging.INFO)
+        self.jobs = {}
+
+    def emit(self, record):
+        event = getattr(record, "event", None)
+        if event == LogEvent.JOB_INFO:
+            self.jobs[record.jobid] = (record.rule_name, record.output, record.wildcards)
+        elif event == LogEvent.JOB_FINISHED and record.job_id in self.jobs:
+            line = run_summary.job_line(*self.jobs.pop(record.job_id))
+            if line:
+                logger.info(line)
+
+
+if not workflow.dryrun:
+    logger.addHandler(_FinishedJobLines())
+
+
+onsuccess:
+    if "tracks" in STAGES:
+        summary = run_summary.tracks_summary(RESULTS, [
+            TRACKS_DIR / genome.name / model
+            for genome in sorted(TRACKS_DIR.iterdir()) if genome.is_dir()
+            for model in TRACKS["models"]
+        ] if TRACKS_DIR.is_dir() else [])
+        if summary:
+            logger.info(summary)
