@@ -32,3 +32,7 @@ rule all:
     input:
         selected_targets(),
     default_target: True
+
+
+onsuccess:
+    log_tracks_summary()

@@ -68,7 +68,7 @@ import shlex
 import pandas as pd
 
 
-# The table every genome rule reads: the splits stage's genomes.tsv, or, without that stage,
+# The table every genome job reads (the splits stage's genomes.tsv) or, without that stage,
 # the genome sheet itself (rows need no split then).
 GENOME_TABLE = RESULTS / "splits" / "genomes.tsv" if "splits" in STAGES else Path(config["genome_sheet"])
 
@@ -153,12 +153,12 @@ if not workflow.dryrun:
     logger.addHandler(_FinishedJobLines())
 
 
-onsuccess:
-    if "tracks" in STAGES:
-        summary = run_summary.tracks_summary(RESULTS, [
-            TRACKS_DIR / genome.name / model
-            for genome in sorted(TRACKS_DIR.iterdir()) if genome.is_dir()
-            for model in TRACKS["models"]
-        ] if TRACKS_DIR.is_dir() else [])
-        if summary:
-            logger.info(summary)
+def log_tracks_summary():
+    """At the end of a successful run (Snakefile onsuccess): where the tracks are, how to open them."""
+    if "tracks" not in STAGES or not TRACKS_DIR.is_dir():
+        return
+    folders = [TRACKS_DIR / genome.name / model for genome in sorted(TRACKS_DIR.iterdir()) if genome.is_dir()
+               for model in TRACKS["models"]]
+    summary = run_summary.tracks_summary(RESULTS, folders)
+    if summary:
+        logger.info(summary)
