@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.dnafm-installed
 CORES  ?= 2
 
-.PHONY: setup system-deps demo test test-fast lint clean slurm-up slurm-down
+.PHONY: setup system-deps demo run test test-fast lint clean slurm-up slurm-down
 
 setup: $(STAMP)
 
@@ -24,6 +24,10 @@ system-deps:
 
 demo: setup
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/snakemake --profile profiles/local --cores $(CORES)
+
+# Snakemake with the venv on PATH, for any cohort: make run ARGS="--configfile config/cohorts/mine_example.yaml"
+run: setup
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/snakemake --profile profiles/local --cores $(CORES) $(ARGS)
 
 # As root (CI) the tests marked `slurm` start a single-node Slurm (scripts/slurm-up.sh) and stop it.
 test: setup system-deps

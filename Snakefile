@@ -6,6 +6,8 @@
 #   tracks   → MLM-loss and embedding tracks (bigWig/BED) with an IGV session, igv.html and a hub
 #   finetune → the fine-tuning example: CDS vs non-CDS windows, pretrained vs from scratch
 #   report   → snakemake --report captions
+# The default target (`rule all`) makes the outputs of the cohort's `stages:` (config/config.yaml):
+# any of splits, pretrain, tracks, finetune, and whatever those need.
 from snakemake.utils import min_version
 
 min_version("8.20")
@@ -28,5 +30,9 @@ include: "workflow/rules/finetune.smk"
 
 rule all:
     input:
-        ALL_TARGETS,
+        selected_targets(),
     default_target: True
+
+
+onsuccess:
+    log_tracks_summary()

@@ -330,15 +330,22 @@ def load_model(
     return model.eval()
 
 
-def save_model(model: DnaFmForMaskedLM, path: str | os.PathLike, *, max_shard_bytes: int = 5 * 1024**3) -> Path:
+def save_model(
+    model: DnaFmForMaskedLM,
+    path: str | os.PathLike,
+    *,
+    max_shard_bytes: int = 5 * 1024**3,
+    extra_config: dict[str, Any] | None = None,
+) -> Path:
     """Write config.json and safetensors (sharded with an index above ``max_shard_bytes``).
 
     The directory appears whole or not at all. The tied decoder keys are not written, as
-    Hugging Face does not write them either.
+    Hugging Face does not write them either. ``extra_config`` adds fields to config.json
+    (ones the model ignores, such as the pretraining context).
     """
     state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
     dtypes = {t.dtype for t in state.values()}
-    config_json = config_to_json(model.config, dtype=dtypes.pop() if len(dtypes) == 1 else None)
+    config_json = {**config_to_json(model.config, dtype=dtypes.pop() if len(dtypes) == 1 else None), **(extra_config or {})}
     final = Path(path)
     with atomic_dir(final) as tmp:
         shards: list[dict[str, torch.Tensor]] = [{}]

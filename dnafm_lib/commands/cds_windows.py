@@ -10,7 +10,7 @@ HELP = "build CDS vs non-CDS labelled windows from FASTA + GFF3 (the fine-tuning
 
 
 def add_arguments(parser):
-    parser.add_argument("--fasta", nargs="+", required=True, help="genome FASTA files (plain or bgzip)")
+    parser.add_argument("--fasta", nargs="+", required=True, help="genome FASTA files (plain, gzip or bgzip; a plain-gzip one is copied to an indexed bgzip in ~/.cache/dnafm once)")
     parser.add_argument("--gff", nargs="+", required=True, help="GFF3 annotations, one per --fasta, same order")
     parser.add_argument("--names", nargs="+", help="genome names (default: each FASTA's directory name)")
     parser.add_argument("--out", required=True, help="output TSV")
@@ -29,6 +29,7 @@ def run(args) -> int:
 
     from ..atomic import atomic_open
     from ..errors import DnafmError
+    from ..indexed_fasta import ensure_indexed
     from ..tasks.cds_windows import WindowOptions, cds_windows, summarize
 
     if len(args.fasta) != len(args.gff):
@@ -41,7 +42,7 @@ def run(args) -> int:
     if not (0 <= args.val_fraction and 0 <= args.test_fraction and args.val_fraction + args.test_fraction < 1):
         raise DnafmError("--val-fraction and --test-fraction must be >= 0 and sum to less than 1")
     options = WindowOptions(args.window_bp, args.block_bp, args.val_fraction, args.test_fraction, args.seed)
-    table = pd.concat([cds_windows(fasta, gff, name, options) for fasta, gff, name in zip(args.fasta, args.gff, names)],
+    table = pd.concat([cds_windows(fasta, gff, name, options) for fasta, gff, name in zip(map(ensure_indexed, args.fasta), args.gff, names)],
                       ignore_index=True)
     if table.empty:
         raise DnafmError("no windows: every window straddles a CDS boundary or the genomes are shorter than --window-bp")

@@ -23,7 +23,7 @@ def add_arguments(parser):
     add_ncbi_options(parser, ftp_url_use="the genomes FTP tree")
     parser.add_argument("--url", help="download this http(s) URL instead of accessions (needs --out)")
     parser.add_argument("--out", help="output file for --url")
-    parser.add_argument("--genomes-tsv", help="a genomes.tsv from `dnafm splits` (needs --genome and --out-dir)")
+    parser.add_argument("--genomes-tsv", help="a genomes.tsv from `dnafm splits`, or a genome sheet (needs --genome and --out-dir)")
     parser.add_argument("--genome", help="the genome id of the --genomes-tsv row to download")
 
 
@@ -83,9 +83,17 @@ def _download_row(table_path, genome, out_dir, source, client_options) -> int:
     from ..errors import DnafmError
     from ..http import HttpClient
     from ..ncbi import AssemblyReport, NcbiClient, download_assembly, fetch_url, gzip_if_plain, write_download_record
+    from ..genomes import SHEET_COLUMNS, read_genome_sheet
     from ..splits import read_genomes_table
 
-    rows = [row for row in read_genomes_table(table_path) if row["genome"] == genome]
+    with open(table_path) as handle:
+        header = tuple(handle.readline().rstrip("\r\n").split("\t"))
+    if header == SHEET_COLUMNS:  # a genome sheet (a cohort without the splits stage): no NCBI status yet
+        sheet = read_genome_sheet(table_path).fillna("")
+        all_rows = [{**row, "assembly_name": "", "status": ""} for row in sheet.to_dict("records")]
+    else:
+        all_rows = read_genomes_table(table_path)
+    rows = [row for row in all_rows if row["genome"] == genome]
     if not rows:
         raise DnafmError(f"{table_path}: no genome {genome!r}")
     row = rows[0]

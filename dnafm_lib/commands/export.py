@@ -3,6 +3,8 @@
 Reads the latest (or --step) torch.distributed.checkpoint of a run directory and writes
 config.json + model.safetensors, which dnafm_lib.load_model, the tracks stage and
 ModelGenerator read. The weights are saved in fp32 (the master weights) unless --dtype says otherwise.
+config.json also records the context the model was pretrained with (dnafm_pretraining_context_tokens:
+the training shards' window + [CLS] + [EOS]), which the tracks commands compare with their windows.
 """
 
 HELP = "export a pretraining checkpoint to config.json + model.safetensors (AIDO.DNA layout)"
@@ -26,6 +28,7 @@ def run(args) -> int:
     from ..errors import DnafmError
     from ..model import ModelConfig, build_model
     from ..train import checkpointing
+    from ..trained_context import CONTEXT_FIELD
     from ..train.loop import MODEL_CONFIG_NAME
 
     run_dir = Path(args.run_dir)
@@ -45,6 +48,25 @@ def run(args) -> int:
     model = build_model(model_config, device="cpu")
     checkpointing.load_model_weights(found[step], model)
     model = model.to(getattr(torch, args.dtype))
-    out = save_model(model, args.out)
-    print(f"exported step {step} of {run_dir} to {out}")
+    context_tokens = _pretraining_context_tokens(run_dir)
+    out = save_model(model, args.out, extra_config={CONTEXT_FIELD: context_tokens})
+    print(f"exported step {step} of {run_dir} to {out} (pretrained on {context_tokens}-token inputs)")
     return 0
+
+
+def _pretraining_context_tokens(run_dir) -> int:
+    """[CLS] + the train shards' window + [EOS], from the run's train_config.json and its train manifest."""
+    import json
+
+    from ..errors import DnafmError
+    from ..trained_context import FRAME_TOKENS
+    from ..train.loop import TRAIN_CONFIG_NAME
+
+    config_path = run_dir / TRAIN_CONFIG_NAME
+    try:
+        manifest_path = json.loads(config_path.read_text())["train_manifest"]
+        window_nt = int(json.loads(open(manifest_path).read())["window_nt"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise DnafmError(f"{config_path}: cannot tell the pretraining context from the run's train manifest ({exc}); "
+                         "it goes into config.json") from None
+    return window_nt + FRAME_TOKENS

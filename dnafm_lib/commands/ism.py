@@ -18,7 +18,7 @@ def add_arguments(parser):
     from ..tasks.mutagenesis import DEFAULT_FLANK_BP
 
     parser.add_argument("--model", required=True, help="a checkpoint directory (or a preset, for testing)")
-    parser.add_argument("--fasta", required=True, help="reference FASTA (plain or bgzip; indexed with pyfaidx)")
+    parser.add_argument("--fasta", required=True, help="reference FASTA (plain, gzip or bgzip; a plain-gzip one is copied to an indexed bgzip in ~/.cache/dnafm once)")
     parser.add_argument("--regions", required=True, help="BED file of regions to mutate (overlaps are merged)")
     parser.add_argument("--out-dir", required=True, help="output directory")
     parser.add_argument("--flank-bp", type=int, default=DEFAULT_FLANK_BP,
@@ -40,7 +40,9 @@ def run(args) -> int:
 
     if args.flank_bp < 0 or args.batch_size < 1:
         raise DnafmError("--flank-bp must be >= 0 and --batch-size >= 1")
-    fasta = open_fasta(args.fasta)
+    from ..indexed_fasta import ensure_indexed
+
+    fasta = open_fasta(ensure_indexed(args.fasta))
     lengths = {name: len(record) for name, record in fasta.records.items()}
     regions = read_regions(args.regions, lengths)
     device = resolve_device(args.device)

@@ -16,7 +16,7 @@ def add_arguments(parser):
     from ..tasks.mutagenesis import DEFAULT_FLANK_BP
 
     parser.add_argument("--model", required=True, help="a checkpoint directory (or a preset, for testing)")
-    parser.add_argument("--fasta", required=True, help="reference FASTA the VCF is called against")
+    parser.add_argument("--fasta", required=True, help="reference FASTA the VCF is called against (plain, gzip or bgzip; a plain-gzip one is copied to an indexed bgzip in ~/.cache/dnafm once)")
     parser.add_argument("--vcf", required=True, help="input VCF (plain or bgzip)")
     parser.add_argument("--out", required=True, help="output VCF; bgzipped when it ends in .gz")
     parser.add_argument("--info-field", default="DNAFM_LLR", help="INFO key to add (default DNAFM_LLR)")
@@ -33,6 +33,7 @@ def run(args) -> int:
 
     from .. import load_model
     from ..errors import DnafmError
+    from ..indexed_fasta import ensure_indexed
     from ..tasks.mutagenesis import describe, score_vcf
     from ..tasks.trainer import resolve_device
 
@@ -41,6 +42,6 @@ def run(args) -> int:
     device = resolve_device(args.device)
     model = load_model(args.model).to(device)
     with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-        counts = score_vcf(model, args.fasta, args.vcf, args.out, args.info_field, args.flank_bp, args.batch_size)
+        counts = score_vcf(model, ensure_indexed(args.fasta), args.vcf, args.out, args.info_field, args.flank_bp, args.batch_size)
     print(f"score-variants: {describe(counts)} → {args.out}", file=sys.stderr)
     return 0

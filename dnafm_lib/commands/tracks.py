@@ -48,7 +48,8 @@ def add_arguments(parser):
     import argparse
 
     parser.formatter_class = argparse.RawDescriptionHelpFormatter  # keep the usage examples' lines
-    parser.add_argument("--fasta", help="one-shot: the genome FASTA (plain or bgzip with .fai/.gzi)")
+    parser.add_argument("--fasta", help="one-shot: the genome FASTA, plain, gzip or bgzip (indexes are written beside it, "
+                        "or a plain-gzip one is copied to an indexed bgzip in OUT_DIR/genome/)")
     parser.add_argument("--model", help="one-shot: a checkpoint directory (AIDO.DNA layout) or a preset name")
     parser.add_argument("--out-dir", help="one-shot: where the tracks go (finished chunks are kept in OUT_DIR/chunks)")
     parser.add_argument("--chunk-bp", type=int, default=DEFAULTS["chunk_bp"], help="one-shot: bp per chunk (bounds memory)")
@@ -65,7 +66,7 @@ def add_arguments(parser):
     plan.add_argument("--out", required=True, help="chunk plan TSV (chunk contig start end)")
 
     score = sub.add_parser("score", help="score one chunk into a .npz of per-base arrays and bin means")
-    score.add_argument("--fasta", required=True)
+    score.add_argument("--fasta", required=True, help="the genome FASTA (plain, gzip or bgzip)")
     score.add_argument("--plan", required=True, help="chunk plan TSV from `dnafm tracks plan`")
     score.add_argument("--chunk", required=True, help="chunk id from the plan")
     score.add_argument("--model", required=True, help="a checkpoint directory (AIDO.DNA layout) or a preset name")
@@ -81,7 +82,7 @@ def add_arguments(parser):
 
     browser = sub.add_parser("browser", help="igv_session.xml, igv.html (+ igv.min.js) and a UCSC hub for a tracks directory")
     browser.add_argument("--out-dir", required=True, help="the tracks directory")
-    browser.add_argument("--fasta", required=True, help="the genome FASTA (with .fai, and .gzi when bgzip)")
+    browser.add_argument("--fasta", required=True, help="the genome FASTA (plain, gzip or bgzip; IGV reads it by relative path)")
     browser.add_argument("--genome", required=True, help="genome name")
     browser.add_argument("--model-name", required=True, help="model name")
     browser.add_argument("--igv-js", required=True, help="igv.min.js (see `dnafm tracks install-igv`)")
@@ -118,6 +119,8 @@ def run(args) -> int:
     import logging
 
     from ..errors import DnafmError
+    from ..indexed_fasta import ensure_indexed
+    from ..trained_context import warn_if_longer
     from ..tracks import pipeline
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
@@ -130,9 +133,14 @@ def run(args) -> int:
         if args.chunk not in plan:
             raise DnafmError(f"{args.plan}: no chunk {args.chunk!r}")
         _threads(args)
+        settings = _settings(args)
+        warn_if_longer(args.model, settings.window_bp)
         device = pipeline.resolve_device(args.device)
         model = pipeline.load_scoring_model(args.model, device)
-        pipeline.score_regions_to_file(args.fasta, plan[args.chunk], model, _settings(args), args.out, device)
+        from ..tracks.provenance import scoring_provenance
+
+        pipeline.score_regions_to_file(ensure_indexed(args.fasta), plan[args.chunk], model, settings, args.out, device,
+                                       scoring_provenance(args.model, device))
     elif step == "gather":
         from ..tracks.gather import gather_tracks
 
@@ -140,7 +148,7 @@ def run(args) -> int:
                                 gff_path=args.annotation, seed=args.seed)
         print(f"{args.out_dir}: {summary['scored_bp']} bases scored, {len(summary['tracks'])} tracks")
     elif step == "browser":
-        pipeline.write_browser_files(args.out_dir, args.fasta, args.genome, args.model_name, args.igv_js,
+        pipeline.write_browser_files(args.out_dir, ensure_indexed(args.fasta), args.genome, args.model_name, args.igv_js,
                                      annotation=args.annotation, assembly=args.assembly, hub_email=args.hub_email)
     elif step == "install-igv":
         from ..tracks.igv import IGV_JS_VERSION, install_igv_js
@@ -151,8 +159,13 @@ def run(args) -> int:
         if missing:
             raise DnafmError(f"one-shot tracks need {', '.join(missing)} (or a STEP: plan, score, gather, browser, install-igv)")
         _threads(args)
-        summary = pipeline.run_genome(args.fasta, args.model, args.out_dir, _settings(args), chunk_bp=args.chunk_bp,
+        from pathlib import Path
+
+        fasta = ensure_indexed(args.fasta, cache_dir=Path(args.out_dir) / "genome")
+        settings = _settings(args)
+        warn_if_longer(args.model, settings.window_bp)
+        summary = pipeline.run_genome(fasta, args.model, args.out_dir, settings, chunk_bp=args.chunk_bp,
                                       n_clusters=args.n_clusters, annotation=args.annotation, device=args.device,
-                                      genome_name=args.genome_name, igv_js=args.igv_js)
+                                      genome_name=args.genome_name or Path(args.fasta).name.split(".")[0], igv_js=args.igv_js)
         print(f"{args.out_dir}: {summary['scored_bp']} bases scored, {len(summary['tracks'])} tracks")
     return 0

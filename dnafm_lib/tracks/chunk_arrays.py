@@ -29,9 +29,10 @@ class ChunkArrays:
     bin_end: np.ndarray  # (n_bins,) int64
     bin_mean: np.ndarray  # (n_bins, H) float32
     settings: dict
+    provenance: dict  # the model, device and versions that scored it (tracks/provenance.py); {} if unrecorded
 
 
-def save_chunk(path: str | Path, scores: Sequence[RegionScores], settings: dict) -> None:
+def save_chunk(path: str | Path, scores: Sequence[RegionScores], settings: dict, provenance: dict | None = None) -> None:
     """Write a chunk's arrays atomically."""
     contigs = np.array([s.region.contig for s in scores], dtype=str)
     lengths = np.array([s.region.length for s in scores], dtype=np.int64)
@@ -43,6 +44,7 @@ def save_chunk(path: str | Path, scores: Sequence[RegionScores], settings: dict)
         "mlm_loss": _cat([s.loss_nats for s in scores], (0,)),
         "entropy": _cat([s.entropy_nats for s in scores], (0,)),
         "settings_json": np.array(json.dumps(settings, sort_keys=True)),
+        "provenance_json": np.array(json.dumps(provenance or {}, sort_keys=True)),
     }
     probs = _cat([s.probs for s in scores], (0, 4))
     for i, base in enumerate(BASES):
@@ -83,6 +85,7 @@ def load_chunk(path: str | Path) -> ChunkArrays:
                 bin_end=data["bin_end"],
                 bin_mean=data["bin_mean"],
                 settings=json.loads(str(data["settings_json"])),
+                provenance=json.loads(str(data["provenance_json"])) if "provenance_json" in data else {},
             )
     except (OSError, KeyError, ValueError) as exc:
         raise DnafmError(f"{path}: not a readable tracks chunk file ({exc})") from None

@@ -26,6 +26,7 @@ from .embeddings import (
     write_embedding_array,
     write_enrichment,
 )
+from .provenance import tracks_provenance
 from .writers import BigWigWriter, read_chrom_sizes, write_bed
 
 
@@ -47,11 +48,12 @@ def gather_tracks(
     _check_coverage(chunk_paths, chrom_sizes)
 
     writers = {spec.key: BigWigWriter(out_dir / spec.filename, chrom_sizes) for spec in catalog.PER_BASE_TRACKS}
-    contigs, starts, ends, hidden, settings, scored_bp = [], [], [], 0, None, 0
+    contigs, starts, ends, hidden, settings, scored_bp, provenances = [], [], [], 0, None, 0, []
     try:
         for path in chunk_paths:
             chunk = load_chunk(path)
             settings = settings or chunk.settings
+            provenances.append((str(path), chunk.provenance))
             if chunk.settings != settings:
                 raise DnafmError(f"{path}: scored with other settings than {chunk_paths[0]}; rerun the chunks")
             for i, region in enumerate(chunk.regions):
@@ -72,6 +74,8 @@ def gather_tracks(
 
     bins = BinIndex(np.concatenate(contigs), np.concatenate(starts), np.concatenate(ends))
     summary = {"settings": settings, "scored_bp": scored_bp, "n_bins": len(bins), "tracks": [s.filename for s in catalog.PER_BASE_TRACKS]}
+    summary["provenance"] = tracks_provenance(
+        provenances, settings, {"n_clusters": n_clusters, "seed": seed, "annotation": str(gff_path) if gff_path else None})
     if hidden and len(bins):
         npy = out_dir / catalog.EMBEDDINGS_NPY
         write_embedding_array(npy, (load_chunk(p).bin_mean for p in chunk_paths), len(bins), hidden)

@@ -81,8 +81,9 @@ def score_regions_to_file(
     settings: ScoringSettings,
     out_npz: str | Path,
     device: str = "cpu",
+    provenance: dict | None = None,
 ) -> None:
-    """Score ``regions`` of a genome and write the chunk file."""
+    """Score ``regions`` of a genome and write the chunk file (with ``provenance``: tracks/provenance.py)."""
     from .chunk_arrays import save_chunk
 
     fasta = open_fasta(fasta_path)
@@ -96,7 +97,7 @@ def score_regions_to_file(
 
     scorer = WindowScorer(model.to(device), settings, device)
     scores = scorer.score_regions(regions, fetch, lengths)
-    save_chunk(out_npz, scores, dataclasses.asdict(settings))
+    save_chunk(out_npz, scores, dataclasses.asdict(settings), provenance)
 
 
 def load_scoring_model(model_path: str, device: str):
@@ -142,6 +143,7 @@ def run_genome(
 ) -> dict:
     """Tracks for a whole genome, chunk by chunk (finished chunks are kept and reused)."""
     from .gather import gather_tracks
+    from .provenance import model_identity, scoring_provenance
 
     out_dir = Path(out_dir)
     fasta = Path(fasta)
@@ -158,11 +160,11 @@ def run_genome(
     for chunk, regions in plan.items():
         path = work / f"{chunk}.npz"
         paths.append(path)
-        if path.exists() and _is_finished(path, regions, settings):
+        if path.exists() and _is_finished(path, regions, settings, model_identity(model_path)):
             continue
         model = model or load_scoring_model(model_path, device)
         log.info("scoring %s (%d regions)", chunk, len(regions))
-        score_regions_to_file(fasta, regions, model, settings, path, device)
+        score_regions_to_file(fasta, regions, model, settings, path, device, scoring_provenance(model_path, device))
     summary = gather_tracks(paths, fai, out_dir, n_clusters=n_clusters, gff_path=annotation, seed=settings.seed)
     if igv_js:
         write_browser_files(out_dir, fasta, genome_name or fasta.name.split(".")[0], model_name or Path(model_path).name,
@@ -170,12 +172,13 @@ def run_genome(
     return summary
 
 
-def _is_finished(path: Path, regions: Sequence[Region], settings: ScoringSettings) -> bool:
-    """A kept chunk file counts only if it holds the same regions scored with the same settings."""
+def _is_finished(path: Path, regions: Sequence[Region], settings: ScoringSettings, model: dict) -> bool:
+    """A kept chunk file counts only if it holds the same regions scored with the same settings and model."""
     from .chunk_arrays import load_chunk
 
     try:
         chunk = load_chunk(path)
     except DnafmError:
         return False
-    return chunk.regions == list(regions) and chunk.settings == dataclasses.asdict(settings)
+    return (chunk.regions == list(regions) and chunk.settings == dataclasses.asdict(settings)
+            and chunk.provenance.get("model") == model)

@@ -1,10 +1,33 @@
-# Shared by every stage: config validation, paths, and the list of final targets.
+# Shared by every stage: config layering and validation, the stages asked for, paths, and the
+# final targets per stage.
 from pathlib import Path
 
+import yaml
+from snakemake.common.configfile import load_configfile
 from snakemake.utils import validate
 
+from dnafm_lib import cohort
+from dnafm_lib.errors import DnafmError
+
+# Snakemake merged the cohort (--configfile, --config) recursively into config/config.yaml; layer
+# them again so the cohort's own maps and lists (tracks.models, stages, …) replace the defaults'.
+if workflow.config_settings.overwrite_config and len(workflow.configfiles) > len(workflow.overwrite_configfiles):
+    with open(Path(workflow.current_basedir) / "../schemas/config.schema.yaml") as _schema:
+        _layered = cohort.layer_config(load_configfile(workflow.configfiles[-1]),
+                                       workflow.config_settings.overwrite_config, yaml.safe_load(_schema))
+    config.clear()
+    config.update(_layered)
 
 validate(config, schema="../schemas/config.schema.yaml")
+STAGES = cohort.selected_stages(config)
+# Everything that needs only the config and the sheet is checked now, not when a job runs.
+try:
+    cohort.check_stage_needs(config, STAGES)
+    cohort.check_model_directories(config, STAGES)
+    if "pretrain" in STAGES:
+        cohort.check_pretrain_batch(config)
+except DnafmError as error:
+    raise WorkflowError(str(error))
 
 # The cohort's genome sheet: one row per genome, checked per row by the schema, then across rows.
 from dnafm_lib.genomes import check_genome_sheet, read_genome_sheet, sheet_line
@@ -23,11 +46,20 @@ if "genome_sheet" in config:
                 error,
             )
     check_genome_sheet(GENOME_SHEET, config["genome_sheet"])
+    try:
+        cohort.check_sheet_has_genomes(list(GENOME_SHEET["genome"]), config["genome_sheet"])
+        cohort.check_genome_names(config, STAGES, list(GENOME_SHEET["genome"]))
+    except DnafmError as error:
+        raise WorkflowError(str(error))
 
 RESULTS = Path(config["results_dir"])
 LOGS = Path(config.get("logs_dir", "logs"))
-# Each stage's .smk appends the outputs `rule all` asks for.
-ALL_TARGETS = []
+# Each stage's .smk appends the outputs `rule all` asks for; `rule all` takes those of STAGES.
+STAGE_TARGETS = {stage: [] for stage in cohort.STAGES}
+
+
+def selected_targets():
+    return [target for stage in STAGES for target in STAGE_TARGETS[stage]]
 
 
 # Input functions shared by the genome stages (they read the splits table after its checkpoint).
@@ -36,8 +68,16 @@ import shlex
 import pandas as pd
 
 
+# The table every genome job reads (the splits stage's genomes.tsv) or, without that stage,
+# the genome sheet itself (rows need no split then).
+GENOME_TABLE = RESULTS / "splits" / "genomes.tsv" if "splits" in STAGES else Path(config["genome_sheet"])
+
+
 def genomes_table():
-    """The splits table (genome, accession, source, location, split, annotation, assembly_name, status)."""
+    """One row per genome (genome, accession, source, location, split, annotation, assembly_name, status)."""
+    if "splits" not in STAGES:
+        table = GENOME_SHEET.fillna("").assign(assembly_name="", status="")
+        return table.set_index("genome", drop=False)
     table = checkpoints.build_splits.get().output.genomes
     return pd.read_csv(table, sep="\t", dtype=str, keep_default_na=False).set_index("genome", drop=False)
 
@@ -45,7 +85,7 @@ def genomes_table():
 def genome_row(genome):
     table = genomes_table()
     if genome not in table.index:
-        raise ValueError(f"genome {genome!r} is not in {checkpoints.build_splits.get().output.genomes}")
+        raise ValueError(f"genome {genome!r} is not in {GENOME_TABLE}")
     return table.loc[genome]
 
 
@@ -81,3 +121,44 @@ def genomes_in_split(split):
     table = genomes_table()
     return [genome for genome in table["genome"] if table.loc[genome, "split"] == split]
 
+
+
+# What the run tells on the terminal: a line with the key number of each finished pretraining,
+# scoring, gathering and fine-tuning job (from its outputs), and the tracks summary at the end.
+import logging
+
+from snakemake.logging import LogEvent
+
+from dnafm_lib import run_summary
+
+
+class _FinishedJobLines(logging.Handler):
+    """Remembers each job's rule and outputs (JOB_INFO) and, when it finishes, logs its line."""
+
+    def __init__(self):
+        super().__init__(level=logging.INFO)
+        self.jobs = {}
+
+    def emit(self, record):
+        event = getattr(record, "event", None)
+        if event == LogEvent.JOB_INFO:
+            self.jobs[record.jobid] = (record.rule_name, record.output, record.wildcards)
+        elif event == LogEvent.JOB_FINISHED and record.job_id in self.jobs:
+            line = run_summary.job_line(*self.jobs.pop(record.job_id))
+            if line:
+                logger.info(line)
+
+
+if not workflow.dryrun:
+    logger.addHandler(_FinishedJobLines())
+
+
+def log_tracks_summary():
+    """At the end of a successful run (Snakefile onsuccess): where the tracks are, how to open them."""
+    if "tracks" not in STAGES or not TRACKS_DIR.is_dir():
+        return
+    folders = [TRACKS_DIR / genome.name / model for genome in sorted(TRACKS_DIR.iterdir()) if genome.is_dir()
+               for model in TRACKS["models"]]
+    summary = run_summary.tracks_summary(RESULTS, folders)
+    if summary:
+        logger.info(summary)

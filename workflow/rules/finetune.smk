@@ -87,4 +87,4 @@ rule compare_finetuning:
         "2> {log:q} | tee {output.summary:q}"
 
 
-ALL_TARGETS += [FINETUNE_DIR / "cds" / "comparison.tsv"]
+STAGE_TARGETS["finetune"] += [FINETUNE_DIR / "cds" / "comparison.tsv"]

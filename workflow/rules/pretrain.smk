@@ -17,7 +17,7 @@ import os
 PRETRAIN = config["pretrain"]
 PRETRAIN_DIR = RESULTS / "pretrain"
 MODELS_DIR = RESULTS / "models"
-ALL_TARGETS += [
+STAGE_TARGETS["pretrain"] += [
     PRETRAIN_DIR / PRETRAIN["run"] / "curves.png",
     MODELS_DIR / PRETRAIN["run"] / "config.json",
 ]

@@ -14,7 +14,7 @@ if config["shards"]["min_tail_nt"] > config["shards"]["window_nt"]:
         f"shards.window_nt ({config['shards']['window_nt']})"
     )
 SPLIT_NAMES = ("train", "validation", "test")
-ALL_TARGETS += [SHARDS_DIR / f"{split}.manifest.json" for split in SPLIT_NAMES]
+STAGE_TARGETS["pretrain"] += [SHARDS_DIR / f"{split}.manifest.json" for split in SPLIT_NAMES]
 
 
 localrules:

@@ -19,7 +19,7 @@ ncbi.max_concurrent_jobs; `--resources ncbi_jobs=N` or a profile overrides it).
 
 SPLITS_DIR = RESULTS / "splits"
 DOWNLOADS_DIR = RESULTS / "downloads"
-ALL_TARGETS += [SPLITS_DIR / "genomes.tsv", SPLITS_DIR / "summary.json"]
+STAGE_TARGETS["splits"] += [SPLITS_DIR / "genomes.tsv", SPLITS_DIR / "summary.json"]
 
 # Cap concurrent NCBI jobs unless the command line or profile already set the resource.
 if "ncbi_jobs" not in workflow.global_resources:
@@ -77,8 +77,9 @@ checkpoint build_splits:
 
 rule download_genome:
     input:
-        # ancient: rebuilding the table must not re-download 800 genomes that did not change.
-        genomes=ancient(SPLITS_DIR / "genomes.tsv"),
+        # The splits table, or the genome sheet without the splits stage. ancient: rebuilding the
+        # table must not re-download 800 genomes that did not change.
+        genomes=ancient(GENOME_TABLE),
     output:
         fasta=DOWNLOADS_DIR / "{genome}" / "genomic.fna.gz",
         record=DOWNLOADS_DIR / "{genome}" / "download.json",

@@ -27,7 +27,7 @@ rule tracks_all:
 
 # "export" models need rule export_model (workflow/rules/pretrain.smk, included before this file).
 if "export" not in TRACKS["models"].values() or hasattr(rules, "export_model"):
-    ALL_TARGETS += [TRACKS_DIR / "tracks.done"]
+    STAGE_TARGETS["tracks"] += [TRACKS_DIR / "tracks.done"]
 else:
     logger.warning("tracks: no rule export_model in this workflow, so the tracks of tracks.models "
                    "'export' are not part of `all`; include workflow/rules/pretrain.smk before tracks.smk")
@@ -84,7 +84,7 @@ rule gather_tracks:
         sizes=GENOMES_DIR / "{genome}" / "chrom.sizes",
         # params read the genome's row of the splits table (its annotation); ancient: a rebuilt
         # table alone does not redo the tracks.
-        genomes=ancient(SPLITS_DIR / "genomes.tsv"),
+        genomes=ancient(GENOME_TABLE),
     output:
         summary=report(TRACKS_DIR / "{genome}" / "{model}" / "tracks.json", caption="../report/track_summary.rst",
                        category="Tracks", subcategory="{genome}", labels={"genome": "{genome}", "model": "{model}"}),
@@ -138,7 +138,7 @@ rule write_browser_files:
         summary=TRACKS_DIR / "{genome}" / "{model}" / "tracks.json",
         fasta=GENOMES_DIR / "{genome}" / "genome.fa.gz",
         igv_js=IGV_JS,
-        genomes=ancient(SPLITS_DIR / "genomes.tsv"),
+        genomes=ancient(GENOME_TABLE),
     output:
         session=TRACKS_DIR / "{genome}" / "{model}" / "igv_session.xml",
         page=TRACKS_DIR / "{genome}" / "{model}" / "igv.html",

@@ -9,17 +9,27 @@ EMBEDDING_FILES = ["embedding_pc1.bw", "embedding_pc2.bw", "embedding_pc3.bw", "
                    "embeddings_f16.npy", "embedding_bins.bed"]
 IGV_JS = TRACKS.get("igv_js") or str(RESULTS / "browser" / "igv.min.js")
 
+# Windows longer than a model's pretraining context: warned once, at start (each job warns in its log too).
+if "tracks" in STAGES:
+    from dnafm_lib.trained_context import FRAME_TOKENS, context_warning, trained_context_tokens
+
+    for _name, _source in TRACKS["models"].items():
+        _context = (config["shards"]["window_nt"] + FRAME_TOKENS if _source == "export"
+                    else trained_context_tokens(_source))
+        _message = context_warning(f"tracks.models {_name}", TRACKS["window_bp"], _context)
+        if _message:
+            logger.warning(f"warning: {_message}")
 
 
 def track_genomes():
-    """Genome names to mine: config tracks.genomes, or every genome of the splits table."""
+    """Genome names to mine: config tracks.genomes, or every genome of the genome table (splits table or sheet)."""
     wanted = TRACKS.get("genomes", "all")
     known = list(genomes_table().index)
     if wanted == "all":
         return known
     unknown = [g for g in wanted if g not in known]
     if unknown:
-        raise ValueError(f"config tracks.genomes: {', '.join(unknown)} not in {checkpoints.build_splits.get().output.genomes}")
+        raise ValueError(f"config tracks.genomes: {', '.join(unknown)} not in {GENOME_TABLE}")
     return list(wanted)
 
 
