@@ -16,18 +16,16 @@ wildcard_constraints:
     chunk=r"chunk\d+",
 
 
+# `snakemake tracks_all`: every genome × model's tracks. No flag file: each genome's own files
+# decide what is missing, so a deleted track or genome folder is made again.
 rule tracks_all:
     input:
         tracks_targets,
-    output:
-        touch(TRACKS_DIR / "tracks.done"),
-    log:
-        LOGS / "tracks_all.log",
 
 
 # "export" models need rule export_model (workflow/rules/pretrain.smk, included before this file).
 if "export" not in TRACKS["models"].values() or hasattr(rules, "export_model"):
-    ALL_TARGETS += [TRACKS_DIR / "tracks.done"]
+    ALL_TARGETS += [tracks_targets]
 else:
     logger.warning("tracks: no rule export_model in this workflow, so the tracks of tracks.models "
                    "'export' are not part of `all`; include workflow/rules/pretrain.smk before tracks.smk")
@@ -89,13 +87,12 @@ rule gather_tracks:
         summary=report(TRACKS_DIR / "{genome}" / "{model}" / "tracks.json", caption="../report/track_summary.rst",
                        category="Tracks", subcategory="{genome}", labels={"genome": "{genome}", "model": "{model}"}),
         tracks=[TRACKS_DIR / "{genome}" / "{model}" / name for name in TRACK_FILES],
-        embeddings=[TRACKS_DIR / "{genome}" / "{model}" / name for name in (EMBEDDING_FILES if TRACKS.get("layer", -1) is not None else [])],
-        # Cluster × annotation feature type (empty without a GFF3): with the embeddings only.
+        embeddings=[TRACKS_DIR / "{genome}" / "{model}" / name for name in EMBEDDING_FILES],
         enrichment=[
             report(TRACKS_DIR / "{genome}" / "{model}" / name, caption="../report/cluster_enrichment.rst",
                    category="Cluster enrichment", subcategory="{genome}",
                    labels={"genome": "{genome}", "model": "{model}", "file": name})
-            for name in (["enrichment.png", "enrichment.tsv"] if TRACKS.get("layer", -1) is not None else [])
+            for name in ENRICHMENT_FILES
         ],
     params:
         out_dir=lambda wildcards: TRACKS_DIR / wildcards.genome / wildcards.model,

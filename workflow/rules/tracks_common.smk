@@ -7,6 +7,11 @@ TRACKS = config["tracks"]
 TRACK_FILES = ["mlm_loss.bw", "entropy.bw", "prob_A.bw", "prob_C.bw", "prob_G.bw", "prob_T.bw"]
 EMBEDDING_FILES = ["embedding_pc1.bw", "embedding_pc2.bw", "embedding_pc3.bw", "segments.bed",
                    "embeddings_f16.npy", "embedding_bins.bed"]
+# Cluster × annotation feature type (empty without a GFF3): made with the embeddings.
+ENRICHMENT_FILES = ["enrichment.png", "enrichment.tsv"]
+if TRACKS.get("layer", -1) is None:  # no embeddings
+    EMBEDDING_FILES, ENRICHMENT_FILES = [], []
+BROWSER_FILES = ["igv_session.xml", "igv.html", "igv.min.js", "hub"]
 IGV_JS = TRACKS.get("igv_js") or str(RESULTS / "browser" / "igv.min.js")
 
 
@@ -68,10 +73,29 @@ def hub_args(wildcards):
     return f"--assembly {shlex.quote(assembly)} --hub-email {shlex.quote(TRACKS.get('hub_email', ''))}"
 
 
+def genome_tracks_files(genome, model):
+    """Every file gather_tracks and write_browser_files make for one genome × model."""
+    names = ["tracks.json", *TRACK_FILES, *EMBEDDING_FILES, *ENRICHMENT_FILES, *BROWSER_FILES]
+    return [TRACKS_DIR / genome / model / name for name in names]
+
+
 def tracks_targets(wildcards):
-    return [
-        TRACKS_DIR / genome / model / name
-        for genome in track_genomes()
-        for model in TRACKS["models"]
-        for name in ("tracks.json", "igv_session.xml", "igv.html", "hub")
-    ]
+    """Every tracks file of every genome × model, so a missing one is made again, genome by genome.
+
+    A genome whose chunk plan (checkpoint split_genome_chunks) is not known yet stands for its plan
+    until it is. All plans are named at once, as checkpoint targets: Snakemake then resolves them
+    here, one level below this function. Left to gather_tracks' input function (two checkpoints
+    deep: the genome list comes from build_splits), a plan that already exists is never resolved,
+    and gather_tracks runs with its input "<TBD>" (snakemake/snakemake#3862).
+    """
+    from snakemake.exceptions import IncompleteCheckpointException
+
+    targets = []
+    for genome in track_genomes():
+        try:
+            checkpoints.split_genome_chunks.get(genome=genome)
+        except IncompleteCheckpointException as pending:
+            targets.append(pending.targetfile)  # the plan, flagged as a checkpoint target
+            continue
+        targets += [path for model in TRACKS["models"] for path in genome_tracks_files(genome, model)]
+    return targets
