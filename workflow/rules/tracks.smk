@@ -2,6 +2,7 @@
 
   {results}/tracks/{genome}/chunks.tsv              checkpoint split_genome_chunks (chunk contig start end)
   {results}/tracks/{genome}/{model}/chunks/{chunk}.npz   rule score_chunk: per-base arrays + bin means
+                                    (temporary: removed after the gather unless tracks.keep_chunks)
   {results}/tracks/{genome}/{model}/*.bw, segments.bed, embeddings_f16.npy, embedding_bins.bed,
                                     enrichment.tsv/.png (empty without a GFF), tracks.json   rule gather_tracks
   {results}/tracks/{genome}/{model}/igv_session.xml, igv.html, igv.min.js, hub/   rule write_browser_files
@@ -37,7 +38,7 @@ checkpoint split_genome_chunks:
     output:
         plan=TRACKS_DIR / "{genome}" / "chunks.tsv",
     params:
-        chunk_bp=TRACKS["chunk_bp"],
+        chunk_bp=CHUNK_BP,
         bin_bp=TRACKS["bin_bp"],
     log:
         LOGS / "split_genome_chunks" / "{genome}.log",
@@ -56,7 +57,8 @@ rule score_chunk:
         plan=TRACKS_DIR / "{genome}" / "chunks.tsv",
         model=model_inputs,
     output:
-        TRACKS_DIR / "{genome}" / "{model}" / "chunks" / "{chunk}.npz",
+        # Temporary: removed once gather_tracks has written the tracks (tracks.keep_chunks keeps them).
+        chunk_output(TRACKS_DIR / "{genome}" / "{model}" / "chunks" / "{chunk}.npz"),
     params:
         model=lambda wildcards: model_source(wildcards.model),
         scoring=scoring_args(),
@@ -99,6 +101,7 @@ rule gather_tracks:
         annotation=annotation_args,
         n_clusters=TRACKS["n_clusters"],
         seed=TRACKS["seed"],
+        embeddings=TRACKS.get("embeddings", "full"),
     resources:
         mem_mb=TRACKS["mem_mb"],
     log:
@@ -109,7 +112,8 @@ rule gather_tracks:
         "../../envs/dnafm.yaml"
     shell:
         "dnafm tracks gather {input.chunks:q} --chrom-sizes {input.sizes:q} --out-dir {params.out_dir:q} "
-        "--n-clusters {params.n_clusters} --seed {params.seed} {params.annotation} > {log:q} 2>&1"
+        "--n-clusters {params.n_clusters} --seed {params.seed} --embeddings {params.embeddings} {params.annotation} "
+        "> {log:q} 2>&1"
 
 
 rule install_igv_js:

@@ -5,14 +5,25 @@ import shlex
 TRACKS_DIR = RESULTS / "tracks"
 TRACKS = config["tracks"]
 TRACK_FILES = ["mlm_loss.bw", "entropy.bw", "prob_A.bw", "prob_C.bw", "prob_G.bw", "prob_T.bw"]
+# tracks.embeddings "full": the (bins × hidden) float16 array; "pcs": its top PCs and the PCA.
+EMBEDDING_STORE_FILES = {"full": ["embeddings_f16.npy"], "pcs": ["embedding_pcs_f16.npy", "embedding_pca.npz"]}
 EMBEDDING_FILES = ["embedding_pc1.bw", "embedding_pc2.bw", "embedding_pc3.bw", "segments.bed",
-                   "embeddings_f16.npy", "embedding_bins.bed"]
+                   *EMBEDDING_STORE_FILES[TRACKS.get("embeddings", "full")], "embedding_bins.bed"]
 # Cluster × annotation feature type (empty without a GFF3): made with the embeddings.
 ENRICHMENT_FILES = ["enrichment.png", "enrichment.tsv"]
 if TRACKS.get("layer", -1) is None:  # no embeddings
     EMBEDDING_FILES, ENRICHMENT_FILES = [], []
 BROWSER_FILES = ["igv_session.xml", "igv.html", "igv.min.js", "hub"]
 IGV_JS = TRACKS.get("igv_js") or str(RESULTS / "browser" / "igv.min.js")
+
+from dnafm_lib.tracks.pipeline import configured_chunk_bp
+
+# bp per score_chunk job: from tracks.target_job_minutes and tracks.tokens_per_second, or tracks.chunk_bp.
+CHUNK_BP = configured_chunk_bp(TRACKS)
+
+
+def chunk_output(path):
+    return path if TRACKS.get("keep_chunks", False) else temp(path)
 
 
 
