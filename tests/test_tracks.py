@@ -52,7 +52,7 @@ def gapped_genome(tmp_path_factory):
 def gapped_run(tmp_path_factory, gapped_genome, model_dir):
     fasta, _ = gapped_genome
     out = tmp_path_factory.mktemp("run") / "tracks"
-    summary = run_genome(fasta, str(model_dir), out, FAST, chunk_bp=1000, n_clusters=4, device="cpu")
+    summary = run_genome(fasta, str(model_dir), out, FAST, chunk_bp=1000, n_clusters=4, device="cpu", keep_chunks=True)
     return out, summary
 
 
@@ -196,7 +196,7 @@ def test_chunked_and_unchunked_runs_give_identical_tracks(tmp_path, gapped_run, 
     chunked, _ = gapped_run
     fasta, records = gapped_genome
     whole = tmp_path / "whole"
-    run_genome(fasta, str(model_dir), whole, FAST, chunk_bp=10**7, n_clusters=4, device="cpu")
+    run_genome(fasta, str(model_dir), whole, FAST, chunk_bp=10**7, n_clusters=4, device="cpu", keep_chunks=True)
     assert len(list((whole / "chunks").glob("*.npz"))) == 1 < len(list((chunked / "chunks").glob("*.npz")))
     for spec in catalog.PER_BASE_TRACKS:
         with pyBigWig.open(str(chunked / spec.filename)) as a, pyBigWig.open(str(whole / spec.filename)) as b:
@@ -275,13 +275,32 @@ def test_scoring_a_region_outside_the_fasta_is_a_clear_error(gapped_genome, mode
 def test_finished_chunks_are_not_rescored_after_a_failure(tmp_path, gapped_genome, model_dir):
     fasta, _ = gapped_genome
     out = tmp_path / "out"
-    run_genome(fasta, str(model_dir), out, FAST, chunk_bp=1000, n_clusters=2, device="cpu")
+    run_genome(fasta, str(model_dir), out, FAST, chunk_bp=1000, n_clusters=2, device="cpu", keep_chunks=True)
     chunks = sorted((out / "chunks").glob("chunk*.npz"))
     before = {p: p.stat().st_mtime_ns for p in chunks}
     chunks[1].unlink()  # as if its job had died
-    run_genome(fasta, str(model_dir), out, FAST, chunk_bp=1000, n_clusters=2, device="cpu")
+    run_genome(fasta, str(model_dir), out, FAST, chunk_bp=1000, n_clusters=2, device="cpu", keep_chunks=True)
     assert chunks[1].exists()
     assert all(p.stat().st_mtime_ns == t for p, t in before.items() if p != chunks[1])
+
+
+def test_chunk_files_are_removed_after_a_successful_gather_unless_kept(tmp_path, gapped_genome, gapped_run, model_dir):
+    fasta, _ = gapped_genome
+    out = tmp_path / "out"
+    run_genome(fasta, str(model_dir), out, FAST, chunk_bp=1000, n_clusters=4, device="cpu")
+    assert not (out / "chunks").exists()
+    kept, _ = gapped_run
+    # Removing them changes no output byte.
+    for spec in catalog.PER_BASE_TRACKS:
+        assert (out / spec.filename).read_bytes() == (kept / spec.filename).read_bytes(), spec.filename
+    assert (out / catalog.EMBEDDINGS_NPY).read_bytes() == (kept / catalog.EMBEDDINGS_NPY).read_bytes()
+
+
+def test_chunk_files_hold_embedding_bins_as_float16_and_per_base_values_as_float32(gapped_run):
+    out, _ = gapped_run
+    chunk = load_chunk(sorted((out / "chunks").glob("chunk*.npz"))[0])
+    assert chunk.bin_mean.dtype == np.float16 and chunk.bin_mean.size
+    assert all(values.dtype == np.float32 for values in chunk.per_base.values())
 
 
 # --------------------------------------------------------------------------- browser files

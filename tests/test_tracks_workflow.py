@@ -43,7 +43,7 @@ def test_workflow_scores_a_genome_chunk_by_chunk_and_keeps_finished_chunks(tmp_p
         "splits": {"nt_list": None, "validation_genomes": 0, "test_genomes": 0, "replacements": {}},
         "tracks": {"genomes": ["gapped"], "models": {"tiny": str(model)}, "chunk_bp": 1000, "window_bp": 300,
                    "stride_bp": 150, "passes": 3, "batch_size": 8, "threads": 1, "n_clusters": 3,
-                   "igv_js": str(stand_in_js), "device": "cpu"},
+                   "igv_js": str(stand_in_js), "device": "cpu", "keep_chunks": True},
     }
     config_path = tmp_path / "cohort.yaml"
     config_path.write_text(yaml.safe_dump(config))

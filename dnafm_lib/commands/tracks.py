@@ -42,6 +42,8 @@ def _scoring_arguments(parser, *, with_bin: bool = True):
 def _gather_arguments(parser):
     parser.add_argument("--n-clusters", type=int, default=DEFAULTS["n_clusters"], help="k-means clusters of the embedding bins")
     parser.add_argument("--annotation", help="GFF3 of the genome: adds an enrichment table cluster × feature type")
+    parser.add_argument("--embeddings", choices=("full", "pcs"), default="full",
+                        help="keep the embedding bins as the full float16 array (full) or only their top PCs and the PCA (pcs)")
 
 
 def add_arguments(parser):
@@ -51,9 +53,11 @@ def add_arguments(parser):
     parser.add_argument("--fasta", help="one-shot: the genome FASTA, plain, gzip or bgzip (indexes are written beside it, "
                         "or a plain-gzip one is copied to an indexed bgzip in OUT_DIR/genome/)")
     parser.add_argument("--model", help="one-shot: a checkpoint directory (AIDO.DNA layout) or a preset name")
-    parser.add_argument("--out-dir", help="one-shot: where the tracks go (finished chunks are kept in OUT_DIR/chunks)")
+    parser.add_argument("--out-dir", help="one-shot: where the tracks go (finished chunks wait in OUT_DIR/chunks until the gather)")
     parser.add_argument("--chunk-bp", type=int, default=DEFAULTS["chunk_bp"], help="one-shot: bp per chunk (bounds memory)")
     parser.add_argument("--igv-js", help="one-shot: igv.min.js to build igv.html with (default: no browser files)")
+    parser.add_argument("--keep-chunks", action="store_true",
+                        help="one-shot: keep OUT_DIR/chunks after the gather (default: removed once the tracks are written)")
     parser.add_argument("--genome-name", help="one-shot: genome name shown in the browser files")
     _scoring_arguments(parser)
     _gather_arguments(parser)
@@ -145,7 +149,7 @@ def run(args) -> int:
         from ..tracks.gather import gather_tracks
 
         summary = gather_tracks(args.chunks, args.chrom_sizes, args.out_dir, n_clusters=args.n_clusters,
-                                gff_path=args.annotation, seed=args.seed)
+                                gff_path=args.annotation, seed=args.seed, embeddings=args.embeddings)
         print(f"{args.out_dir}: {summary['scored_bp']} bases scored, {len(summary['tracks'])} tracks")
     elif step == "browser":
         pipeline.write_browser_files(args.out_dir, ensure_indexed(args.fasta), args.genome, args.model_name, args.igv_js,
@@ -166,6 +170,7 @@ def run(args) -> int:
         warn_if_longer(args.model, settings.window_bp)
         summary = pipeline.run_genome(fasta, args.model, args.out_dir, settings, chunk_bp=args.chunk_bp,
                                       n_clusters=args.n_clusters, annotation=args.annotation, device=args.device,
-                                      genome_name=args.genome_name or Path(args.fasta).name.split(".")[0], igv_js=args.igv_js)
+                                      genome_name=args.genome_name or Path(args.fasta).name.split(".")[0], igv_js=args.igv_js,
+                                      keep_chunks=args.keep_chunks, embeddings=args.embeddings)
         print(f"{args.out_dir}: {summary['scored_bp']} bases scored, {len(summary['tracks'])} tracks")
     return 0

@@ -1,6 +1,10 @@
 """One chunk's results on disk: per-base arrays and embedding bin means in one ``.npz``.
 
-Plain arrays only (strings as fixed-width unicode), so reading needs no pickle.
+Plain arrays only (strings as fixed-width unicode), so reading needs no pickle. Bin means, the
+bulk of a chunk at a wide model (hidden/bin_bp values per bp), are stored as float16: what the
+gathered ``embeddings_f16.npy`` holds anyway, so nothing downstream changes. Per-base values stay
+float32, as the bigWig stores them. Chunk files are temporary: the workflow removes them after a
+successful gather (``tracks.keep_chunks`` keeps them).
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ class ChunkArrays:
     bin_contig: np.ndarray  # (n_bins,) str
     bin_start: np.ndarray  # (n_bins,) int64
     bin_end: np.ndarray  # (n_bins,) int64
-    bin_mean: np.ndarray  # (n_bins, H) float32
+    bin_mean: np.ndarray  # (n_bins, H) float16
     settings: dict
     provenance: dict  # the model, device and versions that scored it (tracks/provenance.py); {} if unrecorded
 
@@ -63,7 +67,8 @@ def save_chunk(path: str | Path, scores: Sequence[RegionScores], settings: dict,
     arrays["bin_contig"] = np.array(bin_contig, dtype=str)
     arrays["bin_start"] = _cat(bin_start, (0,), np.int64)
     arrays["bin_end"] = _cat(bin_end, (0,), np.int64)
-    arrays["bin_mean"] = _cat(bin_mean, (0, hidden))
+    # float64 sums → float32 means → float16: the same rounding the gathered array always had.
+    arrays["bin_mean"] = _cat(bin_mean, (0, hidden)).astype(np.float16)
     with atomic_path(path) as tmp, open(tmp, "wb") as handle:
         np.savez(handle, **arrays)
 
@@ -87,6 +92,15 @@ def load_chunk(path: str | Path) -> ChunkArrays:
                 settings=json.loads(str(data["settings_json"])),
                 provenance=json.loads(str(data["provenance_json"])) if "provenance_json" in data else {},
             )
+    except (OSError, KeyError, ValueError) as exc:
+        raise DnafmError(f"{path}: not a readable tracks chunk file ({exc})") from None
+
+
+def load_bin_means(path: str | Path) -> np.ndarray:
+    """Only a chunk's (n_bins, H) float16 bin means (npz members load one at a time)."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return data["bin_mean"]
     except (OSError, KeyError, ValueError) as exc:
         raise DnafmError(f"{path}: not a readable tracks chunk file ({exc})") from None
 

@@ -1,16 +1,18 @@
 """Genome-wide embedding bins: the float16 array, PCA, k-means segments, GFF enrichment.
 
 The bin means of every chunk are stacked into one ``(n_bins, hidden)`` float16 ``.npy`` (written
-through a memmap, chunk by chunk), indexed by a BED whose name column is the row. PCA and
-k-means are fitted on at most ``max_fit_bins`` bins drawn with a fixed seed and then applied
-block by block, so memory stays bounded by the sample and the block, not the genome.
+through a memmap, chunk by chunk), indexed by a BED whose name column is the row; or, the ``pcs``
+store for large genomes and wide models, only every bin's top PCs (``(n_bins, 16)`` float16) and
+the PCA that maps them back. PCA and k-means are fitted on at most ``max_fit_bins`` bins (and
+``FIT_SAMPLE_BYTES``) drawn with a fixed seed and then applied block by block, so memory stays
+bounded by the sample and the block, not the genome.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -19,6 +21,11 @@ from ..errors import DnafmError
 from .writers import write_bed
 
 PCA_COMPONENTS = 16  # k-means runs in this space; PC1–PC3 become tracks
+#: How the bin embeddings are kept: the full float16 array, or (large genomes, wide models) the top PCs.
+EMBEDDING_STORES = ("full", "pcs")
+#: The ``pcs`` store's files: every bin's top PCs, and the PCA (mean, components) that made them.
+EMBEDDING_PCS_NPY = "embedding_pcs_f16.npy"
+EMBEDDING_PCA_NPZ = "embedding_pca.npz"
 BLOCK_ROWS = 65536
 
 
@@ -58,30 +65,109 @@ class Projection:
     clusters: np.ndarray  # (n_bins,) int32
     explained_variance_ratio: np.ndarray
     n_clusters: int
+    mean: np.ndarray | None = None  # (hidden,) the PCA's centre
+    components: np.ndarray | None = None  # (n_components, hidden) the PCA's axes
 
 
-def project_and_cluster(embeddings: np.ndarray, n_clusters: int, seed: int = 0, max_fit_bins: int = 100_000) -> Projection:
+#: Bytes of float32 bins PCA and k-means are fitted on, at most (a 7B model's 4352-wide bins: 30,800 rows).
+FIT_SAMPLE_BYTES = 512 * 2**20
+
+
+def fit_sample_size(n_bins: int, hidden: int, max_fit_bins: int = 100_000) -> int:
+    return max(1, min(n_bins, max_fit_bins, FIT_SAMPLE_BYTES // (4 * max(hidden, 1))))
+
+
+def array_blocks(embeddings: np.ndarray, block_rows: int = BLOCK_ROWS) -> Callable[[], Iterator[np.ndarray]]:
+    """Row blocks of an (n_bins, hidden) array or memmap, in order (read one block at a time)."""
+    def blocks() -> Iterator[np.ndarray]:
+        for lo in range(0, embeddings.shape[0], block_rows):
+            yield embeddings[lo : lo + block_rows]
+    return blocks
+
+
+def gather_rows(blocks: Iterable[np.ndarray], rows: np.ndarray, hidden: int) -> np.ndarray:
+    """The given sorted global rows of consecutive row blocks, as float32."""
+    out = np.empty((rows.size, hidden), dtype=np.float32)
+    first = taken = 0
+    for block in blocks:
+        stop = np.searchsorted(rows, first + block.shape[0])
+        if stop > taken:
+            out[taken:stop] = np.asarray(block[rows[taken:stop] - first], dtype=np.float32)
+            taken = int(stop)
+        first += block.shape[0]
+    if taken != rows.size:
+        raise DnafmError(f"embedding bins: expected at least {int(rows[-1]) + 1} rows, got {first}")
+    return out
+
+
+def project_and_cluster(embeddings: np.ndarray, n_clusters: int, seed: int = 0, max_fit_bins: int = 100_000,
+                        pcs_out: np.ndarray | None = None) -> Projection:
     """PCA (fitted on a sample) → PC1–PC3 per bin; k-means in the first PCs → a cluster per bin."""
+    n_bins, hidden = embeddings.shape
+    return project_and_cluster_blocks(array_blocks(embeddings), n_bins, hidden, n_clusters, seed=seed,
+                                      max_fit_bins=max_fit_bins, pcs_out=pcs_out)
+
+
+def project_and_cluster_blocks(
+    blocks: Callable[[], Iterable[np.ndarray]],
+    n_bins: int,
+    hidden: int,
+    n_clusters: int,
+    seed: int = 0,
+    max_fit_bins: int = 100_000,
+    pcs_out: np.ndarray | None = None,
+) -> Projection:
+    """``project_and_cluster`` over bins that arrive as row blocks (``blocks()`` is read twice).
+
+    Memory holds the fit sample (``fit_sample_size`` rows), one block and the per-bin PC1–PC3 and
+    cluster, never the (n_bins, hidden) array. ``pcs_out`` (n_bins, n_components), e.g. a float16
+    memmap, receives every bin's leading PCs.
+    """
     from sklearn.cluster import KMeans
     from sklearn.decomposition import PCA
 
-    n_bins, hidden = embeddings.shape
     if n_bins == 0:
         return Projection(np.zeros((0, 3), np.float32), np.zeros(0, np.int32), np.zeros(0), 0)
     rng = np.random.default_rng(seed)
-    sample_rows = np.sort(rng.choice(n_bins, size=min(n_bins, max_fit_bins), replace=False))
-    sample = np.asarray(embeddings[sample_rows], dtype=np.float32)
+    sample_rows = np.sort(rng.choice(n_bins, size=fit_sample_size(n_bins, hidden, max_fit_bins), replace=False))
+    sample = gather_rows(blocks(), sample_rows, hidden)
     n_components = max(1, min(PCA_COMPONENTS, hidden, sample.shape[0]))
     pca = PCA(n_components=n_components, random_state=seed).fit(sample)
     n_clusters = max(1, min(n_clusters, len(np.unique(sample, axis=0))))
     kmeans = KMeans(n_clusters=n_clusters, n_init=4, random_state=seed).fit(pca.transform(sample))
+    del sample
     pcs = np.full((n_bins, 3), np.nan, dtype=np.float32)
     clusters = np.empty(n_bins, dtype=np.int32)
-    for lo in range(0, n_bins, BLOCK_ROWS):
-        block = pca.transform(np.asarray(embeddings[lo : lo + BLOCK_ROWS], dtype=np.float32))
-        pcs[lo : lo + block.shape[0], : min(3, n_components)] = block[:, :3]
-        clusters[lo : lo + block.shape[0]] = kmeans.predict(block)
-    return Projection(pcs, clusters, pca.explained_variance_ratio_, n_clusters)
+    lo = 0
+    for part in blocks():
+        # BLOCK_ROWS at a time: chunk files may hold more bins than that
+        for sub in range(0, part.shape[0], BLOCK_ROWS):
+            block = pca.transform(np.asarray(part[sub : sub + BLOCK_ROWS], dtype=np.float32))
+            hi = lo + block.shape[0]
+            pcs[lo:hi, : min(3, n_components)] = block[:, :3]
+            clusters[lo:hi] = kmeans.predict(block)
+            if pcs_out is not None:
+                pcs_out[lo:hi, :n_components] = block
+            lo = hi
+    if lo != n_bins:
+        raise DnafmError(f"embedding bins: expected {n_bins} rows, got {lo}")
+    return Projection(pcs, clusters, pca.explained_variance_ratio_, n_clusters, pca.mean_, pca.components_)
+
+
+def write_projection(npy_path: str | Path, pca_path: str | Path, blocks: Callable[[], Iterable[np.ndarray]],
+                     n_bins: int, hidden: int, n_clusters: int, seed: int = 0) -> Projection:
+    """The ``pcs`` store: every bin's top PCs as float16 ``.npy`` (n_bins, n_components) and the
+    PCA (mean, components, explained variance ratio) as ``.npz``, instead of the full array."""
+    n_components = max(1, min(PCA_COMPONENTS, hidden, fit_sample_size(n_bins, hidden)))
+    with atomic_path(npy_path) as tmp:
+        array = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float16, shape=(n_bins, n_components))
+        projection = project_and_cluster_blocks(blocks, n_bins, hidden, n_clusters, seed=seed, pcs_out=array)
+        array.flush()
+        del array
+    with atomic_path(pca_path) as tmp, open(tmp, "wb") as handle:
+        np.savez(handle, mean=projection.mean, components=projection.components,
+                 explained_variance_ratio=projection.explained_variance_ratio)
+    return projection
 
 
 def cluster_colors(n_clusters: int) -> list[tuple[int, int, int]]:

@@ -15,8 +15,11 @@ import numpy as np
 from ..atomic import atomic_open
 from ..errors import DnafmError
 from . import catalog
-from .chunk_arrays import load_chunk
+from .chunk_arrays import load_bin_means, load_chunk
 from .embeddings import (
+    EMBEDDING_PCA_NPZ,
+    EMBEDDING_PCS_NPY,
+    EMBEDDING_STORES,
     BinIndex,
     enrichment_table,
     project_and_cluster,
@@ -25,6 +28,7 @@ from .embeddings import (
     write_bin_index,
     write_embedding_array,
     write_enrichment,
+    write_projection,
 )
 from .provenance import tracks_provenance
 from .writers import BigWigWriter, read_chrom_sizes, write_bed
@@ -38,8 +42,15 @@ def gather_tracks(
     n_clusters: int = 8,
     gff_path: str | Path | None = None,
     seed: int = 0,
+    embeddings: str = "full",
 ) -> dict:
-    """Write every track of a genome from its chunk files; returns the summary written to tracks.json."""
+    """Write every track of a genome from its chunk files; returns the summary written to tracks.json.
+
+    ``embeddings``: "full" keeps the (n_bins, hidden) float16 array; "pcs" only every bin's top
+    PCs and the PCA (for genomes and models where the full array is too large to keep).
+    """
+    if embeddings not in EMBEDDING_STORES:
+        raise DnafmError(f"embeddings store {embeddings!r}: expected one of {', '.join(EMBEDDING_STORES)}")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     chrom_sizes = read_chrom_sizes(chrom_sizes_path)
@@ -77,15 +88,20 @@ def gather_tracks(
     summary["provenance"] = tracks_provenance(
         provenances, settings, {"n_clusters": n_clusters, "seed": seed, "annotation": str(gff_path) if gff_path else None})
     if hidden and len(bins):
-        npy = out_dir / catalog.EMBEDDINGS_NPY
-        write_embedding_array(npy, (load_chunk(p).bin_mean for p in chunk_paths), len(bins), hidden)
+        if embeddings == "full":
+            npy = out_dir / catalog.EMBEDDINGS_NPY
+            write_embedding_array(npy, (load_bin_means(p) for p in chunk_paths), len(bins), hidden)
+            projection = project_and_cluster(np.load(npy, mmap_mode="r"), n_clusters, seed=seed)
+        else:  # the chunk files are read twice (fit sample, then every bin); nothing (n_bins, hidden) is kept
+            projection = write_projection(out_dir / EMBEDDING_PCS_NPY, out_dir / EMBEDDING_PCA_NPZ,
+                                          lambda: (load_bin_means(p) for p in chunk_paths), len(bins), hidden,
+                                          n_clusters, seed=seed)
         write_bin_index(out_dir / catalog.EMBEDDING_BINS_BED, bins)
-        embeddings = np.load(npy, mmap_mode="r")
-        projection = project_and_cluster(embeddings, n_clusters, seed=seed)
         _write_bin_tracks(out_dir, chrom_sizes, bins, projection.pcs)
         segments = segment_rows(bins, projection.clusters, projection.n_clusters)
         write_bed(out_dir / catalog.SEGMENTS_BED, segments)
         summary.update(
+            embedding_store=embeddings,
             n_clusters=projection.n_clusters,
             explained_variance_ratio=[round(float(v), 6) for v in projection.explained_variance_ratio[:3]],
             tracks=summary["tracks"] + [s.filename for s in catalog.EMBEDDING_TRACKS] + [catalog.SEGMENTS_BED],

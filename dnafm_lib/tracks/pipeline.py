@@ -1,7 +1,8 @@
 """The steps the workflow runs, as functions: plan chunks, score a chunk, gather, browser files.
 
 ``run_genome`` chains them for one genome (the one-shot ``dnafm tracks``); it keeps finished
-chunk files in its work directory, so a rerun after a failure scores only what is missing.
+chunk files in its work directory until the gather succeeds, so a rerun after a failure scores
+only what is missing.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Sequence
 from ..atomic import atomic_open
 from ..errors import DnafmError
 from .scoring import ScoringSettings, WindowScorer
-from .tiling import Region, plan_chunks
+from .tiling import Region, chunk_bp_for_job_minutes, forward_tokens_per_bp, plan_chunks
 from .writers import read_chrom_sizes
 
 log = logging.getLogger(__name__)
@@ -25,6 +26,25 @@ CHUNK_PLAN_COLUMNS = ("chunk", "contig", "start", "end")
 
 def chunk_id(index: int) -> str:
     return f"chunk{index:05d}"
+
+
+def configured_chunk_bp(tracks: dict) -> int:
+    """bp per scoring job from the workflow's ``tracks`` config.
+
+    With ``target_job_minutes`` (and ``tokens_per_second``, the model's scoring throughput on one
+    job's device), chunks are sized so each job scores for about that long; otherwise
+    ``chunk_bp``.
+    """
+    minutes = tracks.get("target_job_minutes")
+    if minutes is None:
+        return int(tracks["chunk_bp"])
+    rate = tracks.get("tokens_per_second")
+    if rate is None:
+        raise DnafmError("config tracks.target_job_minutes needs tracks.tokens_per_second (the model's scoring "
+                         "throughput on one job's device, e.g. from benchmarks/tracks_throughput.py)")
+    per_bp = forward_tokens_per_bp(tracks["window_bp"], tracks["stride_bp"], tracks["passes"],
+                                   bool(tracks.get("reverse_complement")), tracks.get("layer", -1) is not None)
+    return chunk_bp_for_job_minutes(minutes, rate, per_bp, tracks["bin_bp"])
 
 
 def write_chunk_plan(fai_path: str | Path, out_tsv: str | Path, chunk_bp: int, bin_bp: int) -> list[str]:
@@ -140,8 +160,11 @@ def run_genome(
     genome_name: str | None = None,
     model_name: str | None = None,
     igv_js: str | Path | None = None,
+    keep_chunks: bool = False,
+    embeddings: str = "full",
 ) -> dict:
-    """Tracks for a whole genome, chunk by chunk (finished chunks are kept and reused)."""
+    """Tracks for a whole genome, chunk by chunk (finished chunks are reused by a rerun, and
+    removed after a successful gather unless ``keep_chunks``)."""
     from .gather import gather_tracks
     from .provenance import model_identity, scoring_provenance
 
@@ -165,7 +188,16 @@ def run_genome(
         model = model or load_scoring_model(model_path, device)
         log.info("scoring %s (%d regions)", chunk, len(regions))
         score_regions_to_file(fasta, regions, model, settings, path, device, scoring_provenance(model_path, device))
-    summary = gather_tracks(paths, fai, out_dir, n_clusters=n_clusters, gff_path=annotation, seed=settings.seed)
+    summary = gather_tracks(paths, fai, out_dir, n_clusters=n_clusters, gff_path=annotation, seed=settings.seed,
+                            embeddings=embeddings)
+    if not keep_chunks:
+        for path in paths:
+            path.unlink(missing_ok=True)
+        plan_path.unlink(missing_ok=True)
+        try:
+            work.rmdir()
+        except OSError:  # holds files that are not ours
+            pass
     if igv_js:
         write_browser_files(out_dir, fasta, genome_name or fasta.name.split(".")[0], model_name or Path(model_path).name,
                             igv_js, annotation=annotation)

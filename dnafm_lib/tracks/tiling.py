@@ -132,6 +132,31 @@ def plan_chunks(
     return chunks
 
 
+def forward_tokens_per_bp(
+    window_bp: int, stride_bp: int, passes: int, reverse_complement: bool, embeddings: bool
+) -> float:
+    """Model input tokens that scoring one base of a long contig costs.
+
+    A window (``window_bp`` nt + [CLS] + [EOS]) starts every ``stride_bp``; each runs ``passes``
+    masked forwards (twice with the reverse complement) and one more for the embeddings.
+    """
+    forwards = passes * (2 if reverse_complement else 1) + (1 if embeddings else 0)
+    return (window_bp + 2) * forwards / stride_bp
+
+
+def chunk_bp_for_job_minutes(target_job_minutes: float, tokens_per_second: float, tokens_per_bp: float, bin_bp: int) -> int:
+    """bp a scoring job can take to run about ``target_job_minutes`` at ``tokens_per_second``.
+
+    So a job spends its time scoring rather than loading the model (14.6 GB at 7B); rounded down
+    to whole bins, at least one bin.
+    """
+    if target_job_minutes <= 0 or tokens_per_second <= 0:
+        raise DnafmError(f"tracks.target_job_minutes ({target_job_minutes}) and tracks.tokens_per_second "
+                         f"({tokens_per_second}) must be positive")
+    bp = target_job_minutes * 60 * tokens_per_second / tokens_per_bp
+    return max(bin_bp, int(bp // bin_bp) * bin_bp)
+
+
 def iter_region_windows(
     regions: Iterable[Region], contig_lengths: dict[str, int], window_bp: int, stride_bp: int
 ) -> Iterator[tuple[Region, Window]]:

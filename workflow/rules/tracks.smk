@@ -2,6 +2,7 @@
 
   {results}/tracks/{genome}/chunks.tsv              checkpoint split_genome_chunks (chunk contig start end)
   {results}/tracks/{genome}/{model}/chunks/{chunk}.npz   rule score_chunk: per-base arrays + bin means
+                                    (temporary: removed after the gather unless tracks.keep_chunks)
   {results}/tracks/{genome}/{model}/*.bw, segments.bed, embeddings_f16.npy, embedding_bins.bed,
                                     enrichment.tsv/.png (empty without a GFF), tracks.json   rule gather_tracks
   {results}/tracks/{genome}/{model}/igv_session.xml, igv.html, igv.min.js, hub/   rule write_browser_files
@@ -16,18 +17,16 @@ wildcard_constraints:
     chunk=r"chunk\d+",
 
 
+# `snakemake tracks_all`: every genome × model's tracks. No flag file: each genome's own files
+# decide what is missing, so a deleted track or genome folder is made again.
 rule tracks_all:
     input:
         tracks_targets,
-    output:
-        touch(TRACKS_DIR / "tracks.done"),
-    log:
-        LOGS / "tracks_all.log",
 
 
 # "export" models need rule export_model (workflow/rules/pretrain.smk, included before this file).
 if "export" not in TRACKS["models"].values() or hasattr(rules, "export_model"):
-    STAGE_TARGETS["tracks"] += [TRACKS_DIR / "tracks.done"]
+    STAGE_TARGETS["tracks"] += [tracks_targets]
 else:
     logger.warning("tracks: no rule export_model in this workflow, so the tracks of tracks.models "
                    "'export' are not part of `all`; include workflow/rules/pretrain.smk before tracks.smk")
@@ -39,7 +38,7 @@ checkpoint split_genome_chunks:
     output:
         plan=TRACKS_DIR / "{genome}" / "chunks.tsv",
     params:
-        chunk_bp=TRACKS["chunk_bp"],
+        chunk_bp=CHUNK_BP,
         bin_bp=TRACKS["bin_bp"],
     log:
         LOGS / "split_genome_chunks" / "{genome}.log",
@@ -58,7 +57,8 @@ rule score_chunk:
         plan=TRACKS_DIR / "{genome}" / "chunks.tsv",
         model=model_inputs,
     output:
-        TRACKS_DIR / "{genome}" / "{model}" / "chunks" / "{chunk}.npz",
+        # Temporary: removed once gather_tracks has written the tracks (tracks.keep_chunks keeps them).
+        chunk_output(TRACKS_DIR / "{genome}" / "{model}" / "chunks" / "{chunk}.npz"),
     params:
         model=lambda wildcards: model_source(wildcards.model),
         scoring=scoring_args(),
@@ -89,19 +89,19 @@ rule gather_tracks:
         summary=report(TRACKS_DIR / "{genome}" / "{model}" / "tracks.json", caption="../report/track_summary.rst",
                        category="Tracks", subcategory="{genome}", labels={"genome": "{genome}", "model": "{model}"}),
         tracks=[TRACKS_DIR / "{genome}" / "{model}" / name for name in TRACK_FILES],
-        embeddings=[TRACKS_DIR / "{genome}" / "{model}" / name for name in (EMBEDDING_FILES if TRACKS.get("layer", -1) is not None else [])],
-        # Cluster × annotation feature type (empty without a GFF3): with the embeddings only.
+        embeddings=[TRACKS_DIR / "{genome}" / "{model}" / name for name in EMBEDDING_FILES],
         enrichment=[
             report(TRACKS_DIR / "{genome}" / "{model}" / name, caption="../report/cluster_enrichment.rst",
                    category="Cluster enrichment", subcategory="{genome}",
                    labels={"genome": "{genome}", "model": "{model}", "file": name})
-            for name in (["enrichment.png", "enrichment.tsv"] if TRACKS.get("layer", -1) is not None else [])
+            for name in ENRICHMENT_FILES
         ],
     params:
         out_dir=lambda wildcards: TRACKS_DIR / wildcards.genome / wildcards.model,
         annotation=annotation_args,
         n_clusters=TRACKS["n_clusters"],
         seed=TRACKS["seed"],
+        embeddings=TRACKS.get("embeddings", "full"),
     resources:
         mem_mb=TRACKS["mem_mb"],
     log:
@@ -112,7 +112,8 @@ rule gather_tracks:
         "../../envs/dnafm.yaml"
     shell:
         "dnafm tracks gather {input.chunks:q} --chrom-sizes {input.sizes:q} --out-dir {params.out_dir:q} "
-        "--n-clusters {params.n_clusters} --seed {params.seed} {params.annotation} > {log:q} 2>&1"
+        "--n-clusters {params.n_clusters} --seed {params.seed} --embeddings {params.embeddings} {params.annotation} "
+        "> {log:q} 2>&1"
 
 
 rule install_igv_js:

@@ -5,9 +5,26 @@ import shlex
 TRACKS_DIR = RESULTS / "tracks"
 TRACKS = config["tracks"]
 TRACK_FILES = ["mlm_loss.bw", "entropy.bw", "prob_A.bw", "prob_C.bw", "prob_G.bw", "prob_T.bw"]
+# tracks.embeddings "full": the (bins × hidden) float16 array; "pcs": its top PCs and the PCA.
+EMBEDDING_STORE_FILES = {"full": ["embeddings_f16.npy"], "pcs": ["embedding_pcs_f16.npy", "embedding_pca.npz"]}
 EMBEDDING_FILES = ["embedding_pc1.bw", "embedding_pc2.bw", "embedding_pc3.bw", "segments.bed",
-                   "embeddings_f16.npy", "embedding_bins.bed"]
+                   *EMBEDDING_STORE_FILES[TRACKS.get("embeddings", "full")], "embedding_bins.bed"]
+# Cluster × annotation feature type (empty without a GFF3): made with the embeddings.
+ENRICHMENT_FILES = ["enrichment.png", "enrichment.tsv"]
+if TRACKS.get("layer", -1) is None:  # no embeddings
+    EMBEDDING_FILES, ENRICHMENT_FILES = [], []
+BROWSER_FILES = ["igv_session.xml", "igv.html", "igv.min.js", "hub"]
 IGV_JS = TRACKS.get("igv_js") or str(RESULTS / "browser" / "igv.min.js")
+
+from dnafm_lib.tracks.pipeline import configured_chunk_bp
+
+# bp per score_chunk job: from tracks.target_job_minutes and tracks.tokens_per_second, or tracks.chunk_bp.
+CHUNK_BP = configured_chunk_bp(TRACKS)
+
+
+def chunk_output(path):
+    return path if TRACKS.get("keep_chunks", False) else temp(path)
+
 
 # Windows longer than a model's pretraining context: warned once, at start (each job warns in its log too).
 if "tracks" in STAGES:
@@ -78,10 +95,29 @@ def hub_args(wildcards):
     return f"--assembly {shlex.quote(assembly)} --hub-email {shlex.quote(TRACKS.get('hub_email', ''))}"
 
 
+def genome_tracks_files(genome, model):
+    """Every file gather_tracks and write_browser_files make for one genome × model."""
+    names = ["tracks.json", *TRACK_FILES, *EMBEDDING_FILES, *ENRICHMENT_FILES, *BROWSER_FILES]
+    return [TRACKS_DIR / genome / model / name for name in names]
+
+
 def tracks_targets(wildcards):
-    return [
-        TRACKS_DIR / genome / model / name
-        for genome in track_genomes()
-        for model in TRACKS["models"]
-        for name in ("tracks.json", "igv_session.xml", "igv.html", "hub")
-    ]
+    """Every tracks file of every genome × model, so a missing one is made again, genome by genome.
+
+    A genome whose chunk plan (checkpoint split_genome_chunks) is not known yet stands for its plan
+    until it is. All plans are named at once, as checkpoint targets: Snakemake then resolves them
+    here, one level below this function. Left to gather_tracks' input function (two checkpoints
+    deep: the genome list comes from build_splits), a plan that already exists is never resolved,
+    and gather_tracks runs with its input "<TBD>" (snakemake/snakemake#3862).
+    """
+    from snakemake.exceptions import IncompleteCheckpointException
+
+    targets = []
+    for genome in track_genomes():
+        try:
+            checkpoints.split_genome_chunks.get(genome=genome)
+        except IncompleteCheckpointException as pending:
+            targets.append(pending.targetfile)  # the plan, flagged as a checkpoint target
+            continue
+        targets += [path for model in TRACKS["models"] for path in genome_tracks_files(genome, model)]
+    return targets
