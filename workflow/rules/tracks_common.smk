@@ -2,9 +2,11 @@
 
 import shlex
 
+from dnafm_lib.tracks.catalog import PER_BASE_FILES
+
 TRACKS_DIR = RESULTS / "tracks"
 TRACKS = config["tracks"]
-TRACK_FILES = ["mlm_loss.bw", "entropy.bw", "prob_A.bw", "prob_C.bw", "prob_G.bw", "prob_T.bw"]
+TRACK_FILES = list(PER_BASE_FILES)  # loss, entropy, P(A..T) and the four logo tracks
 EMBEDDING_FILES = ["embedding_pc1.bw", "embedding_pc2.bw", "embedding_pc3.bw", "segments.bed",
                    "embeddings_f16.npy", "embedding_bins.bed"]
 IGV_JS = TRACKS.get("igv_js") or str(RESULTS / "browser" / "igv.min.js")
