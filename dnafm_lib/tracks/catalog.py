@@ -9,7 +9,7 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class TrackSpec:
     key: str  # array name in chunk files and stem of the bigWig
-    label: str  # what the browser shows, units (and a fixed scale) included
+    label: str  # what the browser shows, units and fixed scale included; short enough for IGV's name panel
     short_label: str  # at most 17 characters (UCSC shortLabel)
     color: tuple[int, int, int]
     group: str | None = None  # tracks of one group form one UCSC multiWig container
@@ -41,11 +41,11 @@ LOGO_GROUP = "logo"
 #: Per-base tracks from the masked-LM passes (the arrays of every chunk file).
 PER_BASE_TRACKS: tuple[TrackSpec, ...] = (
     # Loss above ln 4 is worse than guessing; the fixed scale shows up to twice that.
-    TrackSpec("mlm_loss", "MLM loss (nats, 0-2.77; chance 1.39)", "MLM loss (nats)", (178, 34, 34),
+    TrackSpec("mlm_loss", "MLM loss, nats (0-2.77)", "MLM loss (nats)", (178, 34, 34),
               view_range=(0.0, round(2 * CHANCE_NATS, 2))),
-    TrackSpec("entropy", "Entropy of A/C/G/T (nats, 0-1.39 = ln 4)", "Entropy (nats)", (70, 70, 160),
+    TrackSpec("entropy", "Entropy, nats (0-1.39)", "Entropy (nats)", (70, 70, 160),
               view_range=(0.0, round(CHANCE_NATS, 2))),
-    *(TrackSpec(f"prob_{b}", f"P({b}) (probability, 0-1)", f"P({b})", BASE_COLORS[b], view_range=(0.0, 1.0))
+    *(TrackSpec(f"prob_{b}", f"P({b}), probability (0-1)", f"P({b})", BASE_COLORS[b], view_range=(0.0, 1.0))
       for b in BASES),
 )
 
@@ -53,7 +53,7 @@ PER_BASE_TRACKS: tuple[TrackSpec, ...] = (
 #: (tracks/logo.py): letter height = P(base) × information content, in bits. The four of a
 #: position sum to its information content, 2 − entropy in bits, at most 2.
 LOGO_TRACKS: tuple[TrackSpec, ...] = tuple(
-    TrackSpec(f"logo_{b}", f"{b} logo height (bits, 0-2)", f"Logo {b} (bits)", BASE_COLORS[b], LOGO_GROUP,
+    TrackSpec(f"logo_{b}", f"Logo {b}, bits (0-2)", f"Logo {b} (bits)", BASE_COLORS[b], LOGO_GROUP,
               view_range=(0.0, MAX_INFORMATION_BITS))
     for b in BASES
 )
@@ -71,7 +71,7 @@ EMBEDDING_TRACKS: tuple[TrackSpec, ...] = tuple(
 PER_BASE_FILES: tuple[str, ...] = tuple(spec.filename for spec in GATHERED_PER_BASE_TRACKS)
 
 SEGMENTS_BED = "segments.bed"
-SEGMENTS_LABEL = "Embedding clusters (k-means segments)"
+SEGMENTS_LABEL = "Embedding clusters"
 EMBEDDINGS_NPY = "embeddings_f16.npy"
 EMBEDDING_BINS_BED = "embedding_bins.bed"
 ENRICHMENT_TSV = "enrichment.tsv"

@@ -163,14 +163,24 @@ def enrichment_table(segments: Sequence[tuple], features: "pandas.DataFrame") ->
 
 
 def write_enrichment(table: "pandas.DataFrame", tsv_path: str | Path, png_path: str | Path) -> None:  # noqa: F821
-    """The table as TSV, and a heatmap of log2(observed/expected) with the ratio printed in each cell."""
+    """The table as TSV, and its heatmap (``enrichment_figure``) as PNG."""
+    import matplotlib.pyplot as plt
+
+    with atomic_open(tsv_path) as handle:
+        table.to_csv(handle, sep="\t", index=False, float_format="%.6g")
+    fig = enrichment_figure(table)
+    with atomic_path(png_path) as tmp:
+        fig.savefig(tmp, format="png", dpi=120)
+    plt.close(fig)
+
+
+def enrichment_figure(table: "pandas.DataFrame"):  # noqa: F821
+    """Heatmap cluster × feature type of log2(observed/expected), the ratio printed in each cell."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    with atomic_open(tsv_path) as handle:
-        table.to_csv(handle, sep="\t", index=False, float_format="%.6g")
     n_features, n_clusters = table.feature_type.nunique(), table.cluster.nunique()
     fig, ax = plt.subplots(figsize=(max(4.5, 0.75 * n_features + 3), max(3, 0.45 * n_clusters + 1.8)))
     if table.empty:
@@ -199,13 +209,11 @@ def write_enrichment(table: "pandas.DataFrame", tsv_path: str | Path, png_path: 
         fig.colorbar(image, ax=ax, label="log2(observed / expected)")
         ax.set_title("Embedding clusters × annotation: observed / expected bp")
     fig.tight_layout()
-    with atomic_path(png_path) as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
-    plt.close(fig)
+    return fig
 
 
 def _ratio_text(ratio: float) -> str:
-    """Observed/expected as printed in a heatmap cell: two significant digits, '-' when undefined."""
+    """Observed/expected as printed in a heatmap cell: two decimals (none from 10 up), "-" when undefined."""
     if not np.isfinite(ratio):
         return "-"
     return f"{ratio:.2f}" if ratio < 10 else f"{ratio:.0f}"

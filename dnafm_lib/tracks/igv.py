@@ -205,6 +205,9 @@ async function loadedTracks(browser) {{
   try {{
     const browser = await igv.createBrowser(document.getElementById("igv"), options);
     errors.push(...await loadedTracks(browser));
+    // What igv.js itself shows, one entry per track (name and kind), for tests and scripts.
+    status.dataset.tracks = JSON.stringify(browser.findTracks(t => options.tracks.some(c => c.name === t.name))
+      .map(t => ({{name: t.name, type: t.type}})));
     document.querySelectorAll(".igv-ui-alert-dialog-container, .igv-ui-alert").forEach(alert => {{
       if (alert.offsetParent !== null && alert.textContent.trim()) errors.push("alert: " + alert.textContent.trim());
     }});
