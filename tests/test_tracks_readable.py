@@ -103,8 +103,7 @@ def test_igv_session_gives_each_base_and_each_logo_letter_its_own_track_on_a_fix
     session = ET.parse(out / "igv_session.xml").getroot()
     assert not [t for t in session.iter("Track") if t.get("clazz") == "org.broad.igv.track.MergedTracks"]
     data = {t.get("id"): t for t in session.find("Panel[@name='DataPanel']").iter("Track")}
-    expected = {"mlm_loss.bw": 2.77, "entropy.bw": 1.39, **{f"{k}.bw": 1.0 for k in BASE_KEYS},
-                **{f"{k}.bw": 2.0 for k in LOGO_KEYS}}
+    expected = {"mlm_loss.bw": 2.77, "entropy.bw": 1.39, **{f"{k}.bw": 1.0 for k in BASE_KEYS}}
     for track_id, maximum in expected.items():
         track = data[track_id]
         assert track.get("autoScale") == "false", track_id
@@ -112,6 +111,9 @@ def test_igv_session_gives_each_base_and_each_logo_letter_its_own_track_on_a_fix
         assert (float(data_range.get("minimum")), float(data_range.get("maximum"))) == (0.0, maximum), track_id
     assert [data[f"{k}.bw"].get("color") for k in BASE_KEYS] == [data[f"{k}.bw"].get("color") for k in LOGO_KEYS]
     assert len({data[f"{k}.bw"].get("color") for k in BASE_KEYS}) == 4  # one colour per base
+    # The four letters share one autoscaled axis (IGV's group autoscale).
+    assert {(data[f"{k}.bw"].get("autoScale"), data[f"{k}.bw"].get("autoscaleGroup")) for k in LOGO_KEYS} == {("true", "1")}
+    assert session.get("nextAutoscaleGroup") == "2"
     assert all(data[f"embedding_pc{i}.bw"].get("autoScale") == "true" for i in (1, 2, 3))
     names = [t.get("name") for t in data.values()]
     assert len(set(names)) == len(names) and all(len(name) <= 26 for name in names)  # IGV's name panel
@@ -126,10 +128,14 @@ def test_igv_html_options_list_separate_fixed_scale_tracks(annotated_run):
     options = igv_js_options(BrowserInputs(out, "gapped", "tiny", fasta, annotation=gff))
     tracks = {t.get("url"): t for t in options["tracks"]}
     assert all(t["type"] != "merged" for t in options["tracks"])
-    for spec in catalog.GATHERED_PER_BASE_TRACKS:
+    for spec in catalog.PER_BASE_TRACKS:
         track = tracks[spec.filename]
         assert track["autoscale"] is False and (track["min"], track["max"]) == spec.view_range
         assert track["color"] == spec.hex_color
+    for spec, base in zip(catalog.LOGO_TRACKS, catalog.PER_BASE_TRACKS[2:]):
+        track = tracks[spec.filename]
+        assert track["autoscale"] is True and track["autoscaleGroup"] == catalog.LOGO_GROUP
+        assert track["color"] == base.hex_color  # the letter's colour is its probability's
     assert tracks["segments.bed"]["displayMode"] == "EXPANDED" and tracks["segments.bed"]["height"] >= 50
 
 
@@ -143,8 +149,9 @@ def test_hub_draws_the_logo_letters_from_a_stacked_multiwig_and_each_probability
     assert len(containers) == 1
     logo = containers[0]
     assert logo["logo"] == "on" and logo["aggregate"] == "stacked"
-    assert logo["type"] == "bigWig 0 2" and logo["viewLimits"] == "0:2" and logo["autoScale"] == "off"
+    assert logo["type"] == "bigWig 0 2"
     assert [s["track"] for s in stanzas if s.get("parent") == logo["track"]] == LOGO_KEYS
+    assert all(by_track[k]["type"] == "bigWig 0 2" for k in LOGO_KEYS)
     for key in BASE_KEYS:
         assert "parent" not in by_track[key] and by_track[key]["viewLimits"] == "0:1"
     assert by_track["mlm_loss"]["viewLimits"] == "0:2.77" and by_track["mlm_loss"]["autoScale"] == "off"

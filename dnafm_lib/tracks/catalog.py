@@ -15,6 +15,8 @@ class TrackSpec:
     group: str | None = None  # tracks of one group form one UCSC multiWig container
     #: fixed y-axis (min, max) in every browser; None = autoscale (PCA scores have no natural range)
     view_range: tuple[float, float] | None = None
+    #: autoscaled tracks of one group share one y-axis (the four logo letters)
+    autoscale_group: str | None = None
 
     @property
     def filename(self) -> str:
@@ -51,10 +53,11 @@ PER_BASE_TRACKS: tuple[TrackSpec, ...] = (
 
 #: Sequence-logo tracks, derived from the probabilities when the chunks are gathered
 #: (tracks/logo.py): letter height = P(base) × information content, in bits. The four of a
-#: position sum to its information content, 2 − entropy in bits, at most 2.
+#: position sum to its information content, 2 − entropy in bits, at most 2. They share one
+#: autoscaled axis: a lightly trained model's letters are a small fraction of 2 bits.
 LOGO_TRACKS: tuple[TrackSpec, ...] = tuple(
-    TrackSpec(f"logo_{b}", f"Logo {b}, bits (0-2)", f"Logo {b} (bits)", BASE_COLORS[b], LOGO_GROUP,
-              view_range=(0.0, MAX_INFORMATION_BITS))
+    TrackSpec(f"logo_{b}", f"Logo {b}, bits (of max 2)", f"Logo {b} (bits)", BASE_COLORS[b], LOGO_GROUP,
+              autoscale_group=LOGO_GROUP)
     for b in BASES
 )
 

@@ -58,29 +58,29 @@ def write_hub(out_dir: Path, genome_name: str, assembly: str, model_name: str, e
                 "logo on",
                 "showSubtrackColorOnUi on",
                 "visibility full",
-                "autoScale off",
-                f"viewLimits 0:{catalog.MAX_INFORMATION_BITS:g}",
+                "autoScale on",  # as GPN's hub: letters of a lightly trained model are small
                 "maxHeightPixels 100:60:16",
             ])
         )
         for spec in letters:
-            stanzas.append("    " + _bigwig_stanza(spec, to_tracks, model_name, parent=catalog.LOGO_GROUP)
-                           .replace("\n", "\n    "))
+            stanzas.append("    " + _bigwig_stanza(spec, to_tracks, model_name, parent=catalog.LOGO_GROUP,
+                                                    bounds=(0.0, catalog.MAX_INFORMATION_BITS)).replace("\n", "\n    "))
     stanzas += [_bigwig_stanza(spec, to_tracks, model_name) for spec in present(catalog.EMBEDDING_TRACKS)]
     with atomic_open(db_dir / "trackDb.txt") as handle:
         handle.write("\n\n".join(stanzas) + "\n")
     return hub_dir / "hub.txt"
 
 
-def _bigwig_stanza(spec: catalog.TrackSpec, to_tracks: str, model_name: str, parent: str | None = None) -> str:
-    low, high = spec.view_range or (None, None)
+def _bigwig_stanza(spec: catalog.TrackSpec, to_tracks: str, model_name: str, parent: str | None = None,
+                   bounds: tuple[float, float] | None = None) -> str:
+    low, high = bounds or spec.view_range or (None, None)
     lines = [
         f"track {spec.key}",
         *([f"parent {parent}"] if parent else []),
         f"bigDataUrl {to_tracks}/{spec.filename}",
         f"shortLabel {_short(spec.short_label)}",
         f"longLabel {spec.label}, model {model_name}",
-        f"type bigWig {low:g} {high:g}" if spec.view_range else "type bigWig",
+        f"type bigWig {low:g} {high:g}" if low is not None else "type bigWig",
         f"color {spec.rgb}",
     ]
     if parent is None:

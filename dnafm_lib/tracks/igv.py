@@ -78,14 +78,19 @@ def write_igv_session(inputs: BrowserInputs, path: Path | None = None) -> Path:
     ET.SubElement(feature_panel, "Track", clazz="org.broad.igv.track.SequenceTrack", id="Reference sequence",
                   name="Reference sequence", visible="true")
 
-    for spec in _present(inputs, catalog.GATHERED_PER_BASE_TRACKS + catalog.EMBEDDING_TRACKS):
+    specs = _present(inputs, catalog.GATHERED_PER_BASE_TRACKS + catalog.EMBEDDING_TRACKS)
+    # IGV numbers its autoscale groups from 1 and remembers the next free one in the session.
+    groups = {name: str(i) for i, name in enumerate(dict.fromkeys(s.autoscale_group for s in specs if s.autoscale_group), 1)}
+    session.set("nextAutoscaleGroup", str(len(groups) + 1))
+    for spec in specs:
         ET.SubElement(resources, "Resource", name=spec.label, path=spec.filename, type="bigwig")
         low, high = spec.view_range or (0.0, 1.0)  # the range IGV starts from when it autoscales
+        extra = {"autoscaleGroup": groups[spec.autoscale_group]} if spec.autoscale_group else {}
         track = ET.SubElement(data_panel, "Track", attributeKey=spec.filename,
                               autoScale="false" if spec.view_range else "true",
                               clazz="org.broad.igv.track.DataSourceTrack", color=spec.rgb,
                               height=str(track_height(spec)), id=spec.filename, name=spec.label,
-                              renderer="BAR_CHART", visible="true", windowFunction="mean")
+                              renderer="BAR_CHART", visible="true", windowFunction="mean", **extra)
         ET.SubElement(track, "DataRange", baseline="0.0", drawBaseline="true", flipAxis="false",
                       maximum=str(high), minimum=str(low), type="LINEAR")
     if inputs.has(catalog.SEGMENTS_BED):
@@ -131,6 +136,8 @@ def igv_js_options(inputs: BrowserInputs) -> dict:
             track.update(autoscale=False, min=spec.view_range[0], max=spec.view_range[1])
         else:
             track.update(autoscale=True)
+        if spec.autoscale_group:
+            track["autoscaleGroup"] = spec.autoscale_group
         return track
 
     tracks = [wig(s) for s in _present(inputs, catalog.GATHERED_PER_BASE_TRACKS + catalog.EMBEDDING_TRACKS)]
@@ -174,6 +181,9 @@ _PAGE = """<!doctype html>
 {legend}
 <script>
 const options = {options};
+// igv.html?locus=chr1:1000-2000 opens there (a link to a region can be shared).
+const askedLocus = new URLSearchParams(window.location.search).get("locus");
+if (askedLocus) options.locus = askedLocus;
 // Count what each track holds over the first locus; the status line says if any track failed.
 async function loadedTracks(browser) {{
   const errors = [];
@@ -230,8 +240,9 @@ _NOTES = """<div id="notes">
 content (2 − entropy in bits, 0–2) shared among the letters by their probability; the four
 heights sum to the information content. igv.js draws them as four bar tracks; the UCSC hub
 (<code>hub/</code>) stacks them and draws letters (multiWig, <code>logo on</code>).
-<b>Fixed scales</b>: loss 0–2.77 nats (chance ln 4 = 1.39), entropy 0–1.39 nats,
-probabilities 0–1, logo 0–2 bits; PC tracks scale to the view.</p>
+<b>Scales</b>: fixed for loss (0–2.77 nats; chance is ln 4 = 1.39), entropy (0–1.39 nats)
+and probabilities (0–1); the four logo tracks share one scale fitted to the view (at most
+2 bits); PC tracks scale to the view.</p>
 </div>"""
 
 
