@@ -7,7 +7,9 @@ loaded every track and fetched data for the first locus; Chromium's --dump-dom r
 
 from __future__ import annotations
 
+import html
 import http.server
+import json
 import re
 import shutil
 import subprocess
@@ -25,7 +27,7 @@ from tests.tracks_helpers import FAST, genome_with_gaps, save_tiny_model, write_
 pytestmark = pytest.mark.browser
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-STATUS = re.compile(r'<div id="status" data-state="(\w+)">([^<]*)</div>')
+STATUS = re.compile(r'<div id="status" data-state="(\w+)"(?: data-tracks="([^"]*)")?>([^<]*)</div>')
 
 
 class RecordingHandler(http.server.SimpleHTTPRequestHandler):
@@ -82,7 +84,14 @@ def chromium_dom(url: str, profile: Path) -> str:
 def page_status(dom: str) -> tuple[str, str]:
     match = STATUS.search(dom)
     assert match, f"no status element in the page:\n{dom[:2000]}"
-    return match.group(1), match.group(2)
+    return match.group(1), match.group(3)
+
+
+def shown_tracks(dom: str) -> list[dict]:
+    """The tracks igv.js itself holds (name, type), as the page reports them."""
+    match = STATUS.search(dom)
+    assert match and match.group(2), f"the page did not report its tracks:\n{dom[:2000]}"
+    return json.loads(html.unescape(match.group(2)))
 
 
 def test_every_track_of_igv_html_renders_in_headless_chromium(served, tmp_path):
@@ -90,14 +99,31 @@ def test_every_track_of_igv_html_renders_in_headless_chromium(served, tmp_path):
     requests.clear()
     state, text = page_status(chromium_dom(f"{base}/tracks/tiny/igv.html", tmp_path / "profile"))
     assert state == "ok", text
-    n_tracks = len([s for s in catalog.PER_BASE_TRACKS if s.group is None]) + 1 + len(catalog.EMBEDDING_TRACKS) + 1
+    n_tracks = len(catalog.GATHERED_PER_BASE_TRACKS) + len(catalog.EMBEDDING_TRACKS) + 1  # + segments
     assert text.startswith(f"ok: {n_tracks} tracks loaded")
     fetched = {path.split("?")[0] for path, status in requests if status in (200, 206)}
-    for spec in catalog.PER_BASE_TRACKS + catalog.EMBEDDING_TRACKS:
+    for spec in catalog.GATHERED_PER_BASE_TRACKS + catalog.EMBEDDING_TRACKS:
         assert f"/tracks/tiny/{spec.filename}" in fetched, spec.filename
     assert "/tracks/tiny/segments.bed" in fetched and "/genome/genome.fa.fai" in fetched
     failed = [(path, status) for path, status in requests if status not in (200, 206, 304) and path != "/favicon.ico"]
     assert not failed
+
+
+def test_the_page_shows_each_base_and_each_logo_letter_as_its_own_track_with_a_legend(served, tmp_path):
+    root, out, base, requests = served
+    dom = chromium_dom(f"{base}/tracks/tiny/igv.html", tmp_path / "profile")
+    assert page_status(dom)[0] == "ok"
+    tracks = shown_tracks(dom)
+    names = [t["name"] for t in tracks]
+    assert len(names) == len(set(names))
+    for spec in catalog.GATHERED_PER_BASE_TRACKS:
+        assert {"name": spec.label, "type": "wig"} in tracks, spec.label  # a track of its own, not an overlay
+    assert all(t["type"] != "merged" for t in tracks)
+    legend = dom[dom.index('<section id="legend">'):]
+    for line in (out / catalog.SEGMENTS_BED).read_text().splitlines():
+        fields = line.split("\t")
+        assert f"<td>{fields[3]}</td>" in legend
+        assert "background:#{:02x}{:02x}{:02x}".format(*map(int, fields[8].split(","))) in legend
 
 
 def test_the_page_reports_a_track_that_fails_to_load(served, tmp_path):

@@ -1,17 +1,22 @@
-"""The tracks a run writes: file names, labels (with units) and colours, in display order."""
+"""The tracks a run writes: file names, labels (with units and scale) and colours, in display order."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
 class TrackSpec:
     key: str  # array name in chunk files and stem of the bigWig
-    label: str  # what the browser shows, units included
+    label: str  # what the browser shows, units and fixed scale included; short enough for IGV's name panel
     short_label: str  # at most 17 characters (UCSC shortLabel)
     color: tuple[int, int, int]
-    group: str | None = None  # tracks of one group are overlaid (IGV merged track, UCSC multiWig)
+    group: str | None = None  # tracks of one group form one UCSC multiWig container
+    #: fixed y-axis (min, max) in every browser; None = autoscale (PCA scores have no natural range)
+    view_range: tuple[float, float] | None = None
+    #: autoscaled tracks of one group share one y-axis (the four logo letters)
+    autoscale_group: str | None = None
 
     @property
     def filename(self) -> str:
@@ -26,19 +31,38 @@ class TrackSpec:
         return ",".join(map(str, self.color))
 
 
-PROBABILITY_GROUP = "probabilities"
 BASES = "ACGT"
+#: Nucleotide colours as IGV draws bases in its sequence track.
+BASE_COLORS = {"A": (0, 150, 0), "C": (0, 0, 200), "G": (209, 113, 5), "T": (200, 0, 0)}
+#: ln 4: entropy of a uniform A/C/G/T guess, and the loss of that guess, in nats.
+CHANCE_NATS = math.log(4)
+#: Information content of one base position ranges from 0 to log2(4) = 2 bits.
+MAX_INFORMATION_BITS = 2.0
+LOGO_GROUP = "logo"
 
-#: Per-base tracks from the masked-LM passes.
+#: Per-base tracks from the masked-LM passes (the arrays of every chunk file).
 PER_BASE_TRACKS: tuple[TrackSpec, ...] = (
-    TrackSpec("mlm_loss", "MLM loss (nats)", "MLM loss", (178, 34, 34)),
-    TrackSpec("entropy", "Entropy over A/C/G/T (nats)", "Entropy (nats)", (70, 70, 160)),
-    # Nucleotide colours as IGV draws bases.
-    TrackSpec("prob_A", "P(A) (probability)", "P(A)", (0, 150, 0), PROBABILITY_GROUP),
-    TrackSpec("prob_C", "P(C) (probability)", "P(C)", (0, 0, 200), PROBABILITY_GROUP),
-    TrackSpec("prob_G", "P(G) (probability)", "P(G)", (209, 113, 5), PROBABILITY_GROUP),
-    TrackSpec("prob_T", "P(T) (probability)", "P(T)", (200, 0, 0), PROBABILITY_GROUP),
+    # Loss above ln 4 is worse than guessing; the fixed scale shows up to twice that.
+    TrackSpec("mlm_loss", "MLM loss, nats (0-2.77)", "MLM loss (nats)", (178, 34, 34),
+              view_range=(0.0, round(2 * CHANCE_NATS, 2))),
+    TrackSpec("entropy", "Entropy, nats (0-1.39)", "Entropy (nats)", (70, 70, 160),
+              view_range=(0.0, round(CHANCE_NATS, 2))),
+    *(TrackSpec(f"prob_{b}", f"P({b}), probability (0-1)", f"P({b})", BASE_COLORS[b], view_range=(0.0, 1.0))
+      for b in BASES),
 )
+
+#: Sequence-logo tracks, derived from the probabilities when the chunks are gathered
+#: (tracks/logo.py): letter height = P(base) × information content, in bits. The four of a
+#: position sum to its information content, 2 − entropy in bits, at most 2. They share one
+#: autoscaled axis: a lightly trained model's letters are a small fraction of 2 bits.
+LOGO_TRACKS: tuple[TrackSpec, ...] = tuple(
+    TrackSpec(f"logo_{b}", f"Logo {b}, bits (of max 2)", f"Logo {b} (bits)", BASE_COLORS[b], LOGO_GROUP,
+              autoscale_group=LOGO_GROUP)
+    for b in BASES
+)
+
+#: Every per-base bigWig gather writes, in display order.
+GATHERED_PER_BASE_TRACKS: tuple[TrackSpec, ...] = PER_BASE_TRACKS + LOGO_TRACKS
 
 #: Per-bin tracks from the embeddings.
 EMBEDDING_TRACKS: tuple[TrackSpec, ...] = tuple(
@@ -46,8 +70,11 @@ EMBEDDING_TRACKS: tuple[TrackSpec, ...] = tuple(
     for i, color in ((1, (90, 60, 140)), (2, (40, 120, 120)), (3, (140, 110, 40)))
 )
 
+#: bigWig file names of the per-base tracks (what rule gather_tracks declares).
+PER_BASE_FILES: tuple[str, ...] = tuple(spec.filename for spec in GATHERED_PER_BASE_TRACKS)
+
 SEGMENTS_BED = "segments.bed"
-SEGMENTS_LABEL = "Embedding clusters (k-means segments)"
+SEGMENTS_LABEL = "Embedding clusters"
 EMBEDDINGS_NPY = "embeddings_f16.npy"
 EMBEDDING_BINS_BED = "embedding_bins.bed"
 ENRICHMENT_TSV = "enrichment.tsv"

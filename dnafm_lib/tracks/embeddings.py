@@ -249,31 +249,57 @@ def enrichment_table(segments: Sequence[tuple], features: "pandas.DataFrame") ->
 
 
 def write_enrichment(table: "pandas.DataFrame", tsv_path: str | Path, png_path: str | Path) -> None:  # noqa: F821
-    """The table as TSV, and a heatmap of log2(observed/expected)."""
+    """The table as TSV, and its heatmap (``enrichment_figure``) as PNG."""
+    import matplotlib.pyplot as plt
+
+    with atomic_open(tsv_path) as handle:
+        table.to_csv(handle, sep="\t", index=False, float_format="%.6g")
+    fig = enrichment_figure(table)
+    with atomic_path(png_path) as tmp:
+        fig.savefig(tmp, format="png", dpi=120)
+    plt.close(fig)
+
+
+def enrichment_figure(table: "pandas.DataFrame"):  # noqa: F821
+    """Heatmap cluster × feature type of log2(observed/expected), the ratio printed in each cell."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    with atomic_open(tsv_path) as handle:
-        table.to_csv(handle, sep="\t", index=False, float_format="%.6g")
-    fig, ax = plt.subplots(figsize=(max(4, 0.5 * table.feature_type.nunique() + 2), max(3, 0.4 * table.cluster.nunique() + 1.5)))
+    n_features, n_clusters = table.feature_type.nunique(), table.cluster.nunique()
+    fig, ax = plt.subplots(figsize=(max(4.5, 0.75 * n_features + 3), max(3, 0.45 * n_clusters + 1.8)))
     if table.empty:
         ax.text(0.5, 0.5, "no overlap between segments and annotation", ha="center", va="center")
         ax.set_axis_off()
     else:
         matrix = table.pivot(index="cluster", columns="feature_type", values="obs_exp")
         matrix = matrix.loc[sorted(matrix.index, key=lambda name: int(name.rsplit("_", 1)[1]))]
+        ratios = matrix.to_numpy(dtype=float)
         with np.errstate(divide="ignore"):
-            log2 = np.log2(matrix.to_numpy(dtype=float))
+            log2 = np.log2(ratios)
         finite = np.abs(log2[np.isfinite(log2)])
-        limit = float(finite.max()) if finite.size else 1.0
+        limit = float(finite.max()) if finite.size and finite.max() > 0 else 1.0
         image = ax.imshow(np.clip(log2, -limit, limit), cmap="RdBu_r", vmin=-limit, vmax=limit, aspect="auto")
-        ax.set_xticks(range(matrix.shape[1]), matrix.columns, rotation=60, ha="right")
+        for row, col in np.ndindex(ratios.shape):
+            shade = abs(np.clip(log2[row, col], -limit, limit)) / limit if np.isfinite(log2[row, col]) else 1.0
+            ax.text(col, row, _ratio_text(ratios[row, col]), ha="center", va="center", fontsize=9,
+                    color="white" if shade > 0.6 else "black")
+        ax.set_xticks(range(matrix.shape[1]), matrix.columns, rotation=45, ha="right")
         ax.set_yticks(range(matrix.shape[0]), matrix.index)
+        # Each cluster's name in its segments.bed colour, so the heatmap reads with the track.
+        colors = cluster_colors(max(int(name.rsplit("_", 1)[1]) for name in matrix.index) + 1)
+        for label, name in zip(ax.get_yticklabels(), matrix.index):
+            label.set_color(np.array(colors[int(name.rsplit("_", 1)[1])]) / 255)
+            label.set_fontweight("bold")
         fig.colorbar(image, ax=ax, label="log2(observed / expected)")
-        ax.set_title("Embedding clusters × annotation")
+        ax.set_title("Embedding clusters × annotation: observed / expected bp")
     fig.tight_layout()
-    with atomic_path(png_path) as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
-    plt.close(fig)
+    return fig
+
+
+def _ratio_text(ratio: float) -> str:
+    """Observed/expected as printed in a heatmap cell: two decimals (none from 10 up), "-" when undefined."""
+    if not np.isfinite(ratio):
+        return "-"
+    return f"{ratio:.2f}" if ratio < 10 else f"{ratio:.0f}"

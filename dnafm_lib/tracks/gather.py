@@ -30,6 +30,7 @@ from .embeddings import (
     write_enrichment,
     write_projection,
 )
+from .logo import with_logo_tracks
 from .provenance import tracks_provenance
 from .writers import BigWigWriter, read_chrom_sizes, write_bed
 
@@ -58,7 +59,7 @@ def gather_tracks(
         raise DnafmError(f"{out_dir}: no chunk files to gather")
     _check_coverage(chunk_paths, chrom_sizes)
 
-    writers = {spec.key: BigWigWriter(out_dir / spec.filename, chrom_sizes) for spec in catalog.PER_BASE_TRACKS}
+    writers = {spec.key: BigWigWriter(out_dir / spec.filename, chrom_sizes) for spec in catalog.GATHERED_PER_BASE_TRACKS}
     contigs, starts, ends, hidden, settings, scored_bp, provenances = [], [], [], 0, None, 0, []
     try:
         for path in chunk_paths:
@@ -67,10 +68,11 @@ def gather_tracks(
             provenances.append((str(path), chunk.provenance))
             if chunk.settings != settings:
                 raise DnafmError(f"{path}: scored with other settings than {chunk_paths[0]}; rerun the chunks")
+            per_base = with_logo_tracks(chunk.per_base)  # the logo tracks come from the probabilities
             for i, region in enumerate(chunk.regions):
                 lo, hi = chunk.offsets[i], chunk.offsets[i + 1]
                 for key, writer in writers.items():
-                    writer.add_bases(region.contig, region.start, chunk.per_base[key][lo:hi])
+                    writer.add_bases(region.contig, region.start, per_base[key][lo:hi])
                 scored_bp += int(np.count_nonzero(~np.isnan(chunk.per_base["mlm_loss"][lo:hi])))
             contigs.append(chunk.bin_contig)
             starts.append(chunk.bin_start)
@@ -84,7 +86,7 @@ def gather_tracks(
         writer.close()
 
     bins = BinIndex(np.concatenate(contigs), np.concatenate(starts), np.concatenate(ends))
-    summary = {"settings": settings, "scored_bp": scored_bp, "n_bins": len(bins), "tracks": [s.filename for s in catalog.PER_BASE_TRACKS]}
+    summary = {"settings": settings, "scored_bp": scored_bp, "n_bins": len(bins), "tracks": list(catalog.PER_BASE_FILES)}
     summary["provenance"] = tracks_provenance(
         provenances, settings, {"n_clusters": n_clusters, "seed": seed, "annotation": str(gff_path) if gff_path else None})
     if hidden and len(bins):

@@ -1,7 +1,8 @@
 """A UCSC track hub over the bigWigs: ``hub/hub.txt``, ``hub/genomes.txt``, ``hub/{genome}/trackDb.txt``.
 
-The four probabilities form a ``multiWig`` container (stacked, so each base's column sums to 1,
-a sequence-logo-like view). ``bigDataUrl`` paths are relative to trackDb.txt, so the hub works
+Each probability is its own track; the four logo tracks form a ``multiWig`` container
+(stacked, ``logo on``: UCSC draws letters as tall as the values when zoomed in to bases, as
+GPN's published hubs do). ``bigDataUrl`` paths are relative to trackDb.txt, so the hub works
 wherever the output directory is served. The segments stay BED (UCSC hubs take bigBed only,
 which needs bedToBigBed): open them in IGV, or convert them yourself.
 """
@@ -38,49 +39,51 @@ def write_hub(out_dir: Path, genome_name: str, assembly: str, model_name: str, e
     with atomic_open(hub_dir / "genomes.txt") as handle:
         handle.write(f"genome {assembly}\ntrackDb {assembly}/trackDb.txt\n")
 
-    stanzas = []
-    for spec in catalog.PER_BASE_TRACKS:
-        if spec.group is None and (out_dir / spec.filename).exists():
-            stanzas.append(_bigwig_stanza(spec, to_tracks, model_name))
-    members = [s for s in catalog.PER_BASE_TRACKS if s.group == catalog.PROBABILITY_GROUP and (out_dir / s.filename).exists()]
-    if members:
+    def present(specs):
+        return [spec for spec in specs if (out_dir / spec.filename).exists()]
+
+    stanzas = [_bigwig_stanza(spec, to_tracks, model_name) for spec in present(catalog.PER_BASE_TRACKS)]
+    letters = present(catalog.LOGO_TRACKS)
+    if letters:
+        # Stacked, the four letter heights of a base sum to its information content; `logo on`
+        # draws them as letters once the view is zoomed in to single bases.
         stanzas.append(
             "\n".join([
-                f"track {catalog.PROBABILITY_GROUP}",
+                f"track {catalog.LOGO_GROUP}",
                 "container multiWig",
-                "shortLabel P(A/C/G/T)",
-                f"longLabel A/C/G/T probabilities (masked-LM, model {model_name})",
-                "type bigWig 0 1",
+                "shortLabel Logo (bits)",
+                f"longLabel Sequence logo: P(base) x information content, 0-2 bits (masked-LM, model {model_name})",
+                f"type bigWig 0 {catalog.MAX_INFORMATION_BITS:g}",
                 "aggregate stacked",
+                "logo on",
                 "showSubtrackColorOnUi on",
                 "visibility full",
-                "autoScale off",
-                "viewLimits 0:1",
+                "autoScale on",  # as GPN's hub: letters of a lightly trained model are small
                 "maxHeightPixels 100:60:16",
             ])
         )
-        for spec in members:
-            stanzas.append("    " + _bigwig_stanza(spec, to_tracks, model_name, parent=catalog.PROBABILITY_GROUP,
-                                                    bounds="0 1").replace("\n", "\n    "))
-    for spec in catalog.EMBEDDING_TRACKS:
-        if (out_dir / spec.filename).exists():
-            stanzas.append(_bigwig_stanza(spec, to_tracks, model_name))
+        for spec in letters:
+            stanzas.append("    " + _bigwig_stanza(spec, to_tracks, model_name, parent=catalog.LOGO_GROUP,
+                                                    bounds=(0.0, catalog.MAX_INFORMATION_BITS)).replace("\n", "\n    "))
+    stanzas += [_bigwig_stanza(spec, to_tracks, model_name) for spec in present(catalog.EMBEDDING_TRACKS)]
     with atomic_open(db_dir / "trackDb.txt") as handle:
         handle.write("\n\n".join(stanzas) + "\n")
     return hub_dir / "hub.txt"
 
 
 def _bigwig_stanza(spec: catalog.TrackSpec, to_tracks: str, model_name: str, parent: str | None = None,
-                   bounds: str = "") -> str:
+                   bounds: tuple[float, float] | None = None) -> str:
+    low, high = bounds or spec.view_range or (None, None)
     lines = [
         f"track {spec.key}",
-        *( [f"parent {parent}"] if parent else [] ),
+        *([f"parent {parent}"] if parent else []),
         f"bigDataUrl {to_tracks}/{spec.filename}",
         f"shortLabel {_short(spec.short_label)}",
         f"longLabel {spec.label}, model {model_name}",
-        f"type bigWig {bounds}".rstrip(),
+        f"type bigWig {low:g} {high:g}" if low is not None else "type bigWig",
         f"color {spec.rgb}",
     ]
     if parent is None:
-        lines += ["visibility full", "autoScale on", "maxHeightPixels 100:50:16"]
+        lines += ["visibility full", "maxHeightPixels 100:40:16"]
+        lines += ["autoScale off", f"viewLimits {low:g}:{high:g}"] if spec.view_range else ["autoScale on"]
     return "\n".join(lines)

@@ -25,7 +25,6 @@ from . import catalog
 #: igv.js release the page is built and tested with (npm package ``igv``).
 IGV_JS_VERSION = "3.8.10"
 IGV_JS_DIST = "igv.min.js"
-PROBABILITIES_LABEL = "A/C/G/T probabilities"
 
 
 @dataclass(frozen=True)
@@ -68,7 +67,7 @@ def _gzi(fasta: Path) -> Path | None:
 
 
 def write_igv_session(inputs: BrowserInputs, path: Path | None = None) -> Path:
-    """``igv_session.xml``: genome FASTA, the tracks (probabilities overlaid), relative paths."""
+    """``igv_session.xml``: genome FASTA, one track per bigWig (fixed scales), relative paths."""
     path = path or inputs.out_dir / "igv_session.xml"
     locus = inputs.locus or default_locus(_fai(inputs.fasta))
     session = ET.Element("Session", genome=inputs.rel(inputs.fasta), hasGeneTrack="false",
@@ -79,31 +78,26 @@ def write_igv_session(inputs: BrowserInputs, path: Path | None = None) -> Path:
     ET.SubElement(feature_panel, "Track", clazz="org.broad.igv.track.SequenceTrack", id="Reference sequence",
                   name="Reference sequence", visible="true")
 
-    def data_track(parent: ET.Element, spec: catalog.TrackSpec, **extra) -> None:
+    specs = _present(inputs, catalog.GATHERED_PER_BASE_TRACKS + catalog.EMBEDDING_TRACKS)
+    # IGV numbers its autoscale groups from 1 and remembers the next free one in the session.
+    groups = {name: str(i) for i, name in enumerate(dict.fromkeys(s.autoscale_group for s in specs if s.autoscale_group), 1)}
+    session.set("nextAutoscaleGroup", str(len(groups) + 1))
+    for spec in specs:
         ET.SubElement(resources, "Resource", name=spec.label, path=spec.filename, type="bigwig")
-        track = ET.SubElement(parent, "Track", attributeKey=spec.filename, autoScale=extra.pop("autoScale", "true"),
-                              clazz="org.broad.igv.track.DataSourceTrack", color=spec.rgb, id=spec.filename,
-                              name=spec.label, renderer="BAR_CHART", visible="true", windowFunction="mean", **extra)
+        low, high = spec.view_range or (0.0, 1.0)  # the range IGV starts from when it autoscales
+        extra = {"autoscaleGroup": groups[spec.autoscale_group]} if spec.autoscale_group else {}
+        track = ET.SubElement(data_panel, "Track", attributeKey=spec.filename,
+                              autoScale="false" if spec.view_range else "true",
+                              clazz="org.broad.igv.track.DataSourceTrack", color=spec.rgb,
+                              height=str(track_height(spec)), id=spec.filename, name=spec.label,
+                              renderer="BAR_CHART", visible="true", windowFunction="mean", **extra)
         ET.SubElement(track, "DataRange", baseline="0.0", drawBaseline="true", flipAxis="false",
-                      maximum="1.0", minimum="0.0", type="LINEAR")
-
-    for spec in catalog.PER_BASE_TRACKS:
-        if spec.group is None and inputs.has(spec.filename):
-            data_track(data_panel, spec)
-    members = [s for s in catalog.PER_BASE_TRACKS if s.group == catalog.PROBABILITY_GROUP and inputs.has(s.filename)]
-    if members:
-        merged = ET.SubElement(data_panel, "Track", attributeKey="Overlay", autoScale="false",
-                               clazz="org.broad.igv.track.MergedTracks", id=catalog.PROBABILITY_GROUP,
-                               name=PROBABILITIES_LABEL, visible="true")
-        for spec in members:
-            data_track(merged, spec, autoScale="false")
-    for spec in catalog.EMBEDDING_TRACKS:
-        if inputs.has(spec.filename):
-            data_track(data_panel, spec)
+                      maximum=str(high), minimum=str(low), type="LINEAR")
     if inputs.has(catalog.SEGMENTS_BED):
         ET.SubElement(resources, "Resource", name=catalog.SEGMENTS_LABEL, path=catalog.SEGMENTS_BED, type="bed")
+        # Expanded: each segment's name (its cluster) is written under it.
         ET.SubElement(feature_panel, "Track", attributeKey=catalog.SEGMENTS_BED, clazz="org.broad.igv.track.FeatureTrack",
-                      displayMode="COLLAPSED", id=catalog.SEGMENTS_BED, name=catalog.SEGMENTS_LABEL, visible="true")
+                      displayMode="EXPANDED", id=catalog.SEGMENTS_BED, name=catalog.SEGMENTS_LABEL, visible="true")
     if inputs.annotation is not None:
         rel = inputs.rel(inputs.annotation)
         ET.SubElement(resources, "Resource", name="Annotation", path=rel, type="gff3")
@@ -113,6 +107,15 @@ def write_igv_session(inputs: BrowserInputs, path: Path | None = None) -> Path:
     with atomic_path(path) as tmp:
         ET.ElementTree(session).write(tmp, encoding="UTF-8", xml_declaration=True)
     return path
+
+
+def _present(inputs: BrowserInputs, specs) -> list[catalog.TrackSpec]:
+    return [spec for spec in specs if inputs.has(spec.filename)]
+
+
+def track_height(spec: catalog.TrackSpec) -> int:
+    """Pixels per track: the four probabilities and four logo letters are shorter than the rest."""
+    return 36 if spec.key.startswith(("prob_", "logo_")) else 50
 
 
 # --------------------------------------------------------------------------- igv.js page
@@ -126,20 +129,22 @@ def igv_js_options(inputs: BrowserInputs) -> dict:
     if _gzi(fasta) is not None:
         reference["compressedIndexURL"] = inputs.rel(_gzi(fasta))
 
-    def wig(spec: catalog.TrackSpec, **extra) -> dict:
-        return {"name": spec.label, "type": "wig", "format": "bigwig", "url": spec.filename,
-                "color": spec.hex_color, "autoscale": True, "height": 60, **extra}
+    def wig(spec: catalog.TrackSpec) -> dict:
+        track = {"name": spec.label, "type": "wig", "format": "bigwig", "url": spec.filename,
+                 "color": spec.hex_color, "height": track_height(spec)}
+        if spec.view_range:
+            track.update(autoscale=False, min=spec.view_range[0], max=spec.view_range[1])
+        else:
+            track.update(autoscale=True)
+        if spec.autoscale_group:
+            track["autoscaleGroup"] = spec.autoscale_group
+        return track
 
-    tracks = [wig(s) for s in catalog.PER_BASE_TRACKS if s.group is None and inputs.has(s.filename)]
-    members = [s for s in catalog.PER_BASE_TRACKS if s.group == catalog.PROBABILITY_GROUP and inputs.has(s.filename)]
-    if members:
-        tracks.append({"name": PROBABILITIES_LABEL, "type": "merged", "height": 80, "autoscale": False,
-                       "min": 0, "max": 1, "alpha": 0.5,  # translucent, so all four overlaid bases show
-                       "tracks": [wig(s, autoscale=False, min=0, max=1) for s in members]})
-    tracks += [wig(s, height=50) for s in catalog.EMBEDDING_TRACKS if inputs.has(s.filename)]
+    tracks = [wig(s) for s in _present(inputs, catalog.GATHERED_PER_BASE_TRACKS + catalog.EMBEDDING_TRACKS)]
     if inputs.has(catalog.SEGMENTS_BED):
+        # Expanded and tall enough that each segment's cluster name fits under it.
         tracks.append({"name": catalog.SEGMENTS_LABEL, "type": "annotation", "format": "bed",
-                       "url": catalog.SEGMENTS_BED, "indexed": False, "displayMode": "COLLAPSED", "height": 30})
+                       "url": catalog.SEGMENTS_BED, "indexed": False, "displayMode": "EXPANDED", "height": 50})
     if inputs.annotation is not None:
         tracks.append({"name": "Annotation (GFF3)", "type": "annotation", "format": "gff3",
                        "url": inputs.rel(inputs.annotation), "indexed": False, "displayMode": "EXPANDED"})
@@ -163,14 +168,22 @@ _PAGE = """<!doctype html>
   body {{ font-family: sans-serif; margin: 1em; }}
   #status {{ font-size: 0.9em; color: #555; margin: 0.3em 0 0.8em; }}
   #status[data-state="error"] {{ color: #b00; }}
+  #notes {{ font-size: 0.9em; max-width: 80em; }}
+  #legend table {{ border-collapse: collapse; font-size: 0.9em; }}
+  #legend td, #legend th {{ padding: 0.15em 0.8em 0.15em 0; text-align: left; }}
+  #legend .swatch {{ display: inline-block; width: 2.2em; height: 0.9em; vertical-align: middle; }}
 </style>
 </head>
 <body>
 <h2>dnafm · {title}</h2>
 <div id="status" data-state="loading">loading tracks…</div>
 <div id="igv"></div>
+{legend}
 <script>
 const options = {options};
+// igv.html?locus=chr1:1000-2000 opens there (a link to a region can be shared).
+const askedLocus = new URLSearchParams(window.location.search).get("locus");
+if (askedLocus) options.locus = askedLocus;
 // Count what each track holds over the first locus; the status line says if any track failed.
 async function loadedTracks(browser) {{
   const errors = [];
@@ -202,6 +215,9 @@ async function loadedTracks(browser) {{
   try {{
     const browser = await igv.createBrowser(document.getElementById("igv"), options);
     errors.push(...await loadedTracks(browser));
+    // What igv.js itself shows, one entry per track (name and kind), for tests and scripts.
+    status.dataset.tracks = JSON.stringify(browser.findTracks(t => options.tracks.some(c => c.name === t.name))
+      .map(t => ({{name: t.name, type: t.type}})));
     document.querySelectorAll(".igv-ui-alert-dialog-container, .igv-ui-alert").forEach(alert => {{
       if (alert.offsetParent !== null && alert.textContent.trim()) errors.push("alert: " + alert.textContent.trim());
     }});
@@ -219,6 +235,42 @@ async function loadedTracks(browser) {{
 """
 
 
+_NOTES = """<div id="notes">
+<p><b>Logo tracks</b> (A, C, G, T logo height, bits): at each base, the model's information
+content (2 − entropy in bits, 0–2) shared among the letters by their probability; the four
+heights sum to the information content. igv.js draws them as four bar tracks; the UCSC hub
+(<code>hub/</code>) stacks them and draws letters (multiWig, <code>logo on</code>).
+<b>Scales</b>: fixed for loss (0–2.77 nats; chance is ln 4 = 1.39), entropy (0–1.39 nats)
+and probabilities (0–1); the four logo tracks share one scale fitted to the view (at most
+2 bits); PC tracks scale to the view.</p>
+</div>"""
+
+
+def legend_html(inputs: BrowserInputs) -> str:
+    """The notes on the tracks and, with segments, a table cluster → colour, share, top feature type."""
+    from .legend import read_segment_legend
+
+    if not inputs.has(catalog.SEGMENTS_BED):
+        return _NOTES
+    enrichment = inputs.out_dir / catalog.ENRICHMENT_TSV
+    legend = read_segment_legend(inputs.out_dir / catalog.SEGMENTS_BED, enrichment)
+    annotated = inputs.annotation is not None
+    head = "<tr><th>colour</th><th>cluster</th><th>share of segmented bases</th>"
+    head += "<th>most enriched feature type (observed / expected)</th></tr>" if annotated else "</tr>"
+    rows = []
+    for entry in legend:
+        cells = [f'<span class="swatch" style="background:{entry.hex_color}"></span>', html.escape(entry.cluster),
+                 f"{100 * entry.share:.1f}%"]
+        if annotated:
+            cells.append(f"{html.escape(entry.top_feature)} ({entry.top_obs_exp:.2f}×)" if entry.top_feature
+                         else "none above 1×")
+        rows.append("<tr>" + "".join(f"<td>{cell}</td>" for cell in cells) + "</tr>")
+    caption = ("" if annotated else
+               "<p>No annotation was given: a GFF3 (<code>--annotation</code>) adds each cluster's most enriched feature type.</p>")
+    return (f'<section id="legend"><h3>{html.escape(catalog.SEGMENTS_LABEL)}</h3>\n<table>\n{head}\n'
+            + "\n".join(rows) + f"\n</table>\n{caption}</section>\n{_NOTES}")
+
+
 def write_igv_html(inputs: BrowserInputs, igv_js: Path, path: Path | None = None) -> Path:
     """``igv.html`` plus a copy of igv.js's dist file beside it."""
     igv_js = Path(igv_js)
@@ -229,7 +281,7 @@ def write_igv_html(inputs: BrowserInputs, igv_js: Path, path: Path | None = None
         shutil.copyfile(igv_js, tmp)
     options = json.dumps(igv_js_options(inputs), indent=2).replace("</", "<\\/")
     page = _PAGE.format(title=html.escape(f"{inputs.genome_name} · {inputs.model_name}"),
-                        version=IGV_JS_VERSION, dist=IGV_JS_DIST, options=options)
+                        version=IGV_JS_VERSION, dist=IGV_JS_DIST, options=options, legend=legend_html(inputs))
     with atomic_open(path) as handle:
         handle.write(page)
     return path

@@ -2,9 +2,11 @@
 
 import shlex
 
+from dnafm_lib.tracks.catalog import PER_BASE_FILES
+
 TRACKS_DIR = RESULTS / "tracks"
 TRACKS = config["tracks"]
-TRACK_FILES = ["mlm_loss.bw", "entropy.bw", "prob_A.bw", "prob_C.bw", "prob_G.bw", "prob_T.bw"]
+TRACK_FILES = list(PER_BASE_FILES)  # loss, entropy, P(A..T) and the four logo tracks
 # tracks.embeddings "full": the (bins × hidden) float16 array; "pcs": its top PCs and the PCA.
 EMBEDDING_STORE_FILES = {"full": ["embeddings_f16.npy"], "pcs": ["embedding_pcs_f16.npy", "embedding_pca.npz"]}
 EMBEDDING_FILES = ["embedding_pc1.bw", "embedding_pc2.bw", "embedding_pc3.bw", "segments.bed",
