@@ -31,15 +31,26 @@ ALL_TARGETS = []
 
 
 # Input functions shared by the genome stages (they read the splits table after its checkpoint).
+import os
 import shlex
 
 import pandas as pd
 
 
+_GENOMES_TABLES = {}  # path → (mtime, table): input functions ask for it once per job, 10^4+ times
+
+
 def genomes_table():
-    """The splits table (genome, accession, source, location, split, annotation, assembly_name, status)."""
+    """The splits table (genome, accession, source, location, split, annotation, assembly_name, status).
+
+    Read once per version of the file (callers must not modify it)."""
     table = checkpoints.build_splits.get().output.genomes
-    return pd.read_csv(table, sep="\t", dtype=str, keep_default_na=False).set_index("genome", drop=False)
+    stamp = os.stat(table).st_mtime_ns
+    cached = _GENOMES_TABLES.get(table)
+    if cached is None or cached[0] != stamp:
+        frame = pd.read_csv(table, sep="\t", dtype=str, keep_default_na=False).set_index("genome", drop=False)
+        cached = _GENOMES_TABLES[table] = (stamp, frame)
+    return cached[1]
 
 
 def genome_row(genome):
