@@ -17,7 +17,7 @@ requeues, and the disk the stage's outputs take.
 
     sudo scripts/slurm-up.sh
     python benchmarks/nt_rehearsal.py --scale 1e-4 --work /tmp/nt_rehearsal
-    python benchmarks/nt_rehearsal.py --smoke          # 40 list lines, a few minutes (CI: test_slurm_rehearsal.py)
+    python benchmarks/nt_rehearsal.py --smoke          # 20 list lines, a few minutes (CI: test_slurm_rehearsal.py)
 
 The size mix (per category: genomes in the 812-line list, typical assembly size) is an
 assumption, stated in CATEGORIES below; the real list's genome sizes are not read (no network).
@@ -287,8 +287,9 @@ def read_table(path: Path) -> list[dict[str, str]]:
 
 
 def rehearse(args) -> list[StageResult]:
-    lines, gone = (40, 3) if args.smoke else (812, 17)
-    validation, test = (4, 4) if args.smoke else (50, 50)
+    lines, gone = (20, 3) if args.smoke else (args.lines, args.gone)
+    # The NT rule: 50 validation and 50 test genomes; fewer for a shorter list.
+    validation = test = min(50, lines // 8) if not args.smoke else 2
     scale = args.scale if args.scale is not None else (1e-5 if args.smoke else 1e-4)
     genomes = cohort(lines, gone, args.seed)
     ncbi = FakeNcbi().start()
@@ -365,7 +366,9 @@ def main(argv=None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scale", type=float, default=None,
                         help="genome sizes × this (default 1e-4; 1e-5 with --smoke); at least 600 nt each")
-    parser.add_argument("--smoke", action="store_true", help="40 list lines (3 gone), 4+4 validation/test genomes")
+    parser.add_argument("--smoke", action="store_true", help="20 list lines (3 gone), 2+2 validation/test genomes")
+    parser.add_argument("--lines", type=int, default=812, help="NT list lines (the paper's: 812)")
+    parser.add_argument("--gone", type=int, default=17, help="of them, genomes gone from NCBI (one is the rat)")
     parser.add_argument("--work", default="/tmp/nt_rehearsal", help="an empty directory for the repo copy and results")
     parser.add_argument("--resume", action="store_true", help="reuse a --work directory of an earlier run")
     parser.add_argument("--jobs", type=int, default=8, help="Slurm jobs in the queue at once")

@@ -9,6 +9,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
@@ -24,6 +25,20 @@ def node_ready() -> bool:
         return False
     result = run_cmd(["sinfo", "-h", "-o", "%T"], timeout=30)
     return result.returncode == 0 and any(s in result.stdout for s in ("idle", "mixed", "allocated"))
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster():
+    """A running single-node Slurm with accounting; started here (and stopped after) when needed."""
+    if node_ready():
+        yield
+        return
+    if os.geteuid() != 0:
+        pytest.skip("no Slurm cluster running and not root: run `sudo scripts/slurm-up.sh` first")
+    started = run_cmd(["bash", str(REPO / "scripts" / "slurm-up.sh")], timeout=900)
+    assert started.returncode == 0, f"scripts/slurm-up.sh failed:\n{started.stdout}\n{started.stderr}"
+    yield
+    run_cmd(["bash", str(REPO / "scripts" / "slurm-down.sh")], timeout=300)
 
 
 def repo_copy(destination: Path) -> Path:

@@ -18,27 +18,14 @@ from pathlib import Path
 
 import pytest
 
-from .slurm_helpers import edit_profile_for_this_node, node_ready, preempt_pretraining, repo_copy, run_cmd
+from .slurm_helpers import edit_profile_for_this_node, preempt_pretraining, repo_copy, run_cmd
+from .slurm_helpers import slurm_cluster  # noqa: F401  (a fixture)
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parents[1]
 GENOMES = Path("/work/shared/data/genomes")
 VENV_BIN = Path(sys.executable).parent
-
-
-@pytest.fixture(scope="session")
-def slurm_cluster():
-    """A running single-node Slurm with accounting; started here (and stopped after) when needed."""
-    if node_ready():
-        yield
-        return
-    if os.geteuid() != 0:
-        pytest.skip("no Slurm cluster running and not root: run `sudo scripts/slurm-up.sh` first")
-    started = run_cmd(["bash", str(REPO / "scripts" / "slurm-up.sh")], timeout=900)
-    assert started.returncode == 0, f"scripts/slurm-up.sh failed:\n{started.stdout}\n{started.stderr}"
-    yield
-    run_cmd(["bash", str(REPO / "scripts" / "slurm-down.sh")], timeout=300)
 
 
 def env_with_venv(**extra: str) -> dict[str, str]:
