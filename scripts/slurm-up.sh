@@ -15,6 +15,9 @@
 #   DNAFM_SLURM_WAIT_S     how long to wait for the node to come up idle (default: 120)
 #   DNAFM_SLURM_OVERSUBSCRIBE  the partition's OverSubscribe (default: FORCE:4, up to 4 jobs share
 #                          a CPU: a workflow's small jobs mostly wait on Python start-up; NO: one per CPU)
+#   DNAFM_SLURM_NODE_CPUS  CPUs the node offers to jobs (default: what it has, `slurmd -C`); more
+#                          lets a job ask for more CPUs than the machine has, as the grouped
+#                          per-genome jobs of profiles/slurm do (benchmarks/nt_rehearsal.py)
 set -euo pipefail
 
 CLUSTER=${DNAFM_SLURM_CLUSTER:-dnafm}
@@ -23,6 +26,7 @@ ACCOUNT=${DNAFM_SLURM_ACCOUNT:-dnafm}
 USERS=${DNAFM_SLURM_USERS:-root ${SUDO_USER:-}}
 WAIT_S=${DNAFM_SLURM_WAIT_S:-120}
 OVERSUBSCRIBE=${DNAFM_SLURM_OVERSUBSCRIBE:-FORCE:4}
+NODE_CPUS=${DNAFM_SLURM_NODE_CPUS:-}
 
 CONF_DIR=/etc/slurm
 LOG_DIR=/var/log/slurm
@@ -174,6 +178,13 @@ write_configs() {
     # more than it has would drain it.
     node_line=$(slurmd -C | head -n 1) || die "slurmd -C failed"
     [[ $node_line == NodeName=* ]] || die "unexpected output from slurmd -C: $node_line"
+    # More CPUs than the machine has: a flat topology, and slurmd told to trust the config.
+    local overrides=""
+    if [[ -n $NODE_CPUS ]]; then
+        [[ $NODE_CPUS =~ ^[1-9][0-9]*$ ]] || die "DNAFM_SLURM_NODE_CPUS must be a positive integer, not '$NODE_CPUS'"
+        node_line="$(grep -o '^NodeName=[^ ]*' <<<"$node_line") CPUs=$NODE_CPUS $(grep -o 'RealMemory=[0-9]*' <<<"$node_line")"
+        overrides="SlurmdParameters=config_overrides"
+    fi
     install -d -m 0755 -o slurm -g slurm "$LOG_DIR" "$RUN_DIR" "$STATE_DIR" \
         "$STATE_DIR/slurmctld" "$STATE_DIR/slurmd"
 
@@ -212,6 +223,7 @@ AccountingStoreFlags=job_comment
 JobAcctGatherType=jobacct_gather/linux
 JobAcctGatherFrequency=10
 JobCompType=jobcomp/none
+$overrides
 $node_line NodeAddr=127.0.0.1 State=UNKNOWN
 PartitionName=$PARTITION Nodes=ALL Default=YES MaxTime=INFINITE State=UP OverSubscribe=$OVERSUBSCRIBE
 EOF

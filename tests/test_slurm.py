@@ -10,7 +10,6 @@ import csv
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -19,38 +18,14 @@ from pathlib import Path
 
 import pytest
 
+from .slurm_helpers import edit_profile_for_this_node, preempt_pretraining, repo_copy, run_cmd
+from .slurm_helpers import slurm_cluster  # noqa: F401  (a fixture)
+
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parents[1]
 GENOMES = Path("/work/shared/data/genomes")
 VENV_BIN = Path(sys.executable).parent
-# The CI node has no GPUs and 2 CPUs: no GPU requests; pretraining as 2 torchrun agents (gloo).
-CI_PROFILE_ENV = {"DNAFM_SLURM_NO_GPU": "1", "DNAFM_SLURM_PRETRAIN_NODES": "1", "DNAFM_SLURM_PRETRAIN_TASKS": "2"}
-
-
-def run_cmd(command: list[str], **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run(command, capture_output=True, text=True, **kwargs)
-
-
-def node_ready() -> bool:
-    if shutil.which("sinfo") is None:
-        return False
-    result = run_cmd(["sinfo", "-h", "-o", "%T"], timeout=30)
-    return result.returncode == 0 and any(s in result.stdout for s in ("idle", "mixed", "allocated"))
-
-
-@pytest.fixture(scope="session")
-def slurm_cluster():
-    """A running single-node Slurm with accounting; started here (and stopped after) when needed."""
-    if node_ready():
-        yield
-        return
-    if os.geteuid() != 0:
-        pytest.skip("no Slurm cluster running and not root: run `sudo scripts/slurm-up.sh` first")
-    started = run_cmd(["bash", str(REPO / "scripts" / "slurm-up.sh")], timeout=900)
-    assert started.returncode == 0, f"scripts/slurm-up.sh failed:\n{started.stdout}\n{started.stderr}"
-    yield
-    run_cmd(["bash", str(REPO / "scripts" / "slurm-down.sh")], timeout=300)
 
 
 def env_with_venv(**extra: str) -> dict[str, str]:
@@ -178,18 +153,6 @@ def declared_local_rules() -> set[str]:
     return names
 
 
-def repo_copy(destination: Path) -> Path:
-    """The working tree as git sees it (tracked and new files, not ignored ones)."""
-    listed = run_cmd(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=REPO, timeout=60)
-    assert listed.returncode == 0, listed.stderr
-    for name in filter(None, listed.stdout.split("\0")):
-        source = REPO / name
-        if source.is_file():
-            (destination / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, destination / name)
-    return destination
-
-
 @dataclass
 class DemoRun:
     work: Path
@@ -197,38 +160,13 @@ class DemoRun:
     preempted_job: str | None  # the pretraining job signalled with USR1 mid-run
 
 
-def preempt_pretraining(work: Path, run: subprocess.Popen, min_steps: int = 5) -> str | None:
-    """Once the pretraining job has trained a few steps, send it USR1 as a scheduler would."""
-    metrics = work / "results" / "pretrain" / "demo" / "metrics.csv"
-    while run.poll() is None:
-        jobs = run_cmd(["squeue", "-h", "-o", "%i %k %T"]).stdout.split("\n")
-        pretraining = [line.split() for line in jobs if "rule_pretrain_model" in line]
-        if pretraining and pretraining[0][2] == "RUNNING" and metrics.exists() \
-                and len(metrics.read_text().splitlines()) > min_steps:
-            job_id = pretraining[0][0]
-            assert run_cmd(["scancel", "--signal=USR1", job_id]).returncode == 0
-            release_requeued(job_id)
-            return job_id
-        time.sleep(1)
-    return None
-
-
-def release_requeued(job_id: str) -> None:
-    """Slurm holds a requeued job for a couple of minutes: as root, let it start again now."""
-    if os.geteuid() != 0:
-        return
-    for _ in range(180):
-        if run_cmd(["squeue", "-h", "-j", job_id, "-o", "%T %r"]).stdout.strip() == "PENDING BeginTime":
-            run_cmd(["scontrol", "update", f"jobid={job_id}", "StartTime=now"])
-            return
-        time.sleep(1)
-
-
 @pytest.fixture(scope="module")
 def demo_on_slurm(slurm_cluster, tmp_path_factory) -> DemoRun:
-    """The demo workflow run to the end with `snakemake --profile profiles/slurm` in a copy of the repo,
+    """The demo workflow run to the end with `snakemake --profile slurm` in a copy of the repo,
     its pretraining job preempted (USR1) once on the way."""
     work = repo_copy(tmp_path_factory.mktemp("slurm_demo"))
+    # This node as its admin would set the profile up: no GPUs, 2 CPUs, 2 training ranks.
+    edit_profile_for_this_node(work / "profiles" / "slurm")
     # 2 training ranks: the global batch must split over them. Shorter training than the demo's
     # (this tests the cluster machinery; tests/test_workflow_* hold the demo to its loss bar).
     (work / "ci_slurm.yaml").write_text(
@@ -238,11 +176,11 @@ def demo_on_slurm(slurm_cluster, tmp_path_factory) -> DemoRun:
     )
     log = open(work / "snakemake.log", "w+")
     snakemake = subprocess.Popen(
-        [sys.executable, "-m", "snakemake", "--profile", "profiles/slurm", "--jobs", "4",
+        [sys.executable, "-m", "snakemake", "--profile", "slurm", "--jobs", "4",
          "--slurm-init-seconds-before-status-checks", "2", "--configfile", "ci_slurm.yaml"],
-        cwd=work, env=env_with_venv(**CI_PROFILE_ENV), stdout=log, stderr=subprocess.STDOUT, text=True)
+        cwd=work, env=env_with_venv(), stdout=log, stderr=subprocess.STDOUT, text=True)
     try:
-        preempted = preempt_pretraining(work, snakemake)
+        preempted = preempt_pretraining(work / "results" / "pretrain" / "demo" / "metrics.csv", snakemake)
         snakemake.wait(timeout=2400)
     finally:
         if snakemake.poll() is None:

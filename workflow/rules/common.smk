@@ -63,6 +63,7 @@ def selected_targets():
 
 
 # Input functions shared by the genome stages (they read the splits table after its checkpoint).
+import os
 import shlex
 
 import pandas as pd
@@ -71,15 +72,23 @@ import pandas as pd
 # The table every genome job reads (the splits stage's genomes.tsv) or, without that stage,
 # the genome sheet itself (rows need no split then).
 GENOME_TABLE = RESULTS / "splits" / "genomes.tsv" if "splits" in STAGES else Path(config["genome_sheet"])
+_GENOMES_TABLES = {}  # path → (mtime, table): input functions ask for it once per job, 10^4+ times
 
 
 def genomes_table():
-    """One row per genome (genome, accession, source, location, split, annotation, assembly_name, status)."""
+    """One row per genome (genome, accession, source, location, split, annotation, assembly_name, status).
+
+    Read once per version of the file (callers must not modify it)."""
     if "splits" not in STAGES:
         table = GENOME_SHEET.fillna("").assign(assembly_name="", status="")
         return table.set_index("genome", drop=False)
     table = checkpoints.build_splits.get().output.genomes
-    return pd.read_csv(table, sep="\t", dtype=str, keep_default_na=False).set_index("genome", drop=False)
+    stamp = os.stat(table).st_mtime_ns
+    cached = _GENOMES_TABLES.get(table)
+    if cached is None or cached[0] != stamp:
+        frame = pd.read_csv(table, sep="\t", dtype=str, keep_default_na=False).set_index("genome", drop=False)
+        cached = _GENOMES_TABLES[table] = (stamp, frame)
+    return cached[1]
 
 
 def genome_row(genome):
