@@ -168,12 +168,25 @@ def validation_batches(reader: WindowReader, *, seed: int, n_samples: int, micro
     ]
 
 
-def base_composition_entropy_nats(batches: Sequence[MlmBatch]) -> float:
-    """Entropy (nats) of the A/C/G/T composition of the masked targets: the loss of a model that
-    knows only the base frequencies, the bar a trained model must beat."""
-    labels = np.concatenate([b.labels[b.labels != IGNORE_INDEX] for b in batches]) if batches else np.array([])
-    counts = np.array([(labels == token).sum() for token in ACGT_IDS], dtype=np.float64)
+def base_counts(batches: Sequence[MlmBatch]) -> np.ndarray:
+    """How many masked targets are A, C, G and T (in ``ACGT_IDS`` order), as float64."""
+    counts = np.zeros(len(ACGT_IDS), dtype=np.float64)
+    for batch in batches:
+        targets = batch.labels[batch.labels != IGNORE_INDEX]
+        counts += [(targets == token).sum() for token in ACGT_IDS]
+    return counts
+
+
+def entropy_nats(counts: np.ndarray) -> float:
+    """Entropy (nats) of the distribution that ``counts`` describe; NaN when there are none."""
+    counts = np.asarray(counts, dtype=np.float64)
     if counts.sum() == 0:
         return float("nan")
     p = counts[counts > 0] / counts.sum()
     return float(-(p * np.log(p)).sum())
+
+
+def base_composition_entropy_nats(batches: Sequence[MlmBatch]) -> float:
+    """Entropy (nats) of the A/C/G/T composition of the masked targets: the loss of a model that
+    knows only the base frequencies, the bar a trained model must beat."""
+    return entropy_nats(base_counts(batches))
