@@ -16,7 +16,7 @@ on the contig, never on the chunk, so chunked and unchunked runs score the same 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable, Iterator, Sequence
+from typing import Sequence
 
 import numpy as np
 
@@ -132,9 +132,3 @@ def plan_chunks(
     return chunks
 
 
-def iter_region_windows(
-    regions: Iterable[Region], contig_lengths: dict[str, int], window_bp: int, stride_bp: int
-) -> Iterator[tuple[Region, Window]]:
-    for region in regions:
-        for window in windows_for_region(region, contig_lengths[region.contig], window_bp, stride_bp):
-            yield region, window

@@ -19,7 +19,7 @@ from typing import Protocol, Sequence
 
 import numpy as np
 
-from ..tokenizer import ACGT_IDS, CLS_ID, EOS_ID, MASK_ID, PAD_ID
+from ..tokenizer import ACGT_IDS, MASK_ID, PAD_ID, frame
 
 IGNORE_INDEX = -100  # label of positions that carry no loss (torch cross_entropy's default)
 _MASKABLE = np.zeros(256, dtype=bool)
@@ -53,12 +53,8 @@ class MlmBatch:
 
 
 def frame_window(tokens: np.ndarray, length: int) -> np.ndarray:
-    """``[CLS] + tokens[:length] + [EOS]``, PAD to ``len(tokens) + 2``."""
-    row = np.full(tokens.shape[0] + 2, PAD_ID, dtype=np.int64)
-    row[0] = CLS_ID
-    row[1 : length + 1] = tokens[:length]
-    row[length + 1] = EOS_ID
-    return row
+    """``[CLS] + tokens[:length] + [EOS]``, PAD to ``len(tokens) + 2`` (a shard row's fixed width)."""
+    return frame(tokens[:length], width=tokens.shape[0] + 2)
 
 
 def sample_rng(stream: int, seed: int, step: int, sample_id: int) -> np.random.Generator:
