@@ -35,6 +35,7 @@ from dnafm_lib.train.data import build_batch
 from dnafm_lib.train.distributed import init_distributed, materialize_on_device, shard_model, shutdown_distributed
 from dnafm_lib.train.objective import batch_to_device, mlm_loss_sum
 from dnafm_lib.train.optim import build_optimizer, clip_gradients
+from dnafm_lib.train.parallelize import apply_activation_checkpointing
 
 VARIANTS = {
     "eager": dict(compile=False, activation_checkpointing=False),
@@ -132,17 +133,18 @@ def run_variant(name: str, args, model_config, ctx, peak_flops) -> dict:
                          global_batch_size=args.micro_batch, learning_rate=1e-4, min_learning_rate=1e-5,
                          warmup_steps=0, compile=switches["compile"],
                          activation_checkpointing=switches["activation_checkpointing"])
-    model_config.activation_checkpointing = switches["activation_checkpointing"]
     dtype = torch.bfloat16 if ctx.device.type == "cuda" else torch.float32
     if ctx.device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
         model = build_model(model_config, device="meta")
-        shard_model(model, dtype, compile_blocks=config.compile)
-        materialize_on_device(model, ctx.device, seed=0)
     else:
         torch.manual_seed(0)
         model = build_model(model_config, device="cpu")
-        shard_model(model, dtype, compile_blocks=config.compile)
+    if config.activation_checkpointing:
+        apply_activation_checkpointing(model)
+    shard_model(model, dtype, compile_blocks=config.compile)
+    if ctx.device.type == "cuda":
+        materialize_on_device(model, ctx.device, seed=0)
     model.train()
     optimizer = build_optimizer(model, config, ctx.device)
     reader = SyntheticWindows(n_windows=args.micro_batch * args.accumulation * (args.steps + args.warmup),

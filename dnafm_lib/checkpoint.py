@@ -299,8 +299,8 @@ def load_model(
 ) -> DnaFmForMaskedLM:
     """A preset name (``tiny``, ``300m``, ``7b``: freshly initialised) or a checkpoint directory.
 
-    ``runtime`` sets switches that do not change the weights (``attn_backend``,
-    ``activation_checkpointing``). The model is returned in eval mode.
+    ``runtime`` sets switches that do not change the weights (``attn_backend``). The model is
+    returned in eval mode.
     """
     name = str(path_or_preset)
     if name in PRESETS and not Path(name).is_dir():

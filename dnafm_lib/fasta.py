@@ -27,8 +27,6 @@ from typing import Iterator, NamedTuple
 from .errors import DnafmError
 from .tokenizer import BYTE_TO_ID
 
-#: Bytes accepted in a sequence line: A, C, G, T and the IUPAC ambiguity codes, either case.
-VALID_SEQUENCE_BYTES = bytes(code for code in range(256) if BYTE_TO_ID[code] != 255)
 #: What a translate table maps a byte outside the IUPAC codes to.
 INVALID = b"\xff"
 #: The default table: valid bytes unchanged, anything else INVALID.

@@ -1,27 +1,30 @@
 """Resumable, verified HTTP downloads and polite JSON requests (NCBI and plain URLs).
 
-One ``HttpClient`` per process: it spaces requests to a client-side rate limit, retries
-5xx answers and broken connections with exponential backoff, waits as long as a 429's
-``Retry-After`` says, resumes a broken download with an HTTP ``Range`` request, refuses
-an HTML error page served with status 200 where data was expected, and writes every
-file under a temporary name that only becomes the output once whole and verified.
+One ``HttpClient`` per process. urllib3's ``Retry`` (mounted on a requests session) retries
+5xx answers and failed connections with exponential backoff and waits as long as a 429's
+``Retry-After`` says. What no library does is here: the client-side rate limit (retries
+included), a Retry-After cap, resuming a body that broke off with an HTTP ``Range`` request,
+refusing an HTML error page served with status 200 where data was expected, the md5 check,
+and writing every file under a temporary name that only becomes the output once whole.
 """
 
 from __future__ import annotations
 
-import email.utils
 import hashlib
+import io
 import json
 import os
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, BinaryIO
 
 import requests
 import urllib3
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
 
 from .atomic import atomic_path
 from .errors import DnafmError
@@ -34,6 +37,8 @@ PROGRESS_MIN_BYTES = 8 << 20
 HEAD_CHECK_BYTES = 512
 # The first bytes of each payload kind; an HTML page starts with "<" instead.
 MAGIC = {"gzip": (b"\x1f\x8b",), "zip": (b"PK\x03\x04", b"PK\x05\x06"), "json": (b"{", b"[")}
+# Answers worth asking again: rate limiting and server errors.
+RETRIED_STATUSES = frozenset({429, *range(500, 600)})
 
 
 class HttpError(DnafmError):
@@ -82,22 +87,6 @@ class RateLimiter:
             time.sleep(start - now)
 
 
-def parse_retry_after(value: str | None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date)."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
-
-
 def looks_like_html(head: bytes) -> bool:
     start = head.lstrip()[:15].lower()
     return start.startswith((b"<!doctype html", b"<html", b"<head", b"<body", b"<?xml"))
@@ -120,8 +109,93 @@ def _check_payload_start(url: str, head: bytes, expect: str | None, content_type
     raise HttpError(f"{url}: server answered status 200 with {what} where {expect} was expected")
 
 
+class _RetryAfterTooLong(Exception):
+    def __init__(self, seconds: float):
+        super().__init__(seconds)
+        self.seconds = seconds
+
+
+class _PoliteRetry(Retry):
+    """urllib3's Retry with this project's policy: the doubling backoff of ``RetryPolicy``, a
+    Retry-After longer than ``max_retry_after_s`` treated as a failure (urllib3 would shorten
+    it), and every retry waiting its turn at the client's rate limiter."""
+
+    policy = RetryPolicy()
+    limiter: RateLimiter | None = None
+
+    @classmethod
+    def for_policy(cls, policy: RetryPolicy, limiter: RateLimiter) -> _PoliteRetry:
+        retry = cls(total=policy.max_attempts - 1, status_forcelist=RETRIED_STATUSES, allowed_methods=None,
+                    raise_on_status=False, respect_retry_after_header=True)
+        retry.policy, retry.limiter = policy, limiter
+        return retry
+
+    def new(self, **kw: Any) -> _PoliteRetry:
+        retry = super().new(**kw)
+        retry.policy, retry.limiter = self.policy, self.limiter
+        return retry
+
+    def get_backoff_time(self) -> float:
+        return self.policy.backoff_s(max(1, len(self.history)))
+
+    def parse_retry_after(self, retry_after: str) -> float:
+        seconds = super().parse_retry_after(retry_after)
+        if seconds > self.policy.max_retry_after_s:
+            raise _RetryAfterTooLong(seconds)
+        return seconds
+
+    def get_retry_after(self, response) -> float | None:
+        try:
+            return super().get_retry_after(response)
+        except urllib3.exceptions.InvalidHeader:  # unreadable: fall back to the backoff
+            return None
+
+    def sleep(self, response=None) -> None:
+        super().sleep(response)
+        if self.limiter is not None:
+            self.limiter.wait()
+
+
+@dataclass
+class _Transfer:
+    """A download in progress: what was written where, its md5 so far and its progress bar."""
+
+    handle: BinaryIO
+    label: str
+    progress: bool
+    hasher: Any = field(default_factory=hashlib.md5)
+    written: int = 0
+    total: int | None = None
+    encoding: str | None = None
+    bar: Any = None
+
+    def restart(self) -> None:
+        self.handle.seek(0)
+        self.handle.truncate()
+        self.hasher = hashlib.md5()
+        self.written = 0
+
+    def announce(self, total: int | None) -> None:
+        self.total = total
+        if self.bar is None and self.progress and (total is None or total >= PROGRESS_MIN_BYTES):
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, unit="B", unit_scale=True, desc=self.label, leave=False)
+
+    def write(self, chunk: bytes) -> None:
+        self.handle.write(chunk)
+        self.hasher.update(chunk)
+        self.written += len(chunk)
+        if self.bar is not None:
+            self.bar.update(len(chunk))
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
 class HttpClient:
-    """requests.Session with rate limiting, retries, Retry-After and resumable downloads."""
+    """requests.Session with rate limiting, retries (urllib3), Retry-After and resumable downloads."""
 
     def __init__(
         self,
@@ -130,56 +204,40 @@ class HttpClient:
         retry: RetryPolicy = RetryPolicy(),
         timeout_s: float = 60.0,
         progress: bool | None = None,
-        sleep: Callable[[float], None] = time.sleep,
     ):
-        self.session = requests.Session()
-        self.session.headers["User-Agent"] = USER_AGENT
         self.limiter = RateLimiter(requests_per_s)
         self.retry = retry
+        self.session = requests.Session()
+        self.session.headers["User-Agent"] = USER_AGENT
+        adapter = HTTPAdapter(max_retries=_PoliteRetry.for_policy(retry, self.limiter))
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
         self.timeout_s = timeout_s
         # None: a bar only when stderr is a terminal (not in Snakemake logs).
         self.progress = sys.stderr.isatty() if progress is None else progress
-        self._sleep = sleep
 
-    # -- one request with retries -------------------------------------------------------
-    def _request(self, url: str, *, params=None, headers=None, stream=False) -> requests.Response:
-        """GET ``url`` until a non-retryable answer: 2xx/3xx/4xx returned, 5xx/429/errors retried."""
-        last_problem = ""
-        for attempt in range(1, self.retry.max_attempts + 1):
-            self.limiter.wait()
-            try:
-                response = self.session.get(
-                    url, params=params, headers=headers, stream=stream, timeout=self.timeout_s
-                )
-            except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
-                # ChunkedEncodingError: the body of a small (non-streamed) answer broke off.
-                last_problem = f"connection failed ({type(exc).__name__}: {exc})"
-                self._pause(attempt, self.retry.backoff_s(attempt))
-                continue
-            except requests.RequestException as exc:  # a malformed URL and the like: not retryable
-                raise HttpError(f"{url}: {type(exc).__name__}: {exc}") from None
+    # -- one request; urllib3 retries 5xx, 429 and failed connections -------------------------
+    def _request(self, url: str, *, params=None, headers=None) -> requests.Response:
+        """GET ``url`` (streamed) and return the answer once it is not retryable or retries ran out."""
+        gave_up = f"{url}: gave up after {self.retry.max_attempts} attempts"
+        self.limiter.wait()
+        try:
+            response = self.session.get(url, params=params, headers=headers, stream=True, timeout=self.timeout_s)
+        except _RetryAfterTooLong as exc:
+            raise HttpError(
+                f"{url}: rate limited (429) with Retry-After {exc.seconds:.0f}s, "
+                f"more than the {self.retry.max_retry_after_s:.0f}s this client waits"
+            ) from None
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            raise HttpError(f"{gave_up}: connection failed ({type(exc).__name__}: {exc})") from None
+        except requests.RequestException as exc:  # a malformed URL and the like: not retryable
+            raise HttpError(f"{url}: {type(exc).__name__}: {exc}") from None
+        if response.status_code == 429 or response.status_code >= 500:
+            response.close()
             if response.status_code == 429:
-                wait_s = parse_retry_after(response.headers.get("Retry-After"))
-                response.close()
-                if wait_s is not None and wait_s > self.retry.max_retry_after_s:
-                    raise HttpError(
-                        f"{url}: rate limited (429) with Retry-After {wait_s:.0f}s, "
-                        f"more than the {self.retry.max_retry_after_s:.0f}s this client waits"
-                    )
-                last_problem = "rate limited (429)"
-                self._pause(attempt, wait_s if wait_s is not None else self.retry.backoff_s(attempt))
-                continue
-            if response.status_code >= 500:
-                last_problem = f"server error {response.status_code} {response.reason}"
-                response.close()
-                self._pause(attempt, self.retry.backoff_s(attempt))
-                continue
-            return response
-        raise HttpError(f"{url}: gave up after {self.retry.max_attempts} attempts: {last_problem}")
-
-    def _pause(self, attempt: int, seconds: float) -> None:
-        if attempt < self.retry.max_attempts:
-            self._sleep(seconds)
+                raise HttpError(f"{gave_up}: rate limited (429)")
+            raise HttpError(f"{gave_up}: server error {response.status_code} {response.reason}")
+        return response
 
     @staticmethod
     def _raise_for_status(url: str, response: requests.Response) -> None:
@@ -192,12 +250,14 @@ class HttpClient:
 
     # -- small documents ---------------------------------------------------------------
     def get_text(self, url: str, *, params=None, headers=None, expect: str = "text") -> str:
-        """The body of ``url`` as text; an HTML page where ``expect`` was due is an error."""
-        response = self._request(url, params=params, headers=headers)
-        self._raise_for_status(url, response)
-        body = response.content
-        _check_payload_start(url, body[:HEAD_CHECK_BYTES], expect, response.headers.get("Content-Type", ""))
-        return body.decode(response.encoding or "utf-8", errors="replace")
+        """The body of ``url`` as text; an HTML page where ``expect`` was due is an error.
+
+        Fetched like a file (a body that breaks off is resumed or fetched again), into memory.
+        """
+        buffer = io.BytesIO()
+        transfer = self._download_to(url, _Transfer(buffer, url, progress=False), params=params, headers=headers,
+                                     expect=expect)
+        return buffer.getvalue().decode(transfer.encoding or "utf-8", errors="replace")
 
     def get_json(self, url: str, *, params=None, headers=None) -> Any:
         """Parsed JSON from ``url``; anything else (an HTML page, truncated JSON) is an error."""
@@ -226,92 +286,86 @@ class HttpClient:
         left at ``out_path``.
         """
         out_path = Path(out_path)
-        with atomic_path(out_path) as tmp:
-            info = self._download_to(url, tmp, params=params, headers=headers, expect=expect,
-                                     label=label or out_path.name)
-            if md5 is not None and info.md5 != md5.lower():
+        with atomic_path(out_path) as tmp, open(tmp, "wb") as handle:
+            transfer = _Transfer(handle, label or out_path.name, progress=self.progress)
+            self._download_to(url, transfer, params=params, headers=headers, expect=expect)
+            digest = transfer.hasher.hexdigest()
+            if md5 is not None and digest != md5.lower():
                 raise HttpError(
-                    f"{url}: md5 mismatch: downloaded {info.size_bytes} bytes with md5 {info.md5}, "
+                    f"{url}: md5 mismatch: downloaded {transfer.written} bytes with md5 {digest}, "
                     f"expected {md5.lower()}"
                 )
-        return DownloadInfo(path=out_path, md5=info.md5, size_bytes=info.size_bytes, url=url)
+        return DownloadInfo(path=out_path, md5=digest, size_bytes=transfer.written, url=url)
 
-    @staticmethod
-    def _write(handle, hasher, chunk: bytes, bar) -> None:
-        handle.write(chunk)
-        hasher.update(chunk)
-        if bar is not None:
-            bar.update(len(chunk))
+    def _download_to(self, url: str, transfer: _Transfer, *, params, headers, expect) -> _Transfer:
+        """Fill ``transfer`` with the body of ``url``, resuming with Range after each break."""
+        try:
+            for failures in range(1, self.retry.max_attempts + 1):
+                problem = self._transfer_once(url, transfer, params=params, headers=headers, expect=expect)
+                if problem is None:
+                    break
+                if failures == self.retry.max_attempts:
+                    raise HttpError(f"{url}: gave up after {failures} broken transfers: {problem}")
+                time.sleep(self.retry.backoff_s(failures))
+        finally:
+            transfer.close()
+        if transfer.total is not None and transfer.written != transfer.total:
+            raise HttpError(f"{url}: received {transfer.written} bytes, server announced {transfer.total}")
+        return transfer
 
-    def _download_to(self, url: str, tmp: Path, *, params, headers, expect, label) -> DownloadInfo:
-        hasher = hashlib.md5()
-        written = 0
-        total: int | None = None
-        bar = None
-        failures = 0
-        last_problem = ""
-        with open(tmp, "wb") as handle:
+    def _transfer_once(self, url: str, transfer: _Transfer, *, params, headers, expect) -> str | None:
+        """One request from ``transfer.written`` on: None when the body is complete, else what broke."""
+        # identity: the bytes on the wire are the file's bytes (md5, Range offsets).
+        request_headers = {**(headers or {}), "Accept-Encoding": "identity"}
+        if transfer.written:
+            request_headers["Range"] = f"bytes={transfer.written}-"
+        with self._request(url, params=params, headers=request_headers) as response:
+            if response.status_code == 416 and transfer.written and transfer.written == transfer.total:
+                return None  # the previous stream ended exactly at the end
+            self._raise_for_status(url, response)
+            _start_or_resume(url, response, transfer)
             try:
-                while True:
-                    # identity: the bytes on the wire are the file's bytes (md5, Range offsets).
-                    request_headers = {**(headers or {}), "Accept-Encoding": "identity"}
-                    if written:
-                        request_headers["Range"] = f"bytes={written}-"
-                    response = self._request(url, params=params, headers=request_headers, stream=True)
-                    with response:
-                        if response.status_code == 416 and written and written == total:
-                            break  # the previous stream ended exactly at the end
-                        self._raise_for_status(url, response)
-                        if written and response.status_code != 206:
-                            # Server ignored Range: start over rather than append a second copy.
-                            handle.seek(0)
-                            handle.truncate()
-                            hasher = hashlib.md5()
-                            written = 0
-                        if response.status_code == 206:
-                            start, total = _content_range(url, response.headers.get("Content-Range"))
-                            if start != written:
-                                raise HttpError(f"{url}: asked to resume at byte {written}, server sent {start}")
-                        else:
-                            length = response.headers.get("Content-Length")
-                            total = int(length) if length else None
-                        if bar is None and self.progress and (total is None or total >= PROGRESS_MIN_BYTES):
-                            from tqdm import tqdm
+                _copy_body(url, response, transfer, expect)
+            except (urllib3.exceptions.HTTPError, OSError) as exc:
+                return f"connection broke at byte {transfer.written} ({type(exc).__name__})"
+        if transfer.total is None or transfer.written >= transfer.total:
+            return None
+        return f"stream ended at byte {transfer.written} of {transfer.total}"
 
-                            bar = tqdm(total=total, unit="B", unit_scale=True, desc=label, leave=False)
-                        try:
-                            # read1: keep every byte that arrived before a break (a 1 MiB read()
-                            # would lose them), and the raw bytes, so md5 and Range offsets match.
-                            head = b""  # the payload's first bytes, held back until checked
-                            while chunk := response.raw.read1(CHUNK_BYTES, decode_content=False):
-                                if written == 0 and expect is not None:
-                                    head += chunk
-                                    if len(head) < HEAD_CHECK_BYTES:
-                                        continue
-                                    _check_payload_start(url, head, expect, response.headers.get("Content-Type", ""))
-                                    chunk, head = head, b""
-                                self._write(handle, hasher, chunk, bar)
-                                written += len(chunk)
-                            if written == 0 and expect is not None:  # shorter than HEAD_CHECK_BYTES, or empty
-                                _check_payload_start(url, head, expect, response.headers.get("Content-Type", ""))
-                                self._write(handle, hasher, head, bar)
-                                written += len(head)
-                        except (urllib3.exceptions.HTTPError, OSError) as exc:
-                            last_problem = f"connection broke at byte {written} ({type(exc).__name__})"
-                        else:
-                            if total is None or written >= total:
-                                break
-                            last_problem = f"stream ended at byte {written} of {total}"
-                    failures += 1
-                    if failures >= self.retry.max_attempts:
-                        raise HttpError(f"{url}: gave up after {failures} broken transfers: {last_problem}")
-                    self._sleep(self.retry.backoff_s(failures))
-            finally:
-                if bar is not None:
-                    bar.close()
-        if total is not None and written != total:
-            raise HttpError(f"{url}: received {written} bytes, server announced {total}")
-        return DownloadInfo(path=tmp, md5=hasher.hexdigest(), size_bytes=written, url=url)
+
+def _start_or_resume(url: str, response: requests.Response, transfer: _Transfer) -> None:
+    """Line ``transfer`` up with what the server sends: the rest (206) or the whole body again."""
+    transfer.encoding = response.encoding
+    if response.status_code == 206:
+        start, total = _content_range(url, response.headers.get("Content-Range"))
+        if start != transfer.written:
+            raise HttpError(f"{url}: asked to resume at byte {transfer.written}, server sent {start}")
+    else:
+        if transfer.written:  # the server ignored Range: start over rather than append a second copy
+            transfer.restart()
+        length = response.headers.get("Content-Length")
+        total = int(length) if length else None
+    transfer.announce(total)
+
+
+def _copy_body(url: str, response: requests.Response, transfer: _Transfer, expect: str | None) -> None:
+    """Stream the body into ``transfer``; the payload's first bytes are checked before any is written."""
+    content_type = response.headers.get("Content-Type", "")
+    checking = expect is not None and transfer.written == 0
+    head = b""
+    # read1: keep every byte that arrived before a break (a 1 MiB read() would lose them), and
+    # the raw bytes, so md5 and Range offsets match.
+    while chunk := response.raw.read1(CHUNK_BYTES, decode_content=False):
+        if checking:
+            head += chunk
+            if len(head) < HEAD_CHECK_BYTES:
+                continue
+            _check_payload_start(url, head, expect, content_type)
+            chunk, head, checking = head, b"", False
+        transfer.write(chunk)
+    if checking:  # shorter than HEAD_CHECK_BYTES, or empty
+        _check_payload_start(url, head, expect, content_type)
+        transfer.write(head)
 
 
 def _content_range(url: str, header: str | None) -> tuple[int, int | None]:

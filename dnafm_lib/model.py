@@ -16,7 +16,6 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.checkpoint import checkpoint
 
 from .errors import DnafmError
 
@@ -66,7 +65,6 @@ class ModelConfig:
     initializer_range: float = 0.02
     # Runtime only: how to compute, not what is computed.
     attn_backend: str = field(default="sdpa", metadata={"runtime": True})
-    activation_checkpointing: bool = field(default=False, metadata={"runtime": True})
 
     def __post_init__(self) -> None:
         if self.hidden_size % self.num_attention_heads:
@@ -361,10 +359,7 @@ class Backbone(nn.Module):
         for block in self.encoder.layer:
             if output_hidden_states:
                 hidden_states.append(x)
-            if cfg.activation_checkpointing and self.training and torch.is_grad_enabled():
-                x = checkpoint(block, x, rope, padding, use_reentrant=False)
-            else:
-                x = block(x, rope, padding)
+            x = block(x, rope, padding)
         x = self.encoder.ln(x)
         if output_hidden_states:
             hidden_states.append(x)
@@ -461,9 +456,6 @@ class DnaFmForMaskedLM(nn.Module):
         if not installed:
             raise RuntimeError(f"attn_backend {backend!r} needs the {package} package (pip install {package})")
         self.config.attn_backend = backend
-
-    def set_activation_checkpointing(self, enabled: bool) -> None:
-        self.config.activation_checkpointing = enabled
 
 
 def build_model(config: ModelConfig, device: str | torch.device | None = None) -> DnaFmForMaskedLM:

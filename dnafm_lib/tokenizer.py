@@ -30,7 +30,6 @@ EOS_ID = TOKEN_ID["[EOS]"]
 N_ID = TOKEN_ID["N"]
 #: The four nucleotide ids in A, C, G, T order (the order tracks and ISM report them in).
 ACGT_IDS: tuple[int, int, int, int] = (TOKEN_ID["A"], TOKEN_ID["C"], TOKEN_ID["G"], TOKEN_ID["T"])
-NUCLEOTIDE_IDS = frozenset(ACGT_IDS + (N_ID,))
 SPECIAL_IDS = frozenset(i for i, t in enumerate(VOCAB) if t.startswith("["))
 
 #: IUPAC ambiguity codes for DNA; each becomes N.
@@ -97,12 +96,13 @@ def encode(
     return ids
 
 
-def frame(ids: np.ndarray, suffix_id: int = EOS_ID) -> np.ndarray:
-    """``[CLS] + ids + suffix``; ``suffix_id=SEP_ID`` gives ModelGenerator-identical inputs."""
-    out = np.empty(ids.size + 2, dtype=np.int64)
+def frame(ids: np.ndarray, suffix_id: int = EOS_ID, width: int | None = None) -> np.ndarray:
+    """``[CLS] + ids + suffix``, then [PAD] up to ``width``; ``suffix_id=SEP_ID`` gives
+    ModelGenerator-identical inputs. The one place model inputs are framed."""
+    out = np.full(max(ids.size + 2, width or 0), PAD_ID, dtype=np.int64)
     out[0] = CLS_ID
-    out[1:-1] = ids
-    out[-1] = suffix_id
+    out[1 : ids.size + 1] = ids
+    out[ids.size + 1] = suffix_id
     return out
 
 

@@ -49,7 +49,7 @@ def read_cds_intervals(gff_path: str | Path) -> dict[str, list[tuple[int, int]]]
 
 def cds_windows(fasta_path: str | Path, gff_path: str | Path, genome: str, options: WindowOptions) -> pd.DataFrame:
     """Labelled windows of one genome (columns: COLUMNS)."""
-    from .mutagenesis import open_fasta
+    from ..tracks.pipeline import open_fasta
 
     fasta = open_fasta(fasta_path)
     intervals = read_cds_intervals(gff_path)

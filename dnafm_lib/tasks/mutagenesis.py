@@ -16,17 +16,20 @@ context (the mirrored position, complemented bases).
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterable
 
 import numpy as np
 import pandas as pd
 import torch
 
 from ..errors import DnafmError
+from ..tokenizer import ACGT_IDS, MASK_ID, encode_batch
+from ..tracks.pipeline import open_fasta
+from ..tracks.tiling import Region
 from ..vcf import AlleleKind, check_vcf, classify_allele, iter_lines
-from ..tokenizer import ACGT_IDS, CLS_ID, EOS_ID, MASK_ID, PAD_ID, encode
 
 BASES = "ACGT"
 _COMPLEMENT = str.maketrans("ACGTNacgtn", "TGCANtgcan")
@@ -35,13 +38,6 @@ DEFAULT_FLANK_BP = 500
 
 class MutagenesisError(DnafmError):
     """A region, variant or reference the scorer cannot use."""
-
-
-@dataclass(frozen=True)
-class Region:
-    chrom: str
-    start: int  # 0-based, inclusive
-    end: int  # exclusive
 
 
 def reverse_complement(sequence: str) -> str:
@@ -66,19 +62,12 @@ def masked_log_probs(model, windows: list[str], mask_offsets: list[int], batch_s
     out = np.empty((len(windows), 4), dtype=np.float64)
     for first in range(0, len(windows), batch_size):
         chunk = range(first, min(first + batch_size, len(windows)))
-        width = max(len(windows[i]) for i in chunk) + 2
-        input_ids = np.full((len(chunk), width), PAD_ID, dtype=np.int64)
-        attention = np.zeros((len(chunk), width), dtype=bool)
-        for row, i in enumerate(chunk):
-            ids = encode(windows[i], where=f"window {i}")
-            input_ids[row, 0] = CLS_ID
-            input_ids[row, 1 : 1 + ids.size] = ids
-            input_ids[row, 1 + ids.size] = EOS_ID
-            input_ids[row, 1 + mask_offsets[i]] = MASK_ID
-            attention[row, : ids.size + 2] = True
+        input_ids, attention = encode_batch([windows[i] for i in chunk])
+        columns = np.array([1 + mask_offsets[i] for i in chunk])
+        input_ids[np.arange(len(chunk)), columns] = MASK_ID
         logits = model(torch.from_numpy(input_ids).to(device), torch.from_numpy(attention).to(device)).logits
         rows = torch.arange(len(chunk), device=device)
-        columns = torch.tensor([1 + mask_offsets[i] for i in chunk], device=device)
+        columns = torch.from_numpy(columns).to(device)
         nucleotide_logits = logits[rows, columns][:, acgt].float()
         out[first : first + len(chunk)] = torch.log_softmax(nucleotide_logits, dim=-1).double().cpu().numpy()
     return out
@@ -112,17 +101,19 @@ def read_regions(bed_path: str | Path, contig_lengths: dict[str, int]) -> list[R
             regions.append(Region(chrom, start, end))
     if not regions:
         raise MutagenesisError(f"{bed_path}: no regions")
-    # Merge overlaps so each base is scored once (pybedtools would need the bedtools binary for 5 lines).
+    return _merged(regions, contig_lengths)
+
+
+def _merged(regions: list[Region], contig_lengths: dict[str, int]) -> list[Region]:
+    """Overlapping or touching regions merged (so each base is scored once), in FASTA order."""
+    import pyranges as pr
+
+    frame = pd.DataFrame({"Chromosome": [r.contig for r in regions], "Start": [r.start for r in regions],
+                          "End": [r.end for r in regions]})
+    merged = pr.PyRanges(frame).merge().df
     order = {name: i for i, name in enumerate(contig_lengths)}
-    regions.sort(key=lambda r: (order[r.chrom], r.start, r.end))
-    merged = [regions[0]]
-    for region in regions[1:]:
-        last = merged[-1]
-        if region.chrom == last.chrom and region.start <= last.end:
-            merged[-1] = Region(last.chrom, last.start, max(last.end, region.end))
-        else:
-            merged.append(region)
-    return merged
+    found = [Region(str(row.Chromosome), int(row.Start), int(row.End)) for row in merged.itertuples()]
+    return sorted(found, key=lambda r: (order[r.contig], r.start))
 
 
 @dataclass
@@ -139,10 +130,10 @@ POSITIONS_PER_CHUNK = 4096  # windows held in memory at once (4096 Ã— 1001 bp â‰
 
 def ism_region(model, fasta, region: Region, flank_bp: int = DEFAULT_FLANK_BP, batch_size: int = 32) -> RegionScores:
     """Masked-marginal LLRs for every position of ``region`` (``fasta``: a pyfaidx.Fasta)."""
-    contig_length = len(fasta[region.chrom])
+    contig_length = len(fasta[region.contig])
     # one read of the region plus its flanks; each position's window is a slice of it
     span_start, span_end = max(0, region.start - flank_bp), min(contig_length, region.end + flank_bp)
-    span = str(fasta[region.chrom][span_start:span_end])
+    span = str(fasta[region.contig][span_start:span_end])
     reference = span[region.start - span_start : region.end - span_start].upper()
     scored = np.array([i for i, base in enumerate(reference) if base in BASES], dtype=np.int64)
     llr = np.full((len(reference), 4), np.nan)
@@ -169,7 +160,7 @@ def ism_table(scores: Iterable[RegionScores]) -> pd.DataFrame:
         alt = np.array(list(BASES))[alts]
         keep = ref != alt
         frames.append(pd.DataFrame({
-            "chrom": s.region.chrom,
+            "chrom": s.region.contig,
             "pos": s.region.start + positions[keep] + 1,
             "ref": ref[keep],
             "alt": alt[keep],
@@ -180,7 +171,7 @@ def ism_table(scores: Iterable[RegionScores]) -> pd.DataFrame:
 
 def write_ism_outputs(scores: list[RegionScores], contig_lengths: dict[str, int], out_dir: Path) -> list[Path]:
     """ism.tsv plus bigWigs: max_abs_llr.bw and llr_to_{A,C,G,T}.bw (one value per scored base)."""
-    import pyBigWig
+    from ..tracks.writers import BigWigWriter
 
     written = [out_dir / "ism.tsv"]
     ism_table(scores).to_csv(written[0], sep="\t", index=False, float_format="%.6g")
@@ -188,21 +179,10 @@ def write_ism_outputs(scores: list[RegionScores], contig_lengths: dict[str, int]
     for a, base in enumerate(BASES):
         tracks[f"llr_to_{base}"] = lambda llr, a=a: llr[:, a]
     for name, values_of in tracks.items():
-        path = out_dir / f"{name}.bw"
-        bigwig = pyBigWig.open(str(path), "w")
-        try:
-            bigwig.addHeader(list(contig_lengths.items()))
-            for s in scores:  # regions are sorted in FASTA order and do not overlap
-                values = values_of(s.llr)
-                scored = np.flatnonzero(~np.isnan(values))
-                if scored.size == 0:
-                    continue
-                starts = (s.region.start + scored).astype(np.int64)
-                bigwig.addEntries([s.region.chrom] * scored.size, starts.tolist(), ends=(starts + 1).tolist(),
-                                  values=values[scored].astype(np.float64).tolist())
-        finally:
-            bigwig.close()
-        written.append(path)
+        with BigWigWriter(out_dir / f"{name}.bw", list(contig_lengths.items())) as bigwig:
+            for s in scores:  # regions are sorted in FASTA order and do not overlap; N bases are NaN
+                bigwig.add_bases(s.region.contig, s.region.start, values_of(s.llr))
+        written.append(out_dir / f"{name}.bw")
     return written
 
 
@@ -211,18 +191,6 @@ def write_ism_outputs(scores: list[RegionScores], contig_lengths: dict[str, int]
 
 def _fasta_lengths(fasta) -> dict[str, int]:
     return {name: len(record) for name, record in fasta.records.items()}
-
-
-def open_fasta(path: str | Path):
-    """pyfaidx.Fasta (plain or bgzip, indexed on first use); a clear error for a missing/bad file."""
-    import pyfaidx
-
-    if not Path(path).is_file():
-        raise MutagenesisError(f"{path}: no such FASTA file")
-    try:
-        return pyfaidx.Fasta(str(path), sequence_always_upper=False, rebuild=False, build_index=True)
-    except (pyfaidx.FastaIndexingError, pyfaidx.UnsupportedCompressionFormat, ValueError, OSError) as exc:
-        raise MutagenesisError(f"{path}: cannot index FASTA: {exc}") from None
 
 
 def variant_llrs(model, fasta, variants: list[tuple[str, int, str, tuple[str, ...]]], flank_bp: int,
@@ -261,17 +229,6 @@ def variant_llrs(model, fasta, variants: list[tuple[str, int, str, tuple[str, ..
     return out
 
 
-def _batched(iterable: Iterable, size: int) -> Iterator[list]:
-    batch = []
-    for item in iterable:
-        batch.append(item)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
-
-
 def score_vcf(model, fasta_path: str | Path, vcf_in: str | Path, vcf_out: str | Path, info_field: str = "DNAFM_LLR",
               flank_bp: int = DEFAULT_FLANK_BP, batch_size: int = 32, records_per_chunk: int = 512) -> dict[str, int]:
     """Copy ``vcf_in`` to ``vcf_out`` adding ``info_field`` (Number=A) to every scorable SNV.
@@ -306,7 +263,7 @@ def score_vcf(model, fasta_path: str | Path, vcf_in: str | Path, vcf_out: str | 
                     out.write(f"{info_header}\n{line}\n".encode())
                     break
                 out.write(f"{line}\n".encode())
-            for chunk in _batched(lines, records_per_chunk):
+            while chunk := list(itertools.islice(lines, records_per_chunk)):
                 records, variants = [], []
                 for line_number, line in chunk:
                     fields = line.split("\t")

@@ -16,7 +16,7 @@ on the contig, never on the chunk, so chunked and unchunked runs score the same 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable, Iterator, Sequence
+from typing import Sequence
 
 import numpy as np
 
@@ -156,10 +156,3 @@ def chunk_bp_for_job_minutes(target_job_minutes: float, tokens_per_second: float
     bp = target_job_minutes * 60 * tokens_per_second / tokens_per_bp
     return max(bin_bp, int(bp // bin_bp) * bin_bp)
 
-
-def iter_region_windows(
-    regions: Iterable[Region], contig_lengths: dict[str, int], window_bp: int, stride_bp: int
-) -> Iterator[tuple[Region, Window]]:
-    for region in regions:
-        for window in windows_for_region(region, contig_lengths[region.contig], window_bp, stride_bp):
-            yield region, window

@@ -2,8 +2,9 @@
 
 Layout: ``{run_dir}/checkpoints/step_{step:08d}/`` holds the DCP files (each rank writes its
 own shards) plus ``progress.json`` (step, world size, tokens seen). A checkpoint is written
-under ``.tmp-step_*`` and renamed when every rank has finished, so a ``step_*`` directory is
-always whole; the newest ``keep`` are kept. DCP stores global tensors, so a checkpoint saved
+under ``.tmp-step_*`` — in the background, while training goes on (``Checkpointer``) — and
+renamed when every rank has finished, so a ``step_*`` directory is always whole; the newest
+``keep`` are kept. DCP stores global tensors, so a checkpoint saved
 by W ranks resumes on any W′ (the new ranks read their own slices).
 
 Resume: ``latest_checkpoint(run_dir)`` is the highest ``step_*``; the loop loads it
@@ -27,11 +28,16 @@ import re
 import shutil
 import signal
 import time
+from concurrent.futures import Future
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import torch
+import torch.distributed as dist
 import torch.distributed.checkpoint as dcp
 from torch import nn
+from torch.distributed.checkpoint import StorageWriter
 from torch.distributed.checkpoint.state_dict import (
     get_model_state_dict,
     get_optimizer_state_dict,
@@ -86,27 +92,106 @@ def _state(model: nn.Module, optimizer: torch.optim.Optimizer) -> dict:
     }
 
 
-def save_checkpoint(run_dir: str | os.PathLike, step: int, model: nn.Module, optimizer: torch.optim.Optimizer,
-                    ctx: DistributedContext, progress: dict, keep: int) -> Path:
-    """Collective: every rank calls it. Returns the final directory."""
+def _finalize(run_dir: Path, tmp: Path, step: int, record: dict, keep: int) -> Path:
+    """Main rank, after every rank's shards are written: progress file, rename, prune."""
     final = checkpoint_dir(run_dir, step)
-    tmp = final.with_name(f".tmp-{final.name}")
-    if ctx.is_main:
-        shutil.rmtree(tmp, ignore_errors=True)  # a save interrupted earlier
-        tmp.mkdir(parents=True)
-    barrier(ctx)
-    dcp.save(_state(model, optimizer), checkpoint_id=str(tmp))
-    barrier(ctx)
-    if ctx.is_main:
-        record = {**progress, "step": step, "world_size": ctx.world_size, "saved_unix": time.time()}
-        (tmp / PROGRESS_FILE).write_text(json.dumps(record, indent=2) + "\n")
-        if final.exists():  # the same step saved before (e.g. preempted right after a periodic save)
-            shutil.rmtree(final)
-        os.replace(tmp, final)
-        for _, old in list_checkpoints(run_dir)[:-keep]:
-            shutil.rmtree(old, ignore_errors=True)
-    barrier(ctx)
+    (tmp / PROGRESS_FILE).write_text(json.dumps(record, indent=2) + "\n")
+    if final.exists():  # the same step saved before (e.g. preempted right after a periodic save)
+        shutil.rmtree(final)
+    os.replace(tmp, final)
+    for _, old in list_checkpoints(run_dir)[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
     return final
+
+
+@dataclass
+class _PendingSave:
+    step: int
+    tmp: Path
+    record: dict
+    future: Future | None  # None: written synchronously
+
+
+class Checkpointer:
+    """Saves and loads a run's checkpoints; every method is collective (all ranks call it).
+
+    ``save`` copies the state to host memory and returns; the files are written by a
+    background thread (``dcp.async_save``) while training goes on. A save becomes a
+    ``step_*`` directory when ``wait`` finishes it: at the next save, before a load, and in
+    ``close``. Background saves talk over their own gloo group, so they never interleave
+    with the training collectives of the main thread.
+    """
+
+    def __init__(self, run_dir: str | os.PathLike, ctx: DistributedContext, *, keep: int,
+                 asynchronous: bool = True, storage_writer: Callable[[str], StorageWriter] = dcp.FileSystemWriter):
+        self.run_dir = Path(run_dir)
+        self.ctx = ctx
+        self.keep = keep
+        self.asynchronous = asynchronous
+        self._storage_writer = storage_writer
+        self._pending: _PendingSave | None = None
+        self._group = dist.new_group(backend="gloo") if asynchronous else None
+
+    def latest(self) -> Path | None:
+        return latest_checkpoint(self.run_dir)
+
+    def load_latest(self, model: nn.Module, optimizer: torch.optim.Optimizer) -> dict | None:
+        """Load the newest checkpoint into ``model`` and ``optimizer``; its progress, or None."""
+        self.wait()
+        latest = self.latest()
+        return None if latest is None else {**load_checkpoint(latest, model, optimizer), "path": str(latest)}
+
+    def save(self, step: int, model: nn.Module, optimizer: torch.optim.Optimizer, progress: dict) -> None:
+        """Start saving the state after ``step``; it is written to disk in the background."""
+        self.wait()
+        tmp = checkpoint_dir(self.run_dir, step).with_name(f".tmp-step_{step:08d}")
+        if self.ctx.is_main:
+            shutil.rmtree(tmp, ignore_errors=True)  # a save interrupted earlier
+            tmp.mkdir(parents=True)
+        barrier(self.ctx)
+        record = {**progress, "step": step, "world_size": self.ctx.world_size}
+        writer = self._storage_writer(str(tmp))
+        future = None
+        if self.asynchronous:
+            future = dcp.async_save(_state(model, optimizer), storage_writer=writer, process_group=self._group)
+        else:
+            dcp.save(_state(model, optimizer), storage_writer=writer)
+        self._pending = _PendingSave(step, tmp, record, future)
+
+    @property
+    def in_flight(self) -> bool:
+        """A save started and not yet finished (its files may still be being written)."""
+        return self._pending is not None
+
+    def wait(self) -> Path | None:
+        """Finish the save in flight, if any: the directory it became."""
+        pending, self._pending = self._pending, None
+        if pending is None:
+            return None
+        if pending.future is not None:
+            pending.future.result()
+        barrier(self.ctx)
+        final = checkpoint_dir(self.run_dir, pending.step)
+        if self.ctx.is_main:
+            _finalize(self.run_dir, pending.tmp, pending.step, {**pending.record, "saved_unix": time.time()},
+                      self.keep)
+        barrier(self.ctx)
+        return final
+
+    def abandon(self) -> None:
+        """After an error: let this rank's background writes end, without making a checkpoint of them."""
+        pending, self._pending = self._pending, None
+        if pending is not None and pending.future is not None:
+            try:
+                pending.future.result()
+            except Exception:  # noqa: BLE001 - the error being raised already says what went wrong
+                pass
+
+    def close(self) -> None:
+        self.wait()
+        if self._group is not None:
+            dist.destroy_process_group(self._group)
+            self._group = None
 
 
 # DCP writes its index as a pickle (``.metadata``); these are the globals it refers to.

@@ -19,7 +19,7 @@ from typing import Protocol, Sequence
 
 import numpy as np
 
-from ..tokenizer import ACGT_IDS, CLS_ID, EOS_ID, MASK_ID, PAD_ID
+from ..tokenizer import ACGT_IDS, MASK_ID, PAD_ID, frame
 
 IGNORE_INDEX = -100  # label of positions that carry no loss (torch cross_entropy's default)
 _MASKABLE = np.zeros(256, dtype=bool)
@@ -53,12 +53,8 @@ class MlmBatch:
 
 
 def frame_window(tokens: np.ndarray, length: int) -> np.ndarray:
-    """``[CLS] + tokens[:length] + [EOS]``, PAD to ``len(tokens) + 2``."""
-    row = np.full(tokens.shape[0] + 2, PAD_ID, dtype=np.int64)
-    row[0] = CLS_ID
-    row[1 : length + 1] = tokens[:length]
-    row[length + 1] = EOS_ID
-    return row
+    """``[CLS] + tokens[:length] + [EOS]``, PAD to ``len(tokens) + 2`` (a shard row's fixed width)."""
+    return frame(tokens[:length], width=tokens.shape[0] + 2)
 
 
 def sample_rng(stream: int, seed: int, step: int, sample_id: int) -> np.random.Generator:
@@ -168,12 +164,25 @@ def validation_batches(reader: WindowReader, *, seed: int, n_samples: int, micro
     ]
 
 
-def base_composition_entropy_nats(batches: Sequence[MlmBatch]) -> float:
-    """Entropy (nats) of the A/C/G/T composition of the masked targets: the loss of a model that
-    knows only the base frequencies, the bar a trained model must beat."""
-    labels = np.concatenate([b.labels[b.labels != IGNORE_INDEX] for b in batches]) if batches else np.array([])
-    counts = np.array([(labels == token).sum() for token in ACGT_IDS], dtype=np.float64)
+def base_counts(batches: Sequence[MlmBatch]) -> np.ndarray:
+    """How many masked targets are A, C, G and T (in ``ACGT_IDS`` order), as float64."""
+    counts = np.zeros(len(ACGT_IDS), dtype=np.float64)
+    for batch in batches:
+        targets = batch.labels[batch.labels != IGNORE_INDEX]
+        counts += [(targets == token).sum() for token in ACGT_IDS]
+    return counts
+
+
+def entropy_nats(counts: np.ndarray) -> float:
+    """Entropy (nats) of the distribution that ``counts`` describe; NaN when there are none."""
+    counts = np.asarray(counts, dtype=np.float64)
     if counts.sum() == 0:
         return float("nan")
     p = counts[counts > 0] / counts.sum()
     return float(-(p * np.log(p)).sum())
+
+
+def base_composition_entropy_nats(batches: Sequence[MlmBatch]) -> float:
+    """Entropy (nats) of the A/C/G/T composition of the masked targets: the loss of a model that
+    knows only the base frequencies, the bar a trained model must beat."""
+    return entropy_nats(base_counts(batches))

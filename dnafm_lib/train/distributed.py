@@ -33,6 +33,9 @@ class DistributedContext:
     local_world_size: int
     device: torch.device
     backend: str
+    # Small control messages (stop votes, target counts) go over gloo on the host, so reading
+    # them never waits for the GPU; None in a world of one.
+    host_group: dist.ProcessGroup | None = None
 
     @property
     def is_main(self) -> bool:
@@ -67,7 +70,10 @@ def init_distributed(device_preference: str = "auto") -> DistributedContext:
             dist.init_process_group(backend, device_id=device if use_cuda else None)
         else:
             dist.init_process_group(backend, store=dist.HashStore(), rank=0, world_size=1)
-    return DistributedContext(rank, world_size, local_rank, local_world_size, device, backend)
+    host_group = None
+    if world_size > 1:
+        host_group = dist.new_group(backend="gloo") if use_cuda else dist.group.WORLD
+    return DistributedContext(rank, world_size, local_rank, local_world_size, device, backend, host_group)
 
 
 def shutdown_distributed() -> None:
@@ -108,11 +114,18 @@ def materialize_on_device(model: nn.Module, device: torch.device, seed: int) -> 
 
 
 def all_reduce_sum(values: list[float], ctx: DistributedContext) -> list[float]:
-    """Sum a few scalars over ranks (one collective from torch.distributed)."""
-    tensor = torch.tensor(values, dtype=torch.float64, device=ctx.device)
+    """Sum a few host scalars over ranks (one gloo collective; the GPU is not waited for)."""
+    tensor = torch.tensor(values, dtype=torch.float64)
+    if ctx.world_size > 1:
+        dist.all_reduce(tensor, op=dist.ReduceOp.SUM, group=ctx.host_group)
+    return tensor.tolist()
+
+
+def all_reduce_sum_on_device(tensor: torch.Tensor, ctx: DistributedContext) -> torch.Tensor:
+    """Sum a device tensor over ranks in place; nothing waits for the result until it is read."""
     if ctx.world_size > 1:
         dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
-    return tensor.tolist()
+    return tensor
 
 
 def barrier(ctx: DistributedContext) -> None:

@@ -1,9 +1,14 @@
-"""The pretraining loop: wires config, data, model, optimiser, checkpoints and metrics.
+"""The pretraining loop: a Trainer that wires data, model, optimiser, checkpoints and metrics.
 
 ``train(config)`` runs on every rank (torchrun) or as one process; it resumes from the
 latest checkpoint in ``config.run_dir`` by itself. It returns a TrainResult; a preempted run
 (SIGTERM/SIGUSR1) returns ``preempted=True`` after saving (see checkpointing for the exit
 code contract).
+
+The host reads the device only at *sync steps* (logging, validation, checkpoint and the last
+step): losses and gradient norms stay on the device in between, so the GPU runs ahead of
+Python. The one exception is ``nonfinite_loss: skip``, which must look at every step's loss
+before deciding to apply its update.
 """
 
 from __future__ import annotations
@@ -18,22 +23,21 @@ import torch
 
 from ..atomic import atomic_open
 from ..errors import DnafmError
-from ..model import build_model, flops_per_token, preset_config
-from . import checkpointing, metrics
-from .checkpointing import PREEMPTED_MARKER
+from ..model import flops_per_token
+from . import metrics
+from .checkpointing import PREEMPTED_EXIT_CODE, PREEMPTED_MARKER, Checkpointer, PreemptionFlag
 from .config import TrainConfig
-from .data import TrainBatches, base_composition_entropy_nats, validation_batches
+from .data import MlmBatch, TrainBatches, base_counts, entropy_nats, validation_batches
 from .distributed import (
     DistributedContext,
     all_reduce_sum,
+    all_reduce_sum_on_device,
     init_distributed,
-    materialize_on_device,
-    resolve_precision,
-    shard_model,
     shutdown_distributed,
 )
 from .objective import batch_to_device, mlm_loss_sum
 from .optim import build_optimizer, clip_gradients, learning_rate_at, set_learning_rate
+from .parallelize import build_parallel_model
 
 SUMMARY_NAME = "summary.json"
 MODEL_CONFIG_NAME = "model_config.json"
@@ -59,33 +63,14 @@ class TrainResult:
     checkpoint: str | None
 
 
-def build_sharded_model(config: TrainConfig, ctx: DistributedContext) -> torch.nn.Module:
-    model_config = preset_config(config.model, attn_backend=config.attn_backend,
-                                 activation_checkpointing=config.activation_checkpointing, **config.model_overrides)
-    dtype = resolve_precision(config.precision, ctx.device)
-    if ctx.device.type == "cuda":
-        # Large models never exist whole on one rank: build on meta, shard, then initialise shards.
-        model = build_model(model_config, device="meta")
-        shard_model(model, dtype, compile_blocks=config.compile)
-        materialize_on_device(model, ctx.device, config.seed)
-    else:
-        # Small CPU models: identical full weights on every rank, so any world size starts alike.
-        torch.manual_seed(config.seed)
-        model = build_model(model_config, device="cpu")
-        shard_model(model, dtype, compile_blocks=config.compile)
-    return model.train()
+@dataclass
+class _StepOnDevice:
+    """One optimizer step's numbers, still on the device until the next sync step."""
 
-
-def _validate(model, batches, ctx: DistributedContext) -> float:
-    loss_sum, targets = torch.zeros((), device=ctx.device), 0
-    model.eval()  # no dropout while validating
-    with torch.no_grad():
-        for batch in batches:
-            loss_sum += mlm_loss_sum(model, *batch_to_device(batch, ctx.device))
-            targets += batch.n_targets
-    model.train()
-    total_loss, total_targets = all_reduce_sum([float(loss_sum), float(targets)], ctx)
-    return total_loss / max(total_targets, 1.0)
+    step: int
+    lr: float
+    loss_nats: torch.Tensor  # float64 scalar: the global mean loss
+    grad_norm: torch.Tensor  # scalar, before clipping
 
 
 def _write_json(path: Path, data: dict) -> None:
@@ -94,165 +79,265 @@ def _write_json(path: Path, data: dict) -> None:
         handle.write("\n")
 
 
+class Trainer:
+    """``setup()``, then ``train_step()`` until ``max_steps`` (with the bookkeeping each step
+    is due), then ``finish()``; ``run()`` does all three with preemption handling."""
+
+    def __init__(self, config: TrainConfig, ctx: DistributedContext):
+        self.config = config
+        self.ctx = ctx
+        self.run_dir = Path(config.run_dir)
+        self.step = 0
+        self.tokens_seen = 0
+        self.train_loss: float | None = None
+        self.validation_loss: float | None = None
+        self.composition_entropy: float | None = None
+        self._on_device: list[_StepOnDevice] = []
+        self._throughput: list[float] = []
+        self._last_saved = -1
+
+    # ------------------------------------------------------------------ setup
+
+    def setup(self) -> None:
+        self.config.check_world(self.ctx.world_size)
+        self._open_data()  # first: its checks need no model
+        self.model = build_parallel_model(self.config, self.ctx)
+        self.optimizer = build_optimizer(self.model, self.config, self.ctx.device)
+        self.checkpointer = Checkpointer(self.run_dir, self.ctx, keep=self.config.keep_checkpoints)
+        progress = self._resume()
+        self._start_logging(progress)
+        self._build_validation()
+
+    def _open_data(self) -> None:
+        from ..shards import open_split  # numpy only; imported here so the benchmark needs no shards
+
+        config, ctx = self.config, self.ctx
+        self.reader = open_split(config.train_manifest)
+        self.validation_reader = open_split(config.validation_manifest) if config.validation_manifest else None
+        # Checked before any work: the check needs validation samples, at least one per rank.
+        windows = min(len(self.validation_reader), config.validation_samples) if self.validation_reader else 0
+        if config.require_below_composition_entropy and windows < ctx.world_size:
+            raise TrainingError(
+                f"require_below_composition_entropy needs a validation_manifest and validation_samples with at "
+                f"least one window per rank ({ctx.world_size}); got {windows} validation window(s)"
+            )
+        self.batches = TrainBatches(self.reader, seed=config.seed, global_batch_size=config.global_batch_size,
+                                    micro_batch_size=config.micro_batch_size, rank=ctx.rank,
+                                    world_size=ctx.world_size, mask_fraction=config.mask_fraction)
+        self.tokens_per_step = config.global_batch_size * (self.reader.window + 2)
+
+    def _build_validation(self) -> None:
+        """This rank's share of the validation set, built once; the entropy bar from all shares."""
+        config, ctx = self.config, self.ctx
+        self.validation: list[MlmBatch] = []
+        if self.validation_reader is None or not config.validation_samples:
+            return
+        self.validation = validation_batches(
+            self.validation_reader, seed=config.seed, n_samples=config.validation_samples,
+            micro_batch_size=config.micro_batch_size, rank=ctx.rank, world_size=ctx.world_size,
+            mask_fraction=config.mask_fraction)
+        if self.validation:  # the same on every rank: each gets the same number of batches
+            self.composition_entropy = entropy_nats(all_reduce_sum(list(base_counts(self.validation)), ctx))
+
+    def _resume(self) -> dict | None:
+        progress = self.checkpointer.load_latest(self.model, self.optimizer)
+        if progress is not None:
+            self.step, self.tokens_seen = int(progress["step"]), int(progress.get("tokens_seen", 0))
+            self._last_saved = self.step
+        if self.ctx.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            _write_json(self.run_dir / MODEL_CONFIG_NAME, self.model.config.architecture_dict())
+            _write_json(self.run_dir / TRAIN_CONFIG_NAME, self.config.to_dict())
+            (self.run_dir / PREEMPTED_MARKER).unlink(missing_ok=True)
+        return progress
+
+    def _start_logging(self, progress: dict | None) -> None:
+        config, ctx = self.config, self.ctx
+        self.logger = metrics.MetricsLogger(self.run_dir, enabled=ctx.is_main, resume_step=self.step,
+                                            total_steps=config.max_steps, progress_bar=config.progress_bar)
+        self.flops_per_token = flops_per_token(self.model.config, self.reader.window + 2, training=True)
+        self.peak_flops = metrics.peak_flops_per_device(ctx.device, config.peak_flops_per_device)
+        if progress is not None:
+            self.logger.message(f"resumed from {progress['path']} (step {self.step}, saved on "
+                                f"{progress['world_size']} rank(s), now {ctx.world_size})")
+        parameters = sum(p.numel() for p in self.model.parameters())
+        self.logger.message(
+            f"training {config.model} ({parameters:,} parameters) on {self.reader!r}, {ctx.world_size} rank(s) on "
+            f"{ctx.device.type}, global batch {config.global_batch_size} = {config.micro_batch_size} × "
+            f"{ctx.world_size} rank(s) × {config.accumulation_steps(ctx.world_size)} accumulation step(s)")
+
+    # ------------------------------------------------------------------ one step
+
+    def train_step(self, stop_requested: bool = False) -> bool:
+        """One optimizer update; False (and nothing done) when some rank asked to stop."""
+        micro_batches = self.batches.micro_batches(self.step)
+        local_targets = sum(batch.n_targets for batch in micro_batches)
+        # One host collective: the global target count (the loss denominator) and any stop request.
+        global_targets, stop_votes = all_reduce_sum([float(local_targets), float(stop_requested)], self.ctx)
+        if stop_votes:  # some rank was signalled: all stop at this same step
+            return False
+        lr = learning_rate_at(self.step, self.config)
+        set_learning_rate(self.optimizer, lr)
+        loss_sum = self._forward_backward(micro_batches, global_targets)
+        loss_nats = all_reduce_sum_on_device(loss_sum.double(), self.ctx) / max(global_targets, 1.0)
+        record = _StepOnDevice(self.step + 1, lr, loss_nats, clip_gradients(self.model, self.config.grad_clip_norm))
+        if self.config.nonfinite_loss == "skip" and not self._finite(record):
+            self.logger.message(f"step {record.step}: non-finite loss {float(loss_nats)}, batch skipped")
+        else:
+            self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.step += 1
+        self.tokens_seen += self.tokens_per_step
+        self._on_device.append(record)
+        return True
+
+    def _forward_backward(self, micro_batches: list[MlmBatch], global_targets: float) -> torch.Tensor:
+        """Accumulate the gradients of the global mean loss; return this rank's summed loss (on device)."""
+        # FSDP averages gradients over ranks; scaling by the world size makes that a sum, so the
+        # step's gradient is d(total loss / global targets), independent of the split.
+        scale = self.ctx.world_size / max(global_targets, 1.0)
+        loss_sum = torch.zeros((), device=self.ctx.device)
+        for batch in micro_batches:
+            micro_loss = mlm_loss_sum(self.model, *batch_to_device(batch, self.ctx.device))
+            (micro_loss * scale).backward()
+            loss_sum += micro_loss.detach()
+        return loss_sum
+
+    @staticmethod
+    def _finite(record: _StepOnDevice) -> bool:
+        return bool(torch.isfinite(record.loss_nats) & torch.isfinite(record.grad_norm))  # a host sync
+
+    # ------------------------------------------------------------------ bookkeeping at sync steps
+
+    def _due(self, every_steps: int) -> bool:
+        return self.step % every_steps == 0 or self.step == self.config.max_steps
+
+    def after_step(self) -> None:
+        """Log, validate and checkpoint when the step just taken is due for it."""
+        config = self.config
+        logging, checkpointing = self._due(config.log_every_steps), self._due(config.checkpoint_every_steps)
+        validating = bool(self.validation) and self._due(config.validate_every_steps)
+        if logging or validating or checkpointing:
+            row = self._read_device_numbers()
+            if validating:
+                self.validation_loss = row["val_loss_nats"] = self.validate()
+                self.logger.message(f"step {self.step}: validation loss {self.validation_loss:.4f} nats")
+            if logging or validating:
+                self.logger.log(self.step, row)
+        self.logger.advance()
+        if checkpointing:
+            self._save()
+        if logging or validating or checkpointing:
+            self._interval_started = time.perf_counter()  # throughput counts training time only
+
+    def _read_device_numbers(self) -> dict:
+        """Bring the steps since the last sync to the host (one transfer): the last step's row."""
+        records, self._on_device = self._on_device, []
+        values = torch.stack([torch.stack([r.loss_nats, r.grad_norm.double()]) for r in records]).tolist()
+        if self.config.nonfinite_loss == "error":
+            for record, (loss, grad_norm) in zip(records, values):
+                if not (math.isfinite(loss) and math.isfinite(grad_norm)):
+                    raise NonFiniteLossError(
+                        f"step {record.step}: the training loss is {loss} and the gradient norm {grad_norm}; lower "
+                        f"learning_rate (now {record.lr:.3g}) or set nonfinite_loss: skip to drop such batches"
+                    )
+        interval_s = time.perf_counter() - self._interval_started
+        tokens_per_s = len(records) * self.tokens_per_step / interval_s
+        self._throughput.append(tokens_per_s)
+        self.train_loss, grad_norm = values[-1]
+        mfu = metrics.model_flops_utilization(self.flops_per_token, tokens_per_s, self.peak_flops,
+                                              self.ctx.world_size)
+        return {"loss_nats": self.train_loss, "lr": records[-1].lr, "grad_norm": grad_norm,
+                "tokens_per_s": tokens_per_s, "mfu": mfu, "epoch": self.batches.epoch_of(self.step),
+                "elapsed_s": time.perf_counter() - self._started}
+
+    def validate(self) -> float:
+        """Mean validation loss (nats) over all ranks' shares."""
+        loss_sum, targets = torch.zeros((), device=self.ctx.device), 0
+        self.model.eval()  # no dropout while validating
+        with torch.no_grad():
+            for batch in self.validation:
+                loss_sum += mlm_loss_sum(self.model, *batch_to_device(batch, self.ctx.device))
+                targets += batch.n_targets
+        self.model.train()
+        total_loss, total_targets = all_reduce_sum([float(loss_sum), float(targets)], self.ctx)
+        return total_loss / max(total_targets, 1.0)
+
+    def _save(self) -> None:
+        self.checkpointer.save(self.step, self.model, self.optimizer, {"tokens_seen": self.tokens_seen})
+        self._last_saved = self.step
+
+    # ------------------------------------------------------------------ run and finish
+
+    def run(self) -> TrainResult:
+        self.setup()
+        preemption = PreemptionFlag().install()
+        self._started = self._interval_started = time.perf_counter()
+        stopped = False
+        try:
+            while self.step < self.config.max_steps and not stopped:
+                stopped = not self.train_step(stop_requested=preemption.requested)
+                if not stopped:
+                    self.after_step()
+            if stopped:
+                self._save_for_requeue(preemption.signal_number)
+        except BaseException:
+            self.checkpointer.abandon()
+            raise
+        finally:
+            preemption.uninstall()
+            self.logger.close()
+        return self.finish(preempted=stopped)
+
+    def _save_for_requeue(self, signal_number: int | None) -> None:
+        if self._last_saved != self.step:
+            if self._on_device:
+                self._read_device_numbers()  # a non-finite step is an error, not a checkpoint
+            self._save()
+        self.checkpointer.wait()
+        if self.ctx.is_main:  # tells the launcher, which sees only torchrun's exit status
+            _write_json(self.run_dir / PREEMPTED_MARKER, {"step": self.step, "signal": signal_number})
+        self.logger.message(f"preempted by signal {signal_number}: saved step {self.step}; "
+                            f"exit {PREEMPTED_EXIT_CODE} and run again to resume")
+
+    def finish(self, preempted: bool = False) -> TrainResult:
+        """Wait for the last save; write the summary and the plot; apply the demo's check."""
+        self.checkpointer.close()
+        if not preempted and self.validation and self.validation_loss is None:  # resumed a finished run
+            self.validation_loss = self.validate()
+        result = TrainResult(
+            final_step=self.step, preempted=preempted, train_loss_nats=self.train_loss,
+            validation_loss_nats=self.validation_loss, composition_entropy_nats=self.composition_entropy,
+            mean_tokens_per_s=(sum(self._throughput) / len(self._throughput)) if self._throughput else None,
+            checkpoint=str(self.checkpointer.latest()),
+        )
+        if not preempted:
+            self._write_summary(result)
+            self._check_learned()
+        return result
+
+    def _write_summary(self, result: TrainResult) -> None:
+        if not self.ctx.is_main:
+            return
+        metrics.plot_curves(self.run_dir / metrics.CSV_NAME, self.run_dir / metrics.PLOT_NAME,
+                            title=f"{self.config.model} · {self.run_dir.name}")
+        _write_json(self.run_dir / SUMMARY_NAME, asdict(result))
+        if self.validation_loss is not None:
+            print(f"final validation loss {self.validation_loss:.4f} nats; base-composition entropy of the "
+                  f"validation targets {self.composition_entropy:.4f} nats", flush=True)
+
+    def _check_learned(self) -> None:
+        if self.config.require_below_composition_entropy and not self.validation_loss < self.composition_entropy:
+            raise TrainingError(
+                f"{self.run_dir}: the final validation loss {self.validation_loss:.4f} nats is not below the "
+                f"base-composition entropy {self.composition_entropy:.4f} nats of the validation data: the model "
+                f"learned nothing beyond base frequencies (train longer or raise learning_rate)"
+            )
+
+
 def train(config: TrainConfig) -> TrainResult:
     ctx = init_distributed(config.device)
     try:
-        return _train(config, ctx)
+        return Trainer(config, ctx).run()
     finally:
         shutdown_distributed()
-
-
-def _train(config: TrainConfig, ctx: DistributedContext) -> TrainResult:
-    from ..shards import open_split  # numpy only; imported here so the benchmark needs no shards
-
-    config.check_world(ctx.world_size)
-    run_dir = Path(config.run_dir)
-    reader = open_split(config.train_manifest)
-    validation_reader = open_split(config.validation_manifest) if config.validation_manifest else None
-    # Checked before any work: the check needs validation samples, at least one per rank.
-    validation_windows = min(len(validation_reader), config.validation_samples) if validation_reader else 0
-    if config.require_below_composition_entropy and validation_windows < ctx.world_size:
-        raise TrainingError(
-            f"require_below_composition_entropy needs a validation_manifest and validation_samples with at least "
-            f"one window per rank ({ctx.world_size}); got {validation_windows} validation window(s)"
-        )
-
-    model = build_sharded_model(config, ctx)
-    optimizer = build_optimizer(model, config, ctx.device)
-    sequence_length = reader.window + 2
-    flops_token = flops_per_token(model.config, sequence_length, training=True)
-    peak_flops = metrics.peak_flops_per_device(ctx.device, config.peak_flops_per_device)
-
-    step, tokens_seen = 0, 0
-    latest = checkpointing.latest_checkpoint(run_dir)
-    if latest is not None:
-        progress = checkpointing.load_checkpoint(latest, model, optimizer)
-        step, tokens_seen = int(progress["step"]), int(progress.get("tokens_seen", 0))
-    if ctx.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        _write_json(run_dir / MODEL_CONFIG_NAME, model.config.architecture_dict())
-        _write_json(run_dir / TRAIN_CONFIG_NAME, config.to_dict())
-    logger = metrics.MetricsLogger(run_dir, enabled=ctx.is_main, resume_step=step, total_steps=config.max_steps,
-                                   progress_bar=config.progress_bar)
-    if latest is not None:
-        logger.message(f"resumed from {latest} (step {step}, saved on {progress['world_size']} rank(s), "
-                       f"now {ctx.world_size})")
-    logger.message(f"training {config.model} ({sum(p.numel() for p in model.parameters()):,} parameters) on "
-                   f"{reader!r}, {ctx.world_size} rank(s) on {ctx.device.type}, global batch "
-                   f"{config.global_batch_size} = {config.micro_batch_size} × {ctx.world_size} rank(s) × "
-                   f"{config.accumulation_steps(ctx.world_size)} accumulation step(s)")
-
-    batches = TrainBatches(reader, seed=config.seed, global_batch_size=config.global_batch_size,
-                           micro_batch_size=config.micro_batch_size, rank=ctx.rank, world_size=ctx.world_size,
-                           mask_fraction=config.mask_fraction)
-    validation = []
-    if validation_reader is not None and config.validation_samples:
-        validation = validation_batches(validation_reader, seed=config.seed, n_samples=config.validation_samples,
-                                        micro_batch_size=config.micro_batch_size, rank=ctx.rank,
-                                        world_size=ctx.world_size, mask_fraction=config.mask_fraction)
-    # Every rank computes the same entropy bar from the targets of all ranks' batches.
-    entropy_nats = None
-    if validation:
-        all_validation = validation_batches(validation_reader, seed=config.seed, n_samples=config.validation_samples,
-                                            micro_batch_size=config.micro_batch_size, rank=0, world_size=1,
-                                            mask_fraction=config.mask_fraction)
-        entropy_nats = base_composition_entropy_nats(all_validation)
-
-    preemption = checkpointing.PreemptionFlag().install()
-    tokens_per_step = config.global_batch_size * sequence_length
-    last_saved, train_loss, validation_loss = (step if latest is not None else -1), None, None
-    stop_requested = False
-    if ctx.is_main:
-        (run_dir / PREEMPTED_MARKER).unlink(missing_ok=True)
-    throughput: list[float] = []
-    started = time.perf_counter()
-    try:
-        while step < config.max_steps:
-            step_started = time.perf_counter()
-            micro_batches = batches.micro_batches(step)
-            local_targets = sum(b.n_targets for b in micro_batches)
-            # One collective: the global target count (the loss denominator) and any stop request.
-            global_targets, stop_votes = all_reduce_sum([float(local_targets), float(preemption.requested)], ctx)
-            if stop_votes:  # some rank was signalled: all stop at this same step
-                stop_requested = True
-                break
-            lr = learning_rate_at(step, config)
-            set_learning_rate(optimizer, lr)
-            # FSDP averages gradients over ranks; scaling by the world size makes that a sum, so the
-            # step's gradient is d(total loss / global targets), independent of the split.
-            scale = ctx.world_size / max(global_targets, 1.0)
-            loss_sum = torch.zeros((), device=ctx.device)
-            for batch in micro_batches:
-                micro_loss = mlm_loss_sum(model, *batch_to_device(batch, ctx.device))
-                (micro_loss * scale).backward()
-                loss_sum += micro_loss.detach()
-            (total_loss,) = all_reduce_sum([float(loss_sum)], ctx)
-            train_loss = total_loss / max(global_targets, 1.0)
-            grad_norm = clip_gradients(model, config.grad_clip_norm)
-            if not (math.isfinite(train_loss) and math.isfinite(grad_norm)):
-                if config.nonfinite_loss == "error":
-                    raise NonFiniteLossError(
-                        f"step {step + 1}: the training loss is {train_loss} and the gradient norm {grad_norm}; "
-                        f"lower learning_rate (now {lr:.3g}) or set nonfinite_loss: skip to drop such batches"
-                    )
-                optimizer.zero_grad(set_to_none=True)
-                logger.message(f"step {step + 1}: non-finite loss {train_loss}, batch skipped")
-            else:
-                optimizer.step()
-                optimizer.zero_grad(set_to_none=True)
-            step += 1
-            tokens_seen += tokens_per_step
-            elapsed = time.perf_counter() - step_started
-            tokens_per_s = tokens_per_step / elapsed
-            throughput.append(tokens_per_s)
-            row = {"loss_nats": train_loss, "lr": lr, "grad_norm": grad_norm, "tokens_per_s": tokens_per_s,
-                   "mfu": metrics.model_flops_utilization(flops_token, tokens_per_s, peak_flops, ctx.world_size),
-                   "epoch": batches.epoch_of(step), "elapsed_s": time.perf_counter() - started}
-            if validation and (step % config.validate_every_steps == 0 or step == config.max_steps):
-                validation_loss = _validate(model, validation, ctx)
-                row["val_loss_nats"] = validation_loss
-                logger.message(f"step {step}: validation loss {validation_loss:.4f} nats")
-            if step % config.log_every_steps == 0 or "val_loss_nats" in row or step == config.max_steps:
-                logger.log(step, row)
-            logger.advance()
-            if step % config.checkpoint_every_steps == 0 or step == config.max_steps:
-                checkpointing.save_checkpoint(run_dir, step, model, optimizer, ctx,
-                                              {"tokens_seen": tokens_seen}, config.keep_checkpoints)
-                last_saved = step
-        preempted = stop_requested
-        if preempted:
-            if last_saved != step:
-                checkpointing.save_checkpoint(run_dir, step, model, optimizer, ctx,
-                                              {"tokens_seen": tokens_seen}, config.keep_checkpoints)
-            if ctx.is_main:  # tells the launcher, which sees only torchrun's exit status
-                _write_json(run_dir / PREEMPTED_MARKER, {"step": step, "signal": preemption.signal_number})
-            logger.message(f"preempted by signal {preemption.signal_number}: saved step {step}; "
-                           f"exit {checkpointing.PREEMPTED_EXIT_CODE} and run again to resume")
-    finally:
-        preemption.uninstall()
-        logger.close()
-
-    if not preempted and validation and validation_loss is None:  # resumed a finished run
-        validation_loss = _validate(model, validation, ctx)
-    result = TrainResult(
-        final_step=step, preempted=preempted, train_loss_nats=train_loss, validation_loss_nats=validation_loss,
-        composition_entropy_nats=entropy_nats,
-        mean_tokens_per_s=(sum(throughput) / len(throughput)) if throughput else None,
-        checkpoint=str(checkpointing.latest_checkpoint(run_dir)),
-    )
-    if preempted:
-        return result
-    if ctx.is_main:
-        metrics.plot_curves(run_dir / metrics.CSV_NAME, run_dir / metrics.PLOT_NAME,
-                            title=f"{config.model} · {run_dir.name}")
-        _write_json(run_dir / SUMMARY_NAME, asdict(result))
-        if validation_loss is not None:
-            print(f"final validation loss {validation_loss:.4f} nats; base-composition entropy of the validation "
-                  f"targets {entropy_nats:.4f} nats", flush=True)
-    if config.require_below_composition_entropy and not validation_loss < entropy_nats:
-        raise TrainingError(
-            f"{run_dir}: the final validation loss {validation_loss:.4f} nats is not below the base-composition "
-            f"entropy {entropy_nats:.4f} nats of the validation data: the model learned nothing beyond base "
-            f"frequencies (train longer or raise learning_rate)"
-        )
-    return result

@@ -51,9 +51,9 @@ def set_learning_rate(optimizer: torch.optim.Optimizer, lr: float) -> None:
         group["lr"] = lr
 
 
-def clip_gradients(model: nn.Module, max_norm: float) -> float:
-    """Clip the global gradient norm (across FSDP shards) and return it before clipping."""
+def clip_gradients(model: nn.Module, max_norm: float) -> torch.Tensor:
+    """Clip the global gradient norm (across FSDP shards); return it before clipping, on the device."""
     norm = torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.grad is not None], max_norm)
     if hasattr(norm, "full_tensor"):  # a DTensor under FSDP2
         norm = norm.full_tensor()
-    return float(norm)
+    return norm
