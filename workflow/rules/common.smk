@@ -80,8 +80,10 @@ def genomes_table():
 
     Read once per version of the file (callers must not modify it)."""
     if "splits" not in STAGES:
-        table = GENOME_SHEET.fillna("").assign(assembly_name="", status="")
-        return table.set_index("genome", drop=False)
+        if "sheet" not in _GENOMES_TABLES:
+            table = GENOME_SHEET.fillna("").assign(assembly_name="", status="")
+            _GENOMES_TABLES["sheet"] = table.set_index("genome", drop=False)
+        return _GENOMES_TABLES["sheet"]
     table = checkpoints.build_splits.get().output.genomes
     stamp = os.stat(table).st_mtime_ns
     cached = _GENOMES_TABLES.get(table)
