@@ -14,6 +14,7 @@ Downloads (``http.HttpClient``, ``ncbi.download_assembly``):
 from __future__ import annotations
 
 import gzip
+import json
 
 import pytest
 import torch
@@ -48,6 +49,11 @@ def test_a_decoder_that_differs_from_what_it_is_tied_to_is_refused(tmp_path, dec
     untied.view(-1)[0] += 1.0  # one number off is enough to be another model
     state[decoder_key] = untied
     save_file(state, tmp_path / "m" / "model.safetensors")
+    # As a published checkpoint would be: no dnafm_weights_sha256 in config.json, so the tie check,
+    # not the checksum, must refuse it.
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    config.pop("dnafm_weights_sha256", None)
+    (tmp_path / "m" / "config.json").write_text(json.dumps(config))
     with pytest.raises(CheckpointError, match=f"{decoder_key} differs from {tied_to}"):
         load_model(tmp_path / "m")
 

@@ -64,7 +64,7 @@ def test_weights_changed_after_scoring_stop_the_gather(tmp_path, genome, monkeyp
     monkeypatch.setenv("DNAFM_CACHE_DIR", str(tmp_path / "cache"))
     model = save_tiny_model(tmp_path / "model")
     out = tmp_path / "tracks"
-    run_genome(genome, str(model), out, SETTINGS, chunk_bp=1000, n_clusters=3, device="cpu")
+    run_genome(genome, str(model), out, SETTINGS, chunk_bp=1000, n_clusters=3, device="cpu", keep_chunks=True)
     weights = model / "model.safetensors"
     weights.write_bytes(weights.read_bytes())  # same bytes, new modification time: not what scored
     with pytest.raises(DnafmError, match="model.safetensors: changed since the chunks were scored"):
