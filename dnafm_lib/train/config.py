@@ -114,12 +114,13 @@ class TrainConfig:
             raise TrainConfigError("weight_decay must be >= 0, grad_clip_norm and adam_eps > 0")
         if not 0 < self.mask_fraction < 1:
             raise TrainConfigError(f"mask_fraction must be in (0, 1), got {self.mask_fraction}")
+        from ..model import ATTENTION_BACKENDS, PRESETS  # torch is already needed by whoever trains
+
         choices = {"device": ("auto", "cpu", "cuda"), "precision": ("auto", "bf16", "fp32"),
-                   "nonfinite_loss": ("error", "skip"), "attn_backend": ("sdpa", "flash_attn", "eager")}
+                   "nonfinite_loss": ("error", "skip"), "attn_backend": ATTENTION_BACKENDS}
         for key, allowed in choices.items():
             if getattr(self, key) not in allowed:
                 raise TrainConfigError(f"{key} must be one of {', '.join(allowed)}, got {getattr(self, key)!r}")
-        from ..model import PRESETS  # torch is already needed by whoever trains
 
         if self.model not in PRESETS:
             raise TrainConfigError(f"model must be one of {', '.join(PRESETS)}, got {self.model!r}")
