@@ -61,7 +61,8 @@ rule compare_finetuning:
             else [FINETUNE_MODEL / "config.json"]
         ),
     output:
-        table=FINETUNE_DIR / "cds" / "comparison.tsv",
+        table=report(FINETUNE_DIR / "cds" / "comparison.tsv", caption="../report/finetune_comparison.rst",
+                     category="Fine-tuning"),
         summary=FINETUNE_DIR / "cds" / "comparison.txt",
         metrics=[FINETUNE_DIR / "cds" / run / "metrics.json" for run in ("pretrained", "scratch")],
     params:
