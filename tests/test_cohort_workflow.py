@@ -23,7 +23,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def snakemake(config_path: Path, *args: str, timeout: int = 900) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+           "DNAFM_CACHE_DIR": str(config_path.parent / "cache")}  # the weights' sha256 cache
     return subprocess.run(
         [sys.executable, "-m", "snakemake", "--configfile", str(config_path), "--cores", "2", "--nolock", *args],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout,
