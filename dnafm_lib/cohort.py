@@ -35,6 +35,14 @@ def layer_config(defaults: Mapping[str, Any], cohort: Mapping[str, Any], schema:
     return merged
 
 
+def layer_configs(defaults: Mapping[str, Any], layers: list[Mapping[str, Any]], schema: Mapping[str, Any]) -> dict:
+    """``layer_config`` applied in order: the defaults, each ``--configfile``, then ``--config``."""
+    merged = copy.deepcopy(dict(defaults))
+    for layer in layers:
+        merged = layer_config(merged, layer, schema)
+    return merged
+
+
 def _property_schema(schema: Mapping[str, Any] | None, key: str) -> Mapping[str, Any] | None:
     if not isinstance(schema, Mapping):
         return None
