@@ -15,7 +15,9 @@ from dnafm_lib.errors import DnafmError
 _layers = [load_configfile(path) for path in workflow.config_settings.configfiles]
 _layers += [dict(workflow.config_settings.config)] if workflow.config_settings.config else []
 if _layers:
-    _has_defaults = len(workflow.configfiles) > len(workflow.overwrite_configfiles)  # config/config.yaml was read
+    # config/config.yaml was read, and --replace-workflow-config did not discard it
+    _has_defaults = (len(workflow.configfiles) > len(workflow.overwrite_configfiles)
+                     and not workflow.config_settings.replace_workflow_config)
     with open(Path(workflow.current_basedir) / "../schemas/config.schema.yaml") as _schema:
         _layered = cohort.layer_configs(load_configfile(workflow.configfiles[-1]) if _has_defaults else {}, _layers,
                                         yaml.safe_load(_schema))
