@@ -88,7 +88,7 @@ def check_stage_needs(config: Mapping[str, Any], stages: tuple[str, ...]) -> Non
 
 def check_genome_names(config: Mapping[str, Any], stages: tuple[str, ...], sheet_genomes: list[str] | None) -> None:
     """tracks.genomes / finetune.genomes must name genomes of the sheet (when the sheet is the source)."""
-    if sheet_genomes is None or config.get("splits", {}).get("nt_list") and "splits" in stages:
+    if sheet_genomes is None or (config.get("splits", {}).get("nt_list") and "splits" in stages):
         return  # the genomes are known only once the NT list's splits table exists
     where = config.get("genome_sheet")
     for stage, key in (("tracks", "genomes"), ("finetune", "genomes")):
