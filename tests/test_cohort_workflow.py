@@ -17,7 +17,12 @@ import pyBigWig
 import pytest
 import yaml
 
-from tests.tracks_helpers import genome_with_gaps, many_short_contigs, random_bases, save_tiny_model
+from tests.tracks_helpers import (
+    genome_with_gaps,
+    many_short_contigs,
+    random_bases,
+    save_tiny_model,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -111,7 +116,7 @@ def test_tracks_only_cohort_mines_new_genomes_with_a_checkpoint_and_nothing_else
     told = run.stdout + run.stderr
     assert "prepared scaffolds: 30 records" in told
     assert "scored gapped/tiny chunk00000:" in told and "mean MLM loss" in told
-    assert f"tracks annotated/tiny: 3,000 bases scored" in told
+    assert "tracks annotated/tiny: 3,000 bases scored" in told
     assert f"python3 -m http.server -d {results} 8000" in told
     assert "http://localhost:8000/tracks/annotated/tiny/igv.html" in told
     assert f"{results}/tracks/scaffolds/tiny/igv_session.xml" in told

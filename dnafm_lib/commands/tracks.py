@@ -125,8 +125,8 @@ def run(args) -> int:
 
     from ..errors import DnafmError
     from ..indexed_fasta import ensure_indexed
-    from ..trained_context import warn_if_longer
     from ..tracks import pipeline
+    from ..trained_context import warn_if_longer
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     step = args.tracks_command
