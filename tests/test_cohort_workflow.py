@@ -189,3 +189,18 @@ def test_a_global_batch_that_does_not_divide_stops_the_dry_run(tmp_path):
     output = run.stdout + run.stderr
     assert "global_batch_size 36 is not divisible by micro_batch_size 2 × world size 8" in output, output[-3000:]
     assert "pretrain.nodes 2 × pretrain.nproc_per_node 4" in output
+
+
+@pytest.mark.slow
+def test_windows_longer_than_the_models_training_context_warn_at_start(tmp_path):
+    import json
+
+    model = save_tiny_model(tmp_path / "checkpoint")
+    config_json = json.loads((model / "config.json").read_text())
+    (model / "config.json").write_text(json.dumps({**config_json, "dnafm_pretraining_context_tokens": 256}))
+    run = dry_run(new_cohort(tmp_path, models={"short": str(model)}, window_bp=300))
+    assert run.returncode == 0, run.stderr[-3000:]
+    told = run.stdout + run.stderr
+    assert (f"warning: tracks.models short: scoring 300-nt windows (302 tokens) with a model pretrained on 256-token "
+            "inputs (254 nt)") in told
+    assert told.count("warning: tracks.models short") == 1
