@@ -35,6 +35,14 @@ def layer_config(defaults: Mapping[str, Any], cohort: Mapping[str, Any], schema:
     return merged
 
 
+def layer_configs(defaults: Mapping[str, Any], layers: list[Mapping[str, Any]], schema: Mapping[str, Any]) -> dict:
+    """``layer_config`` applied in order: the defaults, each ``--configfile``, then ``--config``."""
+    merged = copy.deepcopy(dict(defaults))
+    for layer in layers:
+        merged = layer_config(merged, layer, schema)
+    return merged
+
+
 def _property_schema(schema: Mapping[str, Any] | None, key: str) -> Mapping[str, Any] | None:
     if not isinstance(schema, Mapping):
         return None
@@ -80,7 +88,7 @@ def check_stage_needs(config: Mapping[str, Any], stages: tuple[str, ...]) -> Non
 
 def check_genome_names(config: Mapping[str, Any], stages: tuple[str, ...], sheet_genomes: list[str] | None) -> None:
     """tracks.genomes / finetune.genomes must name genomes of the sheet (when the sheet is the source)."""
-    if sheet_genomes is None or config.get("splits", {}).get("nt_list") and "splits" in stages:
+    if sheet_genomes is None or (config.get("splits", {}).get("nt_list") and "splits" in stages):
         return  # the genomes are known only once the NT list's splits table exists
     where = config.get("genome_sheet")
     for stage, key in (("tracks", "genomes"), ("finetune", "genomes")):

@@ -15,6 +15,7 @@ import hashlib
 import logging
 import os
 import shutil
+import socket
 import tempfile
 from pathlib import Path
 
@@ -96,6 +97,28 @@ def _cache_key(path: Path) -> str:
     return hashlib.sha256(identity.encode()).hexdigest()[:16]
 
 
+_TMP_PREFIX = ".tmp-"
+
+
+def _sweep_dead_temps(cache_dir: Path) -> None:
+    """Remove the half-built copies of killed runs on this host (their pid is gone), which nothing else would."""
+    host = socket.gethostname()
+    for tmp in cache_dir.glob(f"{_TMP_PREFIX}{host}.*"):
+        pid = tmp.name[len(_TMP_PREFIX) + len(host) + 1 :].split(".", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
 def _prepared_copy(path: Path, cache_dir: Path) -> Path:
     """The bgzip + .fai + .gzi copy of ``path`` in ``cache_dir``, built once (validated while it is written)."""
     from .genomes import write_bgzip_fasta
@@ -106,7 +129,8 @@ def _prepared_copy(path: Path, cache_dir: Path) -> Path:
     if prepared.exists():
         return prepared
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{final.name}.", dir=final.parent))
+    _sweep_dead_temps(final.parent)
+    tmp = Path(tempfile.mkdtemp(prefix=f"{_TMP_PREFIX}{socket.gethostname()}.{os.getpid()}.", dir=final.parent))
     try:
         log.info("%s: plain gzip, not bgzip; writing an indexed bgzip copy to %s", path, prepared)
         write_bgzip_fasta(path, tmp / PREPARED_NAME)

@@ -15,6 +15,7 @@ from dnafm_lib.cohort import (
     check_sheet_has_genomes,
     check_stage_needs,
     layer_config,
+    layer_configs,
     selected_stages,
 )
 
@@ -141,3 +142,11 @@ def test_a_missing_checkpoint_directory_is_named_at_start(tmp_path):
         check_model_directories(config, selected)
     (tmp_path / "config.json").write_text("{}")
     check_model_directories(config, selected)
+
+
+def test_command_line_config_replaces_the_cohort_files_models_too():
+    cohort_file = {"stages": ["tracks"], "tracks": {"models": {"aido_dna_300m": "models/AIDO.DNA-300M"}}}
+    command_line = {"tracks": {"models": {"aido": "/tmp/AIDO"}}}
+    config = layer_configs(DEFAULTS, [cohort_file, command_line], SCHEMA)
+    assert config["tracks"]["models"] == {"aido": "/tmp/AIDO"}
+    assert config["stages"] == ["tracks"] and config["tracks"]["passes"] == DEFAULTS["tracks"]["passes"]

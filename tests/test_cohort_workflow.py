@@ -17,13 +17,19 @@ import pyBigWig
 import pytest
 import yaml
 
-from tests.tracks_helpers import genome_with_gaps, many_short_contigs, random_bases, save_tiny_model
+from tests.tracks_helpers import (
+    genome_with_gaps,
+    many_short_contigs,
+    random_bases,
+    save_tiny_model,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def snakemake(config_path: Path, *args: str, timeout: int = 900) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+           "DNAFM_CACHE_DIR": str(config_path.parent / "cache")}  # the weights' sha256 cache
     return subprocess.run(
         [sys.executable, "-m", "snakemake", "--configfile", str(config_path), "--cores", "2", "--nolock", *args],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout,
@@ -110,7 +116,7 @@ def test_tracks_only_cohort_mines_new_genomes_with_a_checkpoint_and_nothing_else
     told = run.stdout + run.stderr
     assert "prepared scaffolds: 30 records" in told
     assert "scored gapped/tiny chunk00000:" in told and "mean MLM loss" in told
-    assert f"tracks annotated/tiny: 3,000 bases scored" in told
+    assert "tracks annotated/tiny: 3,000 bases scored" in told
     assert f"python3 -m http.server -d {results} 8000" in told
     assert "http://localhost:8000/tracks/annotated/tiny/igv.html" in told
     assert f"{results}/tracks/scaffolds/tiny/igv_session.xml" in told
@@ -144,7 +150,8 @@ def test_a_cohorts_models_replace_the_defaults_models(tmp_path):
     config = new_cohort(tmp_path, models={"aido": str(save_tiny_model(tmp_path / "checkpoint"))})
     run = dry_run(config)
     assert run.returncode == 0, run.stderr[-3000:]
-    assert "/demo/" not in run.stdout and "tracks/annotated/aido" in run.stdout
+    assert "/demo" not in run.stdout and "/models/" not in run.stdout
+    assert not planned_jobs(run) & {"pretrain_model", "export_model"}
 
 
 @pytest.mark.slow
@@ -183,3 +190,18 @@ def test_a_global_batch_that_does_not_divide_stops_the_dry_run(tmp_path):
     output = run.stdout + run.stderr
     assert "global_batch_size 36 is not divisible by micro_batch_size 2 × world size 8" in output, output[-3000:]
     assert "pretrain.nodes 2 × pretrain.nproc_per_node 4" in output
+
+
+@pytest.mark.slow
+def test_windows_longer_than_the_models_training_context_warn_at_start(tmp_path):
+    import json
+
+    model = save_tiny_model(tmp_path / "checkpoint")
+    config_json = json.loads((model / "config.json").read_text())
+    (model / "config.json").write_text(json.dumps({**config_json, "dnafm_pretraining_context_tokens": 256}))
+    run = dry_run(new_cohort(tmp_path, models={"short": str(model)}, window_bp=300))
+    assert run.returncode == 0, run.stderr[-3000:]
+    told = run.stdout + run.stderr
+    assert (f"warning: tracks.models short: scoring 300-nt windows (302 tokens) with a model pretrained on 256-token "
+            "inputs (254 nt)") in told
+    assert told.count("warning: tracks.models short") == 1

@@ -6,6 +6,7 @@ import gzip
 import json
 import os
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pyfaidx
@@ -133,3 +134,36 @@ def test_ism_takes_a_plain_gzip_fasta(tmp_path):
     assert run.returncode == 0, run.stderr
     assert len((tmp_path / "ism" / "ism.tsv").read_text().splitlines()) == 1 + 10 * 3
     assert list((tmp_path / "cache" / "fasta").glob("genome-*/genome.fa.gz"))
+
+
+@pytest.mark.slow
+def test_a_conversion_killed_midway_leaves_no_copy_and_the_rerun_writes_the_same_bytes(tmp_path):
+    import signal
+    import sys
+    import time
+
+    rng = np.random.default_rng(3)
+    source = tmp_path / "big.fna.gz"
+    with gzip.open(source, "wt", compresslevel=1) as handle:
+        for i in range(8):
+            handle.write(f">chr{i}\n")
+            bases = np.array(list("ACGT"))[rng.integers(0, 4, 2_000_000)]
+            handle.write("\n".join("".join(bases[j : j + 80]) for j in range(0, bases.size, 80)) + "\n")
+    reference = ensure_indexed(source, cache_dir=tmp_path / "reference")
+    cache = tmp_path / "cache"
+    script = ("import sys; from dnafm_lib.indexed_fasta import ensure_indexed; "
+              "ensure_indexed(sys.argv[1], cache_dir=sys.argv[2])")
+    child = subprocess.Popen([sys.executable, "-c", script, str(source), str(cache)],
+                             env={**os.environ, "PYTHONPATH": os.getcwd()})
+    deadline = time.monotonic() + 60
+    while not list(cache.glob(".tmp-*/genome.fa.gz")) and time.monotonic() < deadline:
+        time.sleep(0.02)  # kill it while it writes the bgzip copy
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    assert not list(cache.glob("big-*/genome.fa.gz"))  # nothing half-built looks finished
+    assert list(cache.glob(".tmp-*"))  # the dead run's temporary folder
+
+    again = ensure_indexed(source, cache_dir=cache)
+    for suffix in ("", ".fai", ".gzi"):
+        assert Path(f"{again}{suffix}").read_bytes() == Path(f"{reference}{suffix}").read_bytes()
+    assert [p.name for p in cache.iterdir()] == [again.parent.name]  # the dead run's temp swept

@@ -9,7 +9,12 @@ import sys
 
 import pytest
 
-from dnafm_lib.trained_context import CONTEXT_FIELD, context_warning, trained_context_tokens, warn_if_longer
+from dnafm_lib.trained_context import (
+    CONTEXT_FIELD,
+    context_warning,
+    trained_context_tokens,
+    warn_if_longer,
+)
 from tests.tracks_helpers import save_tiny_model
 
 

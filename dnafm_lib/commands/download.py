@@ -81,9 +81,9 @@ def run(args) -> int:
 def _download_row(table_path, genome, out_dir, source, client_options) -> int:
     """Download the genome of one genomes.tsv row into out_dir/{genomic.fna.gz,download.json}."""
     from ..errors import DnafmError
+    from ..genomes import SHEET_COLUMNS, read_genome_sheet
     from ..http import HttpClient
     from ..ncbi import AssemblyReport, NcbiClient, download_assembly, fetch_url, gzip_if_plain, write_download_record
-    from ..genomes import SHEET_COLUMNS, read_genome_sheet
     from ..splits import read_genomes_table
 
     with open(table_path) as handle:

@@ -28,8 +28,8 @@ def run(args) -> int:
     from ..errors import DnafmError
     from ..model import ModelConfig, build_model
     from ..train import checkpointing
-    from ..trained_context import CONTEXT_FIELD
     from ..train.loop import MODEL_CONFIG_NAME
+    from ..trained_context import CONTEXT_FIELD
 
     run_dir = Path(args.run_dir)
     config_path = run_dir / MODEL_CONFIG_NAME
@@ -59,8 +59,8 @@ def _pretraining_context_tokens(run_dir) -> int:
     import json
 
     from ..errors import DnafmError
-    from ..trained_context import FRAME_TOKENS
     from ..train.loop import TRAIN_CONFIG_NAME
+    from ..trained_context import FRAME_TOKENS
 
     config_path = run_dir / TRAIN_CONFIG_NAME
     try:

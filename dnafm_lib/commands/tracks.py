@@ -11,6 +11,11 @@ or step by step, as the Snakemake rules run it (one `score` job per chunk):
     dnafm tracks gather  chunk*.npz --chrom-sizes chrom.sizes --out-dir tracks/
     dnafm tracks install-igv --out igv.min.js
     dnafm tracks browser --out-dir tracks/ --fasta genome.fa.gz --genome NAME --model-name NAME --igv-js igv.min.js
+
+The FASTA may be plain, gzip (as NCBI serves it) or bgzip. Windows longer than the context the
+model was pretrained with (config.json dnafm_pretraining_context_tokens; 4000 when absent) get
+a warning. tracks.json records the model (path, weights sha256, config), the settings, device,
+versions and times.
 """
 
 HELP = "genome-wide MLM-loss and embedding tracks (bigWig/BED), IGV session, igv.html and a UCSC hub"
@@ -124,8 +129,8 @@ def run(args) -> int:
 
     from ..errors import DnafmError
     from ..indexed_fasta import ensure_indexed
-    from ..trained_context import warn_if_longer
     from ..tracks import pipeline
+    from ..trained_context import warn_if_longer
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     step = args.tracks_command

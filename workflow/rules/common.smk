@@ -9,12 +9,18 @@ from snakemake.utils import validate
 from dnafm_lib import cohort
 from dnafm_lib.errors import DnafmError
 
-# Snakemake merged the cohort (--configfile, --config) recursively into config/config.yaml; layer
-# them again so the cohort's own maps and lists (tracks.models, stages, …) replace the defaults'.
-if workflow.config_settings.overwrite_config and len(workflow.configfiles) > len(workflow.overwrite_configfiles):
+# Snakemake merged the cohort (each --configfile, then --config) recursively into
+# config/config.yaml; layer them again so that each layer's own maps and lists (tracks.models,
+# stages, …) replace the ones below it.
+_layers = [load_configfile(path) for path in workflow.config_settings.configfiles]
+_layers += [dict(workflow.config_settings.config)] if workflow.config_settings.config else []
+if _layers:
+    # config/config.yaml was read, and --replace-workflow-config did not discard it
+    _has_defaults = (len(workflow.configfiles) > len(workflow.overwrite_configfiles)
+                     and not workflow.config_settings.replace_workflow_config)
     with open(Path(workflow.current_basedir) / "../schemas/config.schema.yaml") as _schema:
-        _layered = cohort.layer_config(load_configfile(workflow.configfiles[-1]),
-                                       workflow.config_settings.overwrite_config, yaml.safe_load(_schema))
+        _layered = cohort.layer_configs(load_configfile(workflow.configfiles[-1]) if _has_defaults else {}, _layers,
+                                        yaml.safe_load(_schema))
     config.clear()
     config.update(_layered)
 
