@@ -8,6 +8,13 @@ latest checkpoint in the run directory. Exit codes: 0 done, 1 error, 75 preempte
 SIGTERM/SIGUSR1 after saving a checkpoint (run the same command again to resume).
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # imported where used: `dnafm --help` must not import torch
+    from ..train.config import TrainConfig
+
 HELP = "pretrain the encoder (MLM) on shards; torchrun/srun aware, resumable"
 
 
@@ -26,7 +33,7 @@ def add_arguments(parser):
                         help="processes per node; above 1 (or on several Slurm nodes) torchrun is started")
 
 
-def settings_from_args(args) -> "TrainConfig":
+def settings_from_args(args) -> TrainConfig:
     """Merge the file, JSON, --set and flags into one validated TrainConfig."""
     import json
     from pathlib import Path

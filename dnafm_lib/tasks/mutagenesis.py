@@ -196,14 +196,14 @@ def variant_llrs(model, fasta, variants: list[tuple[str, int, str, tuple[str, ..
                  batch_size: int) -> list[list[float | None]]:
     """Strand-averaged LLRs: per variant (chrom, 0-based pos, ref, alts), one value per alt (None if not an SNV)."""
     windows, offsets = [], []
-    for chrom, position, ref, alts in variants:
+    for chrom, position, _, _ in variants:
         start, end = context_window(len(fasta[chrom]), position, flank_bp)
         forward = str(fasta[chrom][start:end])
         windows += [forward, reverse_complement(forward)]
         offsets += [position - start, end - 1 - position]
     log_probs = masked_log_probs(model, windows, offsets, batch_size) if windows else np.empty((0, 4))
     out = []
-    for k, (chrom, position, ref, alts) in enumerate(variants):
+    for k, (_, _, ref, alts) in enumerate(variants):
         forward_lp, reverse_lp = log_probs[2 * k], log_probs[2 * k + 1]
         values: list[float | None] = []
         for alt in alts:

@@ -149,7 +149,7 @@ def compute_metrics(model: TaskModel, outputs: list, labels: list) -> dict[str, 
         return classification_metrics(np.asarray(labels), np.stack(outputs))
     if model.label_kind == "regression":
         return regression_metrics(np.asarray(labels), np.stack(outputs))
-    flat_labels = np.concatenate([np.asarray(l) for l in labels])
+    flat_labels = np.concatenate([np.asarray(label) for label in labels])
     keep = flat_labels != IGNORE_INDEX
     return classification_metrics(flat_labels[keep], np.concatenate(outputs)[keep])
 
