@@ -5,7 +5,7 @@ from pathlib import Path
 
 import yaml
 
-from dnafm_lib.model import PRESETS
+from dnafm_lib.model import ATTENTION_BACKENDS, PRESETS
 from dnafm_lib.train.config import CHOICES, WORKFLOW_SET, TrainConfig
 
 REPO = Path(__file__).resolve().parents[1]
@@ -28,7 +28,7 @@ def test_schema_types_and_choices_are_train_config_s():
     properties = _schema_train()["properties"]
     for name, spec in properties.items():
         assert spec["type"] == JSON_TYPE[type(getattr(defaults, name))], name
-    for name, allowed in {**CHOICES, "model": tuple(PRESETS)}.items():
+    for name, allowed in {**CHOICES, "model": tuple(PRESETS), "attn_backend": tuple(ATTENTION_BACKENDS)}.items():
         assert tuple(properties[name]["enum"]) == allowed, name
 
 

@@ -17,9 +17,9 @@ class TrainConfigError(DnafmError):
     """A training setting that is missing, unknown, of the wrong type or out of range."""
 
 
-# The settings that take one of a few words (the workflow's config schema is tested against these).
-CHOICES = {"device": ("auto", "cpu", "cuda"), "precision": ("auto", "bf16", "fp32"),
-           "nonfinite_loss": ("error", "skip"), "attn_backend": ("sdpa", "flash_attn", "eager")}
+# The settings that take one of a few words (the workflow's config schema is tested against these;
+# attn_backend takes dnafm_lib.model.ATTENTION_BACKENDS and model a preset name).
+CHOICES = {"device": ("auto", "cpu", "cuda"), "precision": ("auto", "bf16", "fp32"), "nonfinite_loss": ("error", "skip")}
 # Set by the workflow's rule from its own paths, not by the config file's pretrain.train.
 WORKFLOW_SET = ("train_manifest", "validation_manifest", "run_dir")
 
@@ -121,10 +121,11 @@ class TrainConfig:
             raise TrainConfigError("weight_decay must be >= 0, grad_clip_norm and adam_eps > 0")
         if not 0 < self.mask_fraction < 1:
             raise TrainConfigError(f"mask_fraction must be in (0, 1), got {self.mask_fraction}")
-        for key, allowed in CHOICES.items():
+        from ..model import ATTENTION_BACKENDS, PRESETS  # torch is already needed by whoever trains
+
+        for key, allowed in {**CHOICES, "attn_backend": ATTENTION_BACKENDS}.items():
             if getattr(self, key) not in allowed:
                 raise TrainConfigError(f"{key} must be one of {', '.join(allowed)}, got {getattr(self, key)!r}")
-        from ..model import PRESETS  # torch is already needed by whoever trains
 
         if self.model not in PRESETS:
             raise TrainConfigError(f"model must be one of {', '.join(PRESETS)}, got {self.model!r}")
