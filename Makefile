@@ -15,7 +15,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -e '.[dev,workflow]'
 	touch $@
 
 # Debian packages the tests start or call (bedtools, chromium, slurm, …); needs root.
@@ -36,7 +36,12 @@ test: setup system-deps
 test-fast: setup
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest -q -m "not slow and not slurm and not browser" $(PYTEST_ARGS)
 
+# ruff (lint + format check) and snakefmt over the code, snakemake --lint over the workflow;
+# settings in pyproject.toml. `ruff format .` and `snakefmt Snakefile workflow` fix the formatting.
 lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/snakefmt --check Snakefile workflow
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/snakemake --lint
 
 # A single-node Slurm on this machine, for trying profiles/slurm (needs root; see the README).

@@ -81,7 +81,7 @@ def steps_per_second(strategy: str, precision: str, batch: int, length: int, ste
         step()
     torch.cuda.synchronize()
     rate = steps * batch / (time.perf_counter() - start)
-    del model, optimizer
+    model = optimizer = None  # freed before the next variant
     torch.cuda.empty_cache()
     return rate
 

@@ -102,7 +102,7 @@ def run_case(args, device, backend: str, kernel: str, compiled: bool, heads: int
             result[mode] = {"tokens_per_s": rate, "tflops": flops / 1e12,
                             "mfu": flops / (peak * 1e12) if peak else None}
             model.zero_grad(set_to_none=True)
-    del model
+    model = None  # freed before the next variant
     if device.type == "cuda":
         torch.cuda.empty_cache()
     return result

@@ -206,7 +206,7 @@ def run_variant(name: str, args, model_config, ctx, peak_flops) -> dict:
           f"(warmup {warmup_s:.1f} s, loss {loss:.3f})", flush=True)
     if not math.isfinite(loss):
         raise RuntimeError(f"{name}: non-finite loss {loss}")
-    del model, optimizer
+    model = optimizer = None  # freed before the next variant
     gc.collect()
     if ctx.device.type == "cuda":
         torch.cuda.empty_cache()

@@ -8,6 +8,13 @@ latest checkpoint in the run directory. Exit codes: 0 done, 1 error, 75 preempte
 SIGTERM/SIGUSR1 after saving a checkpoint (run the same command again to resume).
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # imported where used: `dnafm --help` must not import torch
+    from ..train.config import TrainConfig
+
 HELP = "pretrain the encoder (MLM) on shards; torchrun/srun aware, resumable"
 
 
@@ -26,7 +33,7 @@ def add_arguments(parser):
                         help="processes per node; above 1 (or on several Slurm nodes) torchrun is started")
 
 
-def settings_from_args(args) -> "TrainConfig":
+def settings_from_args(args) -> TrainConfig:
     """Merge the file, JSON, --set and flags into one validated TrainConfig."""
     import json
     from pathlib import Path
@@ -34,6 +41,7 @@ def settings_from_args(args) -> "TrainConfig":
     import yaml
 
     from ..train.config import TrainConfig, TrainConfigError
+    from ..typed_options import typed_values
 
     merged: dict = {}
     if args.config:
@@ -57,11 +65,13 @@ def settings_from_args(args) -> "TrainConfig":
         if not isinstance(data, dict):
             raise TrainConfigError("--config-json: expected a JSON object")
         merged.update(data)
+    texts = {}
     for item in args.set:
         key, sep, value = item.partition("=")
         if not sep:
             raise TrainConfigError(f"--set {item!r}: expected KEY=VALUE")
-        merged[key.strip()] = yaml.safe_load(value)
+        texts[key.strip()] = value
+    merged.update(typed_values(TrainConfig, texts, lambda key: f"--set {key}"))
     flags = {"train_manifest": args.train_manifest, "validation_manifest": args.validation_manifest,
              "run_dir": args.run_dir, "model": args.model, "max_steps": args.max_steps, "device": args.device}
     merged.update({k: v for k, v in flags.items() if v is not None})

@@ -212,7 +212,7 @@ def variant_llrs(model, fasta, variants: list[tuple[str, int, str, tuple[str, ..
     log_probs = masked_log_probs(model, windows, offsets, batch_size) if windows else np.empty((0, 4))
     out = []
     row = 0
-    for (chrom, position, ref, alts), is_snv in zip(variants, snvs):
+    for (_, _, ref, alts), is_snv in zip(variants, snvs):
         values: list[float | None] = [None] * len(alts)
         if any(is_snv):
             forward_lp, reverse_lp = log_probs[row], log_probs[row + 1]

@@ -1,9 +1,10 @@
 """The ``fit``/``test`` command-line options: ``--model TASK --model.key VALUE``, a YAML ``--config``.
 
 Every field of TaskConfig, DataConfig and TrainerConfig becomes a dotted flag
-(``--model.n_classes 2``, ``--data.path x.tsv``, ``--trainer.max_epochs 5``). Values are read
-as YAML scalars (``2`` → int, ``true`` → bool, ``1e-4`` → float) and then type-checked by the
-config classes. Precedence: the dataclass defaults < the YAML file < the command line.
+(``--model.n_classes 2``, ``--data.path x.tsv``, ``--trainer.max_epochs 5``). jsonargparse
+(the parser under LightningCLI, whose syntax this is) turns each flag's text into the field's
+annotated type; the config classes then check flag, YAML and Python values alike.
+Precedence: the dataclass defaults < the YAML file < the command line.
 
 A YAML config mirrors the flags::
 
@@ -26,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DnafmError
+from ..typed_options import typed_values
 
 SECTIONS = ("model", "data", "trainer")
 
@@ -65,16 +67,16 @@ OPTION_HELP = {
 }
 
 
-def _section_fields() -> dict[str, list[dataclasses.Field]]:
+def _section_classes() -> dict[str, type]:
     from .data import DataConfig
     from .models import TaskConfig
     from .trainer import TrainerConfig
 
-    return {
-        "model": list(dataclasses.fields(TaskConfig)),
-        "data": list(dataclasses.fields(DataConfig)),
-        "trainer": list(dataclasses.fields(TrainerConfig)),
-    }
+    return {"model": TaskConfig, "data": DataConfig, "trainer": TrainerConfig}
+
+
+def _section_fields() -> dict[str, list[dataclasses.Field]]:
+    return {section: list(dataclasses.fields(cls)) for section, cls in _section_classes().items()}
 
 
 def add_task_options(parser: argparse.ArgumentParser) -> None:
@@ -91,23 +93,6 @@ def add_task_options(parser: argparse.ArgumentParser) -> None:
             key = f"{section}.{f.name}"
             default = "" if f.default == "" else f" (default {f.default})"
             group.add_argument(f"--{key}", dest=key, metavar="VALUE", help=OPTION_HELP.get(key, "") + default)
-
-
-def _yaml_value(text: str) -> Any:
-    import yaml
-
-    try:
-        value = yaml.safe_load(text)
-    except yaml.YAMLError:
-        return text
-    if value is None or isinstance(value, (dict, list)):
-        return text  # an empty or structured value is meant literally (e.g. a path like "[x]")
-    if isinstance(value, str):
-        try:
-            return float(value)  # PyYAML reads "1e-3" (no dot) as a string
-        except ValueError:
-            return value
-    return value
 
 
 def _read_yaml(path: str) -> dict[str, Any]:
@@ -146,10 +131,14 @@ def collect_options(args: argparse.Namespace) -> dict[str, Any]:
                     tasks[section] = str(item)
                 else:
                     merged[section][name] = item
+    flags: dict[str, dict[str, str]] = {section: {} for section in SECTIONS}
     for dest, text in vars(args).items():
         section, _, name = dest.partition(".")
         if section in SECTIONS and name and text is not None:
-            merged[section][name] = _yaml_value(text)
+            flags[section][name] = text
+    classes = _section_classes()
+    for section in SECTIONS:
+        merged[section].update(typed_values(classes[section], flags[section], lambda key, section=section: f"--{section}.{key}"))
     tasks["model"] = args.model_task or tasks["model"]
     tasks["data"] = args.data_task or tasks["data"]
     return {**merged, "model_task": tasks["model"], "data_task": tasks["data"]}

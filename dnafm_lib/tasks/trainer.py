@@ -149,7 +149,7 @@ def compute_metrics(model: TaskModel, outputs: list, labels: list) -> dict[str, 
         return classification_metrics(np.asarray(labels), np.stack(outputs))
     if model.label_kind == "regression":
         return regression_metrics(np.asarray(labels), np.stack(outputs))
-    flat_labels = np.concatenate([np.asarray(l) for l in labels])
+    flat_labels = np.concatenate([np.asarray(label) for label in labels])
     keep = flat_labels != IGNORE_INDEX
     return classification_metrics(flat_labels[keep], np.concatenate(outputs)[keep])
 
@@ -157,64 +157,27 @@ def compute_metrics(model: TaskModel, outputs: list, labels: list) -> dict[str, 
 def fit(model: TaskModel, splits: dict[str, SplitTable], batch_size: int, max_length: int | None,
         config: TrainerConfig, run_config: dict[str, Any] | None = None) -> dict[str, Any]:
     """Train, keep the best checkpoint by validation loss, score the test split; return metrics."""
-    config.validate()
-    if model.label_kind is None:
-        raise DnafmError(f"{model.task_name} has no training objective; use SequenceClassification, "
-                         "TokenClassification or SequenceRegression")
-    train = splits["train"]
-    if len(train) == 0:
-        raise DnafmError("the train split is empty")
+    _check_trainable(model, splits, config)
     out_dir = Path(config.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     seed_everything(config.seed)
     device = resolve_device(config.device)
     model.to(device)
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(trainable, lr=config.lr, weight_decay=config.weight_decay)
-    warmup = max(config.warmup_steps, 0)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / (warmup + 1)))
+    optimizer, scheduler = _optimizer(model, config)
     validation = splits["val"] if len(splits["val"]) else None
-    best_dir = out_dir / "best"
-
     history: list[dict[str, float]] = []
     best_loss, epochs_without_gain, step = math.inf, 0, 0
-    n_batches = math.ceil(len(train) / batch_size)
     for epoch in range(1, config.max_epochs + 1):
-        model.train()
-        running, seen = 0.0, 0
-        bar = _progress(train.batches(batch_size, shuffle=True, seed=config.seed + epoch), n_batches,
-                        f"epoch {epoch}/{config.max_epochs}", config.progress_bar)
-        for batch in bar:
-            collated = model.collate(batch, max_length=max_length)
-            with _autocast(device, config.precision):
-                outputs = model(collated)
-            loss = model.loss(collated, outputs.float())
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if config.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(trainable, config.grad_clip)
-            optimizer.step()
-            scheduler.step()
-            step += 1
-            running += loss.item() * len(batch["sequences"])
-            seen += len(batch["sequences"])
-            bar.set_postfix(loss=f"{running / seen:.4f}")
-            if config.max_steps and step >= config.max_steps:
-                break
-        record = {"epoch": epoch, "step": step, "train_loss": running / max(seen, 1)}
-        if validation is not None:
-            evaluation = evaluate(model, validation, batch_size, max_length, config.precision)
-            record["val_loss"] = evaluation.loss
-            record.update({f"val_{k}": v for k, v in evaluation.metrics.items() if k != "n"})
-            monitored = evaluation.loss
-        else:
-            monitored = record["train_loss"]  # no validation split: keep the last epoch
+        train_loss, step = _train_epoch(model, splits["train"], epoch, step, optimizer, scheduler, batch_size,
+                                        max_length, config)
+        record = _epoch_record(model, validation, epoch, step, train_loss, batch_size, max_length, config)
         history.append(record)
         print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()),
               file=sys.stderr)
+        monitored = record.get("val_loss", train_loss)  # no validation split: keep the last epoch
         if monitored < best_loss or validation is None:
             best_loss, epochs_without_gain = monitored, 0
-            model.save(best_dir)
+            model.save(out_dir / "best")
         else:
             epochs_without_gain += 1
             if epochs_without_gain >= config.patience:
@@ -222,12 +185,68 @@ def fit(model: TaskModel, splits: dict[str, SplitTable], batch_size: int, max_le
                 break
         if config.max_steps and step >= config.max_steps:
             break
-
     with atomic_open(out_dir / "history.tsv") as handle:
         pd.DataFrame(history).to_csv(handle, sep="\t", index=False)
-    best = _reload(best_dir, device)
+    best = _reload(out_dir / "best", device)
     return test(best, splits, batch_size, max_length, out_dir, config.precision, config.progress_bar,
                 run_config=run_config, history=history)
+
+
+def _check_trainable(model: TaskModel, splits: dict[str, SplitTable], config: TrainerConfig) -> None:
+    config.validate()
+    if model.label_kind is None:
+        raise DnafmError(f"{model.task_name} has no training objective; use SequenceClassification, "
+                         "TokenClassification or SequenceRegression")
+    if len(splits["train"]) == 0:
+        raise DnafmError("the train split is empty")
+
+
+def _optimizer(model: TaskModel, config: TrainerConfig):
+    """AdamW over the trainable parameters, with a linear warm-up."""
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=config.lr, weight_decay=config.weight_decay)
+    warmup = max(config.warmup_steps, 0)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / (warmup + 1)))
+    return optimizer, scheduler
+
+
+def _train_epoch(model: TaskModel, train: SplitTable, epoch: int, step: int, optimizer, scheduler, batch_size: int,
+                 max_length: int | None, config: TrainerConfig) -> tuple[float, int]:
+    """One pass over ``train`` (or up to ``max_steps``): the mean training loss and the step reached."""
+    model.train()
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    running, seen = 0.0, 0
+    bar = _progress(train.batches(batch_size, shuffle=True, seed=config.seed + epoch),
+                    math.ceil(len(train) / batch_size), f"epoch {epoch}/{config.max_epochs}", config.progress_bar)
+    for batch in bar:
+        collated = model.collate(batch, max_length=max_length)
+        with _autocast(model.device, config.precision):
+            outputs = model(collated)
+        loss = model.loss(collated, outputs.float())
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if config.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(trainable, config.grad_clip)
+        optimizer.step()
+        scheduler.step()
+        step += 1
+        running += loss.item() * len(batch["sequences"])
+        seen += len(batch["sequences"])
+        bar.set_postfix(loss=f"{running / seen:.4f}")
+        if config.max_steps and step >= config.max_steps:
+            break
+    return running / max(seen, 1), step
+
+
+def _epoch_record(model: TaskModel, validation: SplitTable | None, epoch: int, step: int, train_loss: float,
+                  batch_size: int, max_length: int | None, config: TrainerConfig) -> dict[str, Any]:
+    """The epoch's row of history.tsv: training loss, and validation loss and metrics when there is a split."""
+    record: dict[str, Any] = {"epoch": epoch, "step": step, "train_loss": train_loss}
+    if validation is not None:
+        evaluation = evaluate(model, validation, batch_size, max_length, config.precision)
+        record["val_loss"] = evaluation.loss
+        record.update({f"val_{k}": v for k, v in evaluation.metrics.items() if k != "n"})
+    return record
 
 
 def _reload(best_dir: Path, device: torch.device) -> TaskModel:

@@ -17,6 +17,13 @@ class TrainConfigError(DnafmError):
     """A training setting that is missing, unknown, of the wrong type or out of range."""
 
 
+# The settings that take one of a few words (the workflow's config schema is tested against these;
+# attn_backend takes dnafm_lib.model.ATTENTION_BACKENDS and model a preset name).
+CHOICES = {"device": ("auto", "cpu", "cuda"), "precision": ("auto", "bf16", "fp32"), "nonfinite_loss": ("error", "skip")}
+# Set by the workflow's rule from its own paths, not by the config file's pretrain.train.
+WORKFLOW_SET = ("train_manifest", "validation_manifest", "run_dir")
+
+
 @dataclass
 class TrainConfig:
     # Where: shard manifests in, run directory out (checkpoints, metrics, tensorboard).
@@ -116,9 +123,7 @@ class TrainConfig:
             raise TrainConfigError(f"mask_fraction must be in (0, 1), got {self.mask_fraction}")
         from ..model import ATTENTION_BACKENDS, PRESETS  # torch is already needed by whoever trains
 
-        choices = {"device": ("auto", "cpu", "cuda"), "precision": ("auto", "bf16", "fp32"),
-                   "nonfinite_loss": ("error", "skip"), "attn_backend": ATTENTION_BACKENDS}
-        for key, allowed in choices.items():
+        for key, allowed in {**CHOICES, "attn_backend": ATTENTION_BACKENDS}.items():
             if getattr(self, key) not in allowed:
                 raise TrainConfigError(f"{key} must be one of {', '.join(allowed)}, got {getattr(self, key)!r}")
 
