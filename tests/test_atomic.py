@@ -35,3 +35,14 @@ def test_a_directory_replaces_the_old_one_whole(tmp_path):
     os.umask(umask)
     assert target.stat().st_mode & 0o777 == 0o777 & ~umask
     assert [p.name for p in tmp_path.iterdir()] == ["d"]
+
+
+def test_a_temporary_name_carries_its_writers_host_and_pid(tmp_path):
+    import socket
+
+    with atomic_open(tmp_path / "out.txt") as handle:
+        (temp,) = [p.name for p in tmp_path.iterdir()]
+        handle.write("x")
+    assert temp.startswith(f".tmp-out.txt.{socket.gethostname()}.{os.getpid()}.")
+    with atomic_dir(tmp_path / "d") as tmp:
+        assert tmp.name.startswith(f".tmp-d.{socket.gethostname()}.{os.getpid()}.")
