@@ -306,7 +306,7 @@ def score_vcf(model, fasta_path: str | Path, vcf_in: str | Path, vcf_out: str | 
                     out.write(f"{info_header}\n{line}\n".encode())
                     break
                 out.write(f"{line}\n".encode())
-            for chunk in _batched(lines, records_per_chunk):
+            for chunk in _batched(((n, line) for n, line in lines if line), records_per_chunk):
                 records, variants = [], []
                 for line_number, line in chunk:
                     fields = line.split("\t")
