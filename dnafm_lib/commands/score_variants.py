@@ -33,14 +33,14 @@ def run(args) -> int:
 
     from .. import load_model
     from ..errors import DnafmError
-    from ..tasks.mutagenesis import describe, open_fasta, score_vcf
-    from ..vcf import check_vcf
+    from ..tasks.mutagenesis import describe, score_vcf
     from ..tasks.trainer import resolve_device
 
     if args.flank_bp < 0 or args.batch_size < 1:
         raise DnafmError("--flank-bp must be >= 0 and --batch-size >= 1")
+    from ..vcf import check_vcf
+
     check_vcf(args.vcf)  # a bad line is reported before a large model is loaded
-    open_fasta(args.fasta)
     device = resolve_device(args.device)
     model = load_model(args.model).to(device)
     with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):

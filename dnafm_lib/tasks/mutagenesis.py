@@ -297,7 +297,7 @@ def score_vcf(model, fasta_path: str | Path, vcf_in: str | Path, vcf_out: str | 
         f"log p(alt) - log p(ref), nats, averaged over both strands (context +/-{flank_bp} bp)\">"
     )
     counts = {"records": 0, "scored_alleles": 0, "unscored_alleles": 0}
-    lines = iter_lines(vcf_in)
+    lines = ((number, line) for number, line in iter_lines(vcf_in) if line)  # blank lines: skipped, as check_vcf does
     with atomic_path(vcf_out) as tmp:
         bgzip = str(vcf_out).endswith((".gz", ".bgz"))
         with (BgzfWriter(tmp) if bgzip else open(tmp, "wb")) as out:
@@ -306,7 +306,7 @@ def score_vcf(model, fasta_path: str | Path, vcf_in: str | Path, vcf_out: str | 
                     out.write(f"{info_header}\n{line}\n".encode())
                     break
                 out.write(f"{line}\n".encode())
-            for chunk in _batched(((n, line) for n, line in lines if line), records_per_chunk):
+            for chunk in _batched(lines, records_per_chunk):
                 records, variants = [], []
                 for line_number, line in chunk:
                     fields = line.split("\t")
