@@ -11,6 +11,7 @@ library in-process, and a few cases go through a real ``dnafm`` process for the 
 from __future__ import annotations
 
 import gzip
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -168,6 +169,33 @@ def test_vcf_check_returns_or_raises_one_clear_error(data):
         check_vcf(path)
     except DnafmError as exc:
         assert str(path) in str(exc)
+
+
+@pytest.fixture(scope="module")
+def tiny_model():
+    from dnafm_lib import load_model
+
+    return load_model("tiny", seed=0)
+
+
+@FUZZ_WRITERS
+@given(data=hostile(VCF))
+def test_score_vcf_writes_a_whole_vcf_or_nothing(tiny_model, data):
+    from dnafm_lib.tasks.mutagenesis import score_vcf
+
+    root = SCRATCH / "score"
+    shutil.rmtree(root, ignore_errors=True)
+    (root / "out").mkdir(parents=True)
+    fasta = _file(root, "ref.fa", b">chr1\nACGTACGTAC\n>chr2\nACGTAC\n")
+    vcf = _file(root, "in.vcf", data)
+    try:
+        score_vcf(tiny_model, fasta, vcf, root / "out" / "scored.vcf.gz", flank_bp=3, batch_size=4)
+    except DnafmError as exc:
+        assert str(vcf) in str(exc)
+        assert _listing(root / "out") == []
+    else:
+        assert _listing(root / "out") == ["scored.vcf.gz"]
+        assert check_vcf(root / "out" / "scored.vcf.gz").records == check_vcf(vcf).records  # a valid VCF, every record
 
 
 @FUZZ
