@@ -51,6 +51,13 @@ def _owner_tag() -> str:
     return f"{_host()}.{os.getpid()}."
 
 
+def temp_prefix(final: str | os.PathLike, kind: str = "tmp") -> str:
+    """``.tmp-{name}.{host}.{pid}.``: the prefix (for ``tempfile.mkstemp``/``mkdtemp``) of a temporary
+    sibling of ``final`` that ``sweep_stale(final)`` removes once this process is gone. For writers
+    that cannot use ``atomic_path``/``atomic_dir`` (e.g. one that must not replace a finished twin)."""
+    return f".{kind}-{Path(final).name}.{_owner_tag()}"
+
+
 def _pid_alive(pid: int) -> bool:
     if pid == os.getpid():
         return True
@@ -123,7 +130,7 @@ def atomic_path(final: str | os.PathLike) -> Iterator[Path]:
         raise OutputPathError(f"{final}: is a directory, expected a file path to write")
     _make_parent(final)
     sweep_stale(final)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".tmp-{final.name}.{_owner_tag()}", dir=final.parent)
+    fd, tmp_name = tempfile.mkstemp(prefix=temp_prefix(final), dir=final.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     try:
@@ -155,14 +162,14 @@ def atomic_dir(final: str | os.PathLike) -> Iterator[Path]:
         raise OutputPathError(f"{final}: exists and is not a directory; remove it or choose another output directory")
     _make_parent(final)
     sweep_stale(final)
-    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{final.name}.{_owner_tag()}", dir=final.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=temp_prefix(final), dir=final.parent))
     try:
         yield tmp
         os.chmod(tmp, DIR_MODE)
         if final.exists():
             # The old directory moves aside under an owner-tagged name: if we die between the two
             # renames, the next writer sweeps it.
-            backup = Path(tempfile.mkdtemp(prefix=f".old-{final.name}.{_owner_tag()}", dir=final.parent))
+            backup = Path(tempfile.mkdtemp(prefix=temp_prefix(final, "old"), dir=final.parent))
             os.replace(final, backup)
             os.replace(tmp, final)
             shutil.rmtree(backup, ignore_errors=True)

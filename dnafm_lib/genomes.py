@@ -372,5 +372,11 @@ def check_genome_sheet(sheet, path: str | os.PathLike, base_dir: str | os.PathLi
         if pd.notna(row["annotation"]):
             local.append(("annotation", row["annotation"]))
         for column, value in local:
-            if not (Path(base_dir) / value).is_file():
+            if pd.isna(value):
+                raise GenomeError(f"{where}: {column} is empty (a 'file' row needs the path of its FASTA)")
+            try:
+                present = (Path(base_dir) / value).is_file()
+            except OSError as exc:  # e.g. a name longer than the file system allows
+                raise GenomeError(f"{where}: {column} {value[:80]!r}: {exc.strerror}") from None
+            if not present:
                 raise GenomeError(f"{where}: {column} {value} does not exist")

@@ -32,7 +32,7 @@ _SYMBOLIC_ALT = re.compile(r"^<[^<>,\s]+>$")
 # breakend notation (VCF 4.x §5.4): t[p[, t]p], ]p]t, [p[t, and single breakends .t / t.
 _BREAKEND_ALT = re.compile(r"^([ACGTNacgtn]*[\[\]][^\[\]\s]+[\[\]][ACGTNacgtn]*|\.[ACGTNacgtn]+|[ACGTNacgtn]+\.)$")
 _HEADER_ID = re.compile(r"^##(INFO|FORMAT|FILTER)=<ID=([^,>]+)")
-_INFO_KEY = re.compile(r"^[A-Za-z_][0-9A-Za-z_.]*$")
+_INFO_KEY = re.compile(r"^[^\s=;,]+$")  # the spec's pattern is stricter, but real files use keys like 1000G
 
 
 class VcfError(DnafmError):
@@ -138,7 +138,7 @@ def check_vcf(path: str | os.PathLike) -> VcfSummary:
         if columns is None:
             raise VcfError(f"{where}: record before the '#CHROM' column header line")
         if not line:
-            raise VcfError(f"{where}: empty line among the records")
+            continue  # blank lines (often one at the end) are skipped, here and by the scorer
         _check_record(line.split("\t"), columns, declared, where)
         records += 1
     if columns is None:

@@ -35,3 +35,31 @@ def test_a_directory_replaces_the_old_one_whole(tmp_path):
     os.umask(umask)
     assert target.stat().st_mode & 0o777 == 0o777 & ~umask
     assert [p.name for p in tmp_path.iterdir()] == ["d"]
+
+
+def test_a_temporary_name_carries_its_writers_host_and_pid(tmp_path):
+    import socket
+
+    with atomic_open(tmp_path / "out.txt") as handle:
+        (temp,) = [p.name for p in tmp_path.iterdir()]
+        handle.write("x")
+    assert temp.startswith(f".tmp-out.txt.{socket.gethostname()}.{os.getpid()}.")
+    with atomic_dir(tmp_path / "d") as tmp:
+        assert tmp.name.startswith(f".tmp-d.{socket.gethostname()}.{os.getpid()}.")
+
+
+def test_a_writer_using_temp_prefix_gets_its_leftovers_swept(tmp_path):
+    import subprocess
+    import sys
+    import tempfile
+
+    from dnafm_lib.atomic import sweep_stale, temp_prefix
+
+    # A process makes an owner-tagged temp directory and dies without cleaning up.
+    code = ("import sys, tempfile; from dnafm_lib.atomic import temp_prefix; "
+            "tempfile.mkdtemp(prefix=temp_prefix(sys.argv[1]), dir=sys.argv[2])")
+    subprocess.run([sys.executable, "-c", code, "cache-entry", str(tmp_path)], check=True)
+    mine = tempfile.mkdtemp(prefix=temp_prefix(tmp_path / "cache-entry"), dir=tmp_path)
+    (leftover,) = [p for p in tmp_path.iterdir() if str(p) != mine]
+    assert sweep_stale(tmp_path / "cache-entry") == [leftover]
+    assert [str(p) for p in tmp_path.iterdir()] == [mine]  # our own, live, stays

@@ -70,7 +70,7 @@ def test_sharded_safetensors_with_an_index_load(tmp_path):
 def forget_checksums(directory):
     """Make a saved directory look like one from another tool, whose weights we then rewrite."""
     config = json.loads((directory / "config.json").read_text())
-    del config["dnafm_weights_sha256"]
+    del config["dnafm_weights_crc32"]
     (directory / "config.json").write_text(json.dumps(config))
 
 

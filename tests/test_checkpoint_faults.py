@@ -60,7 +60,7 @@ def _rewrite(path, change):
     state = load_file(path / "model.safetensors")
     change(state)
     save_file(state, path / "model.safetensors", metadata={"format": "pt"})
-    _config(path, dnafm_weights_sha256=None)  # as another tool would write it: no checksum
+    _config(path, dnafm_weights_crc32=None)  # as another tool would write it: no checksum
 
 
 def _integer_weights(path):
@@ -87,7 +87,7 @@ def _shard_with_index(path, index_text):
 CASES = [
     (_empty, "model.safetensors", "not a readable safetensors file"),
     (_truncate, "model.safetensors", "not a readable safetensors file"),
-    (_flip_a_tensor_byte, "model.safetensors", "the tensors' sha256 differs from the one in config.json"),
+    (_flip_a_tensor_byte, "model.safetensors", "the tensors' CRC-32 differs from the one in config.json"),
     (_config_list, "config.json", "expected a JSON object, found list"),
     (_config_dir, "config.json", "is a directory, expected a JSON file"),
     (lambda p: (p / "config.json").write_text("{not json"), "config.json", "not valid JSON"),
@@ -119,8 +119,8 @@ def test_a_damaged_checkpoint_is_one_error_naming_the_file(checkpoint, damage, c
 
 
 def test_a_saved_checkpoint_carries_its_checksum_and_saving_twice_gives_the_same_bytes(saved, tmp_path):
-    checksums = json.loads((saved / "config.json").read_text())["dnafm_weights_sha256"]
-    assert list(checksums) == ["model.safetensors"] and len(checksums["model.safetensors"]) == 64
+    checksums = json.loads((saved / "config.json").read_text())["dnafm_weights_crc32"]
+    assert list(checksums) == ["model.safetensors"] and len(checksums["model.safetensors"]) == 8
     save_model(load_model("tiny", seed=3), tmp_path / "again")
     for name in ("config.json", "model.safetensors"):
         assert (tmp_path / "again" / name).read_bytes() == (saved / name).read_bytes()
@@ -139,5 +139,19 @@ def test_cli_reports_a_corrupt_checkpoint_in_one_line_and_writes_nothing(checkpo
                  str(tmp_path / "r.bed"), "--out-dir", str(out / "ism"), "--device", "cpu"])
     err = capsys.readouterr().err
     assert code == 1 and err.count("\n") == 1
-    assert f"{checkpoint / 'model.safetensors'}: the tensors' sha256 differs from the one in config.json" in err
+    assert f"{checkpoint / 'model.safetensors'}: the tensors' CRC-32 differs from the one in config.json" in err
     assert list(out.iterdir()) == []
+
+
+def test_a_flipped_byte_in_one_shard_of_a_sharded_checkpoint_names_that_shard(tmp_path):
+    save_model(load_model("tiny", seed=3), tmp_path / "m", max_shard_bytes=200_000)
+    shards = sorted((tmp_path / "m").glob("model-*.safetensors"))
+    checksums = json.loads((tmp_path / "m" / "config.json").read_text())["dnafm_weights_crc32"]
+    assert len(shards) > 1 and sorted(checksums) == [p.name for p in shards]
+    load_model(tmp_path / "m")  # whole, it loads
+    data = bytearray(shards[1].read_bytes())
+    data[-8] ^= 0x01
+    shards[1].write_bytes(bytes(data))
+    with pytest.raises(CheckpointError) as error:
+        load_model(tmp_path / "m")
+    assert str(error.value).startswith(f"{shards[1]}: the tensors' CRC-32 differs from the one in config.json")

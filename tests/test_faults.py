@@ -265,6 +265,20 @@ def test_a_non_utf8_sheet_names_line_and_column(tmp_path):
         read_genome_sheet(sheet)
 
 
+@pytest.mark.parametrize("location, message", [
+    ("", "location is empty (a 'file' row needs the path of its FASTA)"),
+    ("x" * 300, "location 'xxxxxxxxxx"),  # longer than a file name may be: the OS's reason follows
+])
+def test_a_file_row_with_an_empty_or_impossible_location_is_named(tmp_path, location, message):
+    from dnafm_lib.genomes import check_genome_sheet
+
+    sheet = tmp_path / "genomes.tsv"
+    sheet.write_text(SHEET_HEADER + f"g\tfile\t\t{location}\ttrain\t\n")
+    with pytest.raises(GenomeError) as error:
+        check_genome_sheet(read_genome_sheet(sheet), sheet, base_dir=tmp_path)
+    assert str(error.value).startswith(f"{sheet}: line 2 (genome g): {message}")
+
+
 def test_a_gzip_sheet_is_refused_by_name(tmp_path):
     sheet = tmp_path / "genomes.tsv.gz"
     sheet.write_bytes(gzip.compress(SHEET_HEADER.encode()))

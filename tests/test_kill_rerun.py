@@ -110,11 +110,11 @@ def test_pretrain_killed_after_a_checkpoint_reruns_to_the_same_exported_weights(
     manifests = write_demo_shards(tmp_path / "shards")
     runs = {}
     for name in ("reference", "killed"):
-        values = settings(*manifests, tmp_path / name / "run", max_steps=4)
+        values = settings(*manifests, tmp_path / name / "run", max_steps=8)
         if name == "killed":
             checkpoints = tmp_path / name / "run" / "checkpoints"
             kill_when(pretrain_command(values), lambda: any(checkpoints.glob("step_*")), timeout=240)
-            assert len(losses(tmp_path / name / "run")) < 4  # it really stopped early
+            assert len(losses(tmp_path / name / "run")) < 8  # it really stopped early (checkpoints may be saved asynchronously)
         done = run_pretrain(values)
         assert done.returncode == 0, done.stderr
         exported = subprocess.run(dnafm("export", "--run-dir", str(tmp_path / name / "run"), "--out",

@@ -84,6 +84,10 @@ def test_bgzip_vcf_is_checked_and_a_truncated_one_names_the_file(tmp_path):
         check_vcf(tmp_path / "cut.vcf.gz")
 
 
+def test_blank_lines_among_records_are_skipped(tmp_path):
+    assert check_vcf(_vcf(tmp_path, "chr1\t5\t.\tA\tG\t.\t.\tDP=3", "", "chr1\t6\t.\tA\tT\t.\t.\t.", "")).records == 2
+
+
 def test_text_that_is_not_a_vcf_or_not_utf8_is_named(tmp_path):
     with pytest.raises(VcfError, match="line 1: expected '##fileformat=VCFv4.x'"):
         check_vcf(_vcf(tmp_path, header=["chr1\t5"]))

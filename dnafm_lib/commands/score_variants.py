@@ -39,6 +39,9 @@ def run(args) -> int:
 
     if args.flank_bp < 0 or args.batch_size < 1:
         raise DnafmError("--flank-bp must be >= 0 and --batch-size >= 1")
+    from ..vcf import check_vcf
+
+    check_vcf(args.vcf)  # a bad line is reported before a large model is loaded
     device = resolve_device(args.device)
     model = load_model(args.model).to(device)
     with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):

@@ -254,7 +254,7 @@ def score_vcf(model, fasta_path: str | Path, vcf_in: str | Path, vcf_out: str | 
         f"log p(alt) - log p(ref), nats, averaged over both strands (context +/-{flank_bp} bp)\">"
     )
     counts = {"records": 0, "scored_alleles": 0, "unscored_alleles": 0}
-    lines = iter_lines(vcf_in)
+    lines = ((number, line) for number, line in iter_lines(vcf_in) if line)  # blank lines: skipped, as check_vcf does
     with atomic_path(vcf_out) as tmp:
         bgzip = str(vcf_out).endswith((".gz", ".bgz"))
         with (BgzfWriter(tmp) if bgzip else open(tmp, "wb")) as out:
