@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from safetensors.torch import load_file, save_file
 
-from dnafm_lib.checkpoint import CheckpointError, load_model, save_model
+from dnafm_lib.checkpoint import CHECKSUM_KEY, CheckpointError, load_model, save_model
 from dnafm_lib.http import HttpError, RetryPolicy
 from dnafm_lib.ncbi import NcbiClient, download_assembly
 
@@ -49,10 +49,10 @@ def test_a_decoder_that_differs_from_what_it_is_tied_to_is_refused(tmp_path, dec
     untied.view(-1)[0] += 1.0  # one number off is enough to be another model
     state[decoder_key] = untied
     save_file(state, tmp_path / "m" / "model.safetensors")
-    # As a published checkpoint would be: no dnafm_weights_sha256 in config.json, so the tie check,
+    # As a published checkpoint would be: no weights checksum in config.json, so the tie check,
     # not the checksum, must refuse it.
     config = json.loads((tmp_path / "m" / "config.json").read_text())
-    config.pop("dnafm_weights_sha256", None)
+    config.pop(CHECKSUM_KEY, None)
     (tmp_path / "m" / "config.json").write_text(json.dumps(config))
     with pytest.raises(CheckpointError, match=f"{decoder_key} differs from {tied_to}"):
         load_model(tmp_path / "m")
