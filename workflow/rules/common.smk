@@ -28,7 +28,7 @@ validate(config, schema="../schemas/config.schema.yaml")
 STAGES = cohort.selected_stages(config)
 # Everything that needs only the config and the sheet is checked now, not when a job runs.
 try:
-    cohort.check_stage_needs(config, STAGES)
+    cohort.check_stage_needs(config, STAGES, _layers)
     cohort.check_model_directories(config, STAGES)
     if "pretrain" in STAGES:
         cohort.check_pretrain_batch(config)
