@@ -163,9 +163,10 @@ def test_a_cohorts_models_replace_the_defaults_models(tmp_path):
         (dict(sheet_rows=[]), "has a header but no genomes"),
         (dict(genomes=["annotated", "nonesuch"]), "config tracks.genomes: nonesuch not in the genome sheet"),
         (dict(models={"aido": "no/such/AIDO.DNA-7B"}), "config tracks.models: aido: no/such/AIDO.DNA-7B is not a checkpoint"),
+        (dict(target_job_minutes=30), "config tracks.target_job_minutes needs tracks.tokens_per_second"),
     ],
     ids=["export-without-pretrain", "pretrain-without-splits", "header-only-sheet", "unknown-track-genome",
-         "missing-checkpoint"],
+         "missing-checkpoint", "job-minutes-without-throughput"],
 )
 def test_config_mistakes_stop_the_dry_run_with_one_line(tmp_path, change, message):
     change = dict(change)
