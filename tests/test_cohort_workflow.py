@@ -177,6 +177,7 @@ def test_config_mistakes_stop_the_dry_run_with_one_line(tmp_path, change, messag
     output = run.stdout + run.stderr
     assert message in output, output[-3000:]
     assert "Traceback" not in output
+    assert "dnafm_lib/" not in output, output[-3000:]  # a WorkflowError, not a trace into the package
     assert not (tmp_path / "results").exists()
 
 
