@@ -51,6 +51,13 @@ def _owner_tag() -> str:
     return f"{_host()}.{os.getpid()}."
 
 
+def temp_prefix(final: str | os.PathLike, kind: str = "tmp") -> str:
+    """``.tmp-{name}.{host}.{pid}.``: the prefix (for ``tempfile.mkstemp``/``mkdtemp``) of a temporary
+    sibling of ``final`` that ``sweep_stale(final)`` removes once this process is gone. For writers
+    that cannot use ``atomic_path``/``atomic_dir`` (e.g. one that must not replace a finished twin)."""
+    return f".{kind}-{Path(final).name}.{_owner_tag()}"
+
+
 def _pid_alive(pid: int) -> bool:
     if pid == os.getpid():
         return True
@@ -93,13 +100,15 @@ def sweep_stale(final: str | os.PathLike) -> list[Path]:
     now = time.time()
     for prefix in (".tmp-", ".old-"):
         start = f"{prefix}{final.name}."
+        # "<host>.<pid>.<random>": host names may hold dots; pids and mkstemp's [a-z0-9_] suffix never do
+        owned = re.compile(rf"{re.escape(start)}(?P<host>.+)\.(?P<pid>\d+)\.[a-z0-9_]+")
         for candidate in parent.glob(f"{glob_escape(start)}*"):
-            # "<host>.<pid>.<random>": host names may hold dots, pids and mkstemp's suffix never do
-            owner = candidate.name[len(start) :].rsplit(".", 2)
-            if len(owner) != 3 or not owner[1].isdigit():
-                continue  # not a name this module wrote
-            if owner[0] == host:
-                stale = not _pid_alive(int(owner[1]))
+            owner = owned.fullmatch(candidate.name)
+            # The glob also finds a longer output's temps (final.fai's): its name's rest reads as the host.
+            if owner is None or owner["host"].endswith(f".{host}"):
+                continue  # not a name this module wrote for final
+            if owner["host"] == host:
+                stale = not _pid_alive(int(owner["pid"]))
             else:
                 try:
                     stale = now - candidate.lstat().st_mtime > FOREIGN_STALE_S
@@ -123,7 +132,7 @@ def atomic_path(final: str | os.PathLike) -> Iterator[Path]:
         raise OutputPathError(f"{final}: is a directory, expected a file path to write")
     _make_parent(final)
     sweep_stale(final)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".tmp-{final.name}.{_owner_tag()}", dir=final.parent)
+    fd, tmp_name = tempfile.mkstemp(prefix=temp_prefix(final), dir=final.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     try:
@@ -155,14 +164,14 @@ def atomic_dir(final: str | os.PathLike) -> Iterator[Path]:
         raise OutputPathError(f"{final}: exists and is not a directory; remove it or choose another output directory")
     _make_parent(final)
     sweep_stale(final)
-    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{final.name}.{_owner_tag()}", dir=final.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=temp_prefix(final), dir=final.parent))
     try:
         yield tmp
         os.chmod(tmp, DIR_MODE)
         if final.exists():
             # The old directory moves aside under an owner-tagged name: if we die between the two
             # renames, the next writer sweeps it.
-            backup = Path(tempfile.mkdtemp(prefix=f".old-{final.name}.{_owner_tag()}", dir=final.parent))
+            backup = Path(tempfile.mkdtemp(prefix=temp_prefix(final, "old"), dir=final.parent))
             os.replace(final, backup)
             os.replace(tmp, final)
             shutil.rmtree(backup, ignore_errors=True)
