@@ -84,6 +84,10 @@ def new_cohort(tmp_path: Path, *, models: dict[str, str], stages=("tracks",), sh
 def test_tracks_only_cohort_mines_new_genomes_with_a_checkpoint_and_nothing_else(tmp_path):
     model = save_tiny_model(tmp_path / "checkpoint")
     config = new_cohort(tmp_path, models={"tiny": str(model)})
+    stale = tmp_path / "results" / "tracks" / "old_run_genome" / "tiny"  # another run's tracks
+    stale.mkdir(parents=True)
+    for name in ("tracks.json", "igv.html", "igv_session.xml"):
+        (stale / name).write_text("{}")
 
     run = snakemake(config)  # the default target
 
@@ -120,6 +124,7 @@ def test_tracks_only_cohort_mines_new_genomes_with_a_checkpoint_and_nothing_else
     assert f"python3 -m http.server -d {results} 8000" in told
     assert "http://localhost:8000/tracks/annotated/tiny/igv.html" in told
     assert f"{results}/tracks/scaffolds/tiny/igv_session.xml" in told
+    assert "old_run_genome" not in told  # only this run's genomes are listed
 
 
 def dry_run(config: Path) -> subprocess.CompletedProcess:
