@@ -209,6 +209,6 @@ def test_windows_longer_than_the_models_training_context_warn_at_start(tmp_path)
     run = dry_run(new_cohort(tmp_path, models={"short": str(model)}, window_bp=300))
     assert run.returncode == 0, run.stderr[-3000:]
     told = run.stdout + run.stderr
-    assert (f"warning: tracks.models short: scoring 300-nt windows (302 tokens) with a model pretrained on 256-token "
+    assert ("warning: tracks.models short: scoring 300-nt windows (302 tokens) with a model pretrained on 256-token "
             "inputs (254 nt)") in told
     assert told.count("warning: tracks.models short") == 1

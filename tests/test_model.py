@@ -1,10 +1,9 @@
 import dataclasses
-import math
 
 import pytest
 import torch
 
-from dnafm_lib.model import (PRESETS, DnaFmForMaskedLM, apply_rotary, build_model, count_parameters,
+from dnafm_lib.model import (PRESETS, apply_rotary, build_model, count_parameters,
                              flops_per_token, preset_config, rotary_cos_sin, swiglu_intermediate_size)
 from dnafm_lib.tokenizer import encode_batch
 

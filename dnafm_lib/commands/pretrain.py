@@ -8,6 +8,11 @@ latest checkpoint in the run directory. Exit codes: 0 done, 1 error, 75 preempte
 SIGTERM/SIGUSR1 after saving a checkpoint (run the same command again to resume).
 """
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # for the annotation only: commands import their modules when run, so `dnafm --help` stays fast
+    from ..train.config import TrainConfig
+
 HELP = "pretrain the encoder (MLM) on shards; torchrun/srun aware, resumable"
 
 
