@@ -187,6 +187,21 @@ def test_config_mistakes_stop_the_dry_run_with_one_line(tmp_path, change, messag
 
 
 @pytest.mark.slow
+def test_an_nt_list_cohort_without_the_splits_stage_stops_instead_of_mining_the_demo_genomes(tmp_path):
+    config = new_cohort(tmp_path, models={"aido": str(save_tiny_model(tmp_path / "checkpoint"))})
+    cohort = yaml.safe_load(config.read_text())
+    del cohort["genome_sheet"]  # config/config.yaml's demo sheet stays underneath
+    cohort["splits"] = {"nt_list": str(tmp_path / "urls.txt")}
+    config.write_text(yaml.safe_dump(cohort))
+    run = dry_run(config)
+    assert run.returncode != 0
+    output = run.stdout + run.stderr
+    assert "config splits.nt_list: only the splits stage reads the NT list" in output, output[-3000:]
+    assert "add splits to stages" in output and "Traceback" not in output
+    assert "prepare_genome" not in output
+
+
+@pytest.mark.slow
 def test_a_global_batch_that_does_not_divide_stops_the_dry_run(tmp_path):
     config = new_cohort(tmp_path, models={"demo": "export"}, stages=("splits", "pretrain", "tracks"))
     cohort = yaml.safe_load(config.read_text())
