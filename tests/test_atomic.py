@@ -33,7 +33,8 @@ def test_a_sweep_leaves_the_temps_of_a_longer_output_name_alone(tmp_path):
     from dnafm_lib.atomic import sweep_stale
 
     host = socket.gethostname()
-    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
+                          check=True)
     dead_pid = int(gone.stdout)
     day_old = time.time() - 2 * 24 * 3600
     # genome.fa.gz.fai's temps: one of this (live) process, untouched for two days; one of a dead writer
