@@ -100,13 +100,15 @@ def sweep_stale(final: str | os.PathLike) -> list[Path]:
     now = time.time()
     for prefix in (".tmp-", ".old-"):
         start = f"{prefix}{final.name}."
+        # "<host>.<pid>.<random>": host names may hold dots; pids and mkstemp's [a-z0-9_] suffix never do
+        owned = re.compile(rf"{re.escape(start)}(?P<host>.+)\.(?P<pid>\d+)\.[a-z0-9_]+")
         for candidate in parent.glob(f"{glob_escape(start)}*"):
-            # "<host>.<pid>.<random>": host names may hold dots, pids and mkstemp's suffix never do
-            owner = candidate.name[len(start) :].rsplit(".", 2)
-            if len(owner) != 3 or not owner[1].isdigit():
-                continue  # not a name this module wrote
-            if owner[0] == host:
-                stale = not _pid_alive(int(owner[1]))
+            owner = owned.fullmatch(candidate.name)
+            # The glob also finds a longer output's temps (final.fai's): its name's rest reads as the host.
+            if owner is None or owner["host"].endswith(f".{host}"):
+                continue  # not a name this module wrote for final
+            if owner["host"] == host:
+                stale = not _pid_alive(int(owner["pid"]))
             else:
                 try:
                     stale = now - candidate.lstat().st_mtime > FOREIGN_STALE_S

@@ -12,7 +12,7 @@ whole by the cohort's. Everything here is plain Python (no torch), run at workfl
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .errors import DnafmError
@@ -64,8 +64,13 @@ def selected_stages(config: Mapping[str, Any]) -> tuple[str, ...]:
     return tuple(stage for stage in STAGES if stage in wanted)
 
 
-def check_stage_needs(config: Mapping[str, Any], stages: tuple[str, ...]) -> None:
-    """A stage that needs another stage's output fails here, in one line naming the stage to add."""
+def check_stage_needs(config: Mapping[str, Any], stages: tuple[str, ...],
+                      cohort_layers: Sequence[Mapping[str, Any]] = ()) -> None:
+    """A stage that needs another stage's output fails here, in one line naming the stage to add.
+
+    ``cohort_layers`` are the cohort's own configs (each ``--configfile``, then ``--config``), as
+    given to ``layer_configs``: they tell a genome sheet the cohort chose from the demo's default.
+    """
     if "pretrain" in stages and "splits" not in stages:
         raise CohortConfigError("config stages: pretrain trains on the train/validation genomes of the splits stage; "
                                 "add splits to stages")
@@ -81,9 +86,18 @@ def check_stage_needs(config: Mapping[str, Any], stages: tuple[str, ...]) -> Non
             raise CohortConfigError(
                 f"config finetune.model: '{EXPORT}' is the model of the pretrain stage (results/models/{run}); "
                 "add pretrain to stages, or name a checkpoint directory")
-    if any(stage in stages for stage in ("tracks", "finetune")) and "splits" not in stages and not config.get("genome_sheet"):
+    if not any(stage in stages for stage in ("tracks", "finetune")) or "splits" in stages:
+        return
+    if not config.get("genome_sheet"):
         raise CohortConfigError("config: without the splits stage the genomes come from genome_sheet; set genome_sheet "
                                 "or add splits to stages")
+    # config/config.yaml always names the demo's sheet, so a cohort of NT-list genomes that drops
+    # splits would otherwise mine the demo genomes.
+    if config.get("splits", {}).get("nt_list") and not any("genome_sheet" in layer for layer in cohort_layers):
+        raise CohortConfigError(
+            f"config splits.nt_list: only the splits stage reads the NT list; without it the genomes would be those "
+            f"of the default genome_sheet {config['genome_sheet']}; add splits to stages (or set the cohort's own "
+            "genome_sheet)")
 
 
 def check_genome_names(config: Mapping[str, Any], stages: tuple[str, ...], sheet_genomes: list[str] | None) -> None:

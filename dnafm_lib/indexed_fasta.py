@@ -11,19 +11,20 @@ repeated and concurrent calls reuse one copy.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
 import shutil
-import socket
 import tempfile
 from pathlib import Path
 
+from .atomic import atomic_path, sweep_stale, temp_prefix
 from .errors import DnafmError
+from .fasta import GZIP_MAGIC
 
 log = logging.getLogger(__name__)
 
-GZIP_MAGIC = b"\x1f\x8b"
 PREPARED_NAME = "genome.fa.gz"
 
 
@@ -79,15 +80,11 @@ def _faidx(fasta: Path, fai: Path, gzi: Path | None) -> None:
 def _index_beside(path: Path, kind: str) -> None:
     """Write ``.fai`` (and ``.gzi``) beside ``path`` under temporary names, then rename them in."""
     fai, gzi = Path(f"{path}.fai"), Path(f"{path}.gzi") if kind == "bgzip" else None
-    tmp_dir = Path(tempfile.mkdtemp(prefix=f".tmp-{path.name}.index.", dir=path.parent))
-    try:
-        tmp_fai, tmp_gzi = tmp_dir / "fai", (tmp_dir / "gzi" if gzi else None)
+    with contextlib.ExitStack() as stack:
+        # entered fai first, so the .gzi is renamed in before the .fai that announces it
+        tmp_fai = stack.enter_context(atomic_path(fai))
+        tmp_gzi = stack.enter_context(atomic_path(gzi)) if gzi else None
         _faidx(path, tmp_fai, tmp_gzi)
-        if gzi:
-            os.replace(tmp_gzi, gzi)
-        os.replace(tmp_fai, fai)
-    finally:
-        shutil.rmtree(tmp_dir, ignore_errors=True)
     log.info("%s: indexed (%s)", path, fai.name)
 
 
@@ -95,28 +92,6 @@ def _cache_key(path: Path) -> str:
     stat = path.stat()
     identity = f"{path.resolve()}\0{stat.st_size}\0{stat.st_mtime_ns}"
     return hashlib.sha256(identity.encode()).hexdigest()[:16]
-
-
-_TMP_PREFIX = ".tmp-"
-
-
-def _sweep_dead_temps(cache_dir: Path) -> None:
-    """Remove the half-built copies of killed runs on this host (their pid is gone), which nothing else would."""
-    host = socket.gethostname()
-    for tmp in cache_dir.glob(f"{_TMP_PREFIX}{host}.*"):
-        pid = tmp.name[len(_TMP_PREFIX) + len(host) + 1 :].split(".", 1)[0]
-        if pid.isdigit() and not _alive(int(pid)):
-            shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's process
-        return True
-    return True
 
 
 def _prepared_copy(path: Path, cache_dir: Path) -> Path:
@@ -129,8 +104,9 @@ def _prepared_copy(path: Path, cache_dir: Path) -> Path:
     if prepared.exists():
         return prepared
     final.parent.mkdir(parents=True, exist_ok=True)
-    _sweep_dead_temps(final.parent)
-    tmp = Path(tempfile.mkdtemp(prefix=f"{_TMP_PREFIX}{socket.gethostname()}.{os.getpid()}.", dir=final.parent))
+    # Not atomic_dir: a twin that finished first must be kept, not replaced under its readers.
+    sweep_stale(final)
+    tmp = Path(tempfile.mkdtemp(prefix=temp_prefix(final), dir=final.parent))
     try:
         log.info("%s: plain gzip, not bgzip; writing an indexed bgzip copy to %s", path, prepared)
         write_bgzip_fasta(path, tmp / PREPARED_NAME)

@@ -24,6 +24,32 @@ def test_a_failed_write_leaves_nothing_behind(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_sweep_leaves_the_temps_of_a_longer_output_name_alone(tmp_path):
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    from dnafm_lib.atomic import sweep_stale
+
+    host = socket.gethostname()
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
+                          check=True)
+    dead_pid = int(gone.stdout)
+    day_old = time.time() - 2 * 24 * 3600
+    # genome.fa.gz.fai's temps: one of this (live) process, untouched for two days; one of a dead writer
+    live_fai = tmp_path / f".tmp-genome.fa.gz.fai.{host}.{os.getpid()}.abcd_123"
+    dead_fai = tmp_path / f".tmp-genome.fa.gz.fai.{host}.{dead_pid}.efgh_456"
+    dead_gz = tmp_path / f".tmp-genome.fa.gz.{host}.{dead_pid}.ijkl_789"
+    for path in (live_fai, dead_fai, dead_gz):
+        path.write_text("partial")
+        os.utime(path, (day_old, day_old))
+    assert sweep_stale(tmp_path / "genome.fa.gz") == [dead_gz]
+    assert live_fai.exists() and dead_fai.exists()
+    assert sweep_stale(tmp_path / "genome.fa.gz.fai") == [dead_fai]
+    assert live_fai.exists()
+
+
 def test_a_directory_replaces_the_old_one_whole(tmp_path):
     target = tmp_path / "d"
     with atomic_dir(target) as tmp:

@@ -89,6 +89,26 @@ def test_tracks_without_splits_need_a_genome_sheet():
         check_stage_needs(config, selected)
 
 
+@pytest.mark.parametrize("stages", [["tracks"], ["finetune"], ["tracks", "finetune"]])
+def test_an_nt_list_cohort_without_splits_is_told_to_add_splits_not_given_the_demo_genomes(stages):
+    layer = {"stages": stages, "tracks": {"models": {"aido": "/models/aido"}}, "finetune": {"model": "/models/aido"},
+             "splits": {"nt_list": "urls.txt"}}
+    config = layer_configs(DEFAULTS, [layer], SCHEMA)
+    assert config["genome_sheet"] == "config/genomes.tsv"  # the demo's sheet, inherited
+    with pytest.raises(CohortConfigError, match=r"config splits.nt_list: .*config/genomes.tsv; add splits to stages"):
+        check_stage_needs(config, selected_stages(config), [layer])
+
+
+def test_an_nt_list_cohort_with_splits_or_its_own_sheet_passes():
+    layer = {"stages": ["splits", "tracks"], "tracks": {"models": {"aido": "/m"}}, "splits": {"nt_list": "urls.txt"}}
+    config = layer_configs(DEFAULTS, [layer], SCHEMA)
+    check_stage_needs(config, selected_stages(config), [layer])
+    # the sheet set on the command line (the last layer) is the cohort's own choice
+    layers = [{**layer, "stages": ["tracks"]}, {"genome_sheet": "mine.tsv"}]
+    config = layer_configs(DEFAULTS, layers, SCHEMA)
+    check_stage_needs(config, selected_stages(config), layers)
+
+
 def test_unknown_genome_names_are_named_with_the_sheets_genomes():
     config, selected = cohort(["tracks", "finetune"], genome_sheet="my.tsv")
     config["tracks"]["genomes"] = ["a", "zz"]
@@ -124,9 +144,10 @@ def test_the_global_batch_must_split_over_nodes_and_processes():
 
 def test_the_demo_and_the_shipped_cohorts_pass_every_start_check():
     for path in [REPO / "config/config.yaml", *sorted((REPO / "config/cohorts").glob("*.yaml"))]:
-        config = layer_config(DEFAULTS, yaml.safe_load(path.read_text()), SCHEMA)
+        layer = yaml.safe_load(path.read_text())
+        config = layer_config(DEFAULTS, layer, SCHEMA)
         selected = selected_stages(config)
-        check_stage_needs(config, selected)
+        check_stage_needs(config, selected, [layer])
         if "pretrain" in selected:
             check_pretrain_batch(config)
 

@@ -84,6 +84,10 @@ def new_cohort(tmp_path: Path, *, models: dict[str, str], stages=("tracks",), sh
 def test_tracks_only_cohort_mines_new_genomes_with_a_checkpoint_and_nothing_else(tmp_path):
     model = save_tiny_model(tmp_path / "checkpoint")
     config = new_cohort(tmp_path, models={"tiny": str(model)})
+    stale = tmp_path / "results" / "tracks" / "old_run_genome" / "tiny"  # another run's tracks
+    stale.mkdir(parents=True)
+    for name in ("tracks.json", "igv.html", "igv_session.xml"):
+        (stale / name).write_text("{}")
 
     run = snakemake(config)  # the default target
 
@@ -120,6 +124,7 @@ def test_tracks_only_cohort_mines_new_genomes_with_a_checkpoint_and_nothing_else
     assert f"python3 -m http.server -d {results} 8000" in told
     assert "http://localhost:8000/tracks/annotated/tiny/igv.html" in told
     assert f"{results}/tracks/scaffolds/tiny/igv_session.xml" in told
+    assert "old_run_genome" not in told  # only this run's genomes are listed
 
 
 def dry_run(config: Path) -> subprocess.CompletedProcess:
@@ -163,9 +168,10 @@ def test_a_cohorts_models_replace_the_defaults_models(tmp_path):
         (dict(sheet_rows=[]), "has a header but no genomes"),
         (dict(genomes=["annotated", "nonesuch"]), "config tracks.genomes: nonesuch not in the genome sheet"),
         (dict(models={"aido": "no/such/AIDO.DNA-7B"}), "config tracks.models: aido: no/such/AIDO.DNA-7B is not a checkpoint"),
+        (dict(target_job_minutes=30), "config tracks.target_job_minutes needs tracks.tokens_per_second"),
     ],
     ids=["export-without-pretrain", "pretrain-without-splits", "header-only-sheet", "unknown-track-genome",
-         "missing-checkpoint"],
+         "missing-checkpoint", "job-minutes-without-throughput"],
 )
 def test_config_mistakes_stop_the_dry_run_with_one_line(tmp_path, change, message):
     change = dict(change)
@@ -176,7 +182,23 @@ def test_config_mistakes_stop_the_dry_run_with_one_line(tmp_path, change, messag
     output = run.stdout + run.stderr
     assert message in output, output[-3000:]
     assert "Traceback" not in output
+    assert "dnafm_lib/" not in output, output[-3000:]  # a WorkflowError, not a trace into the package
     assert not (tmp_path / "results").exists()
+
+
+@pytest.mark.slow
+def test_an_nt_list_cohort_without_the_splits_stage_stops_instead_of_mining_the_demo_genomes(tmp_path):
+    config = new_cohort(tmp_path, models={"aido": str(save_tiny_model(tmp_path / "checkpoint"))})
+    cohort = yaml.safe_load(config.read_text())
+    del cohort["genome_sheet"]  # config/config.yaml's demo sheet stays underneath
+    cohort["splits"] = {"nt_list": str(tmp_path / "urls.txt")}
+    config.write_text(yaml.safe_dump(cohort))
+    run = dry_run(config)
+    assert run.returncode != 0
+    output = run.stdout + run.stderr
+    assert "config splits.nt_list: only the splits stage reads the NT list" in output, output[-3000:]
+    assert "add splits to stages" in output and "Traceback" not in output
+    assert "prepare_genome" not in output
 
 
 @pytest.mark.slow
@@ -202,6 +224,6 @@ def test_windows_longer_than_the_models_training_context_warn_at_start(tmp_path)
     run = dry_run(new_cohort(tmp_path, models={"short": str(model)}, window_bp=300))
     assert run.returncode == 0, run.stderr[-3000:]
     told = run.stdout + run.stderr
-    assert (f"warning: tracks.models short: scoring 300-nt windows (302 tokens) with a model pretrained on 256-token "
+    assert ("warning: tracks.models short: scoring 300-nt windows (302 tokens) with a model pretrained on 256-token "
             "inputs (254 nt)") in told
     assert told.count("warning: tracks.models short") == 1

@@ -157,7 +157,7 @@ def test_temps_of_dead_writers_are_swept_and_live_ones_kept(tmp_path):
     (tmp_path / f".tmp-out.{host}.{dead_pid}.abc123" / "big").write_bytes(b"x" * 1000)
     (tmp_path / f".old-out.{host}.{dead_pid}.zz").mkdir()
     (tmp_path / f".tmp-out.{host}.{os.getppid()}.live99").write_text("a live writer's")  # our parent lives
-    (tmp_path / f".tmp-out.other-host.example.12.q").write_text("another host, recent")
+    (tmp_path / ".tmp-out.other-host.example.12.q").write_text("another host, recent")
     (tmp_path / ".tmp-outer.x").write_text("not ours")
     with atomic_dir(tmp_path / "out") as tmp:
         (tmp / "a").write_text("1")

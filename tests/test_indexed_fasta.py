@@ -88,6 +88,23 @@ def test_a_stale_index_beside_a_plain_fasta_is_rebuilt(tmp_path):
     assert sequences(ensure_indexed(source)) == {"new": "ACGTACGT"}
 
 
+@pytest.mark.parametrize("make", [plain, bgzip], ids=["plain", "bgzip"])
+def test_index_temps_of_a_dead_writer_beside_the_fasta_are_swept_by_the_next_one(tmp_path, make):
+    import sys
+
+    source = make(tmp_path)
+    indexes = [f"{source}.fai"] + ([f"{source}.gzi"] if make is bgzip else [])
+    # a writer that dies holding temporary index files, named as every writer names them
+    code = ("import sys, tempfile; from dnafm_lib.atomic import temp_prefix\n"
+            "for index in sys.argv[1:]: tempfile.mkstemp(prefix=temp_prefix(index), dir=sys.argv[1].rsplit('/', 1)[0])")
+    subprocess.run([sys.executable, "-c", code, *indexes], check=True, env={**os.environ, "PYTHONPATH": os.getcwd()})
+    leftovers = sorted(p.name for p in tmp_path.glob(".tmp-*"))
+    assert len(leftovers) == len(indexes)
+    ensure_indexed(source)
+    assert not list(tmp_path.glob(".tmp-*")), leftovers
+    assert all(Path(index).stat().st_size > 0 for index in indexes)
+
+
 def test_a_bad_gzip_fasta_is_one_error_and_leaves_no_copy(tmp_path):
     path = tmp_path / "bad.fna.gz"
     with gzip.open(path, "wt") as handle:

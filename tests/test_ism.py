@@ -17,28 +17,8 @@ COMPLEMENT = {"A": "T", "C": "G", "G": "C", "T": "A"}
 
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    torch.manual_seed(7)
-    path = tmp_path_factory.mktemp("model") / "tiny"
-    dnafm_lib.save_model(dnafm_lib.load_model("tiny"), path)
-    return path
-
-
-@pytest.fixture(scope="module")
 def model(model_dir):
     return dnafm_lib.load_model(model_dir).eval()
-
-
-@pytest.fixture(scope="module")
-def genome(tmp_path_factory):
-    rng = np.random.default_rng(3)
-    contigs = {
-        "chr1": "".join(rng.choice(list("ACGT"), 80)),
-        "chr2": "acgtNNACGT" + "".join(rng.choice(list("ACGTacgt"), 30)),  # soft-masked bases and Ns
-    }
-    path = tmp_path_factory.mktemp("genome") / "genome.fa"
-    path.write_text("".join(f">{name} test contig\n{seq}\n" for name, seq in contigs.items()))
-    return path, contigs
 
 
 def brute_force_llr(model, contig, position, alt, flank_bp=FLANK_BP, strand="+"):

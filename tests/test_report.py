@@ -82,6 +82,8 @@ def test_report_holds_the_fine_tuning_result_and_the_address_of_each_genomes_igv
     targets = [tracks / "tracks.json", tracks / "igv.html", results / "finetune" / "cds" / "comparison.tsv"]
     run = snakemake(config_path, *targets)
     assert run.returncode == 0, run.stderr[-4000:]
+    # the end-of-run summary finds this run's genomes through the splits table
+    assert "http://localhost:8000/tracks/coding/tiny/igv.html" in run.stdout + run.stderr, run.stderr[-4000:]
 
     report = tmp_path / "report.html"
     made = snakemake(config_path, "--report", report, *targets)

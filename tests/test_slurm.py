@@ -19,7 +19,6 @@ from pathlib import Path
 import pytest
 
 from .slurm_helpers import edit_profile_for_this_node, preempt_pretraining, repo_copy, run_cmd
-from .slurm_helpers import slurm_cluster  # noqa: F401  (a fixture)
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
@@ -210,7 +209,7 @@ def test_demo_workflow_finishes_through_the_slurm_profile(demo_on_slurm):
 
 @pytest.mark.timeout(2400)
 def test_every_rule_of_the_demo_ran_as_a_completed_slurm_job(demo_on_slurm):
-    work, result = demo_on_slurm.work, demo_on_slurm.result
+    result = demo_on_slurm.result
     log = result.stdout + result.stderr
     assert result.returncode == 0, log[-6000:]
     submitted = dict(re.findall(r"Job (\d+) has been submitted with SLURM jobid (\d+)", log))

@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 
 from .slurm_helpers import run_cmd
-from .slurm_helpers import slurm_cluster  # noqa: F401  (a fixture)
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 

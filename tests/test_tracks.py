@@ -25,13 +25,7 @@ from dnafm_lib.tracks.tiling import Region, contig_windows, plan_chunks
 from tests.tracks_helpers import FAST, genome_with_gaps, many_short_contigs, save_tiny_model, write_fasta
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Tiny models gain nothing from threads, and lose much when other jobs share the cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # conftest.py
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,6 @@ import numpy as np
 import pandas as pd
 import pyBigWig
 import pytest
-import torch
 
 from dnafm_lib.tracks import catalog
 from dnafm_lib.tracks.embeddings import enrichment_figure, enrichment_table
@@ -24,13 +23,7 @@ BASE_KEYS = [f"prob_{b}" for b in catalog.BASES]
 LOGO_KEYS = [f"logo_{b}" for b in catalog.BASES]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Tiny models gain nothing from threads, and lose much when other jobs share the cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # conftest.py
 
 
 @pytest.fixture(scope="module")

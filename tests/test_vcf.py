@@ -8,7 +8,7 @@ import pytest
 from dnafm_lib.cli import main
 from dnafm_lib.vcf import AlleleKind, VcfError, check_vcf, classify_allele
 
-from .test_ism import FLANK_BP, _write_vcf, genome, model_dir  # noqa: F401  (fixtures)
+from .test_ism import FLANK_BP, _write_vcf  # the fixtures model_dir and genome: conftest.py
 
 
 @pytest.mark.parametrize(

@@ -57,6 +57,7 @@ def run(args) -> int:
 def _pretraining_context_tokens(run_dir) -> int:
     """[CLS] + the train shards' window + [EOS], from the run's train_config.json and its train manifest."""
     import json
+    from pathlib import Path
 
     from ..errors import DnafmError
     from ..train.loop import TRAIN_CONFIG_NAME
@@ -65,7 +66,7 @@ def _pretraining_context_tokens(run_dir) -> int:
     config_path = run_dir / TRAIN_CONFIG_NAME
     try:
         manifest_path = json.loads(config_path.read_text())["train_manifest"]
-        window_nt = int(json.loads(open(manifest_path).read())["window_nt"])
+        window_nt = int(json.loads(Path(manifest_path).read_text())["window_nt"])
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise DnafmError(f"{config_path}: cannot tell the pretraining context from the run's train manifest ({exc}); "
                          "it goes into config.json") from None

@@ -248,10 +248,19 @@ def enrichment_table(segments: Sequence[tuple], features: "pandas.DataFrame") ->
     return table.sort_values(["cluster", "feature_type"]).reset_index(drop=True).astype({"cluster": str})
 
 
-def write_enrichment(table: "pandas.DataFrame", tsv_path: str | Path, png_path: str | Path) -> None:  # noqa: F821
-    """The table as TSV, and its heatmap (``enrichment_figure``) as PNG."""
+def _headless_pyplot():
+    """pyplot on the Agg backend, chosen before pyplot is imported (cluster nodes have no display)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def write_enrichment(table: "pandas.DataFrame", tsv_path: str | Path, png_path: str | Path) -> None:  # noqa: F821
+    """The table as TSV, and its heatmap (``enrichment_figure``) as PNG."""
+    plt = _headless_pyplot()
     with atomic_open(tsv_path) as handle:
         table.to_csv(handle, sep="\t", index=False, float_format="%.6g")
     fig = enrichment_figure(table)
@@ -262,10 +271,7 @@ def write_enrichment(table: "pandas.DataFrame", tsv_path: str | Path, png_path: 
 
 def enrichment_figure(table: "pandas.DataFrame"):  # noqa: F821
     """Heatmap cluster × feature type of log2(observed/expected), the ratio printed in each cell."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = _headless_pyplot()
 
     n_features, n_clusters = table.feature_type.nunique(), table.cluster.nunique()
     fig, ax = plt.subplots(figsize=(max(4.5, 0.75 * n_features + 3), max(3, 0.45 * n_clusters + 1.8)))

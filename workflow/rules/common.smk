@@ -28,7 +28,7 @@ validate(config, schema="../schemas/config.schema.yaml")
 STAGES = cohort.selected_stages(config)
 # Everything that needs only the config and the sheet is checked now, not when a job runs.
 try:
-    cohort.check_stage_needs(config, STAGES)
+    cohort.check_stage_needs(config, STAGES, _layers)
     cohort.check_model_directories(config, STAGES)
     if "pretrain" in STAGES:
         cohort.check_pretrain_batch(config)
@@ -174,8 +174,13 @@ def log_tracks_summary():
     """At the end of a successful run (Snakefile onsuccess): where the tracks are, how to open them."""
     if "tracks" not in STAGES or not TRACKS_DIR.is_dir():
         return
-    folders = [TRACKS_DIR / genome.name / model for genome in sorted(TRACKS_DIR.iterdir()) if genome.is_dir()
-               for model in TRACKS["models"]]
+    from snakemake.exceptions import IncompleteCheckpointException
+
+    try:  # this run's genomes × models only: TRACKS_DIR may hold folders of other runs
+        genomes = track_genomes()
+    except IncompleteCheckpointException:
+        return  # the splits table was not part of this run, so neither were tracks
+    folders = [TRACKS_DIR / genome / model for genome in sorted(genomes) for model in TRACKS["models"]]
     summary = run_summary.tracks_summary(RESULTS, folders)
     if summary:
         logger.info(summary)

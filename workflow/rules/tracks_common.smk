@@ -21,7 +21,10 @@ IGV_JS = TRACKS.get("igv_js") or str(RESULTS / "browser" / "igv.min.js")
 from dnafm_lib.tracks.pipeline import configured_chunk_bp
 
 # bp per score_chunk job: from tracks.target_job_minutes and tracks.tokens_per_second, or tracks.chunk_bp.
-CHUNK_BP = configured_chunk_bp(TRACKS)
+try:
+    CHUNK_BP = configured_chunk_bp(TRACKS)
+except DnafmError as error:
+    raise WorkflowError(str(error))
 
 
 def chunk_output(path):
