@@ -259,8 +259,9 @@ def _flash_attend(q, k, v, padding: Padding, backend: str, dropout: float) -> to
     batch, length, heads, dim = q.shape
     idx = padding.indices
     packed = [t.reshape(batch * length, heads, dim).index_select(0, idx) for t in (q, k, v)]
-    out = _first(varlen(*packed, padding.cu_seqlens, padding.cu_seqlens, padding.max_seqlen, padding.max_seqlen,
-                        **extra))
+    # By keyword: the FlashAttention-2 and -4 varlen functions agree on these names, not on positions.
+    out = _first(varlen(*packed, cu_seqlens_q=padding.cu_seqlens, cu_seqlens_k=padding.cu_seqlens,
+                        max_seqlen_q=padding.max_seqlen, max_seqlen_k=padding.max_seqlen, **extra))
     full = out.new_zeros(batch * length, heads, dim)
     full.index_copy_(0, idx, out)
     return full.view(batch, length, heads, dim)
