@@ -195,3 +195,39 @@ def test_killed_at_every_stage_boundary_and_rerun_ends_with_the_uninterrupted_fi
 
     # Complete: the same command has nothing left to do.
     assert "Nothing to be done" in run_to_end(config)
+
+
+def test_each_genome_is_complete_or_not_on_its_own(tmp_path, inputs):
+    """Two genomes: losing one's track file or folder redoes that genome only."""
+    from tests.tracks_helpers import many_short_contigs
+
+    second = write_fasta(tmp_path / "scaffolds.fa", many_short_contigs(n=8))
+    sheet = tmp_path / "genomes.tsv"
+    sheet.write_text(inputs["sheet"].read_text() + f"scaffolds\tfile\tGCA_000000002.1\t{second}\ttrain\t\n")
+    config = cohort(tmp_path, {**inputs, "sheet": sheet})
+    config.write_text(config.read_text().replace(f"- {GENOME}", f"- {GENOME}\n  - scaffolds"))
+    run_to_end(config)
+    tracks = tmp_path / "results" / "tracks"
+    assert (tracks / "scaffolds" / MODEL / "mlm_loss.bw").exists() and (tracks / GENOME / MODEL / "mlm_loss.bw").exists()
+
+    def planned_jobs() -> dict[str, set[str]]:
+        """rule → genomes it would run for, from a dry run."""
+        done = subprocess.run([*command(config), "-n"], cwd=REPO, env=environment(), capture_output=True, text=True,
+                              timeout=600)
+        assert done.returncode == 0, done.stderr[-3000:]
+        jobs: dict[str, set[str]] = {}
+        rule = None
+        for line in (done.stdout + done.stderr).splitlines():
+            if line.startswith(("rule ", "localrule ")):
+                rule = line.split()[1].rstrip(":")
+            elif rule and line.strip().startswith("wildcards:"):
+                genome = dict(item.split("=") for item in line.split(":", 1)[1].strip().split(", ")).get("genome")
+                jobs.setdefault(rule, set()).add(genome)
+        return jobs
+
+    # (Chunk files are temporary, so a gather to redo scores its genome again.)
+    (tracks / "scaffolds" / MODEL / "segments.bed").unlink()
+    redo_scaffolds = {rule: {"scaffolds"} for rule in ("score_chunk", "gather_tracks", "write_browser_files")}
+    assert planned_jobs() == redo_scaffolds
+    subprocess.run(["rm", "-rf", str(tracks / GENOME / MODEL)], check=True)
+    assert planned_jobs() == {rule: {GENOME, "scaffolds"} for rule in redo_scaffolds}
