@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -208,9 +209,19 @@ def job_counts(stdout: str) -> dict[str, int]:
 
 
 @pytest.mark.slow
-def test_the_nt_cohort_config_dry_runs_offline(tmp_path):
-    run = dry_run("--configfile", NT_CONFIG, "--config", f"results_dir={tmp_path / 'results'}",
-                  f"logs_dir={tmp_path / 'logs'}")
+def test_the_nt_cohort_config_dry_runs_offline_once_the_published_checkpoint_is_in_place(tmp_path):
+    """As a user runs it: in a checkout (config/ and the demo's resources/), with the published
+    AIDO.DNA-7B directory where the cohort names it (a stand-in config.json here)."""
+    (tmp_path / "resources").mkdir()
+    (tmp_path / "config").symlink_to(REPO / "config")
+    (tmp_path / "resources" / "demo").symlink_to(REPO / "resources" / "demo")
+    published = tmp_path / yaml.safe_load(NT_CONFIG.read_text())["tracks"]["models"]["aido_dna_7b"]
+    published.mkdir(parents=True)
+    (published / "config.json").write_text(json.dumps({
+        "model_type": "rnabert", "hidden_size": 4352, "num_hidden_layers": 32, "num_attention_heads": 32,
+        "intermediate_size": 11584, "vocab_size": 16, "max_position_embeddings": 4000}))
+
+    run = dry_run("--snakefile", REPO / "Snakefile", "--directory", tmp_path, "--configfile", NT_CONFIG, cwd=tmp_path)
     assert run.returncode == 0, run.stderr[-3000:]
     # The genome list comes from the NT list, fetched by build_splits when the run starts.
     assert job_counts(run.stdout)["build_splits"] == 1
