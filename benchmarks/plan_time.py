@@ -6,8 +6,8 @@ written, every genome prepared (empty stand-in files with the right names and ag
 chunk plan written (one chunk per `--chunk-mb` of the genome's real size, at least one), and a
 model checkpoint directory. Then times
 
-    snakemake -n --cores 1 results/tracks/tracks.done                 (plain)
-    snakemake -n --profile slurm results/tracks/tracks.done           (the Slurm profile, grouping on)
+    snakemake -n --cores 1 tracks_all                 (plain)
+    snakemake -n --profile slurm tracks_all           (the Slurm profile, grouping on)
 
 reporting the jobs planned and the wall time of each (median of --repeats).
 
@@ -79,7 +79,7 @@ def build_state(work: Path, chunk_bp: int) -> tuple[int, int]:
 def plan(work: Path, *args: str) -> tuple[float, int]:
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     started = time.monotonic()
-    run = subprocess.run([sys.executable, "-m", "snakemake", "results/tracks/tracks.done", "-n", "--quiet", "rules",
+    run = subprocess.run([sys.executable, "-m", "snakemake", "tracks_all", "-n", "--quiet", "rules",
                           "--configfile", "plan.yaml", *args], cwd=work, env=env, capture_output=True, text=True)
     wall = time.monotonic() - started
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
