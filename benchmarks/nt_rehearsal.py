@@ -219,11 +219,10 @@ class Rehearsal:
 
 
 def job_counts(log_text: str) -> dict[str, int]:
-    """Jobs per rule from Snakemake's job stats tables (the last table of each kind wins)."""
+    """Jobs finished per rule (local jobs, Slurm jobs and the jobs inside group jobs)."""
     counts: dict[str, int] = {}
-    for rule, count in re.findall(r"^(\w+)\s+(\d+)$", log_text, flags=re.MULTILINE):
-        if rule != "total":
-            counts[rule] = max(counts.get(rule, 0), int(count))
+    for rule in re.findall(r"^Finished jobid: \S+ \(Rule: (\w+)\)", log_text, flags=re.MULTILINE):
+        counts[rule] = counts.get(rule, 0) + 1
     return counts
 
 
