@@ -6,8 +6,8 @@ written, every genome prepared (empty stand-in files with the right names and ag
 chunk plan written (one chunk per `--chunk-mb` of the genome's real size, at least one), and a
 model checkpoint directory. Then times
 
-    snakemake -n --cores 1 results/tracks/tracks.done                 (plain)
-    snakemake -n --profile slurm results/tracks/tracks.done           (the Slurm profile, grouping on)
+    snakemake -n --cores 1 results/tracks/{genome}/aido/{tracks.json,igv.html}        (plain)
+    snakemake -n --profile slurm results/tracks/{genome}/aido/{tracks.json,igv.html}  (the Slurm profile)
 
 reporting the jobs planned and the wall time of each (median of --repeats).
 
@@ -79,7 +79,9 @@ def build_state(work: Path, chunk_bp: int) -> tuple[int, int]:
 def plan(work: Path, *args: str) -> tuple[float, int]:
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     started = time.monotonic()
-    run = subprocess.run([sys.executable, "-m", "snakemake", "results/tracks/tracks.done", "-n", "--quiet", "rules",
+    genomes = [line.split("\t")[0] for line in (work / "results" / "splits" / "genomes.tsv").read_text().splitlines()[1:]]
+    targets = [f"results/tracks/{g}/aido/{name}" for g in genomes for name in ("tracks.json", "igv.html")]
+    run = subprocess.run([sys.executable, "-m", "snakemake", *targets, "-n", "--quiet", "rules",
                           "--configfile", "plan.yaml", *args], cwd=work, env=env, capture_output=True, text=True)
     wall = time.monotonic() - started
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
