@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import resource
 import statistics
 import subprocess
 import sys
@@ -76,7 +77,8 @@ def build_state(work: Path, chunk_bp: int) -> tuple[int, int]:
     return len(genomes), chunks
 
 
-def plan(work: Path, *args: str) -> tuple[float, int]:
+def plan(work: Path, *args: str) -> tuple[float, float, int]:
+    """(wall s, CPU s of the snakemake process, jobs planned)."""
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     started = time.monotonic()
     genomes = [line.split("\t")[0] for line in (work / "results" / "splits" / "genomes.tsv").read_text().splitlines()[1:]]
@@ -84,9 +86,11 @@ def plan(work: Path, *args: str) -> tuple[float, int]:
     run = subprocess.run([sys.executable, "-m", "snakemake", *targets, "-n", "--quiet", "rules",
                           "--configfile", "plan.yaml", *args], cwd=work, env=env, capture_output=True, text=True)
     wall = time.monotonic() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     total = re.search(r"^total\s+(\d+)$", run.stdout, flags=re.MULTILINE)
-    return wall, int(total.group(1)) if total else -1
+    return wall, cpu, int(total.group(1)) if total else -1
 
 
 def main(argv=None) -> int:
@@ -102,12 +106,14 @@ def main(argv=None) -> int:
         genomes, chunks = build_state(work, int(args.chunk_mb * 1e6))
         print(f"cohort state: {genomes} genomes, {chunks} chunks planned", flush=True)
     for label, extra in (("plain", ("--cores", "1")), ("profile slurm", ("--profile", "slurm"))):
-        timings = []
+        timings, cpus = [], []
         for _ in range(args.repeats):
-            wall, jobs = plan(work, *extra)
+            wall, cpu, jobs = plan(work, *extra)
             timings.append(wall)
-            print(f"{label:14s} {jobs} jobs planned in {wall:.1f} s", flush=True)
-        print(f"{label:14s} median {statistics.median(timings):.1f} s for {jobs} jobs", flush=True)
+            cpus.append(cpu)
+            print(f"{label:14s} {jobs} jobs planned in {wall:.1f} s wall, {cpu:.1f} s CPU", flush=True)
+        print(f"{label:14s} median {statistics.median(timings):.1f} s wall, {statistics.median(cpus):.1f} s CPU "
+              f"for {jobs} jobs (load average {os.getloadavg()[0]:.1f})", flush=True)
     return 0
 
 
