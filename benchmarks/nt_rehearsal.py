@@ -221,7 +221,8 @@ class Rehearsal:
 def job_counts(log_text: str) -> dict[str, int]:
     """Jobs finished per rule (local jobs, Slurm jobs and the jobs inside group jobs)."""
     counts: dict[str, int] = {}
-    for rule in re.findall(r"^Finished jobid: \S+ \(Rule: (\w+)\)", log_text, flags=re.MULTILINE):
+    # A group job's steps are reported by the job and again by the main process: count job ids once.
+    for _, rule in set(re.findall(r"^Finished jobid: (\S+) \(Rule: (\w+)\)", log_text, flags=re.MULTILINE)):
         counts[rule] = counts.get(rule, 0) + 1
     return counts
 
