@@ -20,7 +20,7 @@ PROFILE = REPO / "profiles" / "slurm" / "config.yaml"
 GENOMES = REPO / "resources" / "demo"
 
 
-def snakemake(work: Path, *args: str, timeout: int = 300) -> subprocess.CompletedProcess:
+def snakemake(work: Path, *args: str, timeout: int = 900) -> subprocess.CompletedProcess:
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     return subprocess.run([sys.executable, "-m", "snakemake", *args], cwd=work, env=env,
                           capture_output=True, text=True, timeout=timeout)
@@ -66,6 +66,7 @@ def test_partition_file_is_read_by_the_slurm_plugin():
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)
 def test_snakemake_profile_slurm_dry_run_passes_from_the_repo_root(tmp_path):
     work = repo_copy(tmp_path)
     run = snakemake(work, "--profile", "slurm", "-n")
@@ -75,6 +76,7 @@ def test_snakemake_profile_slurm_dry_run_passes_from_the_repo_root(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)
 def test_prepare_and_shard_of_many_genomes_are_grouped_into_few_slurm_jobs(tmp_path):
     """20 genomes: 40 per-genome steps become ceil(20 / genomes per group job) group jobs."""
     work = repo_copy(tmp_path)
