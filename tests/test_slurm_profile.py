@@ -77,8 +77,9 @@ def test_snakemake_profile_slurm_dry_run_passes_from_the_repo_root(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.timeout(1800)
-def test_prepare_and_shard_of_many_genomes_are_grouped_into_few_slurm_jobs(tmp_path):
-    """20 genomes: 40 per-genome steps become ceil(20 / genomes per group job) group jobs."""
+def test_prepare_and_shard_of_each_genome_are_one_slurm_job(tmp_path):
+    """20 genomes: 40 per-genome steps become ceil(20 / group-components) group jobs, both steps of a
+    genome in the same job."""
     work = repo_copy(tmp_path)
     fasta = GENOMES / "yersinia_plasmid_pPCP1_NC_005816.1.fna.gz"
     names = [f"g{index:02d}" for index in range(20)]
@@ -102,7 +103,7 @@ def test_prepare_and_shard_of_many_genomes_are_grouped_into_few_slurm_jobs(tmp_p
         sharded = set(re.findall(r"rule shard_genome:(?:.|\n)*?genome=(g\d+)", block))
         assert prepared == sharded
         groups.append(prepared)
-    # Snakemake forms groups of `per_group` genomes (it may merge them further while it runs).
+    # Snakemake forms groups of `per_group` genomes (with more than 1 it merges them further while it runs).
     first_grouping = [group for group in groups if len(group) <= per_group]
     assert len(first_grouping) == math.ceil(len(names) / per_group)
     assert set().union(*first_grouping) == set(names)
