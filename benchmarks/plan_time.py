@@ -98,6 +98,8 @@ def main(argv=None) -> int:
     parser.add_argument("--chunk-mb", type=float, default=20.0, help="real genome Mb per tracks chunk")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--work", default="/tmp/plan_time")
+    parser.add_argument("--modes", nargs="+", choices=("plain", "slurm"), default=["plain", "slurm"],
+                        help="plain: --cores 1; slurm: --profile slurm")
     args = parser.parse_args(argv)
     work = Path(args.work)
     if not (work / "plan.yaml").exists():
@@ -105,7 +107,8 @@ def main(argv=None) -> int:
         repo_copy(work)
         genomes, chunks = build_state(work, int(args.chunk_mb * 1e6))
         print(f"cohort state: {genomes} genomes, {chunks} chunks planned", flush=True)
-    for label, extra in (("plain", ("--cores", "1")), ("profile slurm", ("--profile", "slurm"))):
+    modes = {"plain": ("plain", ("--cores", "1")), "slurm": ("profile slurm", ("--profile", "slurm"))}
+    for label, extra in (modes[mode] for mode in args.modes):
         timings, cpus = [], []
         for _ in range(args.repeats):
             wall, cpu, jobs = plan(work, *extra)
