@@ -80,9 +80,10 @@ def build_state(work: Path, chunk_bp: int) -> tuple[int, int]:
 def plan(work: Path, *args: str) -> tuple[float, float, int]:
     """(wall s, CPU s of the snakemake process, jobs planned)."""
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    started = time.monotonic()
     genomes = [line.split("\t")[0] for line in (work / "results" / "splits" / "genomes.tsv").read_text().splitlines()[1:]]
     targets = [f"results/tracks/{g}/aido/{name}" for g in genomes for name in ("tracks.json", "igv.html")]
+    started = time.monotonic()
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     run = subprocess.run([sys.executable, "-m", "snakemake", *targets, "-n", "--quiet", "rules",
                           "--configfile", "plan.yaml", *args], cwd=work, env=env, capture_output=True, text=True)
     wall = time.monotonic() - started
