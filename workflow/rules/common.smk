@@ -92,3 +92,11 @@ def genomes_in_split(split):
     table = genomes_table()
     return [genome for genome in table["genome"] if table.loc[genome, "split"] == split]
 
+
+def annotated_genomes(table, wanted):
+    """dnafm_lib.tasks.cds_windows.annotated_genomes (finetune.smk), imported on first use:
+    dnafm_lib.tasks imports torch (seconds and ~300 MB), which every Snakemake process would pay
+    at parse time, the one started for each job inside a Slurm job too."""
+    from dnafm_lib.tasks.cds_windows import annotated_genomes as select
+
+    return select(table, wanted)
