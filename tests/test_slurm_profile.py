@@ -94,17 +94,23 @@ def test_prepare_and_shard_of_each_genome_are_one_slurm_job(tmp_path):
                     "--configfile", "many.yaml")
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     per_group = yaml.safe_load(PROFILE.read_text())["group-components"]["genome"]
-    # Each "Group job genome" block lists its jobs; both steps of a genome are in the same block.
-    blocks = run.stdout.split("Group job genome (jobs in lexicogr. order):")[1:]
+    # Each "Group job genome" block lists its jobs (rule name, then its wildcards); both steps of a
+    # genome are in the same block.
     groups = []
-    for block in blocks:
-        block = re.split(r"\n\[[^\]]*\]\n(?:rule|localrule|checkpoint) ", block)[0]
-        prepared = set(re.findall(r"rule prepare_genome:(?:.|\n)*?genome=(g\d+)", block))
-        sharded = set(re.findall(r"rule shard_genome:(?:.|\n)*?genome=(g\d+)", block))
-        assert prepared == sharded
-        groups.append(prepared)
+    for block in run.stdout.split("Group job genome (jobs in lexicogr. order):")[1:]:
+        steps, rule = {"prepare_genome": set(), "shard_genome": set()}, None
+        for line in block.splitlines():
+            stripped = line.strip()
+            if stripped.startswith(("rule ", "localrule ", "checkpoint ")):
+                rule = stripped.split()[1].rstrip(":")
+                if rule not in steps:
+                    break  # the group's listing ended
+            elif stripped.startswith("wildcards: genome=") and rule in steps:
+                steps[rule].add(stripped.removeprefix("wildcards: genome="))
+        assert steps["prepare_genome"] == steps["shard_genome"]
+        groups.append(steps["prepare_genome"])
     # Snakemake forms groups of `per_group` genomes (with more than 1 it merges them further while it runs).
-    first_grouping = [group for group in groups if len(group) <= per_group]
+    first_grouping = {frozenset(group) for group in groups if 0 < len(group) <= per_group}
     assert len(first_grouping) == math.ceil(len(names) / per_group)
     assert set().union(*first_grouping) == set(names)
     assert re.search(r"^prepare_genome\s+20$", run.stdout, flags=re.MULTILINE)
