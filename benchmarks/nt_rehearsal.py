@@ -218,11 +218,11 @@ class Rehearsal:
 
 
 def job_counts(log_text: str) -> dict[str, int]:
-    """Jobs per rule from Snakemake's job stats tables (the last table of each kind wins)."""
+    """Jobs finished per rule (local jobs, Slurm jobs and the jobs inside group jobs)."""
     counts: dict[str, int] = {}
-    for rule, count in re.findall(r"^(\w+)\s+(\d+)$", log_text, flags=re.MULTILINE):
-        if rule != "total":
-            counts[rule] = max(counts.get(rule, 0), int(count))
+    # A group job's steps are reported by the job and again by the main process: count job ids once.
+    for _, rule in set(re.findall(r"^Finished jobid: (\S+) \(Rule: (\w+)\)", log_text, flags=re.MULTILINE)):
+        counts[rule] = counts.get(rule, 0) + 1
     return counts
 
 
@@ -314,7 +314,7 @@ def rehearse(args) -> list[StageResult]:
         raise SystemExit(f"{work} is not empty: give a new --work or --resume")
     work.mkdir(parents=True, exist_ok=True)
     repo_copy(work)
-    per_group = args.genomes_per_group_job or (1 if args.smoke else 4)
+    per_group = args.genomes_per_group_job or 1
     edit_profile_for_this_node(work / "profiles" / "slurm", jobs=args.jobs, genomes_per_group_job=per_group)
     log_dir = work / "rehearsal_logs"
     log_dir.mkdir(exist_ok=True)
@@ -372,9 +372,9 @@ def main(argv=None) -> int:
     parser.add_argument("--resume", action="store_true", help="reuse a --work directory of an earlier run")
     parser.add_argument("--jobs", type=int, default=8, help="Slurm jobs in the queue at once")
     parser.add_argument("--genomes-per-group-job", type=int, default=None,
-                        help="group-components of the prepare+shard group (default 4; 1 with --smoke). "
-                             "Snakemake may merge groups once more, so a job can take twice as many genomes, "
-                             "one CPU each: start the cluster with DNAFM_SLURM_NODE_CPUS=16 for 4")
+                        help="group-components of the prepare+shard group (default 1, the profile's; more is "
+                             "unsafe with Snakemake 9.27, see benchmarks/RESULTS.md). A job asks for one CPU per "
+                             "genome: start the cluster with DNAFM_SLURM_NODE_CPUS=16 to try more")
     parser.add_argument("--seed", type=int, default=11)
     args = parser.parse_args(argv)
     if not node_ready():

@@ -6,8 +6,8 @@ written, every genome prepared (empty stand-in files with the right names and ag
 chunk plan written (one chunk per `--chunk-mb` of the genome's real size, at least one), and a
 model checkpoint directory. Then times
 
-    snakemake -n --cores 1 tracks_all                 (plain)
-    snakemake -n --profile slurm tracks_all           (the Slurm profile, grouping on)
+    snakemake -n --cores 1 results/tracks/{genome}/aido/{tracks.json,igv.html}        (plain)
+    snakemake -n --profile slurm results/tracks/{genome}/aido/{tracks.json,igv.html}  (the Slurm profile)
 
 reporting the jobs planned and the wall time of each (median of --repeats).
 
@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import resource
 import statistics
 import subprocess
 import sys
@@ -76,15 +77,21 @@ def build_state(work: Path, chunk_bp: int) -> tuple[int, int]:
     return len(genomes), chunks
 
 
-def plan(work: Path, *args: str) -> tuple[float, int]:
+def plan(work: Path, *args: str) -> tuple[float, float, int]:
+    """(wall s, CPU s of the snakemake process, jobs planned)."""
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    genomes = [line.split("\t")[0] for line in (work / "results" / "splits" / "genomes.tsv").read_text().splitlines()[1:]]
+    targets = [f"results/tracks/{g}/aido/{name}" for g in genomes for name in ("tracks.json", "igv.html")]
     started = time.monotonic()
-    run = subprocess.run([sys.executable, "-m", "snakemake", "tracks_all", "-n", "--quiet", "rules",
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    run = subprocess.run([sys.executable, "-m", "snakemake", *targets, "-n", "--quiet", "rules",
                           "--configfile", "plan.yaml", *args], cwd=work, env=env, capture_output=True, text=True)
     wall = time.monotonic() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     total = re.search(r"^total\s+(\d+)$", run.stdout, flags=re.MULTILINE)
-    return wall, int(total.group(1)) if total else -1
+    return wall, cpu, int(total.group(1)) if total else -1
 
 
 def main(argv=None) -> int:
@@ -92,6 +99,8 @@ def main(argv=None) -> int:
     parser.add_argument("--chunk-mb", type=float, default=20.0, help="real genome Mb per tracks chunk")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--work", default="/tmp/plan_time")
+    parser.add_argument("--modes", nargs="+", choices=("plain", "slurm"), default=["plain", "slurm"],
+                        help="plain: --cores 1; slurm: --profile slurm")
     args = parser.parse_args(argv)
     work = Path(args.work)
     if not (work / "plan.yaml").exists():
@@ -99,13 +108,16 @@ def main(argv=None) -> int:
         repo_copy(work)
         genomes, chunks = build_state(work, int(args.chunk_mb * 1e6))
         print(f"cohort state: {genomes} genomes, {chunks} chunks planned", flush=True)
-    for label, extra in (("plain", ("--cores", "1")), ("profile slurm", ("--profile", "slurm"))):
-        timings = []
+    modes = {"plain": ("plain", ("--cores", "1")), "slurm": ("profile slurm", ("--profile", "slurm"))}
+    for label, extra in (modes[mode] for mode in args.modes):
+        timings, cpus = [], []
         for _ in range(args.repeats):
-            wall, jobs = plan(work, *extra)
+            wall, cpu, jobs = plan(work, *extra)
             timings.append(wall)
-            print(f"{label:14s} {jobs} jobs planned in {wall:.1f} s", flush=True)
-        print(f"{label:14s} median {statistics.median(timings):.1f} s for {jobs} jobs", flush=True)
+            cpus.append(cpu)
+            print(f"{label:14s} {jobs} jobs planned in {wall:.1f} s wall, {cpu:.1f} s CPU", flush=True)
+        print(f"{label:14s} median {statistics.median(timings):.1f} s wall, {statistics.median(cpus):.1f} s CPU "
+              f"for {jobs} jobs (load average {os.getloadavg()[0]:.1f})", flush=True)
     return 0
 
 

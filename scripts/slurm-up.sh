@@ -16,8 +16,8 @@
 #   DNAFM_SLURM_OVERSUBSCRIBE  the partition's OverSubscribe (default: FORCE:4, up to 4 jobs share
 #                          a CPU: a workflow's small jobs mostly wait on Python start-up; NO: one per CPU)
 #   DNAFM_SLURM_NODE_CPUS  CPUs the node offers to jobs (default: what it has, `slurmd -C`); more
-#                          lets a job ask for more CPUs than the machine has, as the grouped
-#                          per-genome jobs of profiles/slurm do (benchmarks/nt_rehearsal.py)
+#                          lets a job ask for more CPUs than the machine has (a group job asks
+#                          for one per genome it holds)
 set -euo pipefail
 
 CLUSTER=${DNAFM_SLURM_CLUSTER:-dnafm}

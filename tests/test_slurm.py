@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import yaml
 
 from .slurm_helpers import edit_profile_for_this_node, preempt_pretraining, repo_copy, run_cmd
 
@@ -212,10 +213,12 @@ def test_every_rule_of_the_demo_ran_as_a_completed_slurm_job(demo_on_slurm):
     result = demo_on_slurm.result
     log = result.stdout + result.stderr
     assert result.returncode == 0, log[-6000:]
-    submitted = dict(re.findall(r"Job (\d+) has been submitted with SLURM jobid (\d+)", log))
+    # A rule's job is logged with its number, a group job (profile `groups`) with a uuid.
+    submitted = dict(re.findall(r"Job (\S+) has been submitted with SLURM jobid (\d+)", log))
+    single = re.findall(r"^Job (\d+) has been submitted with SLURM jobid", log, flags=re.MULTILINE)
     remote_rules = re.findall(r"^(?:rule|checkpoint) (\w+):", log, flags=re.MULTILINE)
     local_rules = set(re.findall(r"^local(?:rule|checkpoint) (\w+):", log, flags=re.MULTILINE))
-    assert remote_rules and len(submitted) == len(remote_rules)
+    assert remote_rules and len(single) == len(remote_rules)
     # Only the rules the workflow declares local (light, or needing the internet) ran outside Slurm.
     assert local_rules <= declared_local_rules() | {"all"}
 
@@ -224,9 +227,16 @@ def test_every_rule_of_the_demo_ran_as_a_completed_slurm_job(demo_on_slurm):
     jobs = sacct_jobs("--name", run_id)
     assert {job["JobIdRaw"] for job in jobs} == slurm_ids
     assert all(job["State"] == "COMPLETED" for job in jobs), jobs
-    rules_in_slurm = {re.match(r"rule_(\w+?)(_wildcards_.*)?$", job["Comment"]).group(1) for job in jobs}
-    assert rules_in_slurm == set(remote_rules)
-
+    # Comments: rule_{rule}_wildcards_… for a rule's job, rule_{group}_{rule}_{rule}… for a group job.
+    groups = yaml.safe_load((work / "profiles" / "slurm" / "config.yaml").read_text())["groups"]
+    rules_in_slurm, grouped_rules = set(), set()
+    for job in jobs:
+        name = re.match(r"rule_(\w+?)(_wildcards_.*)?$", job["Comment"]).group(1)
+        members = {rule for rule, group in groups.items() if name.startswith(f"{group}_") and rule in name}
+        rules_in_slurm |= members or {name}
+        grouped_rules |= members
+    assert rules_in_slurm == set(remote_rules) | grouped_rules
+    assert grouped_rules == {"prepare_genome", "shard_genome"}  # each genome's two steps, one Slurm job
 
 
 @pytest.mark.timeout(2400)

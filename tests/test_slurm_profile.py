@@ -20,7 +20,7 @@ PROFILE = REPO / "profiles" / "slurm" / "config.yaml"
 GENOMES = REPO / "resources" / "demo"
 
 
-def snakemake(work: Path, *args: str, timeout: int = 300) -> subprocess.CompletedProcess:
+def snakemake(work: Path, *args: str, timeout: int = 900) -> subprocess.CompletedProcess:
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     return subprocess.run([sys.executable, "-m", "snakemake", *args], cwd=work, env=env,
                           capture_output=True, text=True, timeout=timeout)
@@ -66,6 +66,7 @@ def test_partition_file_is_read_by_the_slurm_plugin():
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)
 def test_snakemake_profile_slurm_dry_run_passes_from_the_repo_root(tmp_path):
     work = repo_copy(tmp_path)
     run = snakemake(work, "--profile", "slurm", "-n")
@@ -75,8 +76,10 @@ def test_snakemake_profile_slurm_dry_run_passes_from_the_repo_root(tmp_path):
 
 
 @pytest.mark.slow
-def test_prepare_and_shard_of_many_genomes_are_grouped_into_few_slurm_jobs(tmp_path):
-    """20 genomes: 40 per-genome steps become ceil(20 / genomes per group job) group jobs."""
+@pytest.mark.timeout(1800)
+def test_prepare_and_shard_of_each_genome_are_one_slurm_job(tmp_path):
+    """20 genomes: 40 per-genome steps become ceil(20 / group-components) group jobs, both steps of a
+    genome in the same job."""
     work = repo_copy(tmp_path)
     fasta = GENOMES / "yersinia_plasmid_pPCP1_NC_005816.1.fna.gz"
     names = [f"g{index:02d}" for index in range(20)]
@@ -91,7 +94,24 @@ def test_prepare_and_shard_of_many_genomes_are_grouped_into_few_slurm_jobs(tmp_p
                     "--configfile", "many.yaml")
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     per_group = yaml.safe_load(PROFILE.read_text())["group-components"]["genome"]
-    group_jobs = re.findall(r"Group job genome \(jobs in lexicogr\. order\):", run.stdout)
-    assert len(group_jobs) == math.ceil(len(names) / per_group)
+    # Each "Group job genome" block lists its jobs (rule name, then its wildcards); both steps of a
+    # genome are in the same block.
+    groups = []
+    for block in run.stdout.split("Group job genome (jobs in lexicogr. order):")[1:]:
+        steps, rule = {"prepare_genome": set(), "shard_genome": set()}, None
+        for line in block.splitlines():
+            stripped = line.strip()
+            if stripped.startswith(("rule ", "localrule ", "checkpoint ")):
+                rule = stripped.split()[1].rstrip(":")
+                if rule not in steps:
+                    break  # the group's listing ended
+            elif stripped.startswith("wildcards: genome=") and rule in steps:
+                steps[rule].add(stripped.removeprefix("wildcards: genome="))
+        assert steps["prepare_genome"] == steps["shard_genome"]
+        groups.append(steps["prepare_genome"])
+    # Snakemake forms groups of `per_group` genomes (with more than 1 it merges them further while it runs).
+    first_grouping = {frozenset(group) for group in groups if 0 < len(group) <= per_group}
+    assert len(first_grouping) == math.ceil(len(names) / per_group)
+    assert set().union(*first_grouping) == set(names)
     assert re.search(r"^prepare_genome\s+20$", run.stdout, flags=re.MULTILINE)
     assert re.search(r"^shard_genome\s+20$", run.stdout, flags=re.MULTILINE)

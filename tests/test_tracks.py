@@ -360,3 +360,33 @@ def test_binned_embeddings_are_the_mean_hidden_state_of_the_non_n_bases_of_each_
         in_bin = (bins == b) & keep
         assert scores.bin_counts[b] == in_bin.sum()
         np.testing.assert_allclose(scores.bin_sums[b] / in_bin.sum(), hidden[in_bin].mean(axis=0), rtol=1e-4, atol=1e-5)
+
+
+def test_windows_of_a_region_are_those_of_the_whole_contig_that_meet_it():
+    """windows_for_region builds only the windows near a chunk; they must be exactly the contig's."""
+    import random
+
+    from dnafm_lib.tracks.tiling import windows_for_region
+
+    rng = random.Random(3)
+    for _ in range(400):
+        window_bp = rng.choice([1, 7, 254, 300, 3998])
+        stride_bp = rng.randint(1, window_bp)
+        contig_bp = rng.choice([1, window_bp, window_bp + 1, rng.randint(1, 20_000)])
+        start = rng.randrange(contig_bp)
+        region = Region("c", start, rng.randint(start + 1, contig_bp))
+        expected = []
+        for window in contig_windows("c", contig_bp, window_bp, stride_bp):
+            keep_start, keep_end = max(window.keep_start, region.start), min(window.keep_end, region.end)
+            if keep_end > keep_start:
+                expected.append((window.start, window.end, keep_start, keep_end))
+        got = [(w.start, w.end, w.keep_start, w.keep_end) for w in windows_for_region(region, contig_bp, window_bp, stride_bp)]
+        assert got == expected, (contig_bp, window_bp, stride_bp, region)
+
+
+def test_windows_of_a_chunk_of_a_chromosome_scale_contig_are_built_without_the_whole_contig():
+    from dnafm_lib.tracks.tiling import windows_for_region
+
+    windows = windows_for_region(Region("chr1", 240_000_000, 240_020_000), 250_000_000, 254, 200)
+    assert 100 <= len(windows) <= 102
+    assert windows[0].keep_start == 240_000_000 and windows[-1].keep_end == 240_020_000

@@ -184,3 +184,12 @@ def log_tracks_summary():
     summary = run_summary.tracks_summary(RESULTS, folders)
     if summary:
         logger.info(summary)
+
+
+def annotated_genomes(table, wanted):
+    """dnafm_lib.tasks.cds_windows.annotated_genomes (finetune.smk), imported on first use:
+    dnafm_lib.tasks imports torch (seconds and ~300 MB), which every Snakemake process would pay
+    at parse time, the one started for each job inside a Slurm job too."""
+    from dnafm_lib.tasks.cds_windows import annotated_genomes as select
+
+    return select(table, wanted)

@@ -5,15 +5,6 @@
   {results}/finetune/cds/comparison.tsv, .txt         both runs' test metrics side by side (.txt is what it prints)
 """
 
-
-def annotated_genomes(table, wanted):
-    """dnafm_lib.tasks.cds_windows.annotated_genomes, imported on first use: dnafm_lib.tasks imports
-    torch (seconds and ~300 MB), which every Snakemake process (one per cluster job) would pay."""
-    from dnafm_lib.tasks.cds_windows import annotated_genomes as select
-
-    return select(table, wanted)
-
-
 FINETUNE_DIR = RESULTS / "finetune"
 FINETUNE = config["finetune"]
 PRETRAIN_RUN = config.get("pretrain", {}).get("run", "demo")
