@@ -369,17 +369,19 @@ def test_guidance_raises_the_guide_score_over_unguided_samples(model, gc_classif
     rich, poor = guide.values(ids, 8).tolist()
     assert rich > 0.9 and poor < 0.1, "the toy guide must have learned GC content"
 
-    settings = dict(steps=10, seed=2, guide_candidates=8)
-    unguided = generate(model, unconditional_template(40), 12, SamplerSettings(**settings))
-    guided = generate(model, unconditional_template(40), 12, SamplerSettings(**settings), guide=guide)
-    unguided_values = guide.values(torch.stack([torch.from_numpy(frame(encode(s.sequence))) for s in unguided]), 16)
-    guided_values = np.array([s.guide_value for s in guided])
-    assert guided_values.mean() > unguided_values.mean().item() + 0.3, (guided_values, unguided_values)
-    assert np.mean([gc_fraction(s.sequence) for s in guided]) > np.mean([gc_fraction(s.sequence) for s in unguided]) + 0.1
-
-    toward_at = generate(model, unconditional_template(40), 12, SamplerSettings(**settings),
-                         guide=load_guide(gc_classifier_dir, "0", torch.device("cpu")))
-    assert np.mean([gc_fraction(s.sequence) for s in toward_at]) < np.mean([gc_fraction(s.sequence) for s in unguided])
+    settings = SamplerSettings(steps=10, seed=2, guide_candidates=8)
+    unguided = generate(model, unconditional_template(40), 12, settings)
+    unguided_ids = torch.stack([torch.from_numpy(frame(encode(s.sequence))) for s in unguided])
+    unguided_gc = np.mean([gc_fraction(s.sequence) for s in unguided])
+    for target, sign in (("1", 1), ("0", -1)):  # toward GC-rich, then toward AT-rich
+        guide = load_guide(gc_classifier_dir, target, torch.device("cpu"))
+        guided = generate(model, unconditional_template(40), 12, settings, guide=guide)
+        before = guide.values(unguided_ids, 16).numpy()  # p(target class) of the unguided samples
+        after = np.array([s.guide_value for s in guided])
+        log_odds = lambda p: np.log(p.clip(1e-6, 1 - 1e-6)) - np.log1p(-p.clip(1e-6, 1 - 1e-6))  # noqa: E731
+        assert log_odds(after).mean() > log_odds(before).mean() + 1.0, (target, before, after)
+        assert after.mean() > before.mean()
+        assert sign * (np.mean([gc_fraction(s.sequence) for s in guided]) - unguided_gc) > 0.05, target
 
 
 @pytest.mark.slow
