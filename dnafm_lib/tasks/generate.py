@@ -8,9 +8,11 @@ commits the rest.
 
 At each step and masked position a base is drawn from the model's distribution over A/C/G/T only
 (never a special token or N), shaped by ``temperature`` (0 = argmax), ``top_k`` and ``top_p``.
-The draw's confidence is its log-probability plus Gumbel noise scaled by
-``temperature · (1 − t/T)`` (MaskGIT's annealed choice noise: early commits vary between samples,
-late ones follow the model), and the ``n`` most confident positions are committed.
+A position's confidence is the log-probability of its most likely base plus Gumbel noise scaled
+by ``temperature · (1 − t/T)`` (MaskGIT's annealed choice noise: early commits vary between
+samples, late ones follow the model); the draws at the ``n`` most confident positions are
+committed. Which positions commit does not depend on the bases drawn there, so each committed
+base is a draw from the model's conditional given the bases committed before it.
 
 Guidance (optional): each step draws ``guide_candidates`` independent proposals; each proposal is
 completed (its draws at every masked position, not only the committed ones) and scored by a
@@ -458,8 +460,10 @@ def _generate_batch(model, template: Template, indices: list[int], settings: Sam
             cdf = draw_log_probs.double().exp().cumsum(dim=-1)
             cdf = (cdf / cdf[..., -1:]).unsqueeze(1)  # (B, 1, W, 4)
             choice = (uniforms[:, :, 0, :, None] > cdf).sum(dim=-1)
-        confidence = draw_log_probs.unsqueeze(1).expand(batch, candidates, width, 4).gather(
-            -1, choice.unsqueeze(-1)).squeeze(-1)
+        # A position's confidence is how sure the model is there (its most likely base), not the
+        # probability of the base drawn: ranking by the draw would commit frequent bases first
+        # and drift every sample toward them (measured: 3-10% GC from the demo model).
+        confidence = draw_log_probs.max(dim=-1).values.unsqueeze(1).expand(batch, candidates, width)
         noise_scale = settings.temperature * (1.0 - step / len(schedule))
         if noise_scale > 0:
             gumbel = -torch.log(-torch.log(uniforms[:, :, 1])).float()
@@ -515,7 +519,7 @@ def fasta_header(sample: GeneratedSample, settings: SamplerSettings, template: T
                  guide: Guide | None) -> str:
     fields = {"model": model_name, **template.description, "generated_nt": int(sample.generated.sum()),
               "steps": settings.steps, "schedule": settings.schedule, "temperature": settings.temperature,
-              "top_k": settings.top_k, "top_p": settings.top_p, "seed": settings.seed, "sample": sample.index}
+              "top_k": settings.top_k, "top_p": settings.top_p, "seed": settings.seed}
     if guide is not None:
         fields.update(guide=guide.path, target=_format_target(guide), guide_candidates=settings.guide_candidates)
     return f"sample_{sample.index + 1} " + " ".join(f"{k}={_header_value(v)}" for k, v in fields.items())
