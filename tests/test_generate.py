@@ -24,6 +24,7 @@ from dnafm_lib.tasks.generate import (
     filtered_log_probs,
     generate,
     load_guide,
+    template_from_region,
     template_from_string,
     unconditional_template,
 )
@@ -140,6 +141,18 @@ def test_inpainting_a_fasta_region_keeps_its_bases_and_fills_the_mask_region(mod
         assert all(sequence[i] == region[i] for i in range(100) if i not in filled)  # case included
         assert all(sequence[i] in "ACGT" for i in filled)
         assert "N" not in sequence
+
+
+def test_a_region_of_a_plain_gzip_fasta_is_read_as_ncbi_serves_it(tmp_path, monkeypatch):
+    import gzip
+
+    monkeypatch.setenv("DNAFM_CACHE_DIR", str(tmp_path / "cache"))
+    contig = "".join(np.random.default_rng(6).choice(list("ACGT"), 500))
+    fasta = tmp_path / "genome.fna.gz"
+    with gzip.open(fasta, "wt") as handle:  # plain gzip, not bgzip
+        handle.write(">chrA\n" + "\n".join(contig[i : i + 80] for i in range(0, 500, 80)) + "\n")
+    template = template_from_region(fasta, "chrA:101-200")
+    assert template.text == contig[100:200] and template.n_fill == 0
 
 
 def test_only_acgt_is_drawn_even_when_the_model_prefers_special_tokens(model_dir):

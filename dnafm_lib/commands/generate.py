@@ -43,7 +43,7 @@ def add_arguments(parser):
     exclusive.add_argument("--length", type=int, metavar="N", help="unconditional: N new bases per sample")
     exclusive.add_argument("--template", metavar="SEQ",
                            help="in-paint SEQ: A/C/G/T are kept, N marks the positions to fill")
-    exclusive.add_argument("--fasta", metavar="F", help="in-paint --region of this FASTA (plain or bgzip)")
+    exclusive.add_argument("--fasta", metavar="F", help="in-paint --region of this FASTA (plain, gzip or bgzip; a plain-gzip one is copied once to an indexed bgzip in ~/.cache/dnafm/fasta)")
     source.add_argument("--region", metavar="CHR:START-END",
                         help="with --fasta: the region to in-paint, 1-based inclusive; its N bases are filled")
     source.add_argument("--mask-region", action="append", default=[], metavar="[CHR:]START-END",
@@ -91,6 +91,7 @@ def run(args) -> int:
 
     from ..errors import DnafmError
     from ..tasks import generate as g
+    from ..trained_context import warn_if_longer
 
     # Everything a user can get wrong is checked before any weights load or any file is written.
     settings = g.SamplerSettings(
@@ -118,6 +119,7 @@ def run(args) -> int:
     if template.n_fill == 0:
         raise DnafmError(f"{what}: nothing to fill (no N bases; mark positions with N or --mask-region)")
     g.check_context(len(template), g.context_tokens(args.model), what, f"--model {args.model}")
+    warn_if_longer(args.model, len(template))  # fits the positions, but longer than it was pretrained on
     if args.guide is not None:
         g.check_context(len(template), g.context_tokens(args.guide), what, f"--guide {args.guide}")
 

@@ -44,9 +44,9 @@ import torch
 
 from ..errors import DnafmError
 from ..tokenizer import ACGT_IDS, MASK_ID, TOKEN_ID, encode, frame
+from ..trained_context import FRAME_TOKENS
 
 SCHEDULES = ("cosine", "linear")
-FRAMING_TOKENS = 2  # [CLS] and [EOS]
 BASES = "ACGT"
 FASTA_LINE_WIDTH = 80
 GUIDE_TASKS = ("SequenceClassification", "SequenceRegression")
@@ -163,13 +163,14 @@ def parse_span(text: str, option: str) -> Span:
 
 
 def template_from_region(fasta_path: str | os.PathLike, region: str, where: str = "--region") -> Template:
-    """The bases of ``region`` from an indexed FASTA; N and other ambiguity codes are filled."""
-    from .mutagenesis import open_fasta
+    """The bases of ``region`` from a FASTA (plain, gzip or bgzip); N and other ambiguity codes are filled."""
+    from ..indexed_fasta import ensure_indexed
+    from ..tracks.pipeline import open_fasta
 
     span = parse_span(region, where)
     if span.chrom is None:
         raise GenerateError(f"{where} {region!r}: name the contig, as chrom:start-end")
-    fasta = open_fasta(fasta_path)
+    fasta = open_fasta(ensure_indexed(fasta_path))
     if span.chrom not in fasta.records:
         names = list(fasta.records)
         shown = ", ".join(names[:5]) + (", …" if len(names) > 5 else "")
@@ -240,10 +241,10 @@ def _read_json(path: Path) -> dict:
 
 
 def check_context(n_bases: int, limit_tokens: int, what: str, model_name: str) -> None:
-    if n_bases + FRAMING_TOKENS > limit_tokens:
+    if n_bases + FRAME_TOKENS > limit_tokens:
         raise GenerateError(
-            f"{what}: {n_bases:,} nt + [CLS]/[EOS] = {n_bases + FRAMING_TOKENS:,} tokens exceeds the context of "
-            f"{model_name} ({limit_tokens:,} tokens); at most {limit_tokens - FRAMING_TOKENS:,} nt"
+            f"{what}: {n_bases:,} nt + [CLS]/[EOS] = {n_bases + FRAME_TOKENS:,} tokens exceeds the context of "
+            f"{model_name} ({limit_tokens:,} tokens); at most {limit_tokens - FRAME_TOKENS:,} nt"
         )
 
 
@@ -424,7 +425,7 @@ def generate(model: torch.nn.Module, template: Template, n_samples: int, setting
 def _generate_batch(model, template: Template, indices: list[int], settings: SamplerSettings,
                     guide: Guide | None) -> list[GeneratedSample]:
     device = next(model.parameters()).device
-    batch, width = len(indices), len(template) + FRAMING_TOKENS
+    batch, width = len(indices), len(template) + FRAME_TOKENS
     acgt = torch.tensor(ACGT_IDS, dtype=torch.long)
     fill = torch.zeros(width, dtype=torch.bool)
     fill[1:-1] = torch.from_numpy(template.fill)
