@@ -173,6 +173,109 @@ def _describe_byte(value: int) -> str:
     return repr(char) if char.isprintable() and value < 128 else f"byte 0x{value:02x}"
 
 
+def _record_name(path: Path, header_line: bytes, record_index: int, names: dict[str, int]) -> str:
+    """The name in ``header_line`` (without its '>'); an error if not UTF-8, empty or already in ``names``."""
+    try:
+        header = header_line.rstrip(b"\r").decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise FastaFormatError(
+            f"{path}: record {record_index + 1} header, column {exc.start + 2}: byte "
+            f"0x{header_line[exc.start]:02x} is not UTF-8 (header {header_line[:40].decode('utf-8', 'replace')!r})"
+        ) from None
+    name = header.split(maxsplit=1)[0] if header.strip() else ""
+    if not name:
+        raise FastaFormatError(f"{path}: record {record_index + 1} has an empty name ('>' alone)")
+    if name in names:
+        raise FastaFormatError(
+            f"{path}: duplicate record name '{name}' (records {names[name] + 1} and {record_index + 1})"
+        )
+    return name
+
+
+class _ChunkReader:
+    """What ``iter_sequence_chunks`` carries from one block to the next: the current record and
+    a header line or line start split across the block boundary."""
+
+    def __init__(self, path: Path, table: bytes):
+        self.path = path
+        self.table = table
+        self.names: dict[str, int] = {}
+        self.record: str | None = None
+        self.record_index = -1
+        self.offset = 0
+        self.line_number = 1  # line of the current block's first byte (tracked until the first header)
+        self.header_part: bytes | None = None  # a header line that continues in the next block
+        self.at_line_start = True  # whether the previous block ended with a newline
+
+    def open_record(self, header_line: bytes) -> SequenceChunk:
+        self.record_index += 1
+        name = _record_name(self.path, header_line, self.record_index, self.names)
+        self.names[name] = self.record_index
+        self.record, self.offset = name, 0
+        return SequenceChunk(name, self.record_index, 0, b"")
+
+    def block_chunks(self, data: bytes) -> Iterator[SequenceChunk]:
+        """The chunks of the next block ``data``: one per header, one per record's run of lines."""
+        pos = 0
+        end_of_block = len(data)
+        if self.header_part is not None:
+            eol = data.find(b"\n")
+            if eol < 0:
+                self.header_part += data
+                return
+            yield self.open_record(self.header_part + data[:eol])
+            self.header_part = None
+            pos = eol + 1
+        while pos < end_of_block:
+            if data[pos] == 62 and (pos or self.at_line_start):  # '>' at a line start: a header
+                eol = data.find(b"\n", pos)
+                if eol < 0:
+                    self.header_part = data[pos + 1 :]
+                    break
+                yield self.open_record(data[pos + 1 : eol])
+                pos = eol + 1
+                continue
+            next_header = data.find(b"\n>", pos)
+            stop = end_of_block if next_header < 0 else next_header + 1
+            lines = data if pos == 0 and stop == end_of_block else data[pos:stop]
+            if self.record is None:
+                self.reject_text_before_header(data, pos, lines)
+            else:
+                bases = lines.translate(self.table, _LINE_BREAKS)
+                if INVALID in bases:
+                    self.reject_invalid_byte(lines, bases)
+                if bases:
+                    yield SequenceChunk(self.record, self.record_index, self.offset, bases)
+                    self.offset += len(bases)
+            pos = stop
+        if self.record is None:
+            self.line_number += data.count(b"\n")
+        self.at_line_start = data.endswith(b"\n")
+
+    def reject_text_before_header(self, data: bytes, pos: int, lines: bytes) -> None:
+        if lines.strip():
+            first_text = pos + len(lines) - len(lines.lstrip())
+            line = self.line_number + data.count(b"\n", 0, first_text)
+            raise FastaFormatError(
+                f"{self.path}: line {line}: text before the first '>' header (not a FASTA file?)"
+            )
+
+    def reject_invalid_byte(self, lines: bytes, bases: bytes) -> None:
+        """Raise for the first byte of ``lines`` that the table mapped to INVALID in ``bases``."""
+        bad = bases.find(INVALID)
+        value = lines.translate(None, _LINE_BREAKS)[bad]
+        raise FastaFormatError(
+            f"{self.path}: record '{self.record}', offset {self.offset + bad}: unexpected character "
+            f"{_describe_byte(value)} (expected A, C, G, T or an IUPAC code)"
+        )
+
+    def finish(self) -> Iterator[SequenceChunk]:
+        if self.header_part is not None:  # the file ends inside a header line
+            yield self.open_record(self.header_part)
+        if self.record is None:
+            raise FastaFormatError(f"{self.path}: empty FASTA file (no '>' records)")
+
+
 def iter_sequence_chunks(
     path: str | Path,
     *,
@@ -189,35 +292,7 @@ def iter_sequence_chunks(
     (0xff) and no valid one to it; such a byte is reported as an error with its record and offset.
     """
     path = Path(path)
-    names: dict[str, int] = {}
-    record: str | None = None
-    record_index = -1
-    offset = 0
-    line_number = 1  # line of the current block's first byte (tracked until the first header)
-    header_part: bytes | None = None  # a header line that continues in the next block
-    at_line_start = True  # whether the previous block ended with a newline
-
-    def open_record(header_line: bytes) -> SequenceChunk:
-        nonlocal record, record_index, offset
-        record_index += 1
-        try:
-            header = header_line.rstrip(b"\r").decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise FastaFormatError(
-                f"{path}: record {record_index + 1} header, column {exc.start + 2}: byte "
-                f"0x{header_line[exc.start]:02x} is not UTF-8 (header {header_line[:40].decode('utf-8', 'replace')!r})"
-            ) from None
-        name = header.split(maxsplit=1)[0] if header.strip() else ""
-        if not name:
-            raise FastaFormatError(f"{path}: record {record_index + 1} has an empty name ('>' alone)")
-        if name in names:
-            raise FastaFormatError(
-                f"{path}: duplicate record name '{name}' (records {names[name] + 1} and {record_index + 1})"
-            )
-        names[name] = record_index
-        record, offset = name, 0
-        return SequenceChunk(record, record_index, 0, b"")
-
+    reader = _ChunkReader(path, table)
     blocks = _file_blocks(path, block_bytes)
     if prefetch:
         blocks = _prefetched(blocks)
@@ -225,59 +300,12 @@ def iter_sequence_chunks(
     # the translate pass wherever they fall, and only a header may need joining across blocks.
     first_block = True
     for data in blocks:
-        pos = 0
         if first_block:
             first_block = False
             if data.startswith(UTF8_BOM):
                 data = data[len(UTF8_BOM) :]
-        end_of_block = len(data)
-        if header_part is not None:
-            eol = data.find(b"\n")
-            if eol < 0:
-                header_part += data
-                continue
-            yield open_record(header_part + data[:eol])
-            header_part = None
-            pos = eol + 1
-        while pos < end_of_block:
-            if data[pos] == 62 and (pos or at_line_start):  # '>' at a line start: a header
-                eol = data.find(b"\n", pos)
-                if eol < 0:
-                    header_part = data[pos + 1 :]
-                    break
-                yield open_record(data[pos + 1 : eol])
-                pos = eol + 1
-                continue
-            next_header = data.find(b"\n>", pos)
-            stop = end_of_block if next_header < 0 else next_header + 1
-            lines = data if pos == 0 and stop == end_of_block else data[pos:stop]
-            if record is None:
-                if lines.strip():
-                    first_text = pos + len(lines) - len(lines.lstrip())
-                    line = line_number + data.count(b"\n", 0, first_text)
-                    raise FastaFormatError(
-                        f"{path}: line {line}: text before the first '>' header (not a FASTA file?)"
-                    )
-            else:
-                bases = lines.translate(table, _LINE_BREAKS)
-                bad = bases.find(INVALID)
-                if bad >= 0:
-                    value = lines.translate(None, _LINE_BREAKS)[bad]
-                    raise FastaFormatError(
-                        f"{path}: record '{record}', offset {offset + bad}: unexpected character "
-                        f"{_describe_byte(value)} (expected A, C, G, T or an IUPAC code)"
-                    )
-                if bases:
-                    yield SequenceChunk(record, record_index, offset, bases)
-                    offset += len(bases)
-            pos = stop
-        if record is None:
-            line_number += data.count(b"\n")
-        at_line_start = data.endswith(b"\n")
-    if header_part is not None:  # the file ends inside a header line
-        yield open_record(header_part)
-    if record is None:
-        raise FastaFormatError(f"{path}: empty FASTA file (no '>' records)")
+        yield from reader.block_chunks(data)
+    yield from reader.finish()
 
 
 def skip_empty_records(chunks: Iterator[SequenceChunk], skipped: list[str]) -> Iterator[SequenceChunk]:

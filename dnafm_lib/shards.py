@@ -213,6 +213,46 @@ class _GenomeWindower:
         self._batch_ids, self._batch_soft, self._batch_index, self._batch_bytes = [], [], [], 0
 
 
+def _check_window_settings(window_nt: int, min_tail_nt: int) -> None:
+    if window_nt < 1:
+        raise ShardError(f"window_nt must be at least 1, got {window_nt}")
+    if not 1 <= min_tail_nt <= window_nt:
+        raise ShardError(f"min_tail_nt must be between 1 and window_nt ({window_nt}), got {min_tail_nt}")
+
+
+def _window_fasta(fasta_path: Path, block_bytes: int, windower: _GenomeWindower, skipped: list[str]) -> None:
+    """Feed every record of ``fasta_path`` to ``windower``; names of empty records go to ``skipped``."""
+    chunks = iter_sequence_chunks(fasta_path, block_bytes=block_bytes, table=_FLAGGED_ID_TABLE)
+    for chunk in skip_empty_records(chunks, skipped):
+        if chunk.offset == 0 and not chunk.bases:
+            windower.start_contig(chunk.record)
+        else:
+            windower.add(chunk.bases)
+    windower.finish_contig()
+    windower.flush()
+
+
+def _windower_counts(windower: _GenomeWindower) -> dict:
+    """The metadata entries that count what ``windower`` kept and dropped, in metadata order."""
+    return {
+        "n_windows": windower.windows_kept,
+        "n_nt": windower.nt_kept,
+        "dropped_all_n_windows": windower.dropped_all_n_windows,
+        "dropped_tail_windows": windower.dropped_tail_windows,
+        "dropped_tail_nt": windower.dropped_tail_nt,
+        "contigs": windower.contigs,
+    }
+
+
+def _file_checksums(tmp: Path, tokens: _NpyRowWriter, softmask: _NpyRowWriter, index: np.ndarray) -> dict:
+    """The metadata ``files`` entry: each array file's data sha256 and size on disk."""
+    return {
+        TOKENS_FILE: {"sha256": tokens.sha256.hexdigest(), "bytes": (tmp / TOKENS_FILE).stat().st_size},
+        SOFTMASK_FILE: {"sha256": softmask.sha256.hexdigest(), "bytes": (tmp / SOFTMASK_FILE).stat().st_size},
+        INDEX_FILE: {"sha256": _array_sha256(index), "bytes": (tmp / INDEX_FILE).stat().st_size},
+    }
+
+
 def write_genome_shards(
     fasta_path: str | os.PathLike,
     out_dir: str | os.PathLike,
@@ -230,10 +270,7 @@ def write_genome_shards(
     ``out_dir`` appears whole or not at all: a bad FASTA (unknown letters, duplicate names,
     truncated gzip, …) raises one FastaFormatError and leaves no output.
     """
-    if window_nt < 1:
-        raise ShardError(f"window_nt must be at least 1, got {window_nt}")
-    if not 1 <= min_tail_nt <= window_nt:
-        raise ShardError(f"min_tail_nt must be between 1 and window_nt ({window_nt}), got {min_tail_nt}")
+    _check_window_settings(window_nt, min_tail_nt)
     fasta_path = Path(fasta_path)
     out_dir = Path(out_dir)
     with atomic_dir(out_dir) as tmp, ThreadPoolExecutor(max_workers=1, thread_name_prefix="shard-writer") as writer:
@@ -242,14 +279,7 @@ def write_genome_shards(
         windower = _GenomeWindower(window_nt, min_tail_nt, tokens, softmask)
         skipped: list[str] = []  # zero-length records: left out, as prepare-genome leaves them out
         try:
-            chunks = iter_sequence_chunks(fasta_path, block_bytes=block_bytes, table=_FLAGGED_ID_TABLE)
-            for chunk in skip_empty_records(chunks, skipped):
-                if chunk.offset == 0 and not chunk.bases:
-                    windower.start_contig(chunk.record)
-                else:
-                    windower.add(chunk.bases)
-            windower.finish_contig()
-            windower.flush()
+            _window_fasta(fasta_path, block_bytes, windower, skipped)
         finally:
             tokens.close()
             softmask.close()
@@ -263,18 +293,9 @@ def write_genome_shards(
             "min_tail_nt": min_tail_nt,
             "vocab": list(VOCAB),
             "pad_id": PAD_ID,
-            "n_windows": windower.windows_kept,
-            "n_nt": windower.nt_kept,
-            "dropped_all_n_windows": windower.dropped_all_n_windows,
-            "dropped_tail_windows": windower.dropped_tail_windows,
-            "dropped_tail_nt": windower.dropped_tail_nt,
-            "contigs": windower.contigs,
+            **_windower_counts(windower),
             "skipped_empty_records": skipped,
-            "files": {
-                TOKENS_FILE: {"sha256": tokens.sha256.hexdigest(), "bytes": (tmp / TOKENS_FILE).stat().st_size},
-                SOFTMASK_FILE: {"sha256": softmask.sha256.hexdigest(), "bytes": (tmp / SOFTMASK_FILE).stat().st_size},
-                INDEX_FILE: {"sha256": _array_sha256(index), "bytes": (tmp / INDEX_FILE).stat().st_size},
-            },
+            "files": _file_checksums(tmp, tokens, softmask, index),
             "checksum_covers": "sha256 of each .npy file's array data (the bytes after its header)",
         }
         with open(tmp / METADATA_FILE, "w") as handle:

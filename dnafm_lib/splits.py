@@ -159,15 +159,8 @@ def parse_replacements(items) -> dict[str, str]:
 
 
 # -- status and replacements ----------------------------------------------------------------
-def apply_status_and_replacements(
-    entries: list[GenomeEntry],
-    replacements: dict[str, str],
-    client: NcbiClient | None,
-    where: str,
-) -> tuple[list[GenomeEntry], list[dict[str, str]], list[dict[str, str]]]:
-    """Check ``ncbi`` entries with NCBI, drop the gone ones, swap in replacements in place."""
-    ncbi_entries = [e for e in entries if e.source == "ncbi"]
-    listed = {e.accession for e in ncbi_entries}
+def _check_replacements_fit_list(replacements: dict[str, str], listed: set[str], where: str) -> None:
+    """Each replacement swaps a listed accession for an unlisted one, and no two give the same one."""
     for old, new in replacements.items():
         if old not in listed:
             raise SplitsError(f"{where}: replacement {old}={new}: {old} is not in the list")
@@ -181,6 +174,12 @@ def apply_status_and_replacements(
                 f"{where}: replacements {first_old_for[new]}={new} and {old}={new} both put {new} in the list"
             )
         first_old_for[new] = old
+
+
+def _fetch_status_reports(
+    ncbi_entries: list[GenomeEntry], replacements: dict[str, str], client: NcbiClient | None, where: str
+) -> dict[str, AssemblyReport]:
+    """NCBI's reports for the listed and the replacement accessions; every replacement must be available."""
     reports: dict[str, AssemblyReport] = {}
     if ncbi_entries:
         if client is None:
@@ -191,6 +190,55 @@ def apply_status_and_replacements(
         if report is None or report.assembly_status not in AVAILABLE_STATUSES:
             status = report.assembly_status if report else "unknown to NCBI"
             raise SplitsError(f"{where}: replacement {old}={new}: {new} is {status}")
+    return reports
+
+
+def _removal_row(entry: GenomeEntry, report: AssemblyReport | None, status: str, replacement: str) -> dict[str, str]:
+    """The removed-genomes row for ``entry``, gone at NCBI or replaced by configuration."""
+    if report is None:
+        reason = "unknown to NCBI (no Datasets report)"
+    elif status not in AVAILABLE_STATUSES:
+        newer = report.current_accession
+        reason = f"{status} at NCBI" + (f" (current: {newer})" if newer != entry.accession else "")
+    else:
+        reason = f"{status} at NCBI"
+    if replacement:
+        reason += f"; replaced by {replacement} (configured)"
+    return {
+        "genome": entry.genome,
+        "accession": entry.accession,
+        "line": str(entry.line),
+        "split": entry.split,
+        "status": status,
+        "reason": reason,
+        "replaced_by": replacement,
+    }
+
+
+def _replacement_entry(entry: GenomeEntry, replacement: str) -> GenomeEntry:
+    """``entry`` at its list line and split, now for ``replacement``; a genome named by accession is renamed."""
+    return GenomeEntry(
+        genome=replacement if entry.genome == entry.accession else entry.genome,
+        accession=replacement,
+        source="ncbi",
+        location="",
+        split=entry.split,
+        line=entry.line,
+        annotation=entry.annotation,
+        replaces=entry.accession,
+    )
+
+
+def apply_status_and_replacements(
+    entries: list[GenomeEntry],
+    replacements: dict[str, str],
+    client: NcbiClient | None,
+    where: str,
+) -> tuple[list[GenomeEntry], list[dict[str, str]], list[dict[str, str]]]:
+    """Check ``ncbi`` entries with NCBI, drop the gone ones, swap in replacements in place."""
+    ncbi_entries = [e for e in entries if e.source == "ncbi"]
+    _check_replacements_fit_list(replacements, {e.accession for e in ncbi_entries}, where)
+    reports = _fetch_status_reports(ncbi_entries, replacements, client, where)
 
     kept: list[GenomeEntry] = []
     removed: list[dict[str, str]] = []
@@ -203,42 +251,14 @@ def apply_status_and_replacements(
         status = report.assembly_status if report else "unknown"
         replacement = replacements.get(entry.accession, "")
         if replacement or status not in AVAILABLE_STATUSES:
-            if report is None:
-                reason = "unknown to NCBI (no Datasets report)"
-            elif status not in AVAILABLE_STATUSES:
-                newer = report.current_accession
-                reason = f"{status} at NCBI" + (f" (current: {newer})" if newer != entry.accession else "")
-            else:
-                reason = f"{status} at NCBI"
-            if replacement:
-                reason += f"; replaced by {replacement} (configured)"
-            removed.append(
-                {
-                    "genome": entry.genome,
-                    "accession": entry.accession,
-                    "line": str(entry.line),
-                    "split": entry.split,
-                    "status": status,
-                    "reason": reason,
-                    "replaced_by": replacement,
-                }
-            )
+            removed.append(_removal_row(entry, report, status, replacement))
         if replacement:
             new_report = reports[replacement]
             swaps.append(
                 {"old": entry.accession, "new": replacement, "split": entry.split, "line": entry.line,
                  "old_status": status, "new_status": new_report.assembly_status}
             )
-            entry = GenomeEntry(
-                genome=replacement if entry.genome == entry.accession else entry.genome,
-                accession=replacement,
-                source="ncbi",
-                location="",
-                split=entry.split,
-                line=entry.line,
-                annotation=entry.annotation,
-                replaces=entry.accession,
-            )
+            entry = _replacement_entry(entry, replacement)
             report = new_report
         elif status not in AVAILABLE_STATUSES:
             continue

@@ -89,6 +89,7 @@ def run(args) -> int:
 
     import torch
 
+    from ..devices import resolve_device
     from ..errors import DnafmError
     from ..tasks import generate as g
     from ..trained_context import warn_if_longer
@@ -123,7 +124,7 @@ def run(args) -> int:
     if args.guide is not None:
         g.check_context(len(template), g.context_tokens(args.guide), what, f"--guide {args.guide}")
 
-    device = _device(args.device)
+    device = resolve_device(args.device)
     guide = g.load_guide(args.guide, args.target, device) if args.guide is not None else None
     model = g.load_generator_model(args.model, device)
     torch.manual_seed(settings.seed)  # nothing here draws from the global stream; this pins it anyway
@@ -133,19 +134,3 @@ def run(args) -> int:
     print(f"generate: {len(samples)} sample(s), {template.n_fill:,} of {len(template):,} nt generated each "
           f"→ {args.out}, {tsv}", file=sys.stderr)
     return 0
-
-
-def _device(name: str):
-    import torch
-
-    from ..errors import DnafmError
-
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise DnafmError(f"--device {name!r}: use auto, cpu, cuda or cuda:N") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise DnafmError(f"--device {name}: no CUDA device is available")
-    return device

@@ -34,9 +34,9 @@ def run(args) -> int:
 
     from .. import load_model
     from ..atomic import atomic_dir
+    from ..devices import resolve_device
     from ..errors import DnafmError
     from ..tasks.mutagenesis import ism_region, open_fasta, read_regions, write_ism_outputs
-    from ..tasks.trainer import resolve_device
 
     if args.flank_bp < 0 or args.batch_size < 1:
         raise DnafmError("--flank-bp must be >= 0 and --batch-size >= 1")

@@ -32,10 +32,10 @@ def run(args) -> int:
     import torch
 
     from .. import load_model
+    from ..devices import resolve_device
     from ..errors import DnafmError
     from ..indexed_fasta import ensure_indexed
     from ..tasks.mutagenesis import describe, score_vcf
-    from ..tasks.trainer import resolve_device
 
     if args.flank_bp < 0 or args.batch_size < 1:
         raise DnafmError("--flank-bp must be >= 0 and --batch-size >= 1")

@@ -25,11 +25,12 @@ def add_arguments(parser):
 def run(args) -> int:
     import json
 
+    from ..devices import resolve_device
     from ..errors import DnafmError
     from ..tasks import load_task
     from ..tasks.data import data_config_from_mapping, load_splits
     from ..tasks.options import collect_options, resolve_task
-    from ..tasks.trainer import resolve_device, test, trainer_config_from_mapping
+    from ..tasks.trainer import test, trainer_config_from_mapping
 
     options = collect_options(args)
     model = load_task(args.ckpt_path)
@@ -39,7 +40,7 @@ def run(args) -> int:
     data_config = data_config_from_mapping(options["data"], where="data options")
     trainer_config = trainer_config_from_mapping(options["trainer"], where="trainer options")
     splits = load_splits(data_config, model.label_kind, model.config)
-    model.to(resolve_device(trainer_config.device))
+    model.to(resolve_device(trainer_config.device, "trainer.device"))
     results = test(model, splits, data_config.batch_size, data_config.max_length or None,
                    trainer_config.out_dir, trainer_config.precision, trainer_config.progress_bar,
                    run_config={"ckpt_path": args.ckpt_path, "data": options["data"]})

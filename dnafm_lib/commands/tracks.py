@@ -127,6 +127,7 @@ def _threads(args):
 def run(args) -> int:
     import logging
 
+    from ..devices import resolve_device
     from ..errors import DnafmError
     from ..indexed_fasta import ensure_indexed
     from ..tracks import pipeline
@@ -144,7 +145,7 @@ def run(args) -> int:
         _threads(args)
         settings = _settings(args)
         warn_if_longer(args.model, settings.window_bp)
-        device = pipeline.resolve_device(args.device)
+        device = str(resolve_device(args.device, "tracks.device"))
         model = pipeline.load_scoring_model(args.model, device)
         from ..tracks.provenance import scoring_provenance
 

@@ -28,6 +28,7 @@ import pandas as pd
 import torch
 
 from ..atomic import atomic_open
+from ..devices import resolve_device
 from ..errors import DnafmError
 from .data import SplitTable
 from .metrics import classification_metrics, regression_metrics
@@ -74,15 +75,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise DnafmError(f"trainer.device {name!r}: no CUDA device is available")
-    return device
 
 
 def _autocast(device: torch.device, precision: str):
@@ -161,7 +153,7 @@ def fit(model: TaskModel, splits: dict[str, SplitTable], batch_size: int, max_le
     out_dir = Path(config.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     seed_everything(config.seed)
-    device = resolve_device(config.device)
+    device = resolve_device(config.device, "trainer.device")
     model.to(device)
     optimizer, scheduler = _optimizer(model, config)
     validation = splits["val"] if len(splits["val"]) else None

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Sequence
 
 from ..atomic import atomic_open
+from ..devices import resolve_device
 from ..errors import DnafmError
 from .scoring import ScoringSettings, WindowScorer
 from .tiling import Region, chunk_bp_for_job_minutes, forward_tokens_per_bp, plan_chunks
@@ -73,16 +74,6 @@ def read_chunk_plan(path: str | Path) -> dict[str, list[Region]]:
             except (IndexError, ValueError):
                 raise DnafmError(f"{path}: line {line_number}: expected chunk, contig, start, end") from None
     return plan
-
-
-def resolve_device(device: str) -> str:
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise DnafmError(f"tracks.device {device!r}: no CUDA device is available")
-    return device
 
 
 def open_fasta(path: str | Path):
@@ -177,7 +168,7 @@ def run_genome(
     plan_path = work / "chunks.tsv"
     write_chunk_plan(fai, plan_path, chunk_bp, settings.bin_bp)
     plan = read_chunk_plan(plan_path)
-    device = resolve_device(device)
+    device = str(resolve_device(device, "tracks.device"))
     model = None
     paths = []
     for chunk, regions in plan.items():
