@@ -175,63 +175,72 @@ def tensors_crc32(state: dict[str, torch.Tensor]) -> str:
     return f"{crc & 0xFFFFFFFF:08x}"
 
 
+def _read_safetensors(path: Path, checksums: dict[str, str]) -> dict[str, torch.Tensor]:
+    """One safetensors file; if ``checksums`` names it, its tensors must hash to that entry."""
+    if path.is_dir():
+        raise CheckpointError(f"{path}: is a directory, expected a safetensors file")
+    try:
+        state = load_file(path)
+    except SafetensorError as exc:
+        raise CheckpointError(f"{path}: not a readable safetensors file ({exc})") from None
+    expected = checksums.get(path.name)
+    if expected is not None and tensors_crc32(state) != expected:
+        raise CheckpointError(
+            f"{path}: the tensors' CRC-32 differs from the one in {CONFIG_NAME} ({CHECKSUM_KEY}): "
+            "the file is corrupt or was replaced"
+        )
+    return state
+
+
+def _read_bin(path: Path) -> dict[str, torch.Tensor]:
+    """One ``pytorch_model.bin``-style file, loaded tensors-only."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # weights_only refuses arbitrary pickles: say so plainly
+        raise CheckpointError(f"{path}: not a tensor-only PyTorch checkpoint ({exc})") from None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise CheckpointError(f"{path}: expected a dictionary of tensors")
+    return state
+
+
+def _read_index(directory: Path, index_path: Path, reader) -> dict[str, torch.Tensor]:
+    """The shards an index's ``weight_map`` names, each read with ``reader`` and checked to hold its weights."""
+    index = _read_json(index_path)
+    weight_map = index.get("weight_map") if isinstance(index, dict) else None
+    if not isinstance(weight_map, dict) or not weight_map or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in weight_map.items()):
+        raise CheckpointError(
+            f"{index_path}: expected a JSON object whose 'weight_map' maps each weight name to a shard file"
+        )
+    state: dict[str, torch.Tensor] = {}
+    for shard in sorted(set(weight_map.values())):
+        shard_path = directory / shard
+        if shard_path.resolve().parent != directory.resolve():
+            raise CheckpointError(f"{index_path}: shard {shard!r} lies outside the checkpoint directory")
+        if not shard_path.exists():
+            raise CheckpointError(f"{index_path}: shard {shard} is missing")
+        shard_state = reader(shard_path)
+        listed = {k for k, v in weight_map.items() if v == shard}
+        if not listed <= set(shard_state):
+            absent = sorted(listed - set(shard_state))
+            raise CheckpointError(f"{shard_path}: lacks {', '.join(absent[:5])} that {index_path.name} puts there")
+        state.update(shard_state)
+    return state
+
+
 def _read_state_dict(directory: Path, checksums: dict[str, str]) -> dict[str, torch.Tensor]:
     """All weights of ``directory``; a file named in ``checksums`` must hash to its entry."""
     def read_safetensors(path: Path) -> dict[str, torch.Tensor]:
-        if path.is_dir():
-            raise CheckpointError(f"{path}: is a directory, expected a safetensors file")
-        try:
-            state = load_file(path)
-        except SafetensorError as exc:
-            raise CheckpointError(f"{path}: not a readable safetensors file ({exc})") from None
-        expected = checksums.get(path.name)
-        if expected is not None and tensors_crc32(state) != expected:
-            raise CheckpointError(
-                f"{path}: the tensors' CRC-32 differs from the one in {CONFIG_NAME} ({CHECKSUM_KEY}): "
-                "the file is corrupt or was replaced"
-            )
-        return state
-
-    def read_bin(path: Path) -> dict[str, torch.Tensor]:
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:  # weights_only refuses arbitrary pickles: say so plainly
-            raise CheckpointError(f"{path}: not a tensor-only PyTorch checkpoint ({exc})") from None
-        if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-            raise CheckpointError(f"{path}: expected a dictionary of tensors")
-        return state
-
-    def read_index(index_path: Path, reader) -> dict[str, torch.Tensor]:
-        index = _read_json(index_path)
-        weight_map = index.get("weight_map") if isinstance(index, dict) else None
-        if not isinstance(weight_map, dict) or not weight_map or not all(
-                isinstance(k, str) and isinstance(v, str) for k, v in weight_map.items()):
-            raise CheckpointError(
-                f"{index_path}: expected a JSON object whose 'weight_map' maps each weight name to a shard file"
-            )
-        state: dict[str, torch.Tensor] = {}
-        for shard in sorted(set(weight_map.values())):
-            shard_path = directory / shard
-            if shard_path.resolve().parent != directory.resolve():
-                raise CheckpointError(f"{index_path}: shard {shard!r} lies outside the checkpoint directory")
-            if not shard_path.exists():
-                raise CheckpointError(f"{index_path}: shard {shard} is missing")
-            shard_state = reader(shard_path)
-            listed = {k for k, v in weight_map.items() if v == shard}
-            if not listed <= set(shard_state):
-                absent = sorted(listed - set(shard_state))
-                raise CheckpointError(f"{shard_path}: lacks {', '.join(absent[:5])} that {index_path.name} puts there")
-            state.update(shard_state)
-        return state
+        return _read_safetensors(path, checksums)
 
     if (directory / SAFETENSORS_NAME).exists():
         return read_safetensors(directory / SAFETENSORS_NAME)
     if (directory / SAFETENSORS_INDEX).exists():
-        return read_index(directory / SAFETENSORS_INDEX, read_safetensors)
+        return _read_index(directory, directory / SAFETENSORS_INDEX, read_safetensors)
     if (directory / TORCH_BIN_NAME).exists():
-        return read_bin(directory / TORCH_BIN_NAME)
+        return _read_bin(directory / TORCH_BIN_NAME)
     if (directory / TORCH_BIN_INDEX).exists():
-        return read_index(directory / TORCH_BIN_INDEX, read_bin)
+        return _read_index(directory, directory / TORCH_BIN_INDEX, _read_bin)
     raise CheckpointError(
         f"{directory}: no weights found (expected {SAFETENSORS_NAME}, {SAFETENSORS_INDEX}, "
         f"{TORCH_BIN_NAME} or {TORCH_BIN_INDEX})"
