@@ -215,6 +215,35 @@ def _downloaded_fasta(record: dict, record_path: Path) -> Path:
     raise GenomeError(f"{record_path}: its FASTA {record['fasta_path']} does not exist")
 
 
+def _input_fasta(
+    genome: str, fasta: str | os.PathLike | None, download_record: str | os.PathLike | None
+) -> tuple[Path, dict | None]:
+    """The FASTA to prepare and the download record it came from (None for a plain FASTA)."""
+    download: dict | None = None
+    if download_record is not None:
+        download = read_download_record(download_record)
+        fasta_path = _downloaded_fasta(download, Path(download_record))
+    elif fasta is not None:
+        fasta_path = Path(fasta)
+    else:
+        raise GenomeError(f"genome {genome}: give a FASTA or a download record")
+    if not fasta_path.exists():
+        raise GenomeError(f"genome {genome}: FASTA {fasta_path} not found")
+    return fasta_path, download
+
+
+def _write_indexed_fasta(fasta_path: Path, tmp: Path) -> tuple[list[tuple[str, int]], list[str]]:
+    """bgzip FASTA, its .fai/.gzi and the sizes file in ``tmp``; return (name, length) pairs and skipped records."""
+    skipped: list[str] = []
+    lengths = write_bgzip_fasta(fasta_path, tmp / FASTA_NAME, skipped=skipped)
+    import pysam
+
+    pysam.faidx(str(tmp / FASTA_NAME))  # writes .fai and .gzi beside it
+    with open(tmp / SIZES_NAME, "w") as handle:
+        handle.writelines(f"{name}\t{length}\n" for name, length in lengths)
+    return lengths, skipped
+
+
 def prepare_genome(
     genome: str,
     out_dir: str | os.PathLike,
@@ -231,25 +260,10 @@ def prepare_genome(
     """Write ``out_dir`` (see the module docstring) from a FASTA or a download record; return the provenance."""
     if source not in SOURCES:
         raise GenomeError(f"genome {genome}: source {source!r}, expected one of {', '.join(SOURCES)}")
-    download: dict | None = None
-    if download_record is not None:
-        download = read_download_record(download_record)
-        fasta_path = _downloaded_fasta(download, Path(download_record))
-    elif fasta is not None:
-        fasta_path = Path(fasta)
-    else:
-        raise GenomeError(f"genome {genome}: give a FASTA or a download record")
-    if not fasta_path.exists():
-        raise GenomeError(f"genome {genome}: FASTA {fasta_path} not found")
+    fasta_path, download = _input_fasta(genome, fasta, download_record)
 
     with atomic_dir(out_dir) as tmp:
-        skipped: list[str] = []
-        lengths = write_bgzip_fasta(fasta_path, tmp / FASTA_NAME, skipped=skipped)
-        import pysam
-
-        pysam.faidx(str(tmp / FASTA_NAME))  # writes .fai and .gzi beside it
-        with open(tmp / SIZES_NAME, "w") as handle:
-            handle.writelines(f"{name}\t{length}\n" for name, length in lengths)
+        lengths, skipped = _write_indexed_fasta(fasta_path, tmp)
         annotation_features = None
         if annotation:
             annotation_features = copy_annotation(annotation, tmp / ANNOTATION_NAME, dict(lengths))
