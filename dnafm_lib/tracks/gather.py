@@ -59,6 +59,22 @@ def gather_tracks(
         raise DnafmError(f"{out_dir}: no chunk files to gather")
     _check_coverage(chunk_paths, chrom_sizes)
 
+    bins, hidden, settings, scored_bp, provenances = _write_per_base_tracks(chunk_paths, chrom_sizes, out_dir)
+    summary = {"settings": settings, "scored_bp": scored_bp, "n_bins": len(bins), "tracks": list(catalog.PER_BASE_FILES)}
+    summary["provenance"] = tracks_provenance(
+        provenances, settings, {"n_clusters": n_clusters, "seed": seed, "annotation": str(gff_path) if gff_path else None})
+    if hidden and len(bins):
+        summary.update(_write_embedding_outputs(
+            chunk_paths, chrom_sizes, out_dir, bins, hidden,
+            embeddings=embeddings, n_clusters=n_clusters, seed=seed, gff_path=gff_path, tracks=summary["tracks"]))
+    with atomic_open(out_dir / catalog.SUMMARY_JSON) as handle:
+        json.dump(summary, handle, indent=2)
+    return summary
+
+
+def _write_per_base_tracks(chunk_paths: Sequence[str | Path], chrom_sizes: Sequence[tuple[str, int]], out_dir: Path):
+    """Stream every chunk into the per-base bigWigs; return the bin index, the hidden size, the
+    chunks' (common) settings, the scored base pairs and each chunk's provenance."""
     writers = {spec.key: BigWigWriter(out_dir / spec.filename, chrom_sizes) for spec in catalog.GATHERED_PER_BASE_TRACKS}
     contigs, starts, ends, hidden, settings, scored_bp, provenances = [], [], [], 0, None, 0, []
     try:
@@ -86,42 +102,48 @@ def gather_tracks(
         writer.close()
 
     bins = BinIndex(np.concatenate(contigs), np.concatenate(starts), np.concatenate(ends))
-    summary = {"settings": settings, "scored_bp": scored_bp, "n_bins": len(bins), "tracks": list(catalog.PER_BASE_FILES)}
-    summary["provenance"] = tracks_provenance(
-        provenances, settings, {"n_clusters": n_clusters, "seed": seed, "annotation": str(gff_path) if gff_path else None})
-    if hidden and len(bins):
-        if embeddings == "full":
-            npy = out_dir / catalog.EMBEDDINGS_NPY
-            write_embedding_array(npy, (load_bin_means(p) for p in chunk_paths), len(bins), hidden)
-            projection = project_and_cluster(np.load(npy, mmap_mode="r"), n_clusters, seed=seed)
-        else:  # the chunk files are read twice (fit sample, then every bin); nothing (n_bins, hidden) is kept
-            projection = write_projection(out_dir / EMBEDDING_PCS_NPY, out_dir / EMBEDDING_PCA_NPZ,
-                                          lambda: (load_bin_means(p) for p in chunk_paths), len(bins), hidden,
-                                          n_clusters, seed=seed)
-        write_bin_index(out_dir / catalog.EMBEDDING_BINS_BED, bins)
-        _write_bin_tracks(out_dir, chrom_sizes, bins, projection.pcs)
-        segments = segment_rows(bins, projection.clusters, projection.n_clusters)
-        write_bed(out_dir / catalog.SEGMENTS_BED, segments)
-        summary.update(
-            embedding_store=embeddings,
-            n_clusters=projection.n_clusters,
-            explained_variance_ratio=[round(float(v), 6) for v in projection.explained_variance_ratio[:3]],
-            tracks=summary["tracks"] + [s.filename for s in catalog.EMBEDDING_TRACKS] + [catalog.SEGMENTS_BED],
-        )
-        # Written with or without an annotation (then empty), so the workflow can declare them.
-        if gff_path:
-            features = read_gff_features(gff_path)
-        else:
-            import pandas as pd
+    return bins, hidden, settings, scored_bp, provenances
 
-            features = pd.DataFrame(columns=["Chromosome", "Start", "End", "Feature"])
-        table = enrichment_table(segments, features)
-        write_enrichment(table, out_dir / catalog.ENRICHMENT_TSV, out_dir / catalog.ENRICHMENT_PNG)
-        if gff_path:
-            summary["enrichment"] = catalog.ENRICHMENT_TSV
-    with atomic_open(out_dir / catalog.SUMMARY_JSON) as handle:
-        json.dump(summary, handle, indent=2)
-    return summary
+
+def _write_embedding_outputs(chunk_paths: Sequence[str | Path], chrom_sizes: Sequence[tuple[str, int]], out_dir: Path, bins: BinIndex,
+                             hidden: int, *, embeddings: str, n_clusters: int, seed: int,
+                             gff_path: str | Path | None, tracks: list[str]) -> dict:
+    """The embedding store, bin tracks, segments and enrichment; returns the summary entries they add."""
+    if embeddings == "full":
+        npy = out_dir / catalog.EMBEDDINGS_NPY
+        write_embedding_array(npy, (load_bin_means(p) for p in chunk_paths), len(bins), hidden)
+        projection = project_and_cluster(np.load(npy, mmap_mode="r"), n_clusters, seed=seed)
+    else:  # the chunk files are read twice (fit sample, then every bin); nothing (n_bins, hidden) is kept
+        projection = write_projection(out_dir / EMBEDDING_PCS_NPY, out_dir / EMBEDDING_PCA_NPZ,
+                                      lambda: (load_bin_means(p) for p in chunk_paths), len(bins), hidden,
+                                      n_clusters, seed=seed)
+    write_bin_index(out_dir / catalog.EMBEDDING_BINS_BED, bins)
+    _write_bin_tracks(out_dir, chrom_sizes, bins, projection.pcs)
+    segments = segment_rows(bins, projection.clusters, projection.n_clusters)
+    write_bed(out_dir / catalog.SEGMENTS_BED, segments)
+    added = dict(
+        embedding_store=embeddings,
+        n_clusters=projection.n_clusters,
+        explained_variance_ratio=[round(float(v), 6) for v in projection.explained_variance_ratio[:3]],
+        tracks=tracks + [s.filename for s in catalog.EMBEDDING_TRACKS] + [catalog.SEGMENTS_BED],
+    )
+    _write_segment_enrichment(out_dir, segments, gff_path)
+    if gff_path:
+        added["enrichment"] = catalog.ENRICHMENT_TSV
+    return added
+
+
+def _write_segment_enrichment(out_dir: Path, segments, gff_path: str | Path | None) -> None:
+    """Segment × annotation enrichment table and plot."""
+    # Written with or without an annotation (then empty), so the workflow can declare them.
+    if gff_path:
+        features = read_gff_features(gff_path)
+    else:
+        import pandas as pd
+
+        features = pd.DataFrame(columns=["Chromosome", "Start", "End", "Feature"])
+    table = enrichment_table(segments, features)
+    write_enrichment(table, out_dir / catalog.ENRICHMENT_TSV, out_dir / catalog.ENRICHMENT_PNG)
 
 
 def _check_coverage(chunk_paths: Sequence[str | Path], chrom_sizes: Sequence[tuple[str, int]]) -> None:
