@@ -453,31 +453,10 @@ def _generate_batch(model, template: Template, indices: list[int], settings: Sam
         # Per sample, from its own generator: uniforms for the base draw and for the choice noise.
         uniforms = torch.stack([torch.rand((candidates, 2, width), generator=g, dtype=torch.float64)
                                 for g in generators]).clamp(min=1e-12)  # (B, C, 2, W)
-        if settings.temperature == 0:
-            choice = draw_log_probs.argmax(dim=-1).unsqueeze(1).expand(batch, candidates, width)
-        else:
-            # Inverse CDF, normalised so its last entry is exactly 1 (> any uniform in [0, 1)); a
-            # base cut by top-k/top-p adds no mass, so no uniform can land on it.
-            cdf = draw_log_probs.double().exp().cumsum(dim=-1)
-            cdf = (cdf / cdf[..., -1:]).unsqueeze(1)  # (B, 1, W, 4)
-            choice = (uniforms[:, :, 0, :, None] > cdf).sum(dim=-1)
-        # A position's confidence is how sure the model is there (its most likely base), not the
-        # probability of the base drawn: ranking by the draw would commit frequent bases first
-        # and drift every sample toward them (measured: 3-10% GC from the demo model).
-        confidence = draw_log_probs.max(dim=-1).values.unsqueeze(1).expand(batch, candidates, width)
+        choice = _draw_bases(draw_log_probs, uniforms, settings.temperature)
         noise_scale = settings.temperature * (1.0 - step / len(schedule))
-        if noise_scale > 0:
-            gumbel = -torch.log(-torch.log(uniforms[:, :, 1])).float()
-            confidence = confidence + noise_scale * gumbel
-        confidence = confidence.masked_fill(~masked.unsqueeze(1), -math.inf)
-        chosen_positions = confidence.topk(n_commit, dim=-1).indices  # (B, C, n_commit)
-
-        best = torch.zeros(batch, dtype=torch.long)
-        if guide is not None and candidates > 1:
-            # Score each proposal completed: its draws at every masked position.
-            proposals = torch.where(masked.unsqueeze(1), acgt[choice], ids.unsqueeze(1))  # (B, C, W)
-            values = guide.values(proposals.reshape(batch * candidates, width), settings.batch_size)
-            best = guide.preference(values).reshape(batch, candidates).argmax(dim=1)
+        chosen_positions = _commit_positions(draw_log_probs, uniforms, masked, noise_scale, n_commit)
+        best = _best_candidates(guide, choice, masked, ids, acgt, settings.batch_size)
 
         positions = chosen_positions[rows, best]  # (B, n_commit)
         bases = choice[rows, best].gather(1, positions)
@@ -489,6 +468,54 @@ def _generate_batch(model, template: Template, indices: list[int], settings: Sam
     if masked.any():  # the schedule commits every position; this guards the invariant
         raise AssertionError("positions left masked after the last step")
     guide_values = guide.values(ids, settings.batch_size) if guide is not None else None
+    return _samples_from_ids(template, indices, ids, fill, log_likelihood, guide_values)
+
+
+def _draw_bases(draw_log_probs: torch.Tensor, uniforms: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Each candidate's base at every position (B, C, W) from the (B, W, 4) log-probabilities:
+    the most likely at temperature 0, else an inverse-CDF draw with ``uniforms[:, :, 0]``."""
+    batch, candidates, _, width = uniforms.shape
+    if temperature == 0:
+        return draw_log_probs.argmax(dim=-1).unsqueeze(1).expand(batch, candidates, width)
+    # Inverse CDF, normalised so its last entry is exactly 1 (> any uniform in [0, 1)); a
+    # base cut by top-k/top-p adds no mass, so no uniform can land on it.
+    cdf = draw_log_probs.double().exp().cumsum(dim=-1)
+    cdf = (cdf / cdf[..., -1:]).unsqueeze(1)  # (B, 1, W, 4)
+    return (uniforms[:, :, 0, :, None] > cdf).sum(dim=-1)
+
+
+def _commit_positions(draw_log_probs: torch.Tensor, uniforms: torch.Tensor, masked: torch.Tensor,
+                      noise_scale: float, n_commit: int) -> torch.Tensor:
+    """The ``n_commit`` still-masked positions each candidate commits this step (B, C, n_commit):
+    the most confident, with Gumbel noise from ``uniforms[:, :, 1]`` scaled by ``noise_scale``."""
+    batch, candidates, _, width = uniforms.shape
+    # A position's confidence is how sure the model is there (its most likely base), not the
+    # probability of the base drawn: ranking by the draw would commit frequent bases first
+    # and drift every sample toward them (measured: 3-10% GC from the demo model).
+    confidence = draw_log_probs.max(dim=-1).values.unsqueeze(1).expand(batch, candidates, width)
+    if noise_scale > 0:
+        gumbel = -torch.log(-torch.log(uniforms[:, :, 1])).float()
+        confidence = confidence + noise_scale * gumbel
+    confidence = confidence.masked_fill(~masked.unsqueeze(1), -math.inf)
+    return confidence.topk(n_commit, dim=-1).indices
+
+
+def _best_candidates(guide: Guide | None, choice: torch.Tensor, masked: torch.Tensor, ids: torch.Tensor,
+                     acgt: torch.Tensor, batch_size: int) -> torch.Tensor:
+    """Per sample, the index of the candidate the guide prefers (all 0 without a guide or with one candidate)."""
+    batch, candidates, width = choice.shape
+    best = torch.zeros(batch, dtype=torch.long)
+    if guide is not None and candidates > 1:
+        # Score each proposal completed: its draws at every masked position.
+        proposals = torch.where(masked.unsqueeze(1), acgt[choice], ids.unsqueeze(1))  # (B, C, W)
+        values = guide.values(proposals.reshape(batch * candidates, width), batch_size)
+        best = guide.preference(values).reshape(batch, candidates).argmax(dim=1)
+    return best
+
+
+def _samples_from_ids(template: Template, indices: list[int], ids: torch.Tensor, fill: torch.Tensor,
+                      log_likelihood: torch.Tensor, guide_values) -> list[GeneratedSample]:
+    """The finished token rows as samples: kept template text with the drawn bases filled in."""
     samples = []
     kept_text = np.frombuffer(template.text.encode("ascii", errors="replace"), dtype=np.uint8)
     id_to_char = np.zeros(len(TOKEN_ID), dtype=np.uint8)
