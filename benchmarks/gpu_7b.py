@@ -38,7 +38,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from dnafm_lib.attention_backends import choose_attention_backend, unavailable_reason  # noqa: E402
 from dnafm_lib.model import (  # noqa: E402
-    ATTENTION_BACKENDS, Padding, _attend, build_model, count_parameters, flops_per_token, preset_config,
+    ATTENTION_BACKENDS,
+    Padding,
+    _attend,
+    build_model,
+    count_parameters,
+    flops_per_token,
+    preset_config,
 )
 from dnafm_lib.tokenizer import ACGT_IDS, CLS_ID, EOS_ID, MASK_ID  # noqa: E402
 
@@ -183,7 +189,7 @@ def full_depth_section(args, device: torch.device, dtype: torch.dtype) -> dict:
     tokens = 2 * windows_per_strand * (7 + 1) * seq_len
     result["hg38_gpu_hours"] = tokens / tokens_per_s / 3600
     result["fp8"] = fp8_agreement(model, ids, rows, cols, truth, device, args)
-    del model
+    model = None  # frees the weights before the next section (the closures above hold only the name)
     if device.type == "cuda":
         torch.cuda.empty_cache()
     return result

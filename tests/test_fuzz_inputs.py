@@ -27,7 +27,7 @@ from dnafm_lib.genomes import check_genome_sheet, prepare_genome, read_genome_sh
 from dnafm_lib.gff import read_features
 from dnafm_lib.shards import write_genome_shards
 from dnafm_lib.vcf import check_vcf
-from tests.train_helpers import REPO, env
+from tests.train_helpers import env
 
 FUZZ = settings(max_examples=2000, derandomize=True, deadline=None, database=None,
                 suppress_health_check=list(HealthCheck))

@@ -113,7 +113,7 @@ def test_pretrain_killed_after_a_checkpoint_reruns_to_the_same_exported_weights(
         values = settings(*manifests, tmp_path / name / "run", max_steps=8)
         if name == "killed":
             checkpoints = tmp_path / name / "run" / "checkpoints"
-            kill_when(pretrain_command(values), lambda: any(checkpoints.glob("step_*")), timeout=240)
+            kill_when(pretrain_command(values), lambda checkpoints=checkpoints: any(checkpoints.glob("step_*")), timeout=240)
             assert len(losses(tmp_path / name / "run")) < 8  # it really stopped early (checkpoints may be saved asynchronously)
         done = run_pretrain(values)
         assert done.returncode == 0, done.stderr

@@ -210,7 +210,7 @@ def test_demo_workflow_finishes_through_the_slurm_profile(demo_on_slurm):
 
 @pytest.mark.timeout(2400)
 def test_every_rule_of_the_demo_ran_as_a_completed_slurm_job(demo_on_slurm):
-    result = demo_on_slurm.result
+    work, result = demo_on_slurm.work, demo_on_slurm.result
     log = result.stdout + result.stderr
     assert result.returncode == 0, log[-6000:]
     # A rule's job is logged with its number, a group job (profile `groups`) with a uuid.

@@ -82,10 +82,10 @@ SEQUENCES = ["ACGTACGTAC", "GGCCA", "TTTTAAAACCCCGGGG"]
 @pytest.mark.parametrize(
     "task_class, options, expected",
     [
-        (Embed, {}, lambda b, l: (b, l, TINY_HIDDEN)),
-        (SequenceClassification, {"model.n_classes": 4}, lambda b, l: (b, 4)),
-        (TokenClassification, {"model.n_classes": 3}, lambda b, l: (b, l, 3)),
-        (SequenceRegression, {"model.n_outputs": 2}, lambda b, l: (b, 2)),
+        (Embed, {}, lambda b, length: (b, length, TINY_HIDDEN)),
+        (SequenceClassification, {"model.n_classes": 4}, lambda b, length: (b, 4)),
+        (TokenClassification, {"model.n_classes": 3}, lambda b, length: (b, length, 3)),
+        (SequenceRegression, {"model.n_outputs": 2}, lambda b, length: (b, 2)),
     ],
 )
 def test_each_task_returns_its_documented_shape_on_a_padded_batch(task_class, options, expected):

@@ -24,7 +24,6 @@ from dnafm_lib.tracks.scoring import ScoringSettings, WindowScorer, mask_pass_of
 from dnafm_lib.tracks.tiling import Region, contig_windows, plan_chunks
 from tests.tracks_helpers import FAST, genome_with_gaps, many_short_contigs, save_tiny_model, write_fasta
 
-
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # conftest.py
 
 

@@ -73,9 +73,9 @@ def test_logo_heights_are_probability_times_information_and_sum_to_at_most_two_b
 def test_logo_bigwigs_sum_to_the_information_content_of_the_entropy_track(annotated_run):
     out, _, _, records = annotated_run
     for contig, seq in records.items():
-        def values(key):
+        def values(key, contig=contig, length=len(seq)):
             with pyBigWig.open(str(out / f"{key}.bw")) as bw:
-                return bw.values(contig, 0, len(seq), numpy=True).astype(np.float64)
+                return bw.values(contig, 0, length, numpy=True).astype(np.float64)
 
         entropy_nats = values("entropy")
         information = 2 - entropy_nats / math.log(2)

@@ -202,7 +202,7 @@ def variant_llrs(model, fasta, variants: list[tuple[str, int, str, tuple[str, ..
     """
     snvs = [[classify_allele(ref, alt) is AlleleKind.SNV for alt in alts] for _, _, ref, alts in variants]
     windows, offsets = [], []
-    for (chrom, position, ref, alts), is_snv in zip(variants, snvs):
+    for (chrom, position, _, _), is_snv in zip(variants, snvs):
         if not any(is_snv):
             continue
         start, end = context_window(len(fasta[chrom]), position, flank_bp)

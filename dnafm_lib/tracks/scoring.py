@@ -234,7 +234,7 @@ class WindowScorer:
             if hook is not None:
                 hook.remove()
         cursor = 0
-        for row, job in enumerate(batch):
+        for job in batch:
             if job.read_offsets is None:
                 continue
             n = job.read_offsets.size
