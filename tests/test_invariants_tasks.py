@@ -88,3 +88,35 @@ def test_task_options_are_accepted_only_with_their_type(key, value):
         assert f"model.{key}" in str(exc)
     else:
         assert getattr(config, key) == value
+
+
+def test_cds_windows_fall_in_the_splits_the_task_reader_knows_one_per_block(tmp_path):
+    """K4. CDS windows: label 1 wholly inside a CDS, 0 touching none; each block of the genome
+    has one split; the splits are train/val/test with about the configured fractions; a contig
+    exactly one window long keeps its window."""
+    from dnafm_lib.tasks.cds_windows import WindowOptions, cds_windows
+    from dnafm_lib.tasks.data import SPLIT_ALIASES
+
+    rng = np.random.default_rng(0)
+    long_seq = "".join(rng.choice(list("ACGT"), 40_000))
+    one_window = "".join(rng.choice(list("ACGT"), 100))
+    fasta = tmp_path / "g.fa"
+    fasta.write_text(f">long\n{long_seq}\n>one\n{one_window}\n")
+    cds = [(1_000 + 3_000 * i, 1_000 + 3_000 * i + 700) for i in range(12)]
+    gff = tmp_path / "g.gff3"
+    gff.write_text("##gff-version 3\n" + "".join(f"long\tt\tCDS\t{s + 1}\t{e}\t.\t+\t0\tID=c{i}\n"
+                                                 for i, (s, e) in enumerate(cds)) + "one\tt\tCDS\t1\t100\t.\t+\t0\tID=o\n")
+    options = WindowOptions(window_bp=100, block_bp=500, val_fraction=0.2, test_fraction=0.3, seed=1)
+    table = cds_windows(fasta, gff, "toy", options)
+    long_rows = table[table["chrom"] == "long"]
+    inside = np.zeros(len(long_seq), bool)
+    for s, e in cds:
+        inside[s:e] = True
+    for start, label in zip(long_rows["start"], long_rows["label"]):
+        assert inside[start : start + 100].all() if label == 1 else not inside[start : start + 100].any()
+    assert set(table["split"]) == {"train", "val", "test"}
+    assert all(SPLIT_ALIASES.get(s) == s for s in table["split"])  # the reader takes them as they are
+    assert (long_rows.groupby(long_rows["start"] // 500)["split"].nunique() == 1).all()
+    blocks = long_rows.groupby(long_rows["start"] // 500)["split"].first().value_counts(normalize=True)
+    assert abs(blocks["test"] - 0.3) < 0.12 and abs(blocks["val"] - 0.2) < 0.12
+    assert table[table["chrom"] == "one"][["start", "end", "label"]].values.tolist() == [[0, 100, 1]]

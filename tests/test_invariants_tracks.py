@@ -302,3 +302,46 @@ def test_segments_from_a_scored_chunk_skip_n_only_bins(tiny_model, tmp_path):
     assert [(r[1], r[2]) for r in rows] == [(0, 100), (200, 400)]
     for _, start, end, *_ in rows:
         assert (bases[start:end] != "N").any()
+
+
+# --------------------------------------------------------------------------- the UCSC hub
+
+
+def _stanzas(text: str) -> list[dict[str, str]]:
+    out = []
+    for block in text.strip().split("\n\n"):
+        lines = block.splitlines()
+        indented = all(line.startswith("    ") for line in lines)
+        fields = dict(line.strip().split(" ", 1) for line in lines)
+        out.append({**fields, "_indented": str(indented)})
+    return out
+
+
+@pytest.mark.parametrize("email", ["", "lab@example.org"])
+def test_the_hub_is_a_valid_ucsc_trackdb_with_a_stacked_probability_container(tmp_path, email):
+    """H1. every bigWig is a track of UCSC ``type bigWig``; P(A/C/G/T) are subtracks of one
+    stacked multiWig container scaled 0–1; top-level tracks are visible; labels fit UCSC."""
+    from dnafm_lib.tracks import catalog
+    from dnafm_lib.tracks.hub import write_hub
+
+    for spec in catalog.PER_BASE_TRACKS + catalog.EMBEDDING_TRACKS:
+        (tmp_path / spec.filename).write_bytes(b"")
+    hub_txt = write_hub(tmp_path, "toy_genome_with_a_long_name", "GCA_000000001.1", "tiny", email=email)
+    hub = dict(line.split(" ", 1) for line in hub_txt.read_text().splitlines())
+    assert hub["email"] == (email or "unknown") and len(hub["shortLabel"]) <= 17
+    assert hub["shortLabel"].endswith("…") and hub["shortLabel"].startswith("dnafm toy_genome")
+    stanzas = _stanzas((tmp_path / "hub" / "GCA_000000001.1" / "trackDb.txt").read_text())
+    by_track = {s["track"]: s for s in stanzas}
+    container = by_track[catalog.PROBABILITY_GROUP]
+    assert (container["container"], container["aggregate"], container["type"]) == ("multiWig", "stacked", "bigWig 0 1")
+    assert container["viewLimits"] == "0:1" and container["autoScale"] == "off"
+    for spec in catalog.PER_BASE_TRACKS + catalog.EMBEDDING_TRACKS:
+        stanza = by_track[spec.key]
+        assert (tmp_path / "hub" / "GCA_000000001.1" / stanza["bigDataUrl"]).resolve() == (tmp_path / spec.filename).resolve()
+        assert stanza["type"].split()[0] == "bigWig" and len(stanza["shortLabel"]) <= 17
+        if spec.group:
+            assert stanza["parent"] == spec.group and stanza["_indented"] == "True"
+            assert stanza["type"] == "bigWig 0 1" and "visibility" not in stanza
+        else:
+            assert "parent" not in stanza and stanza["_indented"] == "False"
+            assert (stanza["type"], stanza["visibility"], stanza["autoScale"]) == ("bigWig", "full", "on")

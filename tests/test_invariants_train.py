@@ -33,7 +33,9 @@ from dnafm_lib.tokenizer import ACGT_IDS, CLS_ID, EOS_ID, MASK_ID, N_ID, PAD_ID
 from dnafm_lib.train.data import (
     IGNORE_INDEX,
     TRAIN_STREAM,
+    MlmBatch,
     TrainBatches,
+    base_composition_entropy_nats,
     build_batch,
     frame_window,
     mask_framed,
@@ -103,6 +105,19 @@ def test_masks_differ_between_steps_and_between_samples_and_repeat_exactly(tmp_p
     assert (labels(3, 11) == labels(3, 11)).all()  # D5: pure function
     assert not (labels(3, 11) == labels(4, 11)).all()  # D5: another step, another mask
     assert not (labels(3, 11) == labels(3, 12)).all()  # another sample
+
+
+def test_the_composition_entropy_is_zero_for_one_base_and_log4_for_four_equal_ones():
+    """The bar a trained model must beat: entropy of the masked targets' A/C/G/T mix."""
+    def batch_of(labels):
+        row = np.full(8, IGNORE_INDEX, dtype=np.int64)
+        row[: len(labels)] = labels
+        return MlmBatch(input_ids=row[None], attention_mask=np.ones((1, 8), bool), labels=row[None],
+                        sample_ids=np.zeros(1, np.int64))
+
+    assert base_composition_entropy_nats([batch_of([ACGT_IDS[2]])]) == 0.0  # one target
+    assert base_composition_entropy_nats([batch_of(list(ACGT_IDS))]) == pytest.approx(np.log(4))
+    assert np.isnan(base_composition_entropy_nats([batch_of([])]))  # no target: no bar
 
 
 # --------------------------------------------------------------------------- sample order
