@@ -36,8 +36,17 @@ import dnafm_lib
 from dnafm_lib.tokenizer import ACGT_IDS, MASK_ID, N_ID, encode, frame
 from dnafm_lib.tracks.chunk_arrays import load_chunk, save_chunk
 from dnafm_lib.tracks.embeddings import BinIndex, segment_rows
-from dnafm_lib.tracks.scoring import ScoringSettings, WindowScorer, mask_pass_of_position
-from dnafm_lib.tracks.tiling import Region, contig_windows, plan_chunks, windows_for_region
+from dnafm_lib.tracks.scoring import (
+    ScoringSettings,
+    WindowScorer,
+    mask_pass_of_position,
+)
+from dnafm_lib.tracks.tiling import (
+    Region,
+    contig_windows,
+    plan_chunks,
+    windows_for_region,
+)
 
 # Derandomized: CI sees the same examples every run; each property runs in well under a second.
 FAST_PROPERTY = settings(max_examples=60, deadline=None, derandomize=True,
