@@ -120,3 +120,33 @@ def test_cds_windows_fall_in_the_splits_the_task_reader_knows_one_per_block(tmp_
     blocks = long_rows.groupby(long_rows["start"] // 500)["split"].first().value_counts(normalize=True)
     assert abs(blocks["test"] - 0.3) < 0.12 and abs(blocks["val"] - 0.2) < 0.12
     assert table[table["chrom"] == "one"][["start", "end", "label"]].values.tolist() == [[0, 100, 1]]
+
+
+@PROPERTY
+@given(st.lists(st.tuples(st.text(alphabet="ACGT", min_size=1, max_size=12), st.sampled_from(["digits", "commas", "spaces"])),
+                min_size=3, max_size=6), st.integers(0, 2**16))
+def test_token_labels_read_alike_as_digits_commas_or_spaces(tmp_path_factory, rows, seed):
+    """K5. a per-base label column gives the same labels written "0110", "0,1,1,0" or "0 1 1 0"."""
+    from dnafm_lib.tasks.data import DataConfig, load_splits
+
+    rng = np.random.default_rng(seed)
+    truth = [rng.integers(0, 3, len(sequence)) for sequence, _ in rows]
+    joiners = {"digits": "", "commas": ",", "spaces": " "}
+    table = tmp_path_factory.mktemp("labels") / "t.tsv"
+    table.write_text("sequence\tlabel\tsplit\n" + "".join(
+        f"{sequence}\t{joiners[style].join(map(str, labels))}\ttrain\n" for (sequence, style), labels in zip(rows, truth)
+    ))
+    splits = load_splits(DataConfig(path=str(table)), "token", TaskConfig(backbone="tiny", n_classes=3))
+    assert [list(map(int, labels)) for labels in splits["train"].labels] == [list(map(int, t)) for t in truth]
+
+
+@PROPERTY
+@given(st.text(alphabet="ACGTN", max_size=40))
+def test_the_reverse_complement_of_variant_scoring_reads_the_other_strand_backwards(sequence):
+    """K6. ISM/variant scoring's reverse complement: base i pairs with base n−1−i of the other strand."""
+    from dnafm_lib.tasks.mutagenesis import reverse_complement
+
+    pair = {"A": "T", "C": "G", "G": "C", "T": "A", "N": "N"}
+    rc = reverse_complement(sequence)
+    assert len(rc) == len(sequence)
+    assert all(pair[sequence[i]] == rc[len(sequence) - 1 - i] for i in range(len(sequence)))

@@ -354,3 +354,12 @@ def test_the_hub_is_a_valid_ucsc_trackdb_with_a_stacked_probability_container(tm
         else:
             assert "parent" not in stanza and stanza["_indented"] == "False"
             assert (stanza["type"], stanza["visibility"], stanza["autoScale"]) == ("bigWig", "full", "on")
+
+
+@pytest.mark.parametrize("field, value", [("passes", 0), ("batch_size", 0), ("bin_bp", 0), ("window_bp", 0),
+                                          ("stride_bp", 0)])
+def test_scoring_settings_out_of_range_are_one_error_naming_the_setting(field, value):
+    from dnafm_lib.errors import DnafmError
+
+    with pytest.raises((ValueError, DnafmError), match=field):
+        ScoringSettings(**{field: value})
