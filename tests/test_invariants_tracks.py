@@ -363,3 +363,26 @@ def test_scoring_settings_out_of_range_are_one_error_naming_the_setting(field, v
 
     with pytest.raises((ValueError, DnafmError), match=field):
         ScoringSettings(**{field: value})
+
+
+def test_a_bigwig_that_fails_midway_leaves_nothing_behind(tmp_path):
+    """B1. a track written out of .fai order stops with an error naming the place, and neither
+    the bigWig nor a temporary file is left in its folder; a whole one reads back its values."""
+    import pyBigWig
+
+    from dnafm_lib.errors import DnafmError
+    from dnafm_lib.tracks.writers import BigWigWriter
+
+    sizes = [("chr2", 50), ("chr1", 40)]
+    with pytest.raises(DnafmError, match=r"chr2:0 written out of \.fai order"):
+        with BigWigWriter(tmp_path / "bad.bw", sizes) as writer:
+            writer.add_bases("chr1", 0, np.ones(40))
+            writer.add_bases("chr2", 0, np.ones(50))
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+    values = np.arange(50, dtype=np.float32)
+    values[10:20] = np.nan
+    with BigWigWriter(tmp_path / "good.bw", sizes) as writer:
+        writer.add_bases("chr2", 0, values)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["good.bw"]
+    with pyBigWig.open(str(tmp_path / "good.bw")) as bw:
+        np.testing.assert_array_equal(np.array(bw.values("chr2", 0, 50)), values)
