@@ -6,7 +6,11 @@ The model sees ``[CLS] + bases + [EOS] + [PAD]…``; base i of a sequence sits a
   K2. per-base predictions read tokens ``[1, 1 + n)`` back: prediction i is the output at base
       i's token, one row per base;
   K3. a task option of the wrong type or an unknown key is one error naming it (the validator),
-      for every key and value type.
+      for every key and value type;
+  K4. CDS windows: label 1 wholly inside a CDS, 0 touching none, one split per genome block,
+      splits named as the task reader expects, in about the configured fractions;
+  K5. per-base labels read alike from "0110", "0,1,1,0" and "0 1 1 0";
+  K6. variant scoring's reverse complement pairs base i with base n−1−i.
 """
 
 from __future__ import annotations

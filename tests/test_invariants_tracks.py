@@ -17,9 +17,14 @@ Scoring (``scoring.WindowScorer``), with and without reverse-complement averagin
   S2. every non-N base is scored once, from its keeping window and by the pass that masked it
       (with reverse complement: the mean of both strands under the same mask);
   S3. loss = −log p(reference base), 0 ≤ entropy ≤ log 4.
+  S4. settings out of range are one error naming the setting.
 Segments (``embeddings.segment_rows``):
   G1. a segment never spans a bin without a scored base (N-only bins break runs);
   G2. segments are the maximal runs of adjacent, same-cluster bins of one contig.
+Files (``writers.BigWigWriter``, ``hub.write_hub``):
+  B1. a bigWig that fails midway leaves nothing behind; a whole one reads back its values;
+  H1. the UCSC hub is a valid trackDb: every bigWig typed ``bigWig``, P(A/C/G/T) stacked in one
+      multiWig container scaled 0–1, labels within UCSC's 17 characters.
 """
 
 from __future__ import annotations

@@ -6,7 +6,9 @@ Masking (``train.data.mask_framed``), for every row of bases, N runs and padding
   D3. a chosen position becomes [MASK], a base, or stays — nothing else;
   D4. random replacements cover A/C/G/T uniformly;
   D5. the draws differ between steps for one sample (and between samples at one step), and are
-      a pure function of (stream, seed, step, sample id).
+      a pure function of (stream, seed, step, sample id);
+  D6. a sample is masked alike whichever micro-batch carries it;
+  D7. the composition-entropy bar is 0 for one base, log 4 for four equal ones, NaN for none.
 Sample order (``train.data.TrainBatches``):
   O1. within each epoch every sample is taken exactly once;
   O2. the ranks' slices are disjoint and concatenate to the global batch; the micro-batches of a
