@@ -162,6 +162,9 @@ def test_chunks_cover_every_base_once_in_fai_order_cut_at_bins(lengths, bin_bp, 
     assert order == [name for name, _ in sizes]
     assert expected_start == dict(sizes)
     assert all(regions for regions in chunks)
+    # T6: as few jobs as the size allows — every chunk but the last is full, none overshoots a bin.
+    totals = [sum(r.length for r in regions) for regions in chunks]
+    assert all(chunk_bp <= t for t in totals[:-1]) and all(t < chunk_bp + bin_bp for t in totals)
 
 
 # --------------------------------------------------------------------------- masks
@@ -255,6 +258,32 @@ def test_every_scored_row_sums_to_one_over_random_n_layouts_and_geometries(tiny_
     assert not np.isnan(scores.probs[scored]).any()  # every non-N base scored
     np.testing.assert_allclose(scores.probs[scored].sum(axis=1), 1.0, rtol=1e-5)  # once, normalised
     assert np.isnan(scores.probs[~scored]).all()
+
+
+def test_binned_embeddings_average_each_base_from_its_keeping_window_across_window_edges(tiny_model):
+    """E1. a bin's embedding is the mean hidden state of its non-N bases, each taken from the
+    window that keeps it — also for bins that straddle two windows' kept parts."""
+    rng = np.random.default_rng(9)
+    bases = rng.choice(list("ACGT"), 150)
+    bases[33:41] = "N"
+    sequence = "".join(bases)
+    settings_ = ScoringSettings(window_bp=60, stride_bp=25, passes=2, embedding_layer=-1, bin_bp=16)
+    (scores,) = WindowScorer(tiny_model, settings_).score_regions(
+        [Region("c", 0, 150)], lambda c, s, e: sequence[s:e], {"c": 150}
+    )
+    ids = encode(sequence)
+    per_base = np.zeros((150, tiny_model.config.hidden_size))
+    windows = contig_windows("c", 150, 60, 25)
+    assert any(w.keep_end % 16 for w in windows[:-1])  # some bins straddle two windows
+    for w in windows:
+        with torch.no_grad():
+            hidden = tiny_model(torch.from_numpy(frame(ids[w.start : w.end]).astype(np.int64))[None]).last_hidden_state
+        per_base[w.keep_start : w.keep_end] = hidden[0, 1 + w.keep_start - w.start : 1 + w.keep_end - w.start].double().numpy()
+    scored = bases != "N"
+    for b in range(scores.bin_counts.size):
+        in_bin = scored & (np.arange(150) // 16 == b)
+        assert scores.bin_counts[b] == in_bin.sum()
+        np.testing.assert_allclose(scores.bin_sums[b] / in_bin.sum(), per_base[in_bin].mean(axis=0), rtol=1e-4, atol=1e-5)
 
 
 # --------------------------------------------------------------------------- segments
