@@ -420,3 +420,25 @@ def test_a_bigwig_that_fails_midway_leaves_nothing_behind(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["good.bw"]
     with pyBigWig.open(str(tmp_path / "good.bw")) as bw:
         np.testing.assert_array_equal(np.array(bw.values("chr2", 0, 50)), values)
+
+
+def test_gff_features_for_the_enrichment_are_zero_based_half_open(tmp_path):
+    """G3. the enrichment reads GFF3 (1-based, inclusive) as 0-based half-open intervals, and the
+    bp a cluster shares with a feature type are counted from those intervals."""
+    from dnafm_lib.tracks.embeddings import enrichment_table, read_gff_features
+
+    gff = tmp_path / "a.gff3"
+    gff.write_text("##gff-version 3\n"
+                   "chr1\tt\tgene\t11\t30\t.\t+\t.\tID=g1\n"
+                   "chr1\tt\tCDS\t21\t30\t.\t+\t0\tID=c1\n")
+    features = read_gff_features(gff)
+    assert features[["Chromosome", "Start", "End", "Feature"]].values.tolist() == [
+        ["chr1", 10, 30, "gene"], ["chr1", 20, 30, "CDS"]
+    ]
+    segments = [("chr1", 0, 20, "cluster_0", 0, ".", 0, 20, "0,0,0"), ("chr1", 20, 40, "cluster_1", 0, ".", 20, 40, "0,0,0")]
+    table = enrichment_table(segments, features).set_index(["cluster", "feature_type"])
+    assert table.loc[("cluster_0", "gene"), "observed_bp"] == 10  # bases 10-20
+    assert table.loc[("cluster_1", "gene"), "observed_bp"] == 10  # bases 20-30
+    assert table.loc[("cluster_0", "CDS"), "observed_bp"] == 0
+    # CDS: 10 of 40 scored bp; cluster_1 holds 20 bp, so 5 expected, 10 observed.
+    assert table.loc[("cluster_1", "CDS"), "expected_bp"] == 5 and table.loc[("cluster_1", "CDS"), "obs_exp"] == 2
