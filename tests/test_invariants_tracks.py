@@ -8,7 +8,8 @@ Tiling (``tracks.tiling``), for every contig length, window and stride:
       context on each side;
   T5. windows depend on the contig only: cutting a contig into regions keeps exactly the
       contig's windows, with kept parts clipped to the region;
-  T6. chunks cover every base once, in .fai order, cut long contigs only at bin boundaries.
+  T6. chunks cover every base once, in .fai order, cut long contigs only at bin boundaries, and
+      every chunk but the last holds ``chunk_bp`` (less than one bin more).
 Masks (``scoring.mask_pass_of_position``), for every N layout:
   M1. N is never masked (pass −1); every other base is masked in exactly one pass;
   M2. pass sizes differ by at most one base; the draw is a pure function of (seed, contig, start).
@@ -17,10 +18,12 @@ Scoring (``scoring.WindowScorer``), with and without reverse-complement averagin
   S2. every non-N base is scored once, from its keeping window and by the pass that masked it
       (with reverse complement: the mean of both strands under the same mask);
   S3. loss = −log p(reference base), 0 ≤ entropy ≤ log 4.
-  S4. settings out of range are one error naming the setting.
+  S4. settings out of range are one error naming the setting;
+  E1. a bin's embedding is the mean hidden state of its non-N bases, each from its keeping window.
 Segments (``embeddings.segment_rows``):
   G1. a segment never spans a bin without a scored base (N-only bins break runs);
-  G2. segments are the maximal runs of adjacent, same-cluster bins of one contig.
+  G2. segments are the maximal runs of adjacent, same-cluster bins of one contig;
+  G3. GFF3 features are read 0-based half-open; enrichment counts observed/expected bp from them.
 Files (``writers.BigWigWriter``, ``hub.write_hub``):
   B1. a bigWig that fails midway leaves nothing behind; a whole one reads back its values;
   H1. the UCSC hub is a valid trackDb: every bigWig typed ``bigWig``, P(A/C/G/T) stacked in one
