@@ -26,7 +26,13 @@ from hypothesis import strategies as st
 
 from dnafm_lib.http import RetryPolicy
 from dnafm_lib.ncbi import NcbiClient
-from dnafm_lib.splits import SPLITS, SplitsError, build_nt_splits, positional_splits, read_genome_sheet
+from dnafm_lib.splits import (
+    SPLITS,
+    SplitsError,
+    build_nt_splits,
+    positional_splits,
+    read_genome_sheet,
+)
 
 from .ncbi_server import FakeAssembly, FakeNcbi
 

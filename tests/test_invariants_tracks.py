@@ -8,7 +8,8 @@ Tiling (``tracks.tiling``), for every contig length, window and stride:
       context on each side;
   T5. windows depend on the contig only: cutting a contig into regions keeps exactly the
       contig's windows, with kept parts clipped to the region;
-  T6. chunks cover every base once, in .fai order, cut long contigs only at bin boundaries.
+  T6. chunks cover every base once, in .fai order, cut long contigs only at bin boundaries, and
+      every chunk but the last holds ``chunk_bp`` (less than one bin more).
 Masks (``scoring.mask_pass_of_position``), for every N layout:
   M1. N is never masked (pass −1); every other base is masked in exactly one pass;
   M2. pass sizes differ by at most one base; the draw is a pure function of (seed, contig, start).
@@ -17,9 +18,16 @@ Scoring (``scoring.WindowScorer``), with and without reverse-complement averagin
   S2. every non-N base is scored once, from its keeping window and by the pass that masked it
       (with reverse complement: the mean of both strands under the same mask);
   S3. loss = −log p(reference base), 0 ≤ entropy ≤ log 4.
+  S4. settings out of range are one error naming the setting;
+  E1. a bin's embedding is the mean hidden state of its non-N bases, each from its keeping window.
 Segments (``embeddings.segment_rows``):
   G1. a segment never spans a bin without a scored base (N-only bins break runs);
-  G2. segments are the maximal runs of adjacent, same-cluster bins of one contig.
+  G2. segments are the maximal runs of adjacent, same-cluster bins of one contig;
+  G3. GFF3 features are read 0-based half-open; enrichment counts observed/expected bp from them.
+Files (``writers.BigWigWriter``, ``hub.write_hub``):
+  B1. a bigWig that fails midway leaves nothing behind; a whole one reads back its values;
+  H1. the UCSC hub is a valid trackDb: every bigWig typed ``bigWig``, each catalog group stacked
+      in one multiWig container, labels within UCSC's 17 characters.
 """
 
 from __future__ import annotations
@@ -36,8 +44,17 @@ import dnafm_lib
 from dnafm_lib.tokenizer import ACGT_IDS, MASK_ID, N_ID, encode, frame
 from dnafm_lib.tracks.chunk_arrays import load_chunk, save_chunk
 from dnafm_lib.tracks.embeddings import BinIndex, segment_rows
-from dnafm_lib.tracks.scoring import ScoringSettings, WindowScorer, mask_pass_of_position
-from dnafm_lib.tracks.tiling import Region, contig_windows, plan_chunks, windows_for_region
+from dnafm_lib.tracks.scoring import (
+    ScoringSettings,
+    WindowScorer,
+    mask_pass_of_position,
+)
+from dnafm_lib.tracks.tiling import (
+    Region,
+    contig_windows,
+    plan_chunks,
+    windows_for_region,
+)
 
 # Derandomized: CI sees the same examples every run; each property runs in well under a second.
 FAST_PROPERTY = settings(max_examples=60, deadline=None, derandomize=True,
@@ -148,6 +165,9 @@ def test_chunks_cover_every_base_once_in_fai_order_cut_at_bins(lengths, bin_bp, 
     assert order == [name for name, _ in sizes]
     assert expected_start == dict(sizes)
     assert all(regions for regions in chunks)
+    # T6: as few jobs as the size allows — every chunk but the last is full, none overshoots a bin.
+    totals = [sum(r.length for r in regions) for regions in chunks]
+    assert all(chunk_bp <= t for t in totals[:-1]) and all(t < chunk_bp + bin_bp for t in totals)
 
 
 # --------------------------------------------------------------------------- masks
@@ -243,6 +263,32 @@ def test_every_scored_row_sums_to_one_over_random_n_layouts_and_geometries(tiny_
     assert np.isnan(scores.probs[~scored]).all()
 
 
+def test_binned_embeddings_average_each_base_from_its_keeping_window_across_window_edges(tiny_model):
+    """E1. a bin's embedding is the mean hidden state of its non-N bases, each taken from the
+    window that keeps it — also for bins that straddle two windows' kept parts."""
+    rng = np.random.default_rng(9)
+    bases = rng.choice(list("ACGT"), 150)
+    bases[33:41] = "N"
+    sequence = "".join(bases)
+    settings_ = ScoringSettings(window_bp=60, stride_bp=25, passes=2, embedding_layer=-1, bin_bp=16)
+    (scores,) = WindowScorer(tiny_model, settings_).score_regions(
+        [Region("c", 0, 150)], lambda c, s, e: sequence[s:e], {"c": 150}
+    )
+    ids = encode(sequence)
+    per_base = np.zeros((150, tiny_model.config.hidden_size))
+    windows = contig_windows("c", 150, 60, 25)
+    assert any(w.keep_end % 16 for w in windows[:-1])  # some bins straddle two windows
+    for w in windows:
+        with torch.no_grad():
+            hidden = tiny_model(torch.from_numpy(frame(ids[w.start : w.end]).astype(np.int64))[None]).last_hidden_state
+        per_base[w.keep_start : w.keep_end] = hidden[0, 1 + w.keep_start - w.start : 1 + w.keep_end - w.start].double().numpy()
+    scored = bases != "N"
+    for b in range(scores.bin_counts.size):
+        in_bin = scored & (np.arange(150) // 16 == b)
+        assert scores.bin_counts[b] == in_bin.sum()
+        np.testing.assert_allclose(scores.bin_sums[b] / in_bin.sum(), per_base[in_bin].mean(axis=0), rtol=1e-4, atol=1e-5)
+
+
 # --------------------------------------------------------------------------- segments
 
 
@@ -302,3 +348,107 @@ def test_segments_from_a_scored_chunk_skip_n_only_bins(tiny_model, tmp_path):
     assert [(r[1], r[2]) for r in rows] == [(0, 100), (200, 400)]
     for _, start, end, *_ in rows:
         assert (bases[start:end] != "N").any()
+
+
+# --------------------------------------------------------------------------- the UCSC hub
+
+
+def _stanzas(text: str) -> list[dict[str, str]]:
+    out = []
+    for block in text.strip().split("\n\n"):
+        lines = block.splitlines()
+        indented = all(line.startswith("    ") for line in lines)
+        fields = dict(line.strip().split(" ", 1) for line in lines)
+        out.append({**fields, "_indented": str(indented)})
+    return out
+
+
+@pytest.mark.parametrize("email", ["", "lab@example.org"])
+def test_the_hub_is_a_valid_ucsc_trackdb_with_stacked_multiwig_containers(tmp_path, email):
+    """H1. every bigWig is a track of UCSC ``type bigWig``; the tracks of a catalog group are
+    subtracks of one stacked multiWig container; top-level tracks are visible and scaled (auto, or
+    fixed with viewLimits); labels fit UCSC's 17 characters."""
+    from dnafm_lib.tracks import catalog
+    from dnafm_lib.tracks.hub import write_hub
+
+    specs = {spec.key: spec for spec in (*catalog.PER_BASE_TRACKS, *getattr(catalog, "LOGO_TRACKS", ()),
+                                         *catalog.EMBEDDING_TRACKS)}
+    for spec in specs.values():
+        (tmp_path / spec.filename).write_bytes(b"")
+    hub_txt = write_hub(tmp_path, "toy_genome_with_a_long_name", "GCA_000000001.1", "tiny", email=email)
+    hub = dict(line.split(" ", 1) for line in hub_txt.read_text().splitlines())
+    assert hub["email"] == (email or "unknown") and len(hub["shortLabel"]) <= 17
+    assert hub["shortLabel"].startswith("dnafm toy_genome")
+    stanzas = _stanzas((tmp_path / "hub" / "GCA_000000001.1" / "trackDb.txt").read_text())
+    by_track = {s["track"]: s for s in stanzas}
+    groups = {spec.group for spec in specs.values() if spec.group}
+    assert groups  # the catalog stacks some tracks
+    for group in groups:
+        container = by_track[group]
+        assert (container["container"], container["aggregate"]) == ("multiWig", "stacked")
+        assert container["type"].split()[0] == "bigWig" and container["_indented"] == "False"
+    for spec in specs.values():
+        stanza = by_track[spec.key]
+        assert (tmp_path / "hub" / "GCA_000000001.1" / stanza["bigDataUrl"]).resolve() == (tmp_path / spec.filename).resolve()
+        assert stanza["type"].split()[0] == "bigWig" and len(stanza["shortLabel"]) <= 17
+        if spec.group:
+            assert stanza["parent"] == spec.group and stanza["_indented"] == "True"
+            assert "visibility" not in stanza
+        else:
+            assert "parent" not in stanza and stanza["_indented"] == "False"
+            assert stanza["visibility"] == "full" and stanza["autoScale"] in ("on", "off")
+            assert stanza["autoScale"] == "on" or "viewLimits" in stanza
+
+
+@pytest.mark.parametrize("field, value", [("passes", 0), ("batch_size", 0), ("bin_bp", 0), ("window_bp", 0),
+                                          ("stride_bp", 0)])
+def test_scoring_settings_out_of_range_are_one_error_naming_the_setting(field, value):
+    from dnafm_lib.errors import DnafmError
+
+    with pytest.raises((ValueError, DnafmError), match=field):
+        ScoringSettings(**{field: value})
+
+
+def test_a_bigwig_that_fails_midway_leaves_nothing_behind(tmp_path):
+    """B1. a track written out of .fai order stops with an error naming the place, and neither
+    the bigWig nor a temporary file is left in its folder; a whole one reads back its values."""
+    import pyBigWig
+
+    from dnafm_lib.errors import DnafmError
+    from dnafm_lib.tracks.writers import BigWigWriter
+
+    sizes = [("chr2", 50), ("chr1", 40)]
+    with pytest.raises(DnafmError, match=r"chr2:0 written out of \.fai order"):
+        with BigWigWriter(tmp_path / "bad.bw", sizes) as writer:
+            writer.add_bases("chr1", 0, np.ones(40))
+            writer.add_bases("chr2", 0, np.ones(50))
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+    values = np.arange(50, dtype=np.float32)
+    values[10:20] = np.nan
+    with BigWigWriter(tmp_path / "good.bw", sizes) as writer:
+        writer.add_bases("chr2", 0, values)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["good.bw"]
+    with pyBigWig.open(str(tmp_path / "good.bw")) as bw:
+        np.testing.assert_array_equal(np.array(bw.values("chr2", 0, 50)), values)
+
+
+def test_gff_features_for_the_enrichment_are_zero_based_half_open(tmp_path):
+    """G3. the enrichment reads GFF3 (1-based, inclusive) as 0-based half-open intervals, and the
+    bp a cluster shares with a feature type are counted from those intervals."""
+    from dnafm_lib.tracks.embeddings import enrichment_table, read_gff_features
+
+    gff = tmp_path / "a.gff3"
+    gff.write_text("##gff-version 3\n"
+                   "chr1\tt\tgene\t11\t30\t.\t+\t.\tID=g1\n"
+                   "chr1\tt\tCDS\t21\t30\t.\t+\t0\tID=c1\n")
+    features = read_gff_features(gff)
+    assert features[["Chromosome", "Start", "End", "Feature"]].values.tolist() == [
+        ["chr1", 10, 30, "gene"], ["chr1", 20, 30, "CDS"]
+    ]
+    segments = [("chr1", 0, 20, "cluster_0", 0, ".", 0, 20, "0,0,0"), ("chr1", 20, 40, "cluster_1", 0, ".", 20, 40, "0,0,0")]
+    table = enrichment_table(segments, features).set_index(["cluster", "feature_type"])
+    assert table.loc[("cluster_0", "gene"), "observed_bp"] == 10  # bases 10-20
+    assert table.loc[("cluster_1", "gene"), "observed_bp"] == 10  # bases 20-30
+    assert table.loc[("cluster_0", "CDS"), "observed_bp"] == 0
+    # CDS: 10 of 40 scored bp; cluster_1 holds 20 bp, so 5 expected, 10 observed.
+    assert table.loc[("cluster_1", "CDS"), "expected_bp"] == 5 and table.loc[("cluster_1", "CDS"), "obs_exp"] == 2

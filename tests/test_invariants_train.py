@@ -6,7 +6,9 @@ Masking (``train.data.mask_framed``), for every row of bases, N runs and padding
   D3. a chosen position becomes [MASK], a base, or stays — nothing else;
   D4. random replacements cover A/C/G/T uniformly;
   D5. the draws differ between steps for one sample (and between samples at one step), and are
-      a pure function of (stream, seed, step, sample id).
+      a pure function of (stream, seed, step, sample id);
+  D6. a sample is masked alike whichever micro-batch carries it;
+  D7. the composition-entropy bar is 0 for one base, log 4 for four equal ones, NaN for none.
 Sample order (``train.data.TrainBatches``):
   O1. within each epoch every sample is taken exactly once;
   O2. the ranks' slices are disjoint and concatenate to the global batch; the micro-batches of a
@@ -33,7 +35,9 @@ from dnafm_lib.tokenizer import ACGT_IDS, CLS_ID, EOS_ID, MASK_ID, N_ID, PAD_ID
 from dnafm_lib.train.data import (
     IGNORE_INDEX,
     TRAIN_STREAM,
+    MlmBatch,
     TrainBatches,
+    base_composition_entropy_nats,
     build_batch,
     frame_window,
     mask_framed,
@@ -103,6 +107,19 @@ def test_masks_differ_between_steps_and_between_samples_and_repeat_exactly(tmp_p
     assert (labels(3, 11) == labels(3, 11)).all()  # D5: pure function
     assert not (labels(3, 11) == labels(4, 11)).all()  # D5: another step, another mask
     assert not (labels(3, 11) == labels(3, 12)).all()  # another sample
+
+
+def test_the_composition_entropy_is_zero_for_one_base_and_log4_for_four_equal_ones():
+    """The bar a trained model must beat: entropy of the masked targets' A/C/G/T mix."""
+    def batch_of(labels):
+        row = np.full(8, IGNORE_INDEX, dtype=np.int64)
+        row[: len(labels)] = labels
+        return MlmBatch(input_ids=row[None], attention_mask=np.ones((1, 8), bool), labels=row[None],
+                        sample_ids=np.zeros(1, np.int64))
+
+    assert base_composition_entropy_nats([batch_of([ACGT_IDS[2]])]) == 0.0  # one target
+    assert base_composition_entropy_nats([batch_of(list(ACGT_IDS))]) == pytest.approx(np.log(4))
+    assert np.isnan(base_composition_entropy_nats([batch_of([])]))  # no target: no bar
 
 
 # --------------------------------------------------------------------------- sample order
@@ -225,6 +242,8 @@ def test_a_resumed_run_takes_exactly_the_steps_left_with_the_uninterrupted_sched
     checkpoints = sorted(p.name for p in (crashed / "checkpoints").iterdir())
     assert checkpoints == ["step_00000002", "step_00000004"]
     shutil.rmtree(crashed / "checkpoints" / "step_00000004")
+    lines = (crashed / "metrics.csv").read_text().splitlines(keepends=True)
+    (crashed / "metrics.csv").write_text("".join(lines[:3]))  # the header, steps 1 and 2
     resumed = _train(shards, crashed)
     assert resumed.final_step == 4
     # Steps 3 and 4 once each, and the same data order, masks and learning-rate schedule as
