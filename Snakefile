@@ -29,9 +29,9 @@ include: "workflow/rules/finetune.smk"
 
 
 rule all:
+    default_target: True
     input:
         selected_targets(),
-    default_target: True
 
 
 onsuccess:

@@ -70,8 +70,11 @@ def main(argv=None) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args(argv)
     text = fasta_text(args.megabases)
-    writers = {"dnafm BgzfWriter (ISA-L level 1)": write_dnafm, "Bio.bgzf level 1": write_biopython(1),
-               "Bio.bgzf level 6 (default)": write_biopython(6)}
+    writers = {
+        "dnafm BgzfWriter (ISA-L level 1)": write_dnafm,
+        "Bio.bgzf level 1": write_biopython(1),
+        "Bio.bgzf level 6 (default)": write_biopython(6),
+    }
     with tempfile.TemporaryDirectory(prefix="bgzf-bench-") as tmp:
         results = {}
         for index, (name, write) in enumerate(writers.items()):

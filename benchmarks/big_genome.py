@@ -86,8 +86,11 @@ def run_size(size_mb: float, work: Path, args) -> list[dict]:
         started = time.monotonic()
         write_genome(fasta.with_suffix(".tmp"), total_bp)
         fasta.with_suffix(".tmp").rename(fasta)
-        print(f"{size_mb:g} Mb: wrote {fasta} ({fasta.stat().st_size / 1e6:.0f} MB gzip) in "
-              f"{time.monotonic() - started:.0f} s", flush=True)
+        print(
+            f"{size_mb:g} Mb: wrote {fasta} ({fasta.stat().st_size / 1e6:.0f} MB gzip) in "
+            f"{time.monotonic() - started:.0f} s",
+            flush=True,
+        )
     genome_dir, shard_dir = folder / "genome", folder / "shards"
     for stale in (genome_dir, shard_dir):
         if stale.exists():
@@ -97,22 +100,86 @@ def run_size(size_mb: float, work: Path, args) -> list[dict]:
     def stage(name: str, command: list[str], unit_bp: int) -> None:
         wall, rss = measured(command, folder / f"{name}.log")
         rows.append({"size_mb": size_mb, "stage": name, "wall_s": wall, "rss_mb": rss, "bp": unit_bp})
-        print(f"{size_mb:>6g} Mb  {name:12s} {wall:8.1f} s  {rss:8.0f} MB peak RSS  "
-              f"{unit_bp / max(wall, 1e-9) / 1e6:6.2f} Mb/s", flush=True)
+        print(
+            f"{size_mb:>6g} Mb  {name:12s} {wall:8.1f} s  {rss:8.0f} MB peak RSS  "
+            f"{unit_bp / max(wall, 1e-9) / 1e6:6.2f} Mb/s",
+            flush=True,
+        )
 
-    stage("prepare", [*dnafm, "prepare-genome", "--genome", "big", "--out-dir", str(genome_dir),
-                      "--fasta", str(fasta)], total_bp)
-    stage("shard", [*dnafm, "shard", "--fasta", str(genome_dir / "genome.fa.gz"), "--genome", "big",
-                    "--out-dir", str(shard_dir), "--window-nt", "3998", "--min-tail-nt", "512"], total_bp)
+    stage(
+        "prepare",
+        [*dnafm, "prepare-genome", "--genome", "big", "--out-dir", str(genome_dir), "--fasta", str(fasta)],
+        total_bp,
+    )
+    stage(
+        "shard",
+        [
+            *dnafm,
+            "shard",
+            "--fasta",
+            str(genome_dir / "genome.fa.gz"),
+            "--genome",
+            "big",
+            "--out-dir",
+            str(shard_dir),
+            "--window-nt",
+            "3998",
+            "--min-tail-nt",
+            "512",
+        ],
+        total_bp,
+    )
     plan = folder / "chunks.tsv"
-    stage("plan", [*dnafm, "tracks", "plan", "--fai", str(genome_dir / "genome.fa.gz.fai"),
-                   "--chunk-bp", str(args.chunk_bp), "--bin-bp", "100", "--out", str(plan)], total_bp)
+    stage(
+        "plan",
+        [
+            *dnafm,
+            "tracks",
+            "plan",
+            "--fai",
+            str(genome_dir / "genome.fa.gz.fai"),
+            "--chunk-bp",
+            str(args.chunk_bp),
+            "--bin-bp",
+            "100",
+            "--out",
+            str(plan),
+        ],
+        total_bp,
+    )
     chunks = [line.split("\t")[0] for line in plan.read_text().splitlines()[1:] if line]
     for label, chunk in (("score_first", chunks[0]), ("score_last", chunks[-1])):
-        stage(label, [*dnafm, "tracks", "score", "--fasta", str(genome_dir / "genome.fa.gz"), "--plan", str(plan),
-                      "--chunk", chunk, "--model", "tiny", "--out", str(folder / f"{label}.npz"),
-                      "--window-bp", "254", "--stride-bp", "200", "--passes", "2", "--batch-size", "16",
-                      "--device", "cpu", "--threads", "1"], args.chunk_bp)
+        stage(
+            label,
+            [
+                *dnafm,
+                "tracks",
+                "score",
+                "--fasta",
+                str(genome_dir / "genome.fa.gz"),
+                "--plan",
+                str(plan),
+                "--chunk",
+                chunk,
+                "--model",
+                "tiny",
+                "--out",
+                str(folder / f"{label}.npz"),
+                "--window-bp",
+                "254",
+                "--stride-bp",
+                "200",
+                "--passes",
+                "2",
+                "--batch-size",
+                "16",
+                "--device",
+                "cpu",
+                "--threads",
+                "1",
+            ],
+            args.chunk_bp,
+        )
     return rows
 
 
@@ -125,14 +192,18 @@ def main(argv=None) -> int:
     work = Path(args.work)
     rows = [row for size in args.sizes_mb for row in run_size(size, work, args)]
     small, big = args.sizes_mb
-    print(f"\n| stage | {small:g} Mb: time s | peak RSS MB | {big:g} Mb: time s | peak RSS MB | time ratio "
-          f"(size ratio {big / small:g}) | RSS ratio |")
+    print(
+        f"\n| stage | {small:g} Mb: time s | peak RSS MB | {big:g} Mb: time s | peak RSS MB | time ratio "
+        f"(size ratio {big / small:g}) | RSS ratio |"
+    )
     print("|---|---|---|---|---|---|---|")
     by = {(r["size_mb"], r["stage"]): r for r in rows}
     for name in ("prepare", "shard", "plan", "score_first", "score_last"):
         a, b = by[(small, name)], by[(big, name)]
-        print(f"| {name} | {a['wall_s']:.1f} | {a['rss_mb']:.0f} | {b['wall_s']:.1f} | {b['rss_mb']:.0f} | "
-              f"{b['wall_s'] / a['wall_s']:.2f} | {b['rss_mb'] / a['rss_mb']:.2f} |")
+        print(
+            f"| {name} | {a['wall_s']:.1f} | {a['rss_mb']:.0f} | {b['wall_s']:.1f} | {b['rss_mb']:.0f} | "
+            f"{b['wall_s'] / a['wall_s']:.2f} | {b['rss_mb'] / a['rss_mb']:.2f} |"
+        )
     return 0
 
 

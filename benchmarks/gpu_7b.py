@@ -90,8 +90,11 @@ def sdpa_variants(device: torch.device) -> list[tuple[str, object]]:
         return [("sdpa", contextlib.nullcontext)]
     from torch.nn.attention import SDPBackend, sdpa_kernel
 
-    kernels = {"cudnn": SDPBackend.CUDNN_ATTENTION, "flash": SDPBackend.FLASH_ATTENTION,
-               "efficient": SDPBackend.EFFICIENT_ATTENTION}
+    kernels = {
+        "cudnn": SDPBackend.CUDNN_ATTENTION,
+        "flash": SDPBackend.FLASH_ATTENTION,
+        "efficient": SDPBackend.EFFICIENT_ATTENTION,
+    }
     return [(f"sdpa:{name}", lambda kernel=kernel: sdpa_kernel([kernel])) for name, kernel in kernels.items()]
 
 
@@ -120,9 +123,15 @@ def attention_section(args, device: torch.device, dtype: torch.dtype) -> dict:
         except Exception as exc:  # a kernel that rejects the shape: report it, keep measuring the rest
             rows.append(dict(backend=label, error=f"{type(exc).__name__}: {str(exc).splitlines()[0][:120]}"))
             return
-        rows.append(dict(backend=label, forward_ms=fwd * 1e3, forward_bwd_ms=fwd_bwd * 1e3,
-                         forward_tflops=forward_flops / fwd / 1e12,
-                         forward_bwd_tflops=3.5 * forward_flops / fwd_bwd / 1e12))  # backward ≈ 2.5 × forward
+        rows.append(
+            dict(
+                backend=label,
+                forward_ms=fwd * 1e3,
+                forward_bwd_ms=fwd_bwd * 1e3,
+                forward_tflops=forward_flops / fwd / 1e12,
+                forward_bwd_tflops=3.5 * forward_flops / fwd_bwd / 1e12,
+            )
+        )  # backward ≈ 2.5 × forward
 
     import contextlib
 
@@ -135,8 +144,11 @@ def attention_section(args, device: torch.device, dtype: torch.dtype) -> dict:
         else:
             rows.append(dict(backend=backend, error=reason))
     chosen, _ = choose_attention_backend(batch, heads, seq_len, head_dim, device, dtype)
-    return dict(shape=dict(batch=batch, heads=heads, seq_len=seq_len, head_dim=head_dim), rows=rows,
-                chosen_by_attention_backends=chosen)
+    return dict(
+        shape=dict(batch=batch, heads=heads, seq_len=seq_len, head_dim=head_dim),
+        rows=rows,
+        chosen_by_attention_backends=chosen,
+    )
 
 
 # --------------------------------------------------------------------------- full-depth forward
@@ -180,10 +192,18 @@ def full_depth_section(args, device: torch.device, dtype: torch.dtype) -> dict:
     tokens_per_s = batch * seq_len / seconds
     flops = flops_per_token(config, seq_len, training=False, n_params=n_params)
     peak = peak_tflops(device)
-    result = dict(preset=args.preset, layers=config.num_hidden_layers, params=n_params, batch=batch, seq_len=seq_len,
-                  dtype=str(dtype).removeprefix("torch."), tokens_per_s=tokens_per_s,
-                  tflops=tokens_per_s * flops / 1e12, mfu=None if peak is None else tokens_per_s * flops / (peak * 1e12),
-                  peak_memory_gib=torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None)
+    result = dict(
+        preset=args.preset,
+        layers=config.num_hidden_layers,
+        params=n_params,
+        batch=batch,
+        seq_len=seq_len,
+        dtype=str(dtype).removeprefix("torch."),
+        tokens_per_s=tokens_per_s,
+        tflops=tokens_per_s * flops / 1e12,
+        mfu=None if peak is None else tokens_per_s * flops / (peak * 1e12),
+        peak_memory_gib=torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None,
+    )
     # hg38, both strands, 7 complementary-mask passes + 1 unmasked pass per window, stride half a window.
     windows_per_strand = HG38_BP / (seq_len / 2)
     tokens = 2 * windows_per_strand * (7 + 1) * seq_len
@@ -213,8 +233,12 @@ def fp8_agreement(model, ids, rows, cols, truth, device, args) -> dict:
 
     seconds = median_seconds(forward, device, args.warmup, args.iters)
     delta = (quantized - reference).abs()
-    return dict(tokens_per_s=ids.numel() / seconds, mean_abs_delta_loss=float(delta.mean()),
-                max_abs_delta_loss=float(delta.max()), mean_loss_bf16=float(reference.mean()))
+    return dict(
+        tokens_per_s=ids.numel() / seconds,
+        mean_abs_delta_loss=float(delta.mean()),
+        max_abs_delta_loss=float(delta.max()),
+        mean_loss_bf16=float(reference.mean()),
+    )
 
 
 # --------------------------------------------------------------------------- the other scripts
@@ -236,23 +260,56 @@ def run_script(argv: list[str], timeout_s: int) -> dict:
 
 def scorer_section(args) -> dict:
     if args.smoke:
-        argv = ["tracks_throughput.py", "--gpu", "--smoke", "--device", "cpu", "--layers", "2", "--iters", "1",
-                "--warmup", "0", "--scorer-bp", "20000", "--passes", "7", "--batch-size", "2"]
+        argv = [
+            "tracks_throughput.py",
+            "--gpu",
+            "--smoke",
+            "--device",
+            "cpu",
+            "--layers",
+            "2",
+            "--iters",
+            "1",
+            "--warmup",
+            "0",
+            "--scorer-bp",
+            "20000",
+            "--passes",
+            "7",
+            "--batch-size",
+            "2",
+        ]
     else:
-        argv = ["tracks_throughput.py", "--gpu", "--compile", "--layers", str(args.scorer_layers),
-                "--scorer-bp", "1000000", "--passes", "7", "--attn-backend", args.attn_backend]
+        argv = [
+            "tracks_throughput.py",
+            "--gpu",
+            "--compile",
+            "--layers",
+            str(args.scorer_layers),
+            "--scorer-bp",
+            "1000000",
+            "--passes",
+            "7",
+            "--attn-backend",
+            args.attn_backend,
+        ]
     return run_script(argv, args.script_timeout)
 
 
 def pretrain_section(args) -> dict:
     base = ["gpu_pretrain.py"] + (["--device", "cpu", "--preset", "tiny"] if args.smoke else [])
     shallow = 2 if args.smoke else 4
-    results = {f"{shallow} layers": run_script(base + ["--layers", str(shallow),
-                                              "--variants", "eager,eager+ac" if args.smoke else "eager,compile"],
-                                      args.script_timeout)}
+    results = {
+        f"{shallow} layers": run_script(
+            base + ["--layers", str(shallow), "--variants", "eager,eager+ac" if args.smoke else "eager,compile"],
+            args.script_timeout,
+        )
+    }
     for depth in args.pretrain_depths:  # deepest first: stop at the first that fits
-        result = run_script(base + ["--layers", str(depth), "--variants", "eager+ac" if args.smoke else "compile+ac"],
-                            args.script_timeout)
+        result = run_script(
+            base + ["--layers", str(depth), "--variants", "eager+ac" if args.smoke else "compile+ac"],
+            args.script_timeout,
+        )
         results[f"{depth} layers"] = result
         if any("error" not in r for r in result.get("results", [])):
             break
@@ -267,62 +324,95 @@ def pct(value) -> str:
 
 
 def markdown(report: dict) -> str:
-    lines = [f"## The 7B path on one GPU (`benchmarks/gpu_7b.py`), {report['date']}", "",
-             f"Device: **{report['device']}**, torch {report['torch']}.", ""]
+    lines = [
+        f"## The 7B path on one GPU (`benchmarks/gpu_7b.py`), {report['date']}",
+        "",
+        f"Device: **{report['device']}**, torch {report['torch']}.",
+        "",
+    ]
     if "attention" in report:
         a = report["attention"]
         s = a["shape"]
-        lines += [f"Attention at {s['batch']} × {s['heads']} × {s['seq_len']} × {s['head_dim']}:", "",
-                  "| backend | forward ms | TF/s | fwd+bwd ms | TF/s |", "|---|---:|---:|---:|---:|"]
+        lines += [
+            f"Attention at {s['batch']} × {s['heads']} × {s['seq_len']} × {s['head_dim']}:",
+            "",
+            "| backend | forward ms | TF/s | fwd+bwd ms | TF/s |",
+            "|---|---:|---:|---:|---:|",
+        ]
         for r in a["rows"]:
             if "error" in r:
                 lines.append(f"| {r['backend']} | {r['error']} | | | |")
             else:
-                lines.append(f"| {r['backend']} | {r['forward_ms']:.2f} | {r['forward_tflops']:.0f} | "
-                             f"{r['forward_bwd_ms']:.2f} | {r['forward_bwd_tflops']:.0f} |")
+                lines.append(
+                    f"| {r['backend']} | {r['forward_ms']:.2f} | {r['forward_tflops']:.0f} | "
+                    f"{r['forward_bwd_ms']:.2f} | {r['forward_bwd_tflops']:.0f} |"
+                )
         lines += ["", f"`choose_attention_backend` picks **{a['chosen_by_attention_backends']}**.", ""]
     if "full7b" in report:
         f = report["full7b"]
         memory = "n/a" if f["peak_memory_gib"] is None else f"{f['peak_memory_gib']:.1f} GiB"
-        lines += [f"Full depth ({f['layers']} layers, {f['params']:,} parameters, {f['dtype']}), forward of "
-                  f"{f['batch']} × {f['seq_len']} tokens: {f['tokens_per_s']:,.0f} tokens/s, {f['tflops']:.0f} TF/s, "
-                  f"MFU {pct(f['mfu'])}, peak memory {memory}.",
-                  f"hg38 projection (both strands, 7 passes + 1, stride {f['seq_len'] // 2}): "
-                  f"**{f['hg38_gpu_hours']:,.0f} GPU-hours** at this rate.", ""]
+        lines += [
+            f"Full depth ({f['layers']} layers, {f['params']:,} parameters, {f['dtype']}), forward of "
+            f"{f['batch']} × {f['seq_len']} tokens: {f['tokens_per_s']:,.0f} tokens/s, {f['tflops']:.0f} TF/s, "
+            f"MFU {pct(f['mfu'])}, peak memory {memory}.",
+            f"hg38 projection (both strands, 7 passes + 1, stride {f['seq_len'] // 2}): "
+            f"**{f['hg38_gpu_hours']:,.0f} GPU-hours** at this rate.",
+            "",
+        ]
         fp8 = f["fp8"]
         if "skipped" in fp8:
             lines += [f"FP8: skipped ({fp8['skipped']}).", ""]
         else:
-            lines += [f"FP8 (torchao float8 linears): {fp8['tokens_per_s']:,.0f} tokens/s; |Δ loss| per masked base "
-                      f"mean {fp8['mean_abs_delta_loss']:.4f}, max {fp8['max_abs_delta_loss']:.4f} nats "
-                      f"(bf16 mean loss {fp8['mean_loss_bf16']:.3f}).", ""]
+            lines += [
+                f"FP8 (torchao float8 linears): {fp8['tokens_per_s']:,.0f} tokens/s; |Δ loss| per masked base "
+                f"mean {fp8['mean_abs_delta_loss']:.4f}, max {fp8['max_abs_delta_loss']:.4f} nats "
+                f"(bf16 mean loss {fp8['mean_loss_bf16']:.3f}).",
+                "",
+            ]
     if "scorer" in report:
         s = report["scorer"]
-        shown = {k: s[k] for k in ("layers", "tokens_per_s", "mfu", "scorer_over_bare_forward", "scorer_bases_per_s",
-                                   "error") if k in s}
+        shown = {
+            k: s[k]
+            for k in ("layers", "tokens_per_s", "mfu", "scorer_over_bare_forward", "scorer_bases_per_s", "error")
+            if k in s
+        }
         lines += [f"Scorer, whole (goal: scorer_over_bare_forward ≤ 1.10): `{json.dumps(shown)}`", ""]
     if "pretrain" in report:
-        lines += ["Pretraining step:", "", "| stack | variant | tokens/s | MFU | fwd+bwd MFU | peak GiB |",
-                  "|---|---|---:|---:|---:|---:|"]
+        lines += [
+            "Pretraining step:",
+            "",
+            "| stack | variant | tokens/s | MFU | fwd+bwd MFU | peak GiB |",
+            "|---|---|---:|---:|---:|---:|",
+        ]
         for stack, result in report["pretrain"].items():
             for r in result.get("results", [dict(variant="-", error=result.get("error", "?"))]):
                 if "error" in r:
                     lines.append(f"| {stack} | {r['variant']} | {r['error']} | | | |")
                 else:
-                    lines.append(f"| {stack} | {r['variant']} | {r['tokens_per_s']:,.0f} | {pct(r['mfu'])} | "
-                                 f"{pct(r['fwd_bwd_mfu'])} | {r['memory_gib']:.1f} |")
+                    lines.append(
+                        f"| {stack} | {r['variant']} | {r['tokens_per_s']:,.0f} | {pct(r['mfu'])} | "
+                        f"{pct(r['fwd_bwd_mfu'])} | {r['memory_gib']:.1f} |"
+                    )
     return "\n".join(lines)
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--smoke", action="store_true", help="every section with tiny shapes on the CPU (CI)")
     parser.add_argument("--sections", default=",".join(SECTIONS), help=f"comma-separated, from {', '.join(SECTIONS)}")
-    parser.add_argument("--attn-backend", default="sdpa", choices=ATTENTION_BACKENDS,
-                        help="backend of the full-depth forward and the scorer")
-    parser.add_argument("--pretrain-depths", default="32,24,16,8",
-                        help="stacks to try for the deepest pretraining step that fits, deepest first")
+    parser.add_argument(
+        "--attn-backend",
+        default="sdpa",
+        choices=ATTENTION_BACKENDS,
+        help="backend of the full-depth forward and the scorer",
+    )
+    parser.add_argument(
+        "--pretrain-depths",
+        default="32,24,16,8",
+        help="stacks to try for the deepest pretraining step that fits, deepest first",
+    )
     parser.add_argument("--scorer-layers", type=int, default=4, help="depth of the scorer run (7B geometry)")
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--iters", type=int, default=5)
@@ -345,8 +435,11 @@ def main(argv=None) -> int:
     if args.smoke:
         args.warmup, args.iters = 0, 1
 
-    report = dict(date=datetime.date.today().isoformat(), torch=torch.__version__,
-                  device=torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU (smoke)")
+    report = dict(
+        date=datetime.date.today().isoformat(),
+        torch=torch.__version__,
+        device=torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU (smoke)",
+    )
     for section in sections:
         print(f"== {section}", flush=True)
         if section == "attention":

@@ -38,8 +38,13 @@ def toy_table(path: Path, n_rows: int = 480, length: int = 200) -> None:
         label = i % 2
         alphabet = np.array(list("GCGCGCAT" if label else "ATATATGC"))
         block = (i // 2) % 6
-        rows.append({"sequence": "".join(rng.choice(alphabet, size=length)), "label": label,
-                     "split": "test" if block == 0 else "val" if block == 1 else "train"})
+        rows.append(
+            {
+                "sequence": "".join(rng.choice(alphabet, size=length)),
+                "label": label,
+                "split": "test" if block == 0 else "val" if block == 1 else "train",
+            }
+        )
     pd.DataFrame(rows).to_csv(path, sep="\t", index=False)
 
 
@@ -52,8 +57,11 @@ def check_fit_on_gpu(work: Path) -> dict:
     trainer = TrainerConfig(out_dir=str(work / "fit"), max_epochs=2, lr=1e-3, device="cuda", progress_bar=False)
     start = time.perf_counter()
     results = fit(model, splits, data.batch_size, None, trainer)
-    return {"test_accuracy": results["test"]["accuracy"], "test_auroc": results["test"]["auroc"],
-            "seconds": time.perf_counter() - start}
+    return {
+        "test_accuracy": results["test"]["accuracy"],
+        "test_auroc": results["test"]["auroc"],
+        "seconds": time.perf_counter() - start,
+    }
 
 
 def steps_per_second(strategy: str, precision: str, batch: int, length: int, steps: int) -> float:
@@ -100,8 +108,10 @@ def check_llr_agreement() -> dict:
         on_gpu = masked_log_probs(gpu_model, windows, offsets, batch_size=16)
     llr_cpu = reference - reference[:, :1]
     llr_gpu = on_gpu - on_gpu[:, :1]
-    return {"max_abs_llr_difference_nats": float(np.abs(llr_cpu - llr_gpu).max()),
-            "llr_spread_nats": float(np.abs(llr_cpu).max())}
+    return {
+        "max_abs_llr_difference_nats": float(np.abs(llr_cpu - llr_gpu).max()),
+        "llr_spread_nats": float(np.abs(llr_cpu).max()),
+    }
 
 
 def main() -> int:

@@ -41,8 +41,12 @@ def sdpa_context(kernel: str):
         return contextlib.nullcontext()
     from torch.nn.attention import SDPBackend, sdpa_kernel
 
-    choice = {"cudnn": SDPBackend.CUDNN_ATTENTION, "flash": SDPBackend.FLASH_ATTENTION,
-              "efficient": SDPBackend.EFFICIENT_ATTENTION, "math": SDPBackend.MATH}[kernel]
+    choice = {
+        "cudnn": SDPBackend.CUDNN_ATTENTION,
+        "flash": SDPBackend.FLASH_ATTENTION,
+        "efficient": SDPBackend.EFFICIENT_ATTENTION,
+        "math": SDPBackend.MATH,
+    }[kernel]
     return sdpa_kernel([choice])
 
 
@@ -80,10 +84,15 @@ def run_case(args, device, backend: str, kernel: str, compiled: bool, heads: int
     seq_len = min(args.seq_len, config.max_position_embeddings)
     ids = torch.randint(5, 9, (args.batch, seq_len), device=device)
     tokens = args.batch * seq_len
-    result = {"backend": backend if backend != "sdpa" else f"sdpa:{kernel}", "compiled": compiled,
-              "heads": f"{config.num_attention_heads}x{config.head_dim}", "params": n_params}
+    result = {
+        "backend": backend if backend != "sdpa" else f"sdpa:{kernel}",
+        "compiled": compiled,
+        "heads": f"{config.num_attention_heads}x{config.head_dim}",
+        "params": n_params,
+    }
     peak = peak_tflops(device)
     with sdpa_context(kernel):
+
         def forward():
             with torch.no_grad():
                 model(ids, return_logits=True)
@@ -99,8 +108,11 @@ def run_case(args, device, backend: str, kernel: str, compiled: bool, heads: int
                 continue
             rate = tokens / seconds
             flops = flops_per_token(config, seq_len, training=training, n_params=n_params) * rate
-            result[mode] = {"tokens_per_s": rate, "tflops": flops / 1e12,
-                            "mfu": flops / (peak * 1e12) if peak else None}
+            result[mode] = {
+                "tokens_per_s": rate,
+                "tflops": flops / 1e12,
+                "mfu": flops / (peak * 1e12) if peak else None,
+            }
             model.zero_grad(set_to_none=True)
     model = None  # freed before the next variant
     if device.type == "cuda":
@@ -121,12 +133,18 @@ def main() -> int:
     parser.add_argument("--preset", default=None, help="model width (default 7b on GPU, tiny on CPU)")
     parser.add_argument("--layers", type=int, default=None, help="blocks to run (default 4 on GPU, 2 on CPU)")
     parser.add_argument("--batch", type=int, default=None, help="sequences per step (default 2 on GPU, 2 on CPU)")
-    parser.add_argument("--seq-len", type=int, default=None, help="tokens per sequence (default 4000 on GPU, 512 on CPU)")
+    parser.add_argument(
+        "--seq-len", type=int, default=None, help="tokens per sequence (default 4000 on GPU, 512 on CPU)"
+    )
     parser.add_argument("--warmup", type=int, default=None)
     parser.add_argument("--iters", type=int, default=None)
     parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile rows")
-    parser.add_argument("--compare-heads", type=int, default=34,
-                        help="also run the best compiled backend with this many heads (34 → 34×128); 0 skips")
+    parser.add_argument(
+        "--compare-heads",
+        type=int,
+        default=34,
+        help="also run the best compiled backend with this many heads (34 → 34×128); 0 skips",
+    )
     args = parser.parse_args()
     device = torch.device(args.device)
     gpu = device.type == "cuda"
@@ -137,13 +155,19 @@ def main() -> int:
     args.warmup = args.warmup if args.warmup is not None else (3 if gpu else 1)
     args.iters = args.iters or (10 if gpu else 2)
 
-    cases = [("sdpa", "cudnn"), ("sdpa", "flash"), ("sdpa", "efficient")] if gpu else [("sdpa", "default"), ("eager", "default")]
+    cases = (
+        [("sdpa", "cudnn"), ("sdpa", "flash"), ("sdpa", "efficient")]
+        if gpu
+        else [("sdpa", "default"), ("eager", "default")]
+    )
     if gpu and HAVE_FLASH_ATTN:
         cases.append(("flash_attn", "default"))
     compile_options = (False,) if args.no_compile else (False, True)
     if gpu:
-        print(f"device: {torch.cuda.get_device_name(device)}, torch {torch.__version__}, "
-              f"peak bf16 {peak_tflops(device)} TFLOP/s, flash-attn package: {HAVE_FLASH_ATTN}")
+        print(
+            f"device: {torch.cuda.get_device_name(device)}, torch {torch.__version__}, "
+            f"peak bf16 {peak_tflops(device)} TFLOP/s, flash-attn package: {HAVE_FLASH_ATTN}"
+        )
     print(f"geometry: preset {args.preset}, {args.layers} layers, batch {args.batch} × {args.seq_len} tokens")
     results = []
     for backend, kernel in cases:
@@ -154,8 +178,10 @@ def main() -> int:
             print(result, flush=True)
             results.append(result)
     if gpu and args.compare_heads and not args.no_compile:
+
         def train_mfu(r):
             return r["fwd+bwd"]["mfu"] if isinstance(r["fwd+bwd"], dict) and r["fwd+bwd"]["mfu"] else 0.0
+
         best = max((r for r in results if r["compiled"]), key=train_mfu)
         backend, _, kernel = best["backend"].partition(":")
         result = run_case(args, device, backend, kernel or "default", True, heads=args.compare_heads)
@@ -165,7 +191,9 @@ def main() -> int:
     print("\n| backend | compiled | heads×dim | forward | forward+backward |")
     print("|---|---|---|---|---|")
     for r in results:
-        print(f"| {r['backend']} | {'yes' if r['compiled'] else 'no'} | {r['heads']} | {cell(r['fwd'])} | {cell(r['fwd+bwd'])} |")
+        print(
+            f"| {r['backend']} | {'yes' if r['compiled'] else 'no'} | {r['heads']} | {cell(r['fwd'])} | {cell(r['fwd+bwd'])} |"
+        )
     return 0
 
 

@@ -46,8 +46,15 @@ VARIANTS = {
 PRESET_DEFAULTS = {
     # 7B width (hidden 4352, 32 heads of 136, SwiGLU 11584) at reduced depth, 4000-token inputs.
     # Two micro-batches per optimizer step: the model card's 1024 = 2 × 2 × 256 GPUs.
-    "7b": dict(layers=4, seq_len=4000, micro_batch=2, accumulation=2, steps=8, warmup=3,
-               variants="eager,eager+ac,compile,compile+ac"),
+    "7b": dict(
+        layers=4,
+        seq_len=4000,
+        micro_batch=2,
+        accumulation=2,
+        steps=8,
+        warmup=3,
+        variants="eager,eager+ac,compile,compile+ac",
+    ),
     "tiny": dict(layers=2, seq_len=256, micro_batch=2, accumulation=1, steps=2, warmup=1, variants="eager,eager+ac"),
 }
 
@@ -70,7 +77,9 @@ class SyntheticWindows:
         return np.random.default_rng([seed, epoch]).permutation(len(self))
 
 
-def attention_backends(batch: int, heads: int, seq_len: int, head_dim: int, device, repeats: int = 5) -> list[tuple[str, float | None, str]]:
+def attention_backends(
+    batch: int, heads: int, seq_len: int, head_dim: int, device, repeats: int = 5
+) -> list[tuple[str, float | None, str]]:
     """Time forward+backward of each SDPA kernel; (name, ms or None, note)."""
     from torch.nn.attention import SDPBackend, sdpa_kernel
 
@@ -78,6 +87,7 @@ def attention_backends(batch: int, heads: int, seq_len: int, head_dim: int, devi
     shape = (batch, heads, seq_len, head_dim)
     q, k, v = (torch.randn(shape, device=device, dtype=torch.bfloat16, requires_grad=True) for _ in range(3))
     grad = torch.randn(shape, device=device, dtype=torch.bfloat16)
+
     def time_backend(label: str, backend) -> None:
         try:
             with sdpa_kernel([backend]):
@@ -90,7 +100,9 @@ def attention_backends(batch: int, heads: int, seq_len: int, head_dim: int, devi
                 torch.cuda.synchronize()
             results.append((label, (time.perf_counter() - start) / repeats * 1e3, ""))
         except Exception as exc:  # a kernel that does not support this head dim / card
-            results.append((label, None, f"unavailable: {str(exc).splitlines()[0][:80] if str(exc) else type(exc).__name__}"))
+            results.append(
+                (label, None, f"unavailable: {str(exc).splitlines()[0][:80] if str(exc) else type(exc).__name__}")
+            )
 
     for name in ("FLASH_ATTENTION", "CUDNN_ATTENTION", "EFFICIENT_ATTENTION"):
         time_backend(name, getattr(SDPBackend, name))
@@ -119,9 +131,11 @@ def select_sdpa_backend(name: str) -> None:
         from torch.nn.attention import activate_flash_attention_impl
 
         activate_flash_attention_impl(impl)
-    flags = {"FLASH_ATTENTION": torch.backends.cuda.enable_flash_sdp,
-             "CUDNN_ATTENTION": torch.backends.cuda.enable_cudnn_sdp,
-             "EFFICIENT_ATTENTION": torch.backends.cuda.enable_mem_efficient_sdp}
+    flags = {
+        "FLASH_ATTENTION": torch.backends.cuda.enable_flash_sdp,
+        "CUDNN_ATTENTION": torch.backends.cuda.enable_cudnn_sdp,
+        "EFFICIENT_ATTENTION": torch.backends.cuda.enable_mem_efficient_sdp,
+    }
     for key, enable in flags.items():
         enable(key == name)
     torch.backends.cuda.enable_math_sdp(False)
@@ -129,10 +143,16 @@ def select_sdpa_backend(name: str) -> None:
 
 def run_variant(name: str, args, model_config, ctx, peak_flops) -> dict:
     switches = VARIANTS[name]
-    config = TrainConfig(model=args.preset if args.preset != "7b" else "7b", micro_batch_size=args.micro_batch,
-                         global_batch_size=args.micro_batch, learning_rate=1e-4, min_learning_rate=1e-5,
-                         warmup_steps=0, compile=switches["compile"],
-                         activation_checkpointing=switches["activation_checkpointing"])
+    config = TrainConfig(
+        model=args.preset if args.preset != "7b" else "7b",
+        micro_batch_size=args.micro_batch,
+        global_batch_size=args.micro_batch,
+        learning_rate=1e-4,
+        min_learning_rate=1e-5,
+        warmup_steps=0,
+        compile=switches["compile"],
+        activation_checkpointing=switches["activation_checkpointing"],
+    )
     dtype = torch.bfloat16 if ctx.device.type == "cuda" else torch.float32
     if ctx.device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
@@ -147,8 +167,9 @@ def run_variant(name: str, args, model_config, ctx, peak_flops) -> dict:
         materialize_on_device(model, ctx.device, seed=0)
     model.train()
     optimizer = build_optimizer(model, config, ctx.device)
-    reader = SyntheticWindows(n_windows=args.micro_batch * args.accumulation * (args.steps + args.warmup),
-                              window=args.seq_len - 2)
+    reader = SyntheticWindows(
+        n_windows=args.micro_batch * args.accumulation * (args.steps + args.warmup), window=args.seq_len - 2
+    )
     flops_token = flops_per_token(model_config, args.seq_len, training=True)
 
     def sync():
@@ -158,9 +179,17 @@ def run_variant(name: str, args, model_config, ctx, peak_flops) -> dict:
     phase_s = {"forward_backward": 0.0, "optimizer": 0.0}
 
     def step(index: int, timed: bool) -> float:
-        micro = [build_batch(reader, range(i * args.micro_batch, (i + 1) * args.micro_batch), stream=0, seed=0,
-                             step=index, mask_fraction=0.15)
-                 for i in range(index * args.accumulation, (index + 1) * args.accumulation)]
+        micro = [
+            build_batch(
+                reader,
+                range(i * args.micro_batch, (i + 1) * args.micro_batch),
+                stream=0,
+                seed=0,
+                step=index,
+                mask_fraction=0.15,
+            )
+            for i in range(index * args.accumulation, (index + 1) * args.accumulation)
+        ]
         targets = sum(b.n_targets for b in micro)
         started = time.perf_counter()
         for batch in micro:
@@ -196,14 +225,25 @@ def run_variant(name: str, args, model_config, ctx, peak_flops) -> dict:
     compute_tokens_per_s = args.steps * tokens_per_step / phase_s["forward_backward"]
     compute_mfu = metrics.model_flops_utilization(flops_token, compute_tokens_per_s, peak_flops, 1)
     memory_gib = torch.cuda.max_memory_allocated() / 2**30 if ctx.device.type == "cuda" else float("nan")
-    result = dict(variant=name, tokens_per_s=tokens_per_s, mfu=mfu, step_ms=elapsed / args.steps * 1e3,
-                  fwd_bwd_ms=phase_s["forward_backward"] / args.steps * 1e3,
-                  optimizer_ms=phase_s["optimizer"] / args.steps * 1e3, fwd_bwd_mfu=compute_mfu,
-                  warmup_s=warmup_s, memory_gib=memory_gib, loss=loss)
-    print(f"{name:12s} {tokens_per_s:12,.0f} tokens/s  step {result['step_ms']:7.1f} ms "
-          f"(fwd+bwd {result['fwd_bwd_ms']:.1f}, optimizer {result['optimizer_ms']:.1f})  MFU {_pct(mfu)} "
-          f"(fwd+bwd {_pct(compute_mfu)})  peak memory {memory_gib:5.1f} GiB  "
-          f"(warmup {warmup_s:.1f} s, loss {loss:.3f})", flush=True)
+    result = dict(
+        variant=name,
+        tokens_per_s=tokens_per_s,
+        mfu=mfu,
+        step_ms=elapsed / args.steps * 1e3,
+        fwd_bwd_ms=phase_s["forward_backward"] / args.steps * 1e3,
+        optimizer_ms=phase_s["optimizer"] / args.steps * 1e3,
+        fwd_bwd_mfu=compute_mfu,
+        warmup_s=warmup_s,
+        memory_gib=memory_gib,
+        loss=loss,
+    )
+    print(
+        f"{name:12s} {tokens_per_s:12,.0f} tokens/s  step {result['step_ms']:7.1f} ms "
+        f"(fwd+bwd {result['fwd_bwd_ms']:.1f}, optimizer {result['optimizer_ms']:.1f})  MFU {_pct(mfu)} "
+        f"(fwd+bwd {_pct(compute_mfu)})  peak memory {memory_gib:5.1f} GiB  "
+        f"(warmup {warmup_s:.1f} s, loss {loss:.3f})",
+        flush=True,
+    )
     if not math.isfinite(loss):
         raise RuntimeError(f"{name}: non-finite loss {loss}")
     model = optimizer = None  # freed before the next variant
@@ -225,8 +265,11 @@ def main(argv=None) -> int:
     parser.add_argument("--layers", type=int, help="blocks (default 4 at 7b, 2 at tiny)")
     parser.add_argument("--seq-len", type=int, help="tokens per sequence incl. [CLS]/[EOS] (default 4000)")
     parser.add_argument("--micro-batch", type=int, help="sequences per forward (default 2, the model card's)")
-    parser.add_argument("--accumulation", type=int,
-                        help="micro-batches per optimizer step (default 2 at 7b: the card's 1024 / (2 × 256 GPUs))")
+    parser.add_argument(
+        "--accumulation",
+        type=int,
+        help="micro-batches per optimizer step (default 2 at 7b: the card's 1024 / (2 × 256 GPUs))",
+    )
     parser.add_argument("--steps", type=int, help="timed steps per variant")
     parser.add_argument("--warmup", type=int, help="untimed steps per variant (compilation happens here)")
     parser.add_argument("--variants", help=f"comma-separated, from {', '.join(VARIANTS)}")
@@ -244,16 +287,21 @@ def main(argv=None) -> int:
     model_config = preset_config(args.preset, num_hidden_layers=args.layers)
     peak_flops = metrics.peak_flops_per_device(ctx.device)
     device_name = torch.cuda.get_device_name(ctx.device) if ctx.device.type == "cuda" else "CPU"
-    print(f"device: {device_name}; peak {'unknown' if peak_flops is None else f'{peak_flops / 1e12:.0f} TFLOP/s'} "
-          f"(dense bf16); torch {torch.__version__}")
-    print(f"model: {args.preset} width (hidden {model_config.hidden_size}, {model_config.num_attention_heads} heads "
-          f"of {model_config.head_dim}, intermediate {model_config.intermediate_size}), {args.layers} layers; "
-          f"micro batch {args.micro_batch} × {args.seq_len} tokens, {args.accumulation} per optimizer step; "
-          f"{flops_per_token(model_config, args.seq_len) / 1e9:.2f} GFLOP per token (6N + 12·L·h·S)")
+    print(
+        f"device: {device_name}; peak {'unknown' if peak_flops is None else f'{peak_flops / 1e12:.0f} TFLOP/s'} "
+        f"(dense bf16); torch {torch.__version__}"
+    )
+    print(
+        f"model: {args.preset} width (hidden {model_config.hidden_size}, {model_config.num_attention_heads} heads "
+        f"of {model_config.head_dim}, intermediate {model_config.intermediate_size}), {args.layers} layers; "
+        f"micro batch {args.micro_batch} × {args.seq_len} tokens, {args.accumulation} per optimizer step; "
+        f"{flops_per_token(model_config, args.seq_len) / 1e9:.2f} GFLOP per token (6N + 12·L·h·S)"
+    )
 
     if ctx.device.type == "cuda":
-        timings = attention_backends(args.micro_batch, model_config.num_attention_heads, args.seq_len,
-                                     model_config.head_dim, ctx.device)
+        timings = attention_backends(
+            args.micro_batch, model_config.num_attention_heads, args.seq_len, model_config.head_dim, ctx.device
+        )
         for name, ms, note in timings:
             print(f"attention {name:24s} {'' if ms is None else f'{ms:8.2f} ms fwd+bwd'} {note}")
         usable = [(ms, name) for name, ms, _ in timings if ms is not None]
@@ -276,20 +324,28 @@ def main(argv=None) -> int:
             results.append(dict(variant=name, error=type(exc).__name__))
 
     print()
-    print(f"| variant | tokens/s | step ms | fwd+bwd ms | optimizer ms | MFU | fwd+bwd MFU | peak GiB |"
-          f"   ({device_name}, {args.layers} layers, {args.accumulation} micro-batch(es) per step)")
+    print(
+        f"| variant | tokens/s | step ms | fwd+bwd ms | optimizer ms | MFU | fwd+bwd MFU | peak GiB |"
+        f"   ({device_name}, {args.layers} layers, {args.accumulation} micro-batch(es) per step)"
+    )
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for r in results:
         if "error" in r:
             print(f"| {r['variant']} | {r['error']} | | | | | | |")
         else:
-            print(f"| {r['variant']} | {r['tokens_per_s']:,.0f} | {r['step_ms']:.1f} | {r['fwd_bwd_ms']:.1f} | "
-                  f"{r['optimizer_ms']:.1f} | {_pct(r['mfu'])} | {_pct(r['fwd_bwd_mfu'])} | {r['memory_gib']:.1f} |")
+            print(
+                f"| {r['variant']} | {r['tokens_per_s']:,.0f} | {r['step_ms']:.1f} | {r['fwd_bwd_ms']:.1f} | "
+                f"{r['optimizer_ms']:.1f} | {_pct(r['mfu'])} | {_pct(r['fwd_bwd_mfu'])} | {r['memory_gib']:.1f} |"
+            )
     ok = [r for r in results if "error" not in r]
     if len(ok) > 1:
         base = ok[0]
-        print("speed vs " + base["variant"] + ": " + ", ".join(
-            f"{r['variant']} ×{r['tokens_per_s'] / base['tokens_per_s']:.2f}" for r in ok[1:]))
+        print(
+            "speed vs "
+            + base["variant"]
+            + ": "
+            + ", ".join(f"{r['variant']} ×{r['tokens_per_s'] / base['tokens_per_s']:.2f}" for r in ok[1:])
+        )
     if args.json:
         import json
 

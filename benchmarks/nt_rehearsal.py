@@ -109,11 +109,15 @@ def cohort(lines: int, gone: int, seed: int) -> list[Genome]:
 def list_line(genome: Genome) -> str:
     acc, asm = genome.accession, genome.assembly_name
     if acc == RAT_OLD:
-        return (f"https://ftp.ncbi.nlm.nih.gov/genomes/refseq/vertebrate_mammalian/Rattus_norvegicus/"
-                f"latest_assembly_versions/{acc}_{asm}/{acc}_{asm}_genomic.fna.gz")
+        return (
+            f"https://ftp.ncbi.nlm.nih.gov/genomes/refseq/vertebrate_mammalian/Rattus_norvegicus/"
+            f"latest_assembly_versions/{acc}_{asm}/{acc}_{asm}_genomic.fna.gz"
+        )
     digits = acc[4:13]
-    return (f"https://ftp.ncbi.nlm.nih.gov/genomes/all/{acc[:3]}/{digits[:3]}/{digits[3:6]}/{digits[6:9]}/"
-            f"{acc}_{asm}/{acc}_{asm}_genomic.fna.gz")
+    return (
+        f"https://ftp.ncbi.nlm.nih.gov/genomes/all/{acc[:3]}/{digits[:3]}/{digits[3:6]}/{digits[6:9]}/"
+        f"{acc}_{asm}/{acc}_{asm}_genomic.fna.gz"
+    )
 
 
 def synthetic_genome(seed: int, total_bp: int, category: str) -> bytes:
@@ -180,11 +184,26 @@ class Rehearsal:
         self.results: list[StageResult] = []
         self.preempted_job: str | None = None
 
-    def snakemake(self, stage: str, targets: list[str], extra: tuple[str, ...] = (), preempt_metrics: Path | None = None,
-                  timeout_s: float = 7200) -> StageResult:
+    def snakemake(
+        self,
+        stage: str,
+        targets: list[str],
+        extra: tuple[str, ...] = (),
+        preempt_metrics: Path | None = None,
+        timeout_s: float = 7200,
+    ) -> StageResult:
         log_path = self.log_dir / f"{stage}.log"
-        command = [sys.executable, "-m", "snakemake", *targets, "--profile", "slurm",
-                   "--configfile", "rehearsal.yaml", *extra]
+        command = [
+            sys.executable,
+            "-m",
+            "snakemake",
+            *targets,
+            "--profile",
+            "slurm",
+            "--configfile",
+            "rehearsal.yaml",
+            *extra,
+        ]
         env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
         started = time.monotonic()
         with open(log_path, "w") as log:
@@ -208,7 +227,9 @@ class Rehearsal:
         result.retries = len(re.findall(r"Trying to restart job", text))
         result.requeues = requeue_count(set(submitted))
         results = self.work / "results"
-        result.disk_mb = {d.name: round(disk_mb(d), 2) for d in sorted(results.iterdir()) if d.is_dir()} if results.exists() else {}
+        result.disk_mb = (
+            {d.name: round(disk_mb(d), 2) for d in sorted(results.iterdir()) if d.is_dir()} if results.exists() else {}
+        )
         self.results.append(result)
         print(format_stage(result), flush=True)
         if result.rc != 0:
@@ -240,8 +261,12 @@ def slurm_jobs_per_rule(log_text: str) -> dict[str, int]:
 def requeue_count(job_ids: set[str]) -> int:
     if not job_ids:
         return 0
-    result = subprocess.run(["sacct", "-X", "--duplicates", "--parsable2", "--noheader", "--format=State",
-                             "-j", ",".join(sorted(job_ids))], capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        ["sacct", "-X", "--duplicates", "--parsable2", "--noheader", "--format=State", "-j", ",".join(sorted(job_ids))],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     return result.stdout.split().count("REQUEUED")
 
 
@@ -249,13 +274,16 @@ def format_stage(result: StageResult) -> str:
     per_job = result.snakemake_cpu_s / max(1, result.jobs)
     rules = ", ".join(f"{rule} {count}" for rule, count in sorted(result.jobs_per_rule.items()) if rule != "all")
     slurm = ", ".join(f"{name} {count}" for name, count in sorted(result.slurm_jobs_per_rule.items()))
-    return (f"{result.stage:14s} wall {result.wall_s:7.1f} s | jobs {result.jobs:5d} ({rules}) | Slurm jobs "
-            f"{result.slurm_jobs} ({slurm}) | Snakemake CPU {result.snakemake_cpu_s:.1f} s, {per_job:.2f} s/job | "
-            f"retries {result.retries}, requeues {result.requeues}")
+    return (
+        f"{result.stage:14s} wall {result.wall_s:7.1f} s | jobs {result.jobs:5d} ({rules}) | Slurm jobs "
+        f"{result.slurm_jobs} ({slurm}) | Snakemake CPU {result.snakemake_cpu_s:.1f} s, {per_job:.2f} s/job | "
+        f"retries {result.retries}, requeues {result.requeues}"
+    )
 
 
-def write_config(work: Path, ncbi: FakeNcbi, *, validation: int, test: int, tracks_genomes: list[str],
-                 max_steps: int) -> None:
+def write_config(
+    work: Path, ncbi: FakeNcbi, *, validation: int, test: int, tracks_genomes: list[str], max_steps: int
+) -> None:
     import yaml
 
     (work / "igv.min.js").write_text("/* stand-in for the igv.js dist file: no npm in the rehearsal */\n")
@@ -263,18 +291,48 @@ def write_config(work: Path, ncbi: FakeNcbi, *, validation: int, test: int, trac
         "cohort": "nt_rehearsal",
         "results_dir": "results",
         "logs_dir": "logs",
-        "splits": {"nt_list": ncbi.static_url("nt_urls.txt"), "validation_genomes": validation,
-                   "test_genomes": test, "replacements": {RAT_OLD: RAT_NEW}},
+        "splits": {
+            "nt_list": ncbi.static_url("nt_urls.txt"),
+            "validation_genomes": validation,
+            "test_genomes": test,
+            "replacements": {RAT_OLD: RAT_NEW},
+        },
         "ncbi": {"ftp_url": ncbi.ftp_url, "api_url": ncbi.api_url, "source": "ftp", "max_concurrent_jobs": 4},
         "shards": {"window_nt": 254, "min_tail_nt": 64},
-        "pretrain": {"run": "rehearsal", "nproc_per_node": 1, "nodes": 1, "runtime_min": 60, "mem_mb": 3000,
-                     "train": {"model": "tiny", "global_batch_size": 16, "micro_batch_size": 8,
-                               "max_steps": max_steps, "warmup_steps": 2, "checkpoint_every_steps": 10,
-                               "validate_every_steps": max_steps, "validation_samples": 32, "device": "cpu",
-                               "require_below_composition_entropy": False, "progress_bar": False}},
-        "tracks": {"genomes": tracks_genomes, "models": {"rehearsal": "export"}, "chunk_bp": 50000,
-                   "window_bp": 254, "stride_bp": 200, "passes": 2, "batch_size": 16, "device": "cpu",
-                   "threads": 1, "gpus_per_job": 0, "mem_mb": 3000, "igv_js": "igv.min.js"},
+        "pretrain": {
+            "run": "rehearsal",
+            "nproc_per_node": 1,
+            "nodes": 1,
+            "runtime_min": 60,
+            "mem_mb": 3000,
+            "train": {
+                "model": "tiny",
+                "global_batch_size": 16,
+                "micro_batch_size": 8,
+                "max_steps": max_steps,
+                "warmup_steps": 2,
+                "checkpoint_every_steps": 10,
+                "validate_every_steps": max_steps,
+                "validation_samples": 32,
+                "device": "cpu",
+                "require_below_composition_entropy": False,
+                "progress_bar": False,
+            },
+        },
+        "tracks": {
+            "genomes": tracks_genomes,
+            "models": {"rehearsal": "export"},
+            "chunk_bp": 50000,
+            "window_bp": 254,
+            "stride_bp": 200,
+            "passes": 2,
+            "batch_size": 16,
+            "device": "cpu",
+            "threads": 1,
+            "gpus_per_job": 0,
+            "mem_mb": 3000,
+            "igv_js": "igv.min.js",
+        },
     }
     (work / "rehearsal.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
 
@@ -297,7 +355,9 @@ def rehearse(args) -> list[StageResult]:
     for genome in genomes:
         if genome.accession == RAT_OLD:
             ncbi.add(FakeAssembly(RAT_OLD, genome.assembly_name, status="suppressed", current_accession=RAT_NEW))
-            ncbi.add(ServedAssembly(RAT_NEW, "mRatBN7.2", fasta=synthetic_genome(1, scaled_bp(genome, scale), "mammal")))
+            ncbi.add(
+                ServedAssembly(RAT_NEW, "mRatBN7.2", fasta=synthetic_genome(1, scaled_bp(genome, scale), "mammal"))
+            )
             listed_bp += scaled_bp(genome, scale)
         elif genome.status != "unknown":
             fasta = None if genome.gone else synthetic_genome(genome.line, scaled_bp(genome, scale), genome.category)
@@ -305,9 +365,12 @@ def rehearse(args) -> list[StageResult]:
             listed_bp += 0 if genome.gone else scaled_bp(genome, scale)
     ncbi.static["nt_urls.txt"] = ("\n".join(list_line(g) for g in genomes) + "\n").encode()
     kept = [g for g in genomes if not g.gone or g.accession == RAT_OLD]
-    print(f"cohort: {lines} list lines, {gone} gone, {len(kept)} genomes to download; scale {scale:g}: "
-          f"{listed_bp / 1e6:.2f} Mb synthetic for {sum(g.real_bp for g in kept) / 1e9:.1f} Gb real; "
-          f"mirror at {ncbi.base_url}", flush=True)
+    print(
+        f"cohort: {lines} list lines, {gone} gone, {len(kept)} genomes to download; scale {scale:g}: "
+        f"{listed_bp / 1e6:.2f} Mb synthetic for {sum(g.real_bp for g in kept) / 1e9:.1f} Gb real; "
+        f"mirror at {ncbi.base_url}",
+        flush=True,
+    )
 
     work = Path(args.work)
     if work.exists() and any(work.iterdir()) and not args.resume:
@@ -322,8 +385,9 @@ def rehearse(args) -> list[StageResult]:
     biggest = max((g for g in kept if g.accession != RAT_OLD), key=lambda g: g.real_bp)
     bacterium = next(g for g in kept if g.category == "bacterium")
     tracks_genomes = [biggest.accession, bacterium.accession]
-    write_config(work, ncbi, validation=validation, test=test, tracks_genomes=tracks_genomes,
-                 max_steps=20 if args.smoke else 40)
+    write_config(
+        work, ncbi, validation=validation, test=test, tracks_genomes=tracks_genomes, max_steps=20 if args.smoke else 40
+    )
 
     run = Rehearsal(work, ncbi, log_dir)
     started = time.monotonic()
@@ -333,48 +397,73 @@ def rehearse(args) -> list[StageResult]:
         names = [row["genome"] for row in table]
         run.snakemake("downloads", [f"results/downloads/{g}/download.json" for g in names])
         run.snakemake("prepare_shard", [f"results/shards/{s}.manifest.json" for s in ("train", "validation", "test")])
-        run.snakemake("pretrain", ["results/pretrain/rehearsal/summary.json"],
-                      preempt_metrics=work / "results" / "pretrain" / "rehearsal" / "metrics.csv")
+        run.snakemake(
+            "pretrain",
+            ["results/pretrain/rehearsal/summary.json"],
+            preempt_metrics=work / "results" / "pretrain" / "rehearsal" / "metrics.csv",
+        )
         run.snakemake("export", ["results/models/rehearsal/config.json", "results/pretrain/rehearsal/curves.png"])
         run.snakemake("tracks", [f"results/tracks/{g}/rehearsal/igv.html" for g in tracks_genomes])
-        report_targets = ["results/splits/genomes.tsv", "results/pretrain/rehearsal/curves.png",
-                          *[f"results/tracks/{g}/rehearsal/tracks.json" for g in tracks_genomes]]
+        report_targets = [
+            "results/splits/genomes.tsv",
+            "results/pretrain/rehearsal/curves.png",
+            *[f"results/tracks/{g}/rehearsal/tracks.json" for g in tracks_genomes],
+        ]
         run.snakemake("report", report_targets, extra=("--report", "report.html"))
     finally:
         ncbi.stop()
     total = time.monotonic() - started
     summary = json.loads((work / "results" / "splits" / "summary.json").read_text())
-    print(f"\nsplits: {summary['listed_genomes']} listed → {summary['genomes']} genomes "
-          f"{summary['per_split']}; {summary['removed']} removed")
+    print(
+        f"\nsplits: {summary['listed_genomes']} listed → {summary['genomes']} genomes "
+        f"{summary['per_split']}; {summary['removed']} removed"
+    )
     print(f"pretraining job preempted (USR1) and requeued: Slurm job {run.preempted_job}")
-    print(f"total wall {total:.0f} s; Slurm jobs {sum(r.slurm_jobs for r in run.results)}; "
-          f"Snakemake CPU {sum(r.snakemake_cpu_s for r in run.results):.0f} s for "
-          f"{sum(r.jobs for r in run.results)} jobs")
+    print(
+        f"total wall {total:.0f} s; Slurm jobs {sum(r.slurm_jobs for r in run.results)}; "
+        f"Snakemake CPU {sum(r.snakemake_cpu_s for r in run.results):.0f} s for "
+        f"{sum(r.jobs for r in run.results)} jobs"
+    )
     final_disk = run.results[-1].disk_mb
     print("disk (MB): " + ", ".join(f"{k} {v}" for k, v in final_disk.items()))
-    record = {"scale": scale, "lines": lines, "genomes": summary["genomes"], "synthetic_mb": listed_bp / 1e6,
-              "total_wall_s": total, "preempted_job": run.preempted_job,
-              "stages": [r.__dict__ | {"jobs": r.jobs} for r in run.results]}
+    record = {
+        "scale": scale,
+        "lines": lines,
+        "genomes": summary["genomes"],
+        "synthetic_mb": listed_bp / 1e6,
+        "total_wall_s": total,
+        "preempted_job": run.preempted_job,
+        "stages": [r.__dict__ | {"jobs": r.jobs} for r in run.results],
+    }
     (work / "rehearsal.json").write_text(json.dumps(record, indent=1))
     print(f"numbers: {work / 'rehearsal.json'}")
     return run.results
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--scale", type=float, default=None,
-                        help="genome sizes × this (default 1e-4; 1e-5 with --smoke); at least 600 nt each")
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--scale",
+        type=float,
+        default=None,
+        help="genome sizes × this (default 1e-4; 1e-5 with --smoke); at least 600 nt each",
+    )
     parser.add_argument("--smoke", action="store_true", help="20 list lines (3 gone), 2+2 validation/test genomes")
     parser.add_argument("--lines", type=int, default=812, help="NT list lines (the paper's: 812)")
     parser.add_argument("--gone", type=int, default=17, help="of them, genomes gone from NCBI (one is the rat)")
     parser.add_argument("--work", default="/tmp/nt_rehearsal", help="an empty directory for the repo copy and results")
     parser.add_argument("--resume", action="store_true", help="reuse a --work directory of an earlier run")
     parser.add_argument("--jobs", type=int, default=8, help="Slurm jobs in the queue at once")
-    parser.add_argument("--genomes-per-group-job", type=int, default=None,
-                        help="group-components of the prepare+shard group (default 1, the profile's; more is "
-                             "unsafe with Snakemake 9.27, see benchmarks/RESULTS.md). A job asks for one CPU per "
-                             "genome: start the cluster with DNAFM_SLURM_NODE_CPUS=16 to try more")
+    parser.add_argument(
+        "--genomes-per-group-job",
+        type=int,
+        default=None,
+        help="group-components of the prepare+shard group (default 1, the profile's; more is "
+        "unsafe with Snakemake 9.27, see benchmarks/RESULTS.md). A job asks for one CPU per "
+        "genome: start the cluster with DNAFM_SLURM_NODE_CPUS=16 to try more",
+    )
     parser.add_argument("--seed", type=int, default=11)
     args = parser.parse_args(argv)
     if not node_ready():

@@ -47,15 +47,21 @@ def build_state(work: Path, chunk_bp: int) -> tuple[int, int]:
     rows = ["genome\tsource\taccession\tlocation\tsplit\tannotation"]
     rows += [f"{g.accession}\tfile\t{g.accession}\tfasta/stand_in.fa\t\t" for g in genomes]
     (work / "cohort.tsv").write_text("\n".join(rows) + "\n")
-    config = {"genome_sheet": "cohort.tsv",
-              "splits": {"validation_genomes": 50, "test_genomes": 50},
-              "tracks": {"genomes": "all", "models": {"aido": str(model)}, "igv_js": "igv.min.js",
-                         "gpus_per_job": 0}}
+    config = {
+        "genome_sheet": "cohort.tsv",
+        "splits": {"validation_genomes": 50, "test_genomes": 50},
+        "tracks": {"genomes": "all", "models": {"aido": str(model)}, "igv_js": "igv.min.js", "gpus_per_job": 0},
+    }
     (work / "plan.yaml").write_text(yaml.safe_dump(config))
     (work / "igv.min.js").write_text("/* stand-in */\n")
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    made = subprocess.run([sys.executable, "-m", "snakemake", "results/splits/genomes.tsv", "--cores", "1",
-                           "--configfile", "plan.yaml"], cwd=work, env=env, capture_output=True, text=True)
+    made = subprocess.run(
+        [sys.executable, "-m", "snakemake", "results/splits/genomes.tsv", "--cores", "1", "--configfile", "plan.yaml"],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert made.returncode == 0, made.stderr[-3000:]
     time.sleep(1.1)  # prepared genomes are newer than the splits table
     chunks = 0
@@ -80,12 +86,19 @@ def build_state(work: Path, chunk_bp: int) -> tuple[int, int]:
 def plan(work: Path, *args: str) -> tuple[float, float, int]:
     """(wall s, CPU s of the snakemake process, jobs planned)."""
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    genomes = [line.split("\t")[0] for line in (work / "results" / "splits" / "genomes.tsv").read_text().splitlines()[1:]]
+    genomes = [
+        line.split("\t")[0] for line in (work / "results" / "splits" / "genomes.tsv").read_text().splitlines()[1:]
+    ]
     targets = [f"results/tracks/{g}/aido/{name}" for g in genomes for name in ("tracks.json", "igv.html")]
     started = time.monotonic()
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    run = subprocess.run([sys.executable, "-m", "snakemake", *targets, "-n", "--quiet", "rules",
-                          "--configfile", "plan.yaml", *args], cwd=work, env=env, capture_output=True, text=True)
+    run = subprocess.run(
+        [sys.executable, "-m", "snakemake", *targets, "-n", "--quiet", "rules", "--configfile", "plan.yaml", *args],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     wall = time.monotonic() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
@@ -99,8 +112,13 @@ def main(argv=None) -> int:
     parser.add_argument("--chunk-mb", type=float, default=20.0, help="real genome Mb per tracks chunk")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--work", default="/tmp/plan_time")
-    parser.add_argument("--modes", nargs="+", choices=("plain", "slurm"), default=["plain", "slurm"],
-                        help="plain: --cores 1; slurm: --profile slurm")
+    parser.add_argument(
+        "--modes",
+        nargs="+",
+        choices=("plain", "slurm"),
+        default=["plain", "slurm"],
+        help="plain: --cores 1; slurm: --profile slurm",
+    )
     args = parser.parse_args(argv)
     work = Path(args.work)
     if not (work / "plan.yaml").exists():
@@ -116,8 +134,11 @@ def main(argv=None) -> int:
             timings.append(wall)
             cpus.append(cpu)
             print(f"{label:14s} {jobs} jobs planned in {wall:.1f} s wall, {cpu:.1f} s CPU", flush=True)
-        print(f"{label:14s} median {statistics.median(timings):.1f} s wall, {statistics.median(cpus):.1f} s CPU "
-              f"for {jobs} jobs (load average {os.getloadavg()[0]:.1f})", flush=True)
+        print(
+            f"{label:14s} median {statistics.median(timings):.1f} s wall, {statistics.median(cpus):.1f} s CPU "
+            f"for {jobs} jobs (load average {os.getloadavg()[0]:.1f})",
+            flush=True,
+        )
     return 0
 
 

@@ -125,7 +125,9 @@ def main() -> int:
         for unit, k in (("wall", 0), ("CPU", 1)):
             floor_ratio = float(np.median([f[k] / o[k] for f, o, _ in rounds]))
             naive_ratio = float(np.median([n[k] / o[k] for _, o, n in rounds]))
-            print(f"{unit:4s} throughput ratio: dnafm / floor {floor_ratio:.2f} (goal >= 0.7), dnafm / naive {naive_ratio:.2f}")
+            print(
+                f"{unit:4s} throughput ratio: dnafm / floor {floor_ratio:.2f} (goal >= 0.7), dnafm / naive {naive_ratio:.2f}"
+            )
         print(f"load average: {open('/proc/loadavg').read().split()[0]} on {os.cpu_count()} CPUs")
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -32,8 +32,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from dnafm_lib.model import ATTENTION_BACKENDS  # noqa: E402
 
 # Dense bf16 peak (TFLOP/s) by device name; --peak-tflops overrides.
-PEAK_BF16_TFLOPS = {"H100 SXM": 989.0, "H100 80GB HBM3": 989.0, "H100 PCIe": 756.0, "H100 NVL": 835.0,
-                    "H200": 989.0, "A100": 312.0, "L40S": 362.0}
+PEAK_BF16_TFLOPS = {
+    "H100 SXM": 989.0,
+    "H100 80GB HBM3": 989.0,
+    "H100 PCIe": 756.0,
+    "H100 NVL": 835.0,
+    "H200": 989.0,
+    "A100": 312.0,
+    "L40S": 362.0,
+}
 
 
 def peak_tflops(name: str) -> float | None:
@@ -54,14 +61,18 @@ def gpu_benchmark(args) -> dict:
 
     device = torch.device(args.device or "cuda")
     # --smoke: the same code path with the tiny geometry, to check the script on a CPU.
-    config = preset_config("tiny" if args.smoke else "7b", num_hidden_layers=args.layers, attn_backend=args.attn_backend)
+    config = preset_config(
+        "tiny" if args.smoke else "7b", num_hidden_layers=args.layers, attn_backend=args.attn_backend
+    )
     model = build_model(config, device=device).eval()
     seq_len = 4000
     generator = torch.Generator(device="cpu").manual_seed(0)
     bases = torch.tensor(ACGT_IDS)[torch.randint(0, 4, (args.batch_size, seq_len - 2), generator=generator)]
     masked = torch.rand(args.batch_size, seq_len - 2, generator=generator) < 1 / args.passes
     tokens = torch.where(masked, torch.full_like(bases, MASK_ID), bases)
-    input_ids = torch.cat([torch.full((args.batch_size, 1), CLS_ID), tokens, torch.full((args.batch_size, 1), EOS_ID)], 1)
+    input_ids = torch.cat(
+        [torch.full((args.batch_size, 1), CLS_ID), tokens, torch.full((args.batch_size, 1), EOS_ID)], 1
+    )
     input_ids = input_ids.to(device)
     rows, cols = torch.nonzero(masked, as_tuple=True)
     rows, cols = rows.to(device), (cols + 1).to(device)
@@ -94,10 +105,19 @@ def gpu_benchmark(args) -> dict:
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu (smoke test)"
     peak = args.peak_tflops or peak_tflops(name)
     result = {
-        "mode": "gpu", "device": name, "layers": args.layers, "hidden": config.hidden_size,
-        "heads": config.num_attention_heads, "params": n_params, "batch": args.batch_size, "seq_len": seq_len,
-        "attn_backend": args.attn_backend, "compiled": args.compile, "dtype": "bf16 autocast",
-        "tokens_per_s": round(tokens_per_s), "tflops": round(tokens_per_s * flops / 1e12, 1),
+        "mode": "gpu",
+        "device": name,
+        "layers": args.layers,
+        "hidden": config.hidden_size,
+        "heads": config.num_attention_heads,
+        "params": n_params,
+        "batch": args.batch_size,
+        "seq_len": seq_len,
+        "attn_backend": args.attn_backend,
+        "compiled": args.compile,
+        "dtype": "bf16 autocast",
+        "tokens_per_s": round(tokens_per_s),
+        "tflops": round(tokens_per_s * flops / 1e12, 1),
         "bases_scored_per_s_at_7_passes_stride_1999": round(tokens_per_s / (args.passes + 1) * 1999 / 4000),
     }
     if peak:
@@ -117,8 +137,9 @@ def gpu_scorer(args, model, device, bare_tokens_per_s: float, synchronize) -> di
 
     rng = np.random.default_rng(0)
     seq = "".join(np.array(list("ACGT"))[rng.integers(0, 4, args.scorer_bp)])
-    settings = ScoringSettings(window_bp=3998, stride_bp=1999, passes=args.passes, batch_size=args.batch_size,
-                               embedding_layer=-1)
+    settings = ScoringSettings(
+        window_bp=3998, stride_bp=1999, passes=args.passes, batch_size=args.batch_size, embedding_layer=-1
+    )
     scorer = WindowScorer(model, settings, device)
     lengths = {"synthetic": len(seq)}
     scorer.score_regions([Region("synthetic", 0, 20_000)], lambda c, s, e: seq[s:e], lengths)  # warm-up
@@ -131,7 +152,9 @@ def gpu_scorer(args, model, device, bare_tokens_per_s: float, synchronize) -> di
     forward_tokens = n_windows * (args.passes + 1) * 4000
     scorer_tokens_per_s = forward_tokens / seconds
     return {
-        "scorer_bp": len(seq), "scorer_s": round(seconds, 2), "scorer_bases_per_s": round(len(seq) / seconds),
+        "scorer_bp": len(seq),
+        "scorer_s": round(seconds, 2),
+        "scorer_bases_per_s": round(len(seq) / seconds),
         "scorer_tokens_per_s": round(scorer_tokens_per_s),
         "scorer_over_bare_forward": round(bare_tokens_per_s / scorer_tokens_per_s, 3),
         "scorer_all_bases_scored": bool(np.isfinite(scores.loss_nats).all()),
@@ -220,8 +243,12 @@ def bigwig_write_ratio(tmp: Path, genome_bp: int) -> dict:
         bw.addEntries(name, 0, values=arrays[name].astype(np.float64), span=1, step=1)
     bw.close()
     baseline = time.perf_counter() - start
-    return {"bigwig_bp": genome_bp, "bigwig_write_s": round(ours, 3), "pybigwig_addentries_s": round(baseline, 3),
-            "bigwig_write_ratio": round(ours / baseline, 3)}
+    return {
+        "bigwig_bp": genome_bp,
+        "bigwig_write_s": round(ours, 3),
+        "pybigwig_addentries_s": round(baseline, 3),
+        "bigwig_write_ratio": round(ours / baseline, 3),
+    }
 
 
 def cpu_benchmark(args) -> dict:
@@ -231,8 +258,14 @@ def cpu_benchmark(args) -> dict:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    settings = ScoringSettings(window_bp=args.window_bp, stride_bp=args.stride_bp, passes=args.passes,
-                               batch_size=args.batch_size, bin_bp=100, embedding_layer=-1)
+    settings = ScoringSettings(
+        window_bp=args.window_bp,
+        stride_bp=args.stride_bp,
+        passes=args.passes,
+        batch_size=args.batch_size,
+        bin_bp=100,
+        embedding_layer=-1,
+    )
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         fasta = tmp / "genome.fa"
@@ -257,8 +290,15 @@ def cpu_benchmark(args) -> dict:
         ratios, cpu_ratios, e2e_times, bare_times = [], [], [], []
         for repeat in range(args.repeats):
             start, cpu_start = time.perf_counter(), time.process_time()
-            summary = run_genome(fasta, str(model_dir), tmp / f"run{repeat}", settings, chunk_bp=args.chunk_bp,
-                                 n_clusters=4, device="cpu")
+            summary = run_genome(
+                fasta,
+                str(model_dir),
+                tmp / f"run{repeat}",
+                settings,
+                chunk_bp=args.chunk_bp,
+                n_clusters=4,
+                device="cpu",
+            )
             e2e, e2e_cpu = time.perf_counter() - start, time.process_time() - cpu_start
             bare, bare_cpu, n_sequences = bare_forward_seconds(model, fasta, settings, args.chunk_bp)
             e2e_times.append(e2e)
@@ -267,10 +307,18 @@ def cpu_benchmark(args) -> dict:
             cpu_ratios.append(e2e_cpu / bare_cpu)
         best = sorted(range(args.repeats), key=lambda i: cpu_ratios[i])[args.repeats // 2]
         result = {
-            "mode": "cpu", "model": "tiny", "threads": torch.get_num_threads(), "genome_bp": args.genome_bp,
-            "scored_bp": summary["scored_bp"], "window_bp": args.window_bp, "stride_bp": args.stride_bp,
-            "passes": args.passes, "batch_size": args.batch_size, "forward_sequences": n_sequences,
-            "end_to_end_s": round(e2e_times[best], 2), "bare_forward_s": round(bare_times[best], 2),
+            "mode": "cpu",
+            "model": "tiny",
+            "threads": torch.get_num_threads(),
+            "genome_bp": args.genome_bp,
+            "scored_bp": summary["scored_bp"],
+            "window_bp": args.window_bp,
+            "stride_bp": args.stride_bp,
+            "passes": args.passes,
+            "batch_size": args.batch_size,
+            "forward_sequences": n_sequences,
+            "end_to_end_s": round(e2e_times[best], 2),
+            "bare_forward_s": round(bare_times[best], 2),
             "bases_scored_per_s": round(summary["scored_bp"] / e2e_times[best]),
             "end_to_end_over_forward_wall": round(ratios[best], 3),
             "end_to_end_over_forward_cpu": round(cpu_ratios[best], 3),
@@ -288,9 +336,15 @@ def main(argv=None) -> int:
     parser.add_argument("--layers", type=int, default=4, help="GPU mode: blocks of the 7B geometry to run")
     parser.add_argument("--attn-backend", default="sdpa", choices=ATTENTION_BACKENDS)
     parser.add_argument("--compile", action="store_true", help="GPU mode: torch.compile the model")
-    parser.add_argument("--scorer-bp", type=int, default=100_000,
-                        help="GPU mode: also run the real scorer over this many synthetic bp (0: skip)")
-    parser.add_argument("--smoke", action="store_true", help="GPU mode's code path with the tiny geometry (with --device cpu)")
+    parser.add_argument(
+        "--scorer-bp",
+        type=int,
+        default=100_000,
+        help="GPU mode: also run the real scorer over this many synthetic bp (0: skip)",
+    )
+    parser.add_argument(
+        "--smoke", action="store_true", help="GPU mode's code path with the tiny geometry (with --device cpu)"
+    )
     parser.add_argument("--iters", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--peak-tflops", type=float, help="GPU mode: dense bf16 peak for MFU (default: by device name)")
@@ -300,7 +354,9 @@ def main(argv=None) -> int:
     parser.add_argument("--window-bp", type=int, default=1000, help="CPU mode: window length")
     parser.add_argument("--stride-bp", type=int, default=500, help="CPU mode: window stride")
     parser.add_argument("--chunk-bp", type=int, default=5_000, help="CPU mode: chunk size")
-    parser.add_argument("--bigwig-bp", type=int, default=5_000_000, help="CPU mode: bp written for the bigWig comparison")
+    parser.add_argument(
+        "--bigwig-bp", type=int, default=5_000_000, help="CPU mode: bp written for the bigWig comparison"
+    )
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--out", help="also write the result JSON to this file")

@@ -21,5 +21,9 @@ def save_model(model, path, **kwargs):
     return _save(model, path, **kwargs)
 
 
-load_model.__doc__ = "Load a preset (tiny, 300m, 7b) or an AIDO.DNA-layout checkpoint directory; see dnafm_lib.checkpoint.load_model."
-save_model.__doc__ = "Write config.json + model.safetensors in the AIDO.DNA layout; see dnafm_lib.checkpoint.save_model."
+load_model.__doc__ = (
+    "Load a preset (tiny, 300m, 7b) or an AIDO.DNA-layout checkpoint directory; see dnafm_lib.checkpoint.load_model."
+)
+save_model.__doc__ = (
+    "Write config.json + model.safetensors in the AIDO.DNA layout; see dnafm_lib.checkpoint.save_model."
+)

@@ -35,18 +35,32 @@ def unavailable_reason(backend: str, device: torch.device, dtype: torch.dtype, h
             return f"the {package} package is not installed"
         probe = torch.empty(1, 1, 1, head_dim, device=device, dtype=dtype)  # the kernel test reads only its kind
         if not flash_kernel_applies(backend, probe, 0.0):
-            return (f"needs CUDA, bf16/fp16 and a head dim it supports (here {device.type}, {dtype}, "
-                    f"{head_dim}): would fall back to sdpa")
+            return (
+                f"needs CUDA, bf16/fp16 and a head dim it supports (here {device.type}, {dtype}, "
+                f"{head_dim}): would fall back to sdpa"
+            )
     return None
 
 
-def measure_attention(backend: str, batch: int, heads: int, seq_len: int, head_dim: int, device: torch.device,
-                      dtype: torch.dtype, backward: bool = True, repeats: int = 3, warmup: int = 1) -> float:
+def measure_attention(
+    backend: str,
+    batch: int,
+    heads: int,
+    seq_len: int,
+    head_dim: int,
+    device: torch.device,
+    dtype: torch.dtype,
+    backward: bool = True,
+    repeats: int = 3,
+    warmup: int = 1,
+) -> float:
     """Median seconds of one attention call (forward, or forward+backward) with random inputs."""
     generator = torch.Generator(device="cpu").manual_seed(0)
     shape = (batch, seq_len, heads, head_dim)
-    q, k, v = (torch.randn(shape, generator=generator).to(device=device, dtype=dtype).requires_grad_(backward)
-               for _ in range(3))
+    q, k, v = (
+        torch.randn(shape, generator=generator).to(device=device, dtype=dtype).requires_grad_(backward)
+        for _ in range(3)
+    )
     grad = torch.randn(shape, generator=generator).to(device=device, dtype=dtype)
     padding = Padding(key_mask=None)
 
@@ -73,7 +87,12 @@ def measure_attention(backend: str, batch: int, heads: int, seq_len: int, head_d
 
 
 def choose_attention_backend(
-    batch: int, heads: int, seq_len: int, head_dim: int, device: torch.device | str, dtype: torch.dtype,
+    batch: int,
+    heads: int,
+    seq_len: int,
+    head_dim: int,
+    device: torch.device | str,
+    dtype: torch.dtype,
     candidates: tuple[str, ...] = ATTENTION_BACKENDS,
     measure: Callable[[str], float] | None = None,
 ) -> tuple[str, list[BackendTiming]]:
@@ -84,6 +103,7 @@ def choose_attention_backend(
     """
     device = torch.device(device)
     if measure is None:
+
         def measure(backend: str) -> float:
             return measure_attention(backend, batch, heads, seq_len, head_dim, device, dtype)
 

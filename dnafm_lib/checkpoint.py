@@ -94,8 +94,12 @@ def _check_config_values(data: dict[str, Any], where: str) -> None:
             continue
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             problems.append(f"{key} is {value!r}, expected a number")
-        elif not math.isfinite(value) or value < low or (value == low and not inclusive) or (
-                high is not None and value > high):
+        elif (
+            not math.isfinite(value)
+            or value < low
+            or (value == low and not inclusive)
+            or (high is not None and value > high)
+        ):
             bounds = f"{'[' if inclusive else '('}{low}, {high if high is not None else '∞'}" + ("]" if high else ")")
             problems.append(f"{key} is {value}, expected a number in {bounds}")
     if "add_linear_bias" in data and not isinstance(data["add_linear_bias"], bool):
@@ -207,8 +211,11 @@ def _read_index(directory: Path, index_path: Path, reader) -> dict[str, torch.Te
     """The shards an index's ``weight_map`` names, each read with ``reader`` and checked to hold its weights."""
     index = _read_json(index_path)
     weight_map = index.get("weight_map") if isinstance(index, dict) else None
-    if not isinstance(weight_map, dict) or not weight_map or not all(
-            isinstance(k, str) and isinstance(v, str) for k, v in weight_map.items()):
+    if (
+        not isinstance(weight_map, dict)
+        or not weight_map
+        or not all(isinstance(k, str) and isinstance(v, str) for k, v in weight_map.items())
+    ):
         raise CheckpointError(
             f"{index_path}: expected a JSON object whose 'weight_map' maps each weight name to a shard file"
         )
@@ -230,6 +237,7 @@ def _read_index(directory: Path, index_path: Path, reader) -> dict[str, torch.Te
 
 def _read_state_dict(directory: Path, checksums: dict[str, str]) -> dict[str, torch.Tensor]:
     """All weights of ``directory``; a file named in ``checksums`` must hash to its entry."""
+
     def read_safetensors(path: Path) -> dict[str, torch.Tensor]:
         return _read_safetensors(path, checksums)
 
@@ -249,18 +257,26 @@ def _read_state_dict(directory: Path, checksums: dict[str, str]) -> dict[str, to
 
 def _check_values(state: dict[str, torch.Tensor], where: str) -> None:
     """Weights must be floating point and finite: NaN or infinity would poison every output silently."""
-    not_float = sorted(f"{k} ({str(v.dtype).removeprefix('torch.')})" for k, v in state.items()
-                       if not v.is_floating_point())
+    not_float = sorted(
+        f"{k} ({str(v.dtype).removeprefix('torch.')})" for k, v in state.items() if not v.is_floating_point()
+    )
     if not_float:
-        raise CheckpointError(f"{where}: weights must be floating point; found {', '.join(not_float[:5])}"
-                              + (f" and {len(not_float) - 5} more" if len(not_float) > 5 else ""))
+        raise CheckpointError(
+            f"{where}: weights must be floating point; found {', '.join(not_float[:5])}"
+            + (f" and {len(not_float) - 5} more" if len(not_float) > 5 else "")
+        )
     # NaN propagates through min/max and ±inf is its own extreme: one reduction, no mask tensor
     # (measured 18x faster than isfinite().all() on fp32)
-    not_finite = sorted(k for k, v in state.items() if v.numel() and not all(
-        math.isfinite(float(extreme)) for extreme in torch.aminmax(v)))
+    not_finite = sorted(
+        k
+        for k, v in state.items()
+        if v.numel() and not all(math.isfinite(float(extreme)) for extreme in torch.aminmax(v))
+    )
     if not_finite:
-        raise CheckpointError(f"{where}: NaN or infinite values in {', '.join(not_finite[:5])}"
-                              + (f" and {len(not_finite) - 5} more" if len(not_finite) > 5 else ""))
+        raise CheckpointError(
+            f"{where}: NaN or infinite values in {', '.join(not_finite[:5])}"
+            + (f" and {len(not_finite) - 5} more" if len(not_finite) > 5 else "")
+        )
 
 
 def _normalise_keys(state: dict[str, torch.Tensor], where: str) -> dict[str, torch.Tensor]:
@@ -328,9 +344,7 @@ def load_model(
     else:
         directory = Path(name)
         if not directory.is_dir():
-            raise CheckpointError(
-                f"{name}: neither a model preset ({', '.join(PRESETS)}) nor a checkpoint directory"
-            )
+            raise CheckpointError(f"{name}: neither a model preset ({', '.join(PRESETS)}) nor a checkpoint directory")
         config_path = directory / CONFIG_NAME
         if not config_path.exists():
             raise CheckpointError(f"{directory}: no {CONFIG_NAME}")
@@ -363,7 +377,10 @@ def save_model(
     """
     state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
     dtypes = {t.dtype for t in state.values()}
-    config_json = {**config_to_json(model.config, dtype=dtypes.pop() if len(dtypes) == 1 else None), **(extra_config or {})}
+    config_json = {
+        **config_to_json(model.config, dtype=dtypes.pop() if len(dtypes) == 1 else None),
+        **(extra_config or {}),
+    }
     final = Path(path)
     with atomic_dir(final) as tmp:
         shards: list[dict[str, torch.Tensor]] = [{}]

@@ -44,8 +44,9 @@ def build_parser(selected: str | None = None) -> argparse.ArgumentParser:
         description="Genome mining with the DNA FM encoder: cohorts, shards, pretraining, tracks, fine-tuning.",
     )
     parser.add_argument("--version", action="version", version=f"dnafm {__version__}")
-    parser.add_argument("--debug", action="store_true",
-                        help="show the Python traceback of an error (also: DNAFM_DEBUG=1)")
+    parser.add_argument(
+        "--debug", action="store_true", help="show the Python traceback of an error (also: DNAFM_DEBUG=1)"
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, module_name in SUBCOMMANDS.items():
         module = importlib.import_module(f"dnafm_lib.commands.{module_name}")
@@ -89,8 +90,10 @@ def describe_error(exc: BaseException) -> str:
         reason = exc.strerror[0].lower() + exc.strerror[1:]
         return f"{' → '.join(paths)}: {reason}" if paths else reason
     if isinstance(exc, UnicodeDecodeError):
-        return (f"byte 0x{exc.object[exc.start]:02x} at offset {exc.start} is not valid {exc.encoding} "
-                "(a binary or wrongly encoded file?); rerun with --debug to see which read failed")
+        return (
+            f"byte 0x{exc.object[exc.start]:02x} at offset {exc.start} is not valid {exc.encoding} "
+            "(a binary or wrongly encoded file?); rerun with --debug to see which read failed"
+        )
     message = " ".join(str(exc).split()) or "(no message)"
     return f"{type(exc).__name__}: {message} (rerun with --debug for the traceback)"
 

@@ -64,16 +64,18 @@ def selected_stages(config: Mapping[str, Any]) -> tuple[str, ...]:
     return tuple(stage for stage in STAGES if stage in wanted)
 
 
-def check_stage_needs(config: Mapping[str, Any], stages: tuple[str, ...],
-                      cohort_layers: Sequence[Mapping[str, Any]] = ()) -> None:
+def check_stage_needs(
+    config: Mapping[str, Any], stages: tuple[str, ...], cohort_layers: Sequence[Mapping[str, Any]] = ()
+) -> None:
     """A stage that needs another stage's output fails here, in one line naming the stage to add.
 
     ``cohort_layers`` are the cohort's own configs (each ``--configfile``, then ``--config``), as
     given to ``layer_configs``: they tell a genome sheet the cohort chose from the demo's default.
     """
     if "pretrain" in stages and "splits" not in stages:
-        raise CohortConfigError("config stages: pretrain trains on the train/validation genomes of the splits stage; "
-                                "add splits to stages")
+        raise CohortConfigError(
+            "config stages: pretrain trains on the train/validation genomes of the splits stage; add splits to stages"
+        )
     if "pretrain" not in stages:
         run = config.get("pretrain", {}).get("run", "demo")
         if "tracks" in stages:
@@ -81,23 +83,28 @@ def check_stage_needs(config: Mapping[str, Any], stages: tuple[str, ...],
             if exported:
                 raise CohortConfigError(
                     f"config tracks.models: {', '.join(exported)}: '{EXPORT}' is the model of the pretrain stage "
-                    f"(results/models/{run}); add pretrain to stages, or name a checkpoint directory")
+                    f"(results/models/{run}); add pretrain to stages, or name a checkpoint directory"
+                )
         if "finetune" in stages and config["finetune"]["model"] == EXPORT:
             raise CohortConfigError(
                 f"config finetune.model: '{EXPORT}' is the model of the pretrain stage (results/models/{run}); "
-                "add pretrain to stages, or name a checkpoint directory")
+                "add pretrain to stages, or name a checkpoint directory"
+            )
     if not any(stage in stages for stage in ("tracks", "finetune")) or "splits" in stages:
         return
     if not config.get("genome_sheet"):
-        raise CohortConfigError("config: without the splits stage the genomes come from genome_sheet; set genome_sheet "
-                                "or add splits to stages")
+        raise CohortConfigError(
+            "config: without the splits stage the genomes come from genome_sheet; set genome_sheet "
+            "or add splits to stages"
+        )
     # config/config.yaml always names the demo's sheet, so a cohort of NT-list genomes that drops
     # splits would otherwise mine the demo genomes.
     if config.get("splits", {}).get("nt_list") and not any("genome_sheet" in layer for layer in cohort_layers):
         raise CohortConfigError(
             f"config splits.nt_list: only the splits stage reads the NT list; without it the genomes would be those "
             f"of the default genome_sheet {config['genome_sheet']}; add splits to stages (or set the cohort's own "
-            "genome_sheet)")
+            "genome_sheet)"
+        )
 
 
 def check_genome_names(config: Mapping[str, Any], stages: tuple[str, ...], sheet_genomes: list[str] | None) -> None:
@@ -111,8 +118,10 @@ def check_genome_names(config: Mapping[str, Any], stages: tuple[str, ...], sheet
             continue
         unknown = [name for name in wanted if name not in sheet_genomes]
         if unknown:
-            raise CohortConfigError(f"config {stage}.{key}: {', '.join(unknown)} not in the genome sheet {where} "
-                                    f"(its genomes: {', '.join(sheet_genomes)})")
+            raise CohortConfigError(
+                f"config {stage}.{key}: {', '.join(unknown)} not in the genome sheet {where} "
+                f"(its genomes: {', '.join(sheet_genomes)})"
+            )
 
 
 def check_pretrain_batch(config: Mapping[str, Any]) -> None:
@@ -125,8 +134,10 @@ def check_pretrain_batch(config: Mapping[str, Any]) -> None:
     try:
         settings.check_world(world_size)
     except DnafmError as exc:
-        raise CohortConfigError(f"config pretrain.train: {exc} (world size = pretrain.nodes {pretrain['nodes']} × "
-                                f"pretrain.nproc_per_node {pretrain['nproc_per_node']})") from None
+        raise CohortConfigError(
+            f"config pretrain.train: {exc} (world size = pretrain.nodes {pretrain['nodes']} × "
+            f"pretrain.nproc_per_node {pretrain['nproc_per_node']})"
+        ) from None
 
 
 def check_sheet_has_genomes(sheet_genomes: list[str], where: str) -> None:
@@ -145,5 +156,7 @@ def check_model_directories(config: Mapping[str, Any], stages: tuple[str, ...]) 
         named.append(("finetune.model", config["finetune"]["model"]))
     for key, source in named:
         if source != EXPORT and not (Path(source) / "config.json").is_file():
-            raise CohortConfigError(f"config {key}: {source} is not a checkpoint directory (no config.json); "
-                                    "download the checkpoint there or correct the path")
+            raise CohortConfigError(
+                f"config {key}: {source} is not a checkpoint directory (no config.json); "
+                "download the checkpoint there or correct the path"
+            )

@@ -256,9 +256,7 @@ class _ChunkReader:
         if lines.strip():
             first_text = pos + len(lines) - len(lines.lstrip())
             line = self.line_number + data.count(b"\n", 0, first_text)
-            raise FastaFormatError(
-                f"{self.path}: line {line}: text before the first '>' header (not a FASTA file?)"
-            )
+            raise FastaFormatError(f"{self.path}: line {line}: text before the first '>' header (not a FASTA file?)")
 
     def reject_invalid_byte(self, lines: bytes, bases: bytes) -> None:
         """Raise for the first byte of ``lines`` that the table mapped to INVALID in ``bases``."""

@@ -308,20 +308,25 @@ def read_genome_sheet(path: str | os.PathLike):
     text = _sheet_text(path)
     try:
         # Blank lines read as empty rows, dropped below, so the index keeps counting file lines.
-        sheet = pd.read_csv(io.StringIO(text), sep="\t", dtype=str, skip_blank_lines=False,
-                            quoting=3).dropna(how="all")  # quoting=3 (QUOTE_NONE): a '"' is text
+        sheet = pd.read_csv(io.StringIO(text), sep="\t", dtype=str, skip_blank_lines=False, quoting=3).dropna(
+            how="all"
+        )  # quoting=3 (QUOTE_NONE): a '"' is text
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         raise GenomeError(f"{path}: not a tab-separated genome sheet ({exc})") from None
     unknown = [c for c in sheet.columns if c not in SHEET_COLUMNS]
     missing = [c for c in ("genome", "source") if c not in sheet.columns]
     if unknown or missing:
         raise GenomeError(
-            f"{path}: " + "; ".join(
-                part for part in (
+            f"{path}: "
+            + "; ".join(
+                part
+                for part in (
                     f"unknown column(s) {', '.join(unknown)}" if unknown else "",
                     f"missing column(s) {', '.join(missing)}" if missing else "",
-                ) if part
-            ) + f" (expected {', '.join(SHEET_COLUMNS)}, tab-separated)"
+                )
+                if part
+            )
+            + f" (expected {', '.join(SHEET_COLUMNS)}, tab-separated)"
         )
     for column in SHEET_COLUMNS:
         if column not in sheet.columns:

@@ -51,11 +51,15 @@ def _features(path: str | os.PathLike) -> Iterator[GffFeature]:
                 continue
             fields = line.rstrip("\n").split("\t")
             if len(fields) != 9:
-                raise GffError(f"{path}: line {line_number}: expected 9 tab-separated GFF3 columns, found {len(fields)}")
+                raise GffError(
+                    f"{path}: line {line_number}: expected 9 tab-separated GFF3 columns, found {len(fields)}"
+                )
             try:
                 start, end = int(fields[3]), int(fields[4])
             except ValueError:
-                raise GffError(f"{path}: line {line_number}: start/end {fields[3]!r}/{fields[4]!r} are not integers") from None
+                raise GffError(
+                    f"{path}: line {line_number}: start/end {fields[3]!r}/{fields[4]!r} are not integers"
+                ) from None
             if start < 1 or end < start - 1:
                 raise GffError(f"{path}: line {line_number}: bad interval {start}..{end}")
             yield GffFeature(line_number, fields[0], fields[2], start - 1, end)

@@ -125,8 +125,13 @@ class _PoliteRetry(Retry):
 
     @classmethod
     def for_policy(cls, policy: RetryPolicy, limiter: RateLimiter) -> _PoliteRetry:
-        retry = cls(total=policy.max_attempts - 1, status_forcelist=RETRIED_STATUSES, allowed_methods=None,
-                    raise_on_status=False, respect_retry_after_header=True)
+        retry = cls(
+            total=policy.max_attempts - 1,
+            status_forcelist=RETRIED_STATUSES,
+            allowed_methods=None,
+            raise_on_status=False,
+            respect_retry_after_header=True,
+        )
         retry.policy, retry.limiter = policy, limiter
         return retry
 
@@ -244,9 +249,7 @@ class HttpClient:
         if response.status_code >= 400:
             detail = response.text[:200].strip() if not looks_like_html(response.content[:64]) else ""
             response.close()
-            raise HttpError(
-                f"{url}: HTTP {response.status_code} {response.reason}" + (f": {detail}" if detail else "")
-            )
+            raise HttpError(f"{url}: HTTP {response.status_code} {response.reason}" + (f": {detail}" if detail else ""))
 
     # -- small documents ---------------------------------------------------------------
     def get_text(self, url: str, *, params=None, headers=None, expect: str = "text") -> str:
@@ -255,8 +258,9 @@ class HttpClient:
         Fetched like a file (a body that breaks off is resumed or fetched again), into memory.
         """
         buffer = io.BytesIO()
-        transfer = self._download_to(url, _Transfer(buffer, url, progress=False), params=params, headers=headers,
-                                     expect=expect)
+        transfer = self._download_to(
+            url, _Transfer(buffer, url, progress=False), params=params, headers=headers, expect=expect
+        )
         return buffer.getvalue().decode(transfer.encoding or "utf-8", errors="replace")
 
     def get_json(self, url: str, *, params=None, headers=None) -> Any:

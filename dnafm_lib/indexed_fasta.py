@@ -34,7 +34,9 @@ class FastaAccessError(DnafmError):
 
 def default_cache_dir() -> Path:
     """``$DNAFM_CACHE_DIR``, else ``$XDG_CACHE_HOME/dnafm``, else ``~/.cache/dnafm``; plus ``/fasta``."""
-    root = os.environ.get("DNAFM_CACHE_DIR") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "dnafm"
+    root = (
+        os.environ.get("DNAFM_CACHE_DIR") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "dnafm"
+    )
     return Path(root) / "fasta"
 
 

@@ -89,11 +89,7 @@ class ModelConfig:
 
     def architecture_dict(self) -> dict[str, Any]:
         """The fields that define the weights (what config.json stores)."""
-        return {
-            f.name: getattr(self, f.name)
-            for f in dataclasses.fields(self)
-            if not f.metadata.get("runtime")
-        }
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if not f.metadata.get("runtime")}
 
 
 def _preset(hidden: int, layers: int, heads: int) -> ModelConfig:
@@ -227,8 +223,7 @@ class Padding:
             lengths = mask.sum(dim=1, dtype=torch.int32)
             cu = F.pad(torch.cumsum(lengths, 0, dtype=torch.int32), (1, 0))
             indices = torch.nonzero(mask.flatten(), as_tuple=False).flatten()
-            return cls(key_mask=mask[:, None, None, :], indices=indices, cu_seqlens=cu,
-                       max_seqlen=int(lengths.max()))
+            return cls(key_mask=mask[:, None, None, :], indices=indices, cu_seqlens=cu, max_seqlen=int(lengths.max()))
         return cls(key_mask=mask[:, None, None, :])
 
 
@@ -260,8 +255,16 @@ def _flash_attend(q, k, v, padding: Padding, backend: str, dropout: float) -> to
     idx = padding.indices
     packed = [t.reshape(batch * length, heads, dim).index_select(0, idx) for t in (q, k, v)]
     # By keyword: the FlashAttention-2 and -4 varlen functions agree on these names, not on positions.
-    out = _first(varlen(*packed, cu_seqlens_q=padding.cu_seqlens, cu_seqlens_k=padding.cu_seqlens,
-                        max_seqlen_q=padding.max_seqlen, max_seqlen_k=padding.max_seqlen, **extra))
+    out = _first(
+        varlen(
+            *packed,
+            cu_seqlens_q=padding.cu_seqlens,
+            cu_seqlens_k=padding.cu_seqlens,
+            max_seqlen_q=padding.max_seqlen,
+            max_seqlen_k=padding.max_seqlen,
+            **extra,
+        )
+    )
     full = out.new_zeros(batch * length, heads, dim)
     full.index_copy_(0, idx, out)
     return full.view(batch, length, heads, dim)

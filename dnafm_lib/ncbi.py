@@ -127,7 +127,9 @@ class NcbiClient:
         self.http = HttpClient(requests_per_s=requests_per_s, retry=retry, progress=progress)
 
     # -- status ------------------------------------------------------------------------
-    def dataset_reports(self, accessions: Iterable[str], *, batch_size: int = REPORT_BATCH) -> dict[str, AssemblyReport]:
+    def dataset_reports(
+        self, accessions: Iterable[str], *, batch_size: int = REPORT_BATCH
+    ) -> dict[str, AssemblyReport]:
         """Reports for the accessions NCBI knows, keyed by accession; unknown ones are absent."""
         wanted = list(dict.fromkeys(check_accession(a) for a in accessions))
         found: dict[str, AssemblyReport] = {}
@@ -226,8 +228,10 @@ def extract_genomic_fasta(zip_path: Path, accession: str, fasta_out: Path, *, so
         names = [safe_member_name(info.filename, source) for info in archive.infolist()]
         # The genome's sequence files only (a package may also hold cds_from_genomic.fna, rna.fna).
         wanted = sorted(
-            str(n) for n in names
-            if n.parts[:3] == ("ncbi_dataset", "data", accession) and n.suffix == ".fna"
+            str(n)
+            for n in names
+            if n.parts[:3] == ("ncbi_dataset", "data", accession)
+            and n.suffix == ".fna"
             and not n.name.startswith(("cds_from_genomic", "rna"))
         )
         if not wanted:

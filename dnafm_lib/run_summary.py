@@ -33,15 +33,19 @@ def _score_chunk(outputs, wildcards) -> str:
         loss = chunk["mlm_loss"]
         scored = np.isfinite(loss)
         mean = float(loss[scored].mean()) if scored.any() else float("nan")
-    return (f"scored {wildcards['genome']}/{wildcards['model']} {wildcards['chunk']}: {int(scored.sum()):,} bases, "
-            f"mean MLM loss {mean:.3f} nats")
+    return (
+        f"scored {wildcards['genome']}/{wildcards['model']} {wildcards['chunk']}: {int(scored.sum()):,} bases, "
+        f"mean MLM loss {mean:.3f} nats"
+    )
 
 
 def _gather_tracks(outputs, wildcards) -> str:
     path = _find(outputs, "tracks.json")
     summary = _read_json(path)
-    return (f"tracks {wildcards['genome']}/{wildcards['model']}: {summary['scored_bp']:,} bases scored, "
-            f"{len(summary['tracks'])} tracks in {path.parent}/")
+    return (
+        f"tracks {wildcards['genome']}/{wildcards['model']}: {summary['scored_bp']:,} bases scored, "
+        f"{len(summary['tracks'])} tracks in {path.parent}/"
+    )
 
 
 def _pretrain_model(outputs, wildcards) -> str:
@@ -65,8 +69,10 @@ def _compare_finetuning(outputs, wildcards) -> str:
 
     with open(_find(outputs, "comparison.tsv"), newline="") as handle:
         rows = list(csv.DictReader(handle, delimiter="\t"))
-    parts = [f"{row['initialisation']} accuracy {float(row['test_accuracy']):.3f}, MCC {float(row['test_mcc']):.3f}"
-             for row in rows]
+    parts = [
+        f"{row['initialisation']} accuracy {float(row['test_accuracy']):.3f}, MCC {float(row['test_mcc']):.3f}"
+        for row in rows
+    ]
     return "fine-tuned (test split): " + "; ".join(parts)
 
 
@@ -104,8 +110,10 @@ def tracks_summary(results_dir: str | Path, tracks_dirs: Sequence[str | Path], p
     lines += [f"  {d}/" for d in done]
     pages = [d / "igv.html" for d in done if (d / "igv.html").exists()]
     if pages:
-        lines += ["In a web browser (igv.js): serve the results folder, then open a page:",
-                  f"  python3 -m http.server -d {results} {port}"]
+        lines += [
+            "In a web browser (igv.js): serve the results folder, then open a page:",
+            f"  python3 -m http.server -d {results} {port}",
+        ]
         lines += [f"  http://localhost:{port}/{_relative(page, results)}" for page in pages]
     sessions = [d / "igv_session.xml" for d in done if (d / "igv_session.xml").exists()]
     if sessions:

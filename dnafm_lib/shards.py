@@ -320,8 +320,9 @@ def _read_versioned_json(path: Path, expected_format: str, missing: str) -> dict
 
 
 def read_shard_metadata(shard_dir: str | os.PathLike) -> dict:
-    return _read_versioned_json(Path(shard_dir) / METADATA_FILE, SHARD_FORMAT,
-                                f"{shard_dir}: not a shard directory (no {METADATA_FILE})")
+    return _read_versioned_json(
+        Path(shard_dir) / METADATA_FILE, SHARD_FORMAT, f"{shard_dir}: not a shard directory (no {METADATA_FILE})"
+    )
 
 
 def _npy_data_sha256(path: Path) -> str:
@@ -371,7 +372,9 @@ def write_manifest(
             raise ShardError(f"{shard_dir}: vocabulary differs from this dnafm's")
         windows.add(metadata["window_nt"])
         if len(windows) > 1:
-            raise ShardError(f"{shard_dir}: window_nt {metadata['window_nt']} differs from the split's {sorted(windows)}")
+            raise ShardError(
+                f"{shard_dir}: window_nt {metadata['window_nt']} differs from the split's {sorted(windows)}"
+            )
         genomes.append(
             {
                 "genome": metadata["genome"],
@@ -450,7 +453,9 @@ class SplitReader:
             index = np.load(directory / INDEX_FILE, mmap_mode="r", allow_pickle=False)
         except FileNotFoundError as exc:
             raise ShardError(f"{self.path}: shard file missing: {exc.filename}") from None
-        if not (tokens.shape == (expected, self.window) and index.shape == (expected,) and softmask.shape[0] == expected):
+        if not (
+            tokens.shape == (expected, self.window) and index.shape == (expected,) and softmask.shape[0] == expected
+        ):
             raise ShardError(
                 f"{directory}: holds {tokens.shape[0]} windows of {tokens.shape[1] if tokens.ndim == 2 else '?'} nt, "
                 f"the manifest {self.path} says {expected} of {self.window}; re-run dnafm index-shards"
@@ -499,4 +504,3 @@ class SplitReader:
 def open_split(manifest_path: str | os.PathLike) -> SplitReader:
     """Open a split's manifest (``results/shards/{split}.manifest.json``) for reading."""
     return SplitReader(manifest_path)
-

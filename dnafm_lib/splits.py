@@ -121,9 +121,7 @@ def parse_nt_list(text: str, source_name: str) -> list[tuple[int, str, str]]:
             continue
         accession, assembly_name = parse_list_line(stripped, f"{source_name}: line {line_no}")
         if accession in seen:
-            raise SplitsError(
-                f"{source_name}: line {line_no}: {accession} already listed at line {seen[accession]}"
-            )
+            raise SplitsError(f"{source_name}: line {line_no}: {accession} already listed at line {seen[accession]}")
         seen[accession] = line_no
         entries.append((line_no, accession, assembly_name))
     if not entries:
@@ -255,8 +253,14 @@ def apply_status_and_replacements(
         if replacement:
             new_report = reports[replacement]
             swaps.append(
-                {"old": entry.accession, "new": replacement, "split": entry.split, "line": entry.line,
-                 "old_status": status, "new_status": new_report.assembly_status}
+                {
+                    "old": entry.accession,
+                    "new": replacement,
+                    "split": entry.split,
+                    "line": entry.line,
+                    "old_status": status,
+                    "new_status": new_report.assembly_status,
+                }
             )
             entry = _replacement_entry(entry, replacement)
             report = new_report
@@ -284,8 +288,7 @@ def build_nt_splits(
     listed = parse_nt_list(text, list_source)
     labels = positional_splits(len(listed), validation_genomes, test_genomes, list_source)
     entries = [
-        GenomeEntry(genome=acc, accession=acc, source="ncbi", location="", split=split, line=line_no,
-                    assembly_name=asm)
+        GenomeEntry(genome=acc, accession=acc, source="ncbi", location="", split=split, line=line_no, assembly_name=asm)
         for (line_no, acc, asm), split in zip(listed, labels)
     ]
     kept, removed, swaps = apply_status_and_replacements(entries, replacements or {}, client, list_source)
@@ -307,7 +310,9 @@ def build_sheet_splits(
     entries = read_genome_sheet(sheet_path)
     unsplit = [e for e in entries if not e.split]
     if unsplit:
-        labels = positional_splits(len(unsplit), validation_genomes, test_genomes, f"{sheet_path} (rows without a split)")
+        labels = positional_splits(
+            len(unsplit), validation_genomes, test_genomes, f"{sheet_path} (rows without a split)"
+        )
         for entry, label in zip(unsplit, labels):
             entry.split = label
     # Only a sheet with ncbi rows talks to NCBI (the demo cohort runs offline).
@@ -356,8 +361,15 @@ def read_genome_sheet(sheet_path: str) -> list[GenomeEntry]:
         if value["annotation"] and not Path(value["annotation"]).is_file():
             raise SplitsError(f"{where}: annotation {value['annotation']!r} does not exist")
         entries.append(
-            GenomeEntry(genome=genome, accession=value["accession"], source=source, location=value["location"],
-                        split=value["split"], line=line, annotation=value["annotation"])
+            GenomeEntry(
+                genome=genome,
+                accession=value["accession"],
+                source=source,
+                location=value["location"],
+                split=value["split"],
+                line=line,
+                annotation=value["annotation"],
+            )
         )
     if not entries:
         raise SplitsError(f"genome sheet {sheet_path}: no genomes")

@@ -16,9 +16,22 @@ from .errors import DnafmError
 
 # Ids must match the published checkpoints (vocab.txt of AIDO.DNA).
 VOCAB: tuple[str, ...] = (
-    "[PAD]", "[MASK]", "[CLS]", "[SEP]", "[UNK]",
-    "A", "G", "C", "T", "U", "N",
-    "[BOS]", "[EOS]", "[UNUSED1]", "[UNUSED2]", "[UNUSED3]",
+    "[PAD]",
+    "[MASK]",
+    "[CLS]",
+    "[SEP]",
+    "[UNK]",
+    "A",
+    "G",
+    "C",
+    "T",
+    "U",
+    "N",
+    "[BOS]",
+    "[EOS]",
+    "[UNUSED1]",
+    "[UNUSED2]",
+    "[UNUSED3]",
 )
 TOKEN_ID: dict[str, int] = {token: index for index, token in enumerate(VOCAB)}
 

@@ -40,9 +40,11 @@ def context_warning(model_name: str, window_bp: int, context_tokens: int | None)
     """The warning for scoring ``window_bp``-nt windows with a model pretrained on ``context_tokens``, or None."""
     if context_tokens is None or window_bp + FRAME_TOKENS <= context_tokens:
         return None
-    return (f"{model_name}: scoring {window_bp}-nt windows ({window_bp + FRAME_TOKENS} tokens) with a model pretrained "
-            f"on {context_tokens}-token inputs ({context_tokens - FRAME_TOKENS} nt); positions beyond its training "
-            f"context may score poorly (window_bp at most {context_tokens - FRAME_TOKENS} matches it)")
+    return (
+        f"{model_name}: scoring {window_bp}-nt windows ({window_bp + FRAME_TOKENS} tokens) with a model pretrained "
+        f"on {context_tokens}-token inputs ({context_tokens - FRAME_TOKENS} nt); positions beyond its training "
+        f"context may score poorly (window_bp at most {context_tokens - FRAME_TOKENS} matches it)"
+    )
 
 
 def warn_if_longer(model: str | Path, window_bp: int) -> str | None:

@@ -6,6 +6,7 @@ of the module it touches; print (and append to OUT/results.jsonl) which tests fa
 The repository itself is never edited: each bug is a one-line replacement in a fresh copy under
 $TMPDIR/dnafm-planted. docs/testing.md records the results.
 """
+
 import json
 import os
 import re
@@ -20,84 +21,173 @@ WORK = Path(tempfile.gettempdir()) / "dnafm-planted"
 OUT = Path(os.environ.get("PLANT_OUT", WORK.parent / "dnafm-planted-logs"))
 FAST = "not slow and not slurm and not browser"
 BUGS = {
- "token-labels-shifted": ("dnafm_lib/tasks/models.py",
-    "out[row, 1 : 1 + values.numel()] = values", "out[row, : values.numel()] = values",
-    ["tests/test_invariants_tasks.py", "tests/test_tasks.py", "tests/test_finetune_cli.py", "tests/test_tasks_metrics_json.py"]),
- "rc-not-normalised": ("dnafm_lib/tracks/scoring.py",
-    "self._finish(scores, summed / strands, fetch)", "self._finish(scores, summed, fetch)",
-    ["tests/test_invariants_tracks.py", "tests/test_tracks.py"]),
- "resume-at-step-0": ("dnafm_lib/train/loop.py",
-    'step, tokens_seen = int(progress["step"]), int(progress.get("tokens_seen", 0))',
-    'step, tokens_seen = 0, int(progress.get("tokens_seen", 0))',
-    ["tests/test_invariants_train.py", "tests/test_train_loop.py", "tests/test_train_distributed.py"]),
- "loss-per-micro-batch": ("dnafm_lib/train/loop.py",
-    "(micro_loss * scale).backward()", "(micro_loss * ctx.world_size / max(batch.n_targets, 1)).backward()",
-    ["tests/test_invariants_train.py", "tests/test_train_loop.py", "tests/test_train_distributed.py"]),
- "replacement-moves-to-train": ("dnafm_lib/splits.py",
-    "                split=entry.split,\n                line=entry.line,", "                split=\"train\",\n                line=entry.line,",
-    ["tests/test_invariants_splits.py", "tests/test_splits.py"]),
- "untied-head-loads": ("dnafm_lib/checkpoint.py",
-    'raise CheckpointError(f"{where}: {key} differs from {TIED_KEYS[key]}, but the two are tied")', 'pass',
-    ["tests/test_invariants_download.py", "tests/test_checkpoint.py", "tests/test_model.py"]),
- "token-predictions-shifted": ("dnafm_lib/tasks/trainer.py",
-    "return [probabilities[row, 1 : 1 + n] for row, n in enumerate(lengths)]", "return [probabilities[row, :n] for row, n in enumerate(lengths)]",
-    ["tests/test_invariants_tasks.py", "tests/test_tasks.py", "tests/test_finetune_cli.py", "tests/test_tasks_metrics_json.py"]),
- "masking-chooses-n": ("dnafm_lib/train/data.py",
-    "_MASKABLE[list(ACGT_IDS)] = True", "_MASKABLE[list(ACGT_IDS) + [10]] = True  # 10 = N",
-    ["tests/test_invariants_train.py", "tests/test_train_data.py"]),
- "random-base-not-uniform": ("dnafm_lib/train/data.py",
-    "_ACGT[rng.integers(0, 4, size=random_positions.size)]", "_ACGT[rng.integers(0, 3, size=random_positions.size)]",
-    ["tests/test_invariants_train.py", "tests/test_train_data.py"]),
- "masks-same-every-step": ("dnafm_lib/train/data.py",
-    "np.random.PCG64([int(stream), int(seed), int(step), int(sample_id)])", "np.random.PCG64([int(stream), int(seed), int(sample_id)])",
-    ["tests/test_invariants_train.py", "tests/test_train_data.py"]),
- "segments-span-gaps": ("dnafm_lib/tracks/embeddings.py",
-    "            and bins.start[j + 1] == bins.end[j]\n", "",
-    ["tests/test_invariants_tracks.py", "tests/test_tracks.py"]),
- "502-not-retried": ("dnafm_lib/http.py",
-    "if response.status_code >= 500:", "if response.status_code in (500, 503, 504):",
-    ["tests/test_invariants_download.py", "tests/test_ncbi.py"]),
- "bin-sums-overwritten-at-window-edges": ("dnafm_lib/tracks/scoring.py",
-    "scores.bin_sums[first : first + n_bins] += sums.cpu().numpy()",
-    "scores.bin_sums[first : first + n_bins] = sums.cpu().numpy()",
-    ["tests/test_invariants_tracks.py", "tests/test_tracks.py"]),
- "chunks-cut-too-small": ("dnafm_lib/tracks/tiling.py",
-    "filled += end - start", "filled += end + start",
-    ["tests/test_invariants_tracks.py", "tests/test_tracks.py"]),
- "failed-bigwig-kept": ("dnafm_lib/tracks/writers.py",
-    "self._atomic.__exit__(type(exc), exc, exc.__traceback__)", "self._atomic.__exit__(None, None, None)",
-    ["tests/test_invariants_tracks.py", "tests/test_tracks.py"]),
- "500-not-retried": ("dnafm_lib/http.py",
-    "if response.status_code >= 500:", "if response.status_code > 500:",
-    ["tests/test_invariants_download.py", "tests/test_ncbi.py"]),
- "zip-takes-another-accession": ("dnafm_lib/ncbi.py",
-    'if n.parts[:3] == ("ncbi_dataset", "data", accession) and n.suffix == ".fna"',
-    'if n.parts[:2] == ("ncbi_dataset", "data") and n.suffix == ".fna"',
-    ["tests/test_invariants_download.py", "tests/test_ncbi.py"]),
- "zip-takes-cds-and-rna": ("dnafm_lib/ncbi.py",
-    '            and not n.name.startswith(("cds_from_genomic", "rna"))\n', "",
-    ["tests/test_invariants_download.py", "tests/test_ncbi.py"]),
+    "token-labels-shifted": (
+        "dnafm_lib/tasks/models.py",
+        "out[row, 1 : 1 + values.numel()] = values",
+        "out[row, : values.numel()] = values",
+        [
+            "tests/test_invariants_tasks.py",
+            "tests/test_tasks.py",
+            "tests/test_finetune_cli.py",
+            "tests/test_tasks_metrics_json.py",
+        ],
+    ),
+    "rc-not-normalised": (
+        "dnafm_lib/tracks/scoring.py",
+        "self._finish(scores, summed / strands, fetch)",
+        "self._finish(scores, summed, fetch)",
+        ["tests/test_invariants_tracks.py", "tests/test_tracks.py"],
+    ),
+    "resume-at-step-0": (
+        "dnafm_lib/train/loop.py",
+        'step, tokens_seen = int(progress["step"]), int(progress.get("tokens_seen", 0))',
+        'step, tokens_seen = 0, int(progress.get("tokens_seen", 0))',
+        ["tests/test_invariants_train.py", "tests/test_train_loop.py", "tests/test_train_distributed.py"],
+    ),
+    "loss-per-micro-batch": (
+        "dnafm_lib/train/loop.py",
+        "(micro_loss * scale).backward()",
+        "(micro_loss * ctx.world_size / max(batch.n_targets, 1)).backward()",
+        ["tests/test_invariants_train.py", "tests/test_train_loop.py", "tests/test_train_distributed.py"],
+    ),
+    "replacement-moves-to-train": (
+        "dnafm_lib/splits.py",
+        "                split=entry.split,\n                line=entry.line,",
+        '                split="train",\n                line=entry.line,',
+        ["tests/test_invariants_splits.py", "tests/test_splits.py"],
+    ),
+    "untied-head-loads": (
+        "dnafm_lib/checkpoint.py",
+        'raise CheckpointError(f"{where}: {key} differs from {TIED_KEYS[key]}, but the two are tied")',
+        "pass",
+        ["tests/test_invariants_download.py", "tests/test_checkpoint.py", "tests/test_model.py"],
+    ),
+    "token-predictions-shifted": (
+        "dnafm_lib/tasks/trainer.py",
+        "return [probabilities[row, 1 : 1 + n] for row, n in enumerate(lengths)]",
+        "return [probabilities[row, :n] for row, n in enumerate(lengths)]",
+        [
+            "tests/test_invariants_tasks.py",
+            "tests/test_tasks.py",
+            "tests/test_finetune_cli.py",
+            "tests/test_tasks_metrics_json.py",
+        ],
+    ),
+    "masking-chooses-n": (
+        "dnafm_lib/train/data.py",
+        "_MASKABLE[list(ACGT_IDS)] = True",
+        "_MASKABLE[list(ACGT_IDS) + [10]] = True  # 10 = N",
+        ["tests/test_invariants_train.py", "tests/test_train_data.py"],
+    ),
+    "random-base-not-uniform": (
+        "dnafm_lib/train/data.py",
+        "_ACGT[rng.integers(0, 4, size=random_positions.size)]",
+        "_ACGT[rng.integers(0, 3, size=random_positions.size)]",
+        ["tests/test_invariants_train.py", "tests/test_train_data.py"],
+    ),
+    "masks-same-every-step": (
+        "dnafm_lib/train/data.py",
+        "np.random.PCG64([int(stream), int(seed), int(step), int(sample_id)])",
+        "np.random.PCG64([int(stream), int(seed), int(sample_id)])",
+        ["tests/test_invariants_train.py", "tests/test_train_data.py"],
+    ),
+    "segments-span-gaps": (
+        "dnafm_lib/tracks/embeddings.py",
+        "            and bins.start[j + 1] == bins.end[j]\n",
+        "",
+        ["tests/test_invariants_tracks.py", "tests/test_tracks.py"],
+    ),
+    "502-not-retried": (
+        "dnafm_lib/http.py",
+        "if response.status_code >= 500:",
+        "if response.status_code in (500, 503, 504):",
+        ["tests/test_invariants_download.py", "tests/test_ncbi.py"],
+    ),
+    "bin-sums-overwritten-at-window-edges": (
+        "dnafm_lib/tracks/scoring.py",
+        "scores.bin_sums[first : first + n_bins] += sums.cpu().numpy()",
+        "scores.bin_sums[first : first + n_bins] = sums.cpu().numpy()",
+        ["tests/test_invariants_tracks.py", "tests/test_tracks.py"],
+    ),
+    "chunks-cut-too-small": (
+        "dnafm_lib/tracks/tiling.py",
+        "filled += end - start",
+        "filled += end + start",
+        ["tests/test_invariants_tracks.py", "tests/test_tracks.py"],
+    ),
+    "failed-bigwig-kept": (
+        "dnafm_lib/tracks/writers.py",
+        "self._atomic.__exit__(type(exc), exc, exc.__traceback__)",
+        "self._atomic.__exit__(None, None, None)",
+        ["tests/test_invariants_tracks.py", "tests/test_tracks.py"],
+    ),
+    "500-not-retried": (
+        "dnafm_lib/http.py",
+        "if response.status_code >= 500:",
+        "if response.status_code > 500:",
+        ["tests/test_invariants_download.py", "tests/test_ncbi.py"],
+    ),
+    "zip-takes-another-accession": (
+        "dnafm_lib/ncbi.py",
+        'if n.parts[:3] == ("ncbi_dataset", "data", accession) and n.suffix == ".fna"',
+        'if n.parts[:2] == ("ncbi_dataset", "data") and n.suffix == ".fna"',
+        ["tests/test_invariants_download.py", "tests/test_ncbi.py"],
+    ),
+    "zip-takes-cds-and-rna": (
+        "dnafm_lib/ncbi.py",
+        '            and not n.name.startswith(("cds_from_genomic", "rna"))\n',
+        "",
+        ["tests/test_invariants_download.py", "tests/test_ncbi.py"],
+    ),
 }
+
+
 def run(name):
     path, old, new, tests = BUGS[name]
-    if WORK.exists(): shutil.rmtree(WORK)
-    shutil.copytree(SRC, WORK, ignore=shutil.ignore_patterns('.git', '__pycache__', '.hypothesis', '.venv', 'results', 'mutants'))
-    f = WORK / path; text = f.read_text()
+    if WORK.exists():
+        shutil.rmtree(WORK)
+    shutil.copytree(
+        SRC, WORK, ignore=shutil.ignore_patterns(".git", "__pycache__", ".hypothesis", ".venv", "results", "mutants")
+    )
+    f = WORK / path
+    text = f.read_text()
     if text.count(old) != 1:
         raise SystemExit(f"{name}: the line to change occurs {text.count(old)} times in {path}; update BUGS")
     f.write_text(text.replace(old, new))
     env = {**os.environ, "PYTHONPATH": str(WORK), "OMP_NUM_THREADS": "1"}
     tests = [t for t in tests if (WORK / t).exists()]
-    r = subprocess.run([sys.executable, "-m", "pytest", *tests, "-m", FAST, "-q", "-p", "no:cacheprovider", "-rf", "--tb=no", "--timeout=600"],
-                       cwd=WORK, env=env, capture_output=True, text=True, check=False)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            *tests,
+            "-m",
+            FAST,
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-rf",
+            "--tb=no",
+            "--timeout=600",
+        ],
+        cwd=WORK,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     failed = sorted(set(re.findall(r"^FAILED (\S+)", r.stdout, re.MULTILINE)))
     summary = r.stdout.strip().splitlines()[-1] if r.stdout.strip() else r.stderr[-300:]
     (OUT / f"{name}.log").write_text(r.stdout + r.stderr)
     return {"bug": name, "file": path, "tests_run": tests, "failed": failed, "summary": summary}
+
+
 if __name__ == "__main__":
     OUT.mkdir(parents=True, exist_ok=True)
     out = OUT / "results.jsonl"
     for name in sys.argv[1:] or BUGS:
         res = run(name)
-        with open(out, "a") as h: h.write(json.dumps(res) + "\n")
+        with open(out, "a") as h:
+            h.write(json.dumps(res) + "\n")
         print(json.dumps(res), flush=True)

@@ -169,8 +169,9 @@ class FakeNcbi:
             return self._send(request, int(fault.value), b"<html><body>Service Unavailable</body></html>", "text/html")
         if fault is not None and fault.kind == "retry_after":
             record(429)
-            return self._send(request, 429, b'{"error": "rate limit"}', "application/json",
-                              {"Retry-After": str(fault.value)})
+            return self._send(
+                request, 429, b'{"error": "rate limit"}', "application/json", {"Retry-After": str(fault.value)}
+            )
         if fault is not None and fault.kind == "html":
             record(200)
             page = b"<!DOCTYPE html>\n<html><head><title>Error</title></head><body>Try later</body></html>\n"
@@ -242,8 +243,10 @@ class FakeNcbi:
                     return 200, assembly.fasta_gz, "application/octet-stream"
                 if name == "md5checksums.txt":
                     md5 = assembly.md5_override or hashlib.md5(assembly.fasta_gz).hexdigest()
-                    lines = [f"{hashlib.md5(b'report').hexdigest()}  ./{assembly.dir_name}_assembly_report.txt",
-                             f"{md5}  ./{fasta_name}"]
+                    lines = [
+                        f"{hashlib.md5(b'report').hexdigest()}  ./{assembly.dir_name}_assembly_report.txt",
+                        f"{md5}  ./{fasta_name}",
+                    ]
                     return 200, ("\n".join(lines) + "\n").encode(), "text/plain"
         return not_found
 
@@ -253,14 +256,18 @@ class FakeNcbi:
             assembly = self.assemblies.get(accession)
             if assembly is None:
                 continue
-            reports.append({
-                "accession": assembly.accession,
-                "current_accession": assembly.current_accession or assembly.accession,
-                "source_database": "SOURCE_DATABASE_REFSEQ",
-                "assembly_info": {"assembly_name": assembly.assembly_name,
-                                  "assembly_status": assembly.status,
-                                  "assembly_level": "Complete Genome"},
-            })
+            reports.append(
+                {
+                    "accession": assembly.accession,
+                    "current_accession": assembly.current_accession or assembly.accession,
+                    "source_database": "SOURCE_DATABASE_REFSEQ",
+                    "assembly_info": {
+                        "assembly_name": assembly.assembly_name,
+                        "assembly_status": assembly.status,
+                        "assembly_level": "Complete Genome",
+                    },
+                }
+            )
         page_size = min(self.max_page_size, int(query.get("page_size", [self.default_page_size])[0]))
         offset = int(query.get("page_token", ["0"])[0])
         page = reports[offset : offset + page_size]
@@ -277,8 +284,9 @@ class FakeNcbi:
         fna_name = f"ncbi_dataset/data/{assembly.accession}/{assembly.dir_name}_genomic.fna"
         with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
             archive.writestr("README.md", "# NCBI Datasets Genome Package\n")
-            archive.writestr("ncbi_dataset/data/assembly_data_report.jsonl",
-                             json.dumps({"accession": assembly.accession}) + "\n")
+            archive.writestr(
+                "ncbi_dataset/data/assembly_data_report.jsonl", json.dumps({"accession": assembly.accession}) + "\n"
+            )
             archive.writestr(fna_name, assembly.fasta)
             archive.writestr("ncbi_dataset/data/dataset_catalog.json", "{}")
             for name, data in assembly.zip_extra_entries.items():

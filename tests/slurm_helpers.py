@@ -58,8 +58,9 @@ def repo_copy(destination: Path) -> Path:
     return destination
 
 
-def edit_profile_for_this_node(profile_dir: Path, *, pretrain_tasks: int = 2, jobs: int = 8,
-                               genomes_per_group_job: int = 2) -> dict:
+def edit_profile_for_this_node(
+    profile_dir: Path, *, pretrain_tasks: int = 2, jobs: int = 8, genomes_per_group_job: int = 2
+) -> dict:
     """Edit profiles/slurm/config.yaml of a repo copy the way an admin of this node would: no GPUs,
     2 CPUs (group jobs of 2 genomes, one CPU each), pretraining as `pretrain_tasks` torchrun agents
     on the one node (gloo), quick polling. Returns the edited settings."""
@@ -95,8 +96,12 @@ def preempt_pretraining(metrics: Path, run: subprocess.Popen, min_steps: int = 5
     while run.poll() is None:
         jobs = run_cmd(["squeue", "-h", "-o", "%i %k %T"]).stdout.split("\n")
         pretraining = [line.split() for line in jobs if "rule_pretrain_model" in line]
-        if pretraining and pretraining[0][2] == "RUNNING" and metrics.exists() \
-                and len(metrics.read_text().splitlines()) > min_steps:
+        if (
+            pretraining
+            and pretraining[0][2] == "RUNNING"
+            and metrics.exists()
+            and len(metrics.read_text().splitlines()) > min_steps
+        ):
             job_id = pretraining[0][0]
             assert run_cmd(["scancel", "--signal=USR1", job_id]).returncode == 0
             release_requeued(job_id)

@@ -33,8 +33,9 @@ def test_a_sweep_leaves_the_temps_of_a_longer_output_name_alone(tmp_path):
     from dnafm_lib.atomic import sweep_stale
 
     host = socket.gethostname()
-    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
-                          check=True)
+    gone = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True
+    )
     dead_pid = int(gone.stdout)
     day_old = time.time() - 2 * 24 * 3600
     # genome.fa.gz.fai's temps: one of this (live) process, untouched for two days; one of a dead writer
@@ -82,8 +83,10 @@ def test_a_writer_using_temp_prefix_gets_its_leftovers_swept(tmp_path):
     from dnafm_lib.atomic import sweep_stale, temp_prefix
 
     # A process makes an owner-tagged temp directory and dies without cleaning up.
-    code = ("import sys, tempfile; from dnafm_lib.atomic import temp_prefix; "
-            "tempfile.mkdtemp(prefix=temp_prefix(sys.argv[1]), dir=sys.argv[2])")
+    code = (
+        "import sys, tempfile; from dnafm_lib.atomic import temp_prefix; "
+        "tempfile.mkdtemp(prefix=temp_prefix(sys.argv[1]), dir=sys.argv[2])"
+    )
     subprocess.run([sys.executable, "-c", code, "cache-entry", str(tmp_path)], check=True)
     mine = tempfile.mkdtemp(prefix=temp_prefix(tmp_path / "cache-entry"), dir=tmp_path)
     (leftover,) = [p for p in tmp_path.iterdir() if str(p) != mine]

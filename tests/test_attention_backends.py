@@ -89,13 +89,25 @@ def test_set_attention_backend_names_the_missing_package():
 @pytest.mark.slow
 def test_gpu_7b_benchmark_smoke_runs_every_section_on_cpu(tmp_path):
     out = tmp_path / "report.json"
-    completed = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_7b.py"), "--smoke", "--out", str(out)],
-                               capture_output=True, text=True, timeout=900, cwd=ROOT,
-                               env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+    completed = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "gpu_7b.py"), "--smoke", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        cwd=ROOT,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+    )
     assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
     text = out.with_suffix(".md").read_text()
-    for heading in ("Attention at 1 × 4 × 128 × 32", "| sdpa |", "| flash_attn_4 |", "Full depth", "hg38 projection",
-                    "Scorer, whole", "Pretraining step"):
+    for heading in (
+        "Attention at 1 × 4 × 128 × 32",
+        "| sdpa |",
+        "| flash_attn_4 |",
+        "Full depth",
+        "hg38 projection",
+        "Scorer, whole",
+        "Pretraining step",
+    ):
         assert heading in text, heading
     import json
 

@@ -15,8 +15,13 @@ SEQS = ["ACGTTGCAAGCTTAGCNNACGTAGGCTAGCTAGGATCGA", "GGCATTAC", "ACGTTGCAAGCTTAGC
 
 def reference_model(add_linear_bias: bool, seed: int = 0) -> RefForMaskedLM:
     torch.manual_seed(seed)
-    config = RefConfig(hidden_size=96, num_hidden_layers=3, num_attention_heads=4, intermediate_size=256,
-                       add_linear_bias=add_linear_bias)
+    config = RefConfig(
+        hidden_size=96,
+        num_hidden_layers=3,
+        num_attention_heads=4,
+        intermediate_size=256,
+        add_linear_bias=add_linear_bias,
+    )
     return RefForMaskedLM(config).eval()
 
 
@@ -106,6 +111,7 @@ def test_a_pickle_with_code_is_refused(tmp_path):
     class Evil:
         def __reduce__(self):
             return (print, ("owned",))
+
     (tmp_path / "m").mkdir()
     save_model(load_model("tiny"), tmp_path / "good")
     (tmp_path / "m" / "config.json").write_text((tmp_path / "good" / "config.json").read_text())
@@ -137,6 +143,7 @@ def test_save_leaves_no_partial_directory_when_writing_fails(tmp_path, monkeypat
 
     def boom(*args, **kwargs):
         raise OSError("disk full")
+
     monkeypatch.setattr(ck, "save_file", boom)
     with pytest.raises(OSError):
         save_model(load_model("tiny"), tmp_path / "out")

@@ -70,12 +70,14 @@ def _integer_weights(path):
 def _nan_weights(path):
     def poison(state):
         state["bert.encoder.ln.weight"][3] = float("nan")
+
     _rewrite(path, poison)
 
 
 def _inf_weights(path):
     def poison(state):
         state["bert.encoder.ln.bias"][0] = float("inf")
+
     _rewrite(path, poison)
 
 
@@ -103,8 +105,11 @@ CASES = [
     (lambda p: _shard_with_index(p, "not json"), "model.safetensors.index.json", "not valid JSON"),
     (lambda p: _shard_with_index(p, '{"metadata": {}}'), "model.safetensors.index.json", "'weight_map' maps each"),
     (lambda p: _shard_with_index(p, '{"weight_map": {"a": 3}}'), "model.safetensors.index.json", "'weight_map'"),
-    (lambda p: _shard_with_index(p, '{"weight_map": {"bert.x": "model-00001-of-00001.safetensors"}}'),
-     "model-00001-of-00001.safetensors", "lacks bert.x that model.safetensors.index.json puts there"),
+    (
+        lambda p: _shard_with_index(p, '{"weight_map": {"bert.x": "model-00001-of-00001.safetensors"}}'),
+        "model-00001-of-00001.safetensors",
+        "lacks bert.x that model.safetensors.index.json puts there",
+    ),
 ]
 
 
@@ -135,8 +140,21 @@ def test_cli_reports_a_corrupt_checkpoint_in_one_line_and_writes_nothing(checkpo
     (tmp_path / "r.bed").write_text("c\t2\t5\n")
     out = tmp_path / "out"
     out.mkdir()
-    code = main(["ism", "--model", str(checkpoint), "--fasta", str(tmp_path / "g.fa"), "--regions",
-                 str(tmp_path / "r.bed"), "--out-dir", str(out / "ism"), "--device", "cpu"])
+    code = main(
+        [
+            "ism",
+            "--model",
+            str(checkpoint),
+            "--fasta",
+            str(tmp_path / "g.fa"),
+            "--regions",
+            str(tmp_path / "r.bed"),
+            "--out-dir",
+            str(out / "ism"),
+            "--device",
+            "cpu",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 1 and err.count("\n") == 1
     assert f"{checkpoint / 'model.safetensors'}: the tensors' CRC-32 differs from the one in config.json" in err

@@ -27,11 +27,14 @@ def test_a_bad_checkpoint_is_one_clean_error_line(tmp_path, capsys):
 
 
 def test_help_lists_the_subcommands():
-    out = subprocess.run([sys.executable, "-m", "dnafm_lib", "--help"], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "dnafm_lib", "--help"], capture_output=True, text=True, check=True
+    ).stdout
     assert "model-info" in out
 
 
 def test_unknown_preset_is_one_clean_error_line(capsys):
     assert main(["model-info", "--preset", "huge"]) == 1
     assert capsys.readouterr().err.strip() == (
-        "dnafm model-info: error: unknown model preset 'huge'; choose one of tiny, 300m, 7b")
+        "dnafm model-info: error: unknown model preset 'huge'; choose one of tiny, 300m, 7b"
+    )

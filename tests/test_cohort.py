@@ -34,11 +34,16 @@ def test_a_cohorts_model_map_replaces_the_defaults_and_its_settings_merge_key_by
 
 
 def test_lists_and_free_maps_replace_while_nested_settings_sections_merge():
-    defaults = {"stages": ["splits", "pretrain", "tracks", "finetune"],
-                "splits": {"nt_list": None, "replacements": {"GCF_000000001.1": "GCF_000000002.1"}},
-                "pretrain": {"run": "demo", "train": {"model": "tiny", "seed": 0, "model_overrides": {"a": 1}}}}
-    cohort = {"stages": ["tracks"], "splits": {"replacements": {}},
-              "pretrain": {"train": {"seed": 3, "model_overrides": {"b": 2}}}}
+    defaults = {
+        "stages": ["splits", "pretrain", "tracks", "finetune"],
+        "splits": {"nt_list": None, "replacements": {"GCF_000000001.1": "GCF_000000002.1"}},
+        "pretrain": {"run": "demo", "train": {"model": "tiny", "seed": 0, "model_overrides": {"a": 1}}},
+    }
+    cohort = {
+        "stages": ["tracks"],
+        "splits": {"replacements": {}},
+        "pretrain": {"train": {"seed": 3, "model_overrides": {"b": 2}}},
+    }
     config = layer_config(defaults, cohort, SCHEMA)
     assert config["stages"] == ["tracks"]
     assert config["splits"] == {"nt_list": None, "replacements": {}}
@@ -52,16 +57,28 @@ def test_stages_come_in_workflow_order_and_default_to_all():
 
 
 def cohort(stages, models=None, finetune_model="/models/aido", **extra):
-    config = layer_config(DEFAULTS, {"stages": stages, "tracks": {"models": models or {"aido": "/models/aido"}},
-                                     "finetune": {"model": finetune_model}, **extra}, SCHEMA)
+    config = layer_config(
+        DEFAULTS,
+        {
+            "stages": stages,
+            "tracks": {"models": models or {"aido": "/models/aido"}},
+            "finetune": {"model": finetune_model},
+            **extra,
+        },
+        SCHEMA,
+    )
     return config, selected_stages(config)
 
 
 @pytest.mark.parametrize(
     ("stages", "models", "finetune_model", "message"),
     [
-        (["tracks"], {"demo": "export", "aido": "/m"}, "/m", "tracks.models: demo: 'export' is the model of the "
-                                                           "pretrain stage (results/models/demo); add pretrain"),
+        (
+            ["tracks"],
+            {"demo": "export", "aido": "/m"},
+            "/m",
+            "tracks.models: demo: 'export' is the model of the pretrain stage (results/models/demo); add pretrain",
+        ),
         (["finetune"], None, "export", "finetune.model: 'export' is the model of the pretrain stage"),
         (["pretrain", "tracks"], None, "/m", "add splits to stages"),
     ],
@@ -91,8 +108,12 @@ def test_tracks_without_splits_need_a_genome_sheet():
 
 @pytest.mark.parametrize("stages", [["tracks"], ["finetune"], ["tracks", "finetune"]])
 def test_an_nt_list_cohort_without_splits_is_told_to_add_splits_not_given_the_demo_genomes(stages):
-    layer = {"stages": stages, "tracks": {"models": {"aido": "/models/aido"}}, "finetune": {"model": "/models/aido"},
-             "splits": {"nt_list": "urls.txt"}}
+    layer = {
+        "stages": stages,
+        "tracks": {"models": {"aido": "/models/aido"}},
+        "finetune": {"model": "/models/aido"},
+        "splits": {"nt_list": "urls.txt"},
+    }
     config = layer_configs(DEFAULTS, [layer], SCHEMA)
     assert config["genome_sheet"] == "config/genomes.tsv"  # the demo's sheet, inherited
     with pytest.raises(CohortConfigError, match=r"config splits.nt_list: .*config/genomes.tsv; add splits to stages"):
@@ -112,7 +133,9 @@ def test_an_nt_list_cohort_with_splits_or_its_own_sheet_passes():
 def test_unknown_genome_names_are_named_with_the_sheets_genomes():
     config, selected = cohort(["tracks", "finetune"], genome_sheet="my.tsv")
     config["tracks"]["genomes"] = ["a", "zz"]
-    with pytest.raises(CohortConfigError, match=r"config tracks.genomes: zz not in the genome sheet my.tsv \(its genomes: a, b\)"):
+    with pytest.raises(
+        CohortConfigError, match=r"config tracks.genomes: zz not in the genome sheet my.tsv \(its genomes: a, b\)"
+    ):
         check_genome_names(config, selected, ["a", "b"])
     config["tracks"]["genomes"] = "all"
     config["finetune"]["genomes"] = ["c"]
@@ -137,8 +160,11 @@ def test_the_global_batch_must_split_over_nodes_and_processes():
     config["pretrain"]["train"].update(global_batch_size=1024, micro_batch_size=2)
     check_pretrain_batch(config)  # 1024 = 2 × 32 ranks × 16
     config["pretrain"]["train"]["global_batch_size"] = 1000
-    with pytest.raises(CohortConfigError, match=r"global_batch_size 1000 is not divisible by micro_batch_size 2 × "
-                                                r"world size 32.*pretrain.nodes 4 × pretrain.nproc_per_node 8"):
+    with pytest.raises(
+        CohortConfigError,
+        match=r"global_batch_size 1000 is not divisible by micro_batch_size 2 × "
+        r"world size 32.*pretrain.nodes 4 × pretrain.nproc_per_node 8",
+    ):
         check_pretrain_batch(config)
 
 
@@ -154,8 +180,11 @@ def test_the_demo_and_the_shipped_cohorts_pass_every_start_check():
 
 def test_a_missing_checkpoint_directory_is_named_at_start(tmp_path):
     config, selected = cohort(["tracks", "finetune"], {"aido": str(tmp_path / "AIDO.DNA-300M")}, str(tmp_path))
-    with pytest.raises(CohortConfigError, match=r"config tracks.models: aido: .*AIDO.DNA-300M is not a checkpoint "
-                                                r"directory \(no config.json\)"):
+    with pytest.raises(
+        CohortConfigError,
+        match=r"config tracks.models: aido: .*AIDO.DNA-300M is not a checkpoint "
+        r"directory \(no config.json\)",
+    ):
         check_model_directories(config, selected)
     (tmp_path / "AIDO.DNA-300M").mkdir()
     (tmp_path / "AIDO.DNA-300M" / "config.json").write_text("{}")

@@ -28,11 +28,18 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def snakemake(config_path: Path, *args: str, timeout: int = 900) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-           "DNAFM_CACHE_DIR": str(config_path.parent / "cache")}  # the weights' sha256 cache
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "DNAFM_CACHE_DIR": str(config_path.parent / "cache"),
+    }  # the weights' sha256 cache
     return subprocess.run(
         [sys.executable, "-m", "snakemake", "--configfile", str(config_path), "--cores", "2", "--nolock", *args],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout,
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
 
 
@@ -62,18 +69,33 @@ def new_cohort(tmp_path: Path, *, models: dict[str, str], stages=("tracks",), sh
         "ctg1\ttest\tgene\t2001\t2900\t.\t-\t.\tID=g2\n"
     )
     sheet = tmp_path / "genomes.tsv"
-    rows = sheet_rows if sheet_rows is not None else [
-        f"{name}\tfile\t\t{fasta}\t\t{gff or ''}" for name, (fasta, gff) in genomes.items()
-    ]
+    rows = (
+        sheet_rows
+        if sheet_rows is not None
+        else [f"{name}\tfile\t\t{fasta}\t\t{gff or ''}" for name, (fasta, gff) in genomes.items()]
+    )
     sheet.write_text("genome\tsource\taccession\tlocation\tsplit\tannotation\n" + "".join(r + "\n" for r in rows))
     igv_js = tmp_path / "igv.min.js"
     igv_js.write_text("/* igv.js stand-in: the browser test loads the real one */")
     config = {
-        "cohort": "mine_test", "results_dir": str(tmp_path / "results"), "logs_dir": str(tmp_path / "logs"),
-        "genome_sheet": str(sheet), "stages": list(stages),
-        "tracks": {"models": models, "chunk_bp": 100000, "window_bp": 300, "stride_bp": 150, "passes": 2,
-                   "batch_size": 16, "threads": 1, "n_clusters": 3, "igv_js": str(igv_js), "device": "cpu",
-                   **tracks},
+        "cohort": "mine_test",
+        "results_dir": str(tmp_path / "results"),
+        "logs_dir": str(tmp_path / "logs"),
+        "genome_sheet": str(sheet),
+        "stages": list(stages),
+        "tracks": {
+            "models": models,
+            "chunk_bp": 100000,
+            "window_bp": 300,
+            "stride_bp": 150,
+            "passes": 2,
+            "batch_size": 16,
+            "threads": 1,
+            "n_clusters": 3,
+            "igv_js": str(igv_js),
+            "device": "cpu",
+            **tracks,
+        },
     }
     path = tmp_path / "cohort.yaml"
     path.write_text(yaml.safe_dump(config))
@@ -144,8 +166,15 @@ def test_tracks_only_cohort_plans_no_splits_pretraining_or_finetuning(tmp_path):
     assert run.returncode == 0, run.stderr[-3000:]
     jobs = planned_jobs(run)
     assert "prepare_genome" in jobs and "split_genome_chunks" in jobs
-    assert not jobs & {"build_splits", "shard_genome", "index_shards", "pretrain_model", "export_model",
-                       "build_cds_windows", "compare_finetuning"}
+    assert not jobs & {
+        "build_splits",
+        "shard_genome",
+        "index_shards",
+        "pretrain_model",
+        "export_model",
+        "build_cds_windows",
+        "compare_finetuning",
+    }
 
 
 @pytest.mark.slow
@@ -167,11 +196,20 @@ def test_a_cohorts_models_replace_the_defaults_models(tmp_path):
         (dict(stages=("pretrain", "tracks")), "add splits to stages"),
         (dict(sheet_rows=[]), "has a header but no genomes"),
         (dict(genomes=["annotated", "nonesuch"]), "config tracks.genomes: nonesuch not in the genome sheet"),
-        (dict(models={"aido": "no/such/AIDO.DNA-7B"}), "config tracks.models: aido: no/such/AIDO.DNA-7B is not a checkpoint"),
+        (
+            dict(models={"aido": "no/such/AIDO.DNA-7B"}),
+            "config tracks.models: aido: no/such/AIDO.DNA-7B is not a checkpoint",
+        ),
         (dict(target_job_minutes=30), "config tracks.target_job_minutes needs tracks.tokens_per_second"),
     ],
-    ids=["export-without-pretrain", "pretrain-without-splits", "header-only-sheet", "unknown-track-genome",
-         "missing-checkpoint", "job-minutes-without-throughput"],
+    ids=[
+        "export-without-pretrain",
+        "pretrain-without-splits",
+        "header-only-sheet",
+        "unknown-track-genome",
+        "missing-checkpoint",
+        "job-minutes-without-throughput",
+    ],
 )
 def test_config_mistakes_stop_the_dry_run_with_one_line(tmp_path, change, message):
     change = dict(change)
@@ -224,6 +262,8 @@ def test_windows_longer_than_the_models_training_context_warn_at_start(tmp_path)
     run = dry_run(new_cohort(tmp_path, models={"short": str(model)}, window_bp=300))
     assert run.returncode == 0, run.stderr[-3000:]
     told = run.stdout + run.stderr
-    assert ("warning: tracks.models short: scoring 300-nt windows (302 tokens) with a model pretrained on 256-token "
-            "inputs (254 nt)") in told
+    assert (
+        "warning: tracks.models short: scoring 300-nt windows (302 tokens) with a model pretrained on 256-token "
+        "inputs (254 nt)"
+    ) in told
     assert told.count("warning: tracks.models short") == 1

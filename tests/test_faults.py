@@ -46,16 +46,25 @@ def test_a_directory_as_fasta_is_one_line_naming_it(tmp_path, capsys):
     (tmp_path / "adir").mkdir()
     (tmp_path / "out").mkdir()
     before = listing(tmp_path)
-    code, err = run_cli(capsys, "prepare-genome", "--genome", "g", "--fasta", str(tmp_path / "adir"),
-                        "--out-dir", str(tmp_path / "out" / "g"))
+    code, err = run_cli(
+        capsys,
+        "prepare-genome",
+        "--genome",
+        "g",
+        "--fasta",
+        str(tmp_path / "adir"),
+        "--out-dir",
+        str(tmp_path / "out" / "g"),
+    )
     assert code == 1
     assert one_error_line(err, "prepare-genome").endswith(f"{tmp_path / 'adir'}: is a directory")
     assert listing(tmp_path) == before
 
 
 def test_a_missing_fasta_is_one_line_naming_it(tmp_path, capsys):
-    code, err = run_cli(capsys, "shard", "--genome", "g", "--fasta", str(tmp_path / "nope.fa"),
-                        "--out-dir", str(tmp_path / "s"))
+    code, err = run_cli(
+        capsys, "shard", "--genome", "g", "--fasta", str(tmp_path / "nope.fa"), "--out-dir", str(tmp_path / "s")
+    )
     assert code == 1
     assert one_error_line(err, "shard").endswith(f"{tmp_path / 'nope.fa'}: no such file or directory")
     assert listing(tmp_path) == []
@@ -68,8 +77,9 @@ def test_a_read_only_output_directory_is_one_line_naming_it(tmp_path, capsys):
     out.mkdir()
     out.chmod(0o555)
     try:
-        code, err = run_cli(capsys, "prepare-genome", "--genome", "g", "--fasta", str(tmp_path / "g.fa"),
-                            "--out-dir", str(out / "g"))
+        code, err = run_cli(
+            capsys, "prepare-genome", "--genome", "g", "--fasta", str(tmp_path / "g.fa"), "--out-dir", str(out / "g")
+        )
     finally:
         out.chmod(0o755)
     assert code == 1
@@ -82,9 +92,23 @@ def test_a_file_where_the_output_parent_should_be_is_one_line_naming_it(tmp_path
     directory is needed is refused for every user, so this runs everywhere, as a real process."""
     (tmp_path / "g.fa").write_text(">a\nACGT\n")
     (tmp_path / "blocker").write_text("a file")
-    done = subprocess.run([sys.executable, "-m", "dnafm_lib", "prepare-genome", "--genome", "g", "--fasta",
-                           str(tmp_path / "g.fa"), "--out-dir", str(tmp_path / "blocker" / "g")],
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "dnafm_lib",
+            "prepare-genome",
+            "--genome",
+            "g",
+            "--fasta",
+            str(tmp_path / "g.fa"),
+            "--out-dir",
+            str(tmp_path / "blocker" / "g"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 1
     assert done.stderr.strip().splitlines() == [
         f"dnafm prepare-genome: error: {tmp_path / 'blocker'}: is a file, so {tmp_path / 'blocker' / 'g'} "
@@ -97,12 +121,26 @@ def test_an_unexpected_library_error_is_one_line_and_debug_shows_the_traceback(t
     bad = tmp_path / "bad.gff3.gz"
     bad.write_bytes(gzip.compress(b"c\t.\tgene\t1\t4\t.\t+\t.\tID=a\n" * 200)[:-30])
     (tmp_path / "g.fa").write_text(">c\nACGTACGTACGT\n")
-    argv = [sys.executable, "-m", "dnafm_lib", "prepare-genome", "--genome", "g", "--fasta", str(tmp_path / "g.fa"),
-            "--annotation", str(bad), "--out-dir", str(tmp_path / "out")]
+    argv = [
+        sys.executable,
+        "-m",
+        "dnafm_lib",
+        "prepare-genome",
+        "--genome",
+        "g",
+        "--fasta",
+        str(tmp_path / "g.fa"),
+        "--annotation",
+        str(bad),
+        "--out-dir",
+        str(tmp_path / "out"),
+    ]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=120)
     assert done.returncode == 1
-    assert done.stderr.strip().splitlines() == [f"dnafm prepare-genome: error: {bad}: truncated or corrupt gzip "
-                                                "(Compressed file ended before the end-of-stream marker was reached)"]
+    assert done.stderr.strip().splitlines() == [
+        f"dnafm prepare-genome: error: {bad}: truncated or corrupt gzip "
+        "(Compressed file ended before the end-of-stream marker was reached)"
+    ]
     for debug_argv in (["--debug", *argv[3:]], [*argv[3:], "--debug"]):  # before or after the subcommand
         debug = subprocess.run([argv[0], "-m", "dnafm_lib", *debug_argv], capture_output=True, text=True, timeout=120)
         assert debug.returncode == 1 and "Traceback (most recent call last)" in debug.stderr
@@ -115,6 +153,7 @@ def test_the_error_boundary_names_the_type_of_an_exception_it_does_not_know(monk
 
     def broken(args):
         raise KeyError("hidden_size")
+
     monkeypatch.setattr(model_info, "run", broken)
     code, err = run_cli(capsys, "model-info", "--preset", "tiny")
     assert code == 1
@@ -130,11 +169,13 @@ def test_an_existing_file_as_out_dir_is_an_error_and_is_kept(tmp_path, capsys):
     (tmp_path / "g.fa").write_text(">a\nACGT\n")
     (tmp_path / "out").write_text("precious")
     before = listing(tmp_path)
-    code, err = run_cli(capsys, "prepare-genome", "--genome", "g", "--fasta", str(tmp_path / "g.fa"),
-                        "--out-dir", str(tmp_path / "out"))
+    code, err = run_cli(
+        capsys, "prepare-genome", "--genome", "g", "--fasta", str(tmp_path / "g.fa"), "--out-dir", str(tmp_path / "out")
+    )
     assert code == 1
     assert one_error_line(err, "prepare-genome").endswith(
-        f"{tmp_path / 'out'}: exists and is not a directory; remove it or choose another output directory")
+        f"{tmp_path / 'out'}: exists and is not a directory; remove it or choose another output directory"
+    )
     assert (tmp_path / "out").read_text() == "precious"
     assert listing(tmp_path) == before
 
@@ -161,9 +202,15 @@ def test_temps_of_dead_writers_are_swept_and_live_ones_kept(tmp_path):
     (tmp_path / ".tmp-outer.x").write_text("not ours")
     with atomic_dir(tmp_path / "out") as tmp:
         (tmp / "a").write_text("1")
-    assert listing(tmp_path) == sorted([
-        "out", "out/a", f".tmp-out.{host}.{os.getppid()}.live99", ".tmp-out.other-host.example.12.q", ".tmp-outer.x",
-    ])
+    assert listing(tmp_path) == sorted(
+        [
+            "out",
+            "out/a",
+            f".tmp-out.{host}.{os.getppid()}.live99",
+            ".tmp-out.other-host.example.12.q",
+            ".tmp-outer.x",
+        ]
+    )
 
 
 def test_a_foreign_hosts_temp_is_swept_only_when_old(tmp_path):
@@ -185,32 +232,66 @@ def test_a_utf8_byte_order_mark_is_accepted(tmp_path):
 def test_a_non_utf8_header_is_an_error_naming_record_and_column(tmp_path, capsys):
     (tmp_path / "latin.fa").write_bytes(b">a\nAC\n>chr\xe92 x\nGT\n")
     (tmp_path / "out").mkdir()
-    code, err = run_cli(capsys, "prepare-genome", "--genome", "g", "--fasta", str(tmp_path / "latin.fa"),
-                        "--out-dir", str(tmp_path / "out" / "g"))
+    code, err = run_cli(
+        capsys,
+        "prepare-genome",
+        "--genome",
+        "g",
+        "--fasta",
+        str(tmp_path / "latin.fa"),
+        "--out-dir",
+        str(tmp_path / "out" / "g"),
+    )
     assert code == 1
     assert one_error_line(err, "prepare-genome").endswith(
-        f"{tmp_path / 'latin.fa'}: record 2 header, column 5: byte 0xe9 is not UTF-8 (header 'chr�2 x')")
+        f"{tmp_path / 'latin.fa'}: record 2 header, column 5: byte 0xe9 is not UTF-8 (header 'chr�2 x')"
+    )
     assert listing(tmp_path / "out") == []
 
 
 @pytest.mark.parametrize("where", ["last", "middle", "first"])
 def test_zero_length_records_are_skipped_alike_by_prepare_and_shard(tmp_path, capsys, where):
-    records = {"first": ">e\n>a\nACGTACGT\n>b\nGGCC\n", "middle": ">a\nACGTACGT\n>e\n>b\nGGCC\n",
-               "last": ">a\nACGTACGT\n>b\nGGCC\n>e\n"}
+    records = {
+        "first": ">e\n>a\nACGTACGT\n>b\nGGCC\n",
+        "middle": ">a\nACGTACGT\n>e\n>b\nGGCC\n",
+        "last": ">a\nACGTACGT\n>b\nGGCC\n>e\n",
+    }
     (tmp_path / "g.fa").write_text(records[where])
-    code, err = run_cli(capsys, "prepare-genome", "--genome", "g", "--fasta", str(tmp_path / "g.fa"),
-                        "--out-dir", str(tmp_path / "genome"))
+    code, err = run_cli(
+        capsys,
+        "prepare-genome",
+        "--genome",
+        "g",
+        "--fasta",
+        str(tmp_path / "g.fa"),
+        "--out-dir",
+        str(tmp_path / "genome"),
+    )
     assert code == 0
-    assert err.strip() == f"dnafm prepare-genome: warning: {tmp_path / 'g.fa'}: skipped 1 zero-length record(s) " \
-                          "(a header with no sequence): 'e'"
+    assert (
+        err.strip() == f"dnafm prepare-genome: warning: {tmp_path / 'g.fa'}: skipped 1 zero-length record(s) "
+        "(a header with no sequence): 'e'"
+    )
     sizes = (tmp_path / "genome" / "chrom.sizes").read_text()
     fai = (tmp_path / "genome" / "genome.fa.gz.fai").read_text()
     assert sizes == "a\t8\nb\t4\n"
     assert [line.split("\t")[:2] for line in fai.splitlines()] == [["a", "8"], ["b", "4"]]
     assert list(pyfaidx.Fasta(str(tmp_path / "genome" / "genome.fa.gz")).keys()) == ["a", "b"]
 
-    code, err = run_cli(capsys, "shard", "--genome", "g", "--fasta", str(tmp_path / "g.fa"), "--out-dir",
-                        str(tmp_path / "shard"), "--window-nt", "4", "--min-tail-nt", "1")
+    code, err = run_cli(
+        capsys,
+        "shard",
+        "--genome",
+        "g",
+        "--fasta",
+        str(tmp_path / "g.fa"),
+        "--out-dir",
+        str(tmp_path / "shard"),
+        "--window-nt",
+        "4",
+        "--min-tail-nt",
+        "1",
+    )
     assert code == 0 and "warning" in err and "'e'" in err
     metadata = read_shard_metadata(tmp_path / "shard")
     assert [c["name"] for c in metadata["contigs"]] == ["a", "b"]
@@ -238,10 +319,16 @@ def test_shard_of_a_directory_path_that_is_a_file_is_refused(tmp_path):
 SHEET_HEADER = "genome\tsource\taccession\tlocation\tsplit\tannotation\n"
 
 
-@pytest.mark.parametrize("row, message", [
-    ("arabidopsis_chloroplast\tfile\tNC_1\tx.fa\ttrain\t\textra\n", "line 2: 7 tab-separated fields, but the header has 6"),
-    ("a\tfile\tNC_1\tx.fa\n", "line 2: 4 tab-separated fields, but the header has 6"),
-])
+@pytest.mark.parametrize(
+    "row, message",
+    [
+        (
+            "arabidopsis_chloroplast\tfile\tNC_1\tx.fa\ttrain\t\textra\n",
+            "line 2: 7 tab-separated fields, but the header has 6",
+        ),
+        ("a\tfile\tNC_1\tx.fa\n", "line 2: 4 tab-separated fields, but the header has 6"),
+    ],
+)
 def test_a_ragged_sheet_row_is_named_by_its_line(tmp_path, row, message):
     sheet = tmp_path / "genomes.tsv"
     sheet.write_text(SHEET_HEADER + row)
@@ -265,10 +352,13 @@ def test_a_non_utf8_sheet_names_line_and_column(tmp_path):
         read_genome_sheet(sheet)
 
 
-@pytest.mark.parametrize("location, message", [
-    ("", "location is empty (a 'file' row needs the path of its FASTA)"),
-    ("x" * 300, "location 'xxxxxxxxxx"),  # longer than a file name may be: the OS's reason follows
-])
+@pytest.mark.parametrize(
+    "location, message",
+    [
+        ("", "location is empty (a 'file' row needs the path of its FASTA)"),
+        ("x" * 300, "location 'xxxxxxxxxx"),  # longer than a file name may be: the OS's reason follows
+    ],
+)
 def test_a_file_row_with_an_empty_or_impossible_location_is_named(tmp_path, location, message):
     from dnafm_lib.genomes import check_genome_sheet
 
@@ -296,4 +386,6 @@ def test_os_errors_are_described_by_path_and_reason():
     from dnafm_lib.cli import describe_error
 
     assert describe_error(PermissionError(13, "Permission denied", "/data/out")) == "/data/out: permission denied"
-    assert describe_error(OSError(18, "Invalid cross-device link", "a", None, "b")) == "a → b: invalid cross-device link"
+    assert (
+        describe_error(OSError(18, "Invalid cross-device link", "a", None, "b")) == "a → b: invalid cross-device link"
+    )

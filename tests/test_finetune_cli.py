@@ -54,10 +54,30 @@ def test_fit_then_test_on_the_command_line_writes_sane_metrics_and_predictions(t
     out_dir = tmp_path / "run"
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
     fit = subprocess.run(
-        ["dnafm", "fit", "--config", str(config), "--model", "SequenceClassification", "--model.backbone", "tiny",
-         "--model.n_classes", "2", "--data", "SequenceClassification", "--data.path", str(classification_tsv),
-         "--trainer.out_dir", str(out_dir), "--trainer.max_epochs", "4"],
-        capture_output=True, text=True, env=env, timeout=300,
+        [
+            "dnafm",
+            "fit",
+            "--config",
+            str(config),
+            "--model",
+            "SequenceClassification",
+            "--model.backbone",
+            "tiny",
+            "--model.n_classes",
+            "2",
+            "--data",
+            "SequenceClassification",
+            "--data.path",
+            str(classification_tsv),
+            "--trainer.out_dir",
+            str(out_dir),
+            "--trainer.max_epochs",
+            "4",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
     )
     assert fit.returncode == 0, fit.stderr
     metrics = json.loads((out_dir / "metrics.json").read_text())
@@ -75,9 +95,22 @@ def test_fit_then_test_on_the_command_line_writes_sane_metrics_and_predictions(t
     assert sorted(p.name for p in (out_dir / "best").iterdir()) == ["model.safetensors", "task.json"]
 
     test = subprocess.run(
-        ["dnafm", "test", "--ckpt-path", str(out_dir / "best"), "--data.path", str(classification_tsv),
-         "--trainer.out_dir", str(tmp_path / "test"), "--trainer.progress_bar", "false"],
-        capture_output=True, text=True, env=env, timeout=300,
+        [
+            "dnafm",
+            "test",
+            "--ckpt-path",
+            str(out_dir / "best"),
+            "--data.path",
+            str(classification_tsv),
+            "--trainer.out_dir",
+            str(tmp_path / "test"),
+            "--trainer.progress_bar",
+            "false",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
     )
     assert test.returncode == 0, test.stderr
     retested = json.loads((tmp_path / "test" / "metrics.json").read_text())
@@ -91,14 +124,30 @@ def test_regression_from_parquet_reports_mse_and_correlations(tmp_path, capsys):
     table["gc"] = table["sequence"].map(lambda s: (s.count("G") + s.count("C")) / len(s))
     path = tmp_path / "gc.parquet"
     table.drop(columns=["label"]).to_parquet(path)
-    code, out, err = _fit(["--model", "SequenceRegression", *FAST, "--data.path", str(path), "--data.label_column", "gc",
-                           "--trainer.out_dir", str(tmp_path / "run"), "--trainer.max_epochs", "2"], capsys)
+    code, out, err = _fit(
+        [
+            "--model",
+            "SequenceRegression",
+            *FAST,
+            "--data.path",
+            str(path),
+            "--data.label_column",
+            "gc",
+            "--trainer.out_dir",
+            str(tmp_path / "run"),
+            "--trainer.max_epochs",
+            "2",
+        ],
+        capsys,
+    )
     assert code == 0, err
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert set(metrics["test"]) >= {"mse", "pearson", "spearman"}
     predictions = pd.read_csv(tmp_path / "run" / "predictions.tsv", sep="\t")
     assert {"label", "prediction"} <= set(predictions) and len(predictions) == 10
-    np.testing.assert_allclose(predictions["label"], table.loc[predictions["row"], "gc"], rtol=1e-5)  # written with 6 digits
+    np.testing.assert_allclose(
+        predictions["label"], table.loc[predictions["row"], "gc"], rtol=1e-5
+    )  # written with 6 digits
 
 
 def test_token_classification_from_csv_writes_per_base_predictions(tmp_path, capsys):
@@ -107,9 +156,24 @@ def test_token_classification_from_csv_writes_per_base_predictions(tmp_path, cap
     table.loc[0, "classes"] = "0" + table.loc[0, "classes"][1:]  # a leading zero must survive the CSV
     path = tmp_path / "bases.csv"
     table.to_csv(path, index=False)
-    code, out, err = _fit(["--model", "TokenClassification", *FAST, "--model.n_classes", "2", "--data.path", str(path),
-                           "--data.label_column", "classes", "--trainer.out_dir", str(tmp_path / "run"),
-                           "--trainer.max_epochs", "1"], capsys)
+    code, out, err = _fit(
+        [
+            "--model",
+            "TokenClassification",
+            *FAST,
+            "--model.n_classes",
+            "2",
+            "--data.path",
+            str(path),
+            "--data.label_column",
+            "classes",
+            "--trainer.out_dir",
+            str(tmp_path / "run"),
+            "--trainer.max_epochs",
+            "1",
+        ],
+        capsys,
+    )
     assert code == 0, err
     predictions = pd.read_csv(tmp_path / "run" / "predictions.tsv", sep="\t", dtype={"label": str, "prediction": str})
     assert (predictions["label"].str.len() == 12).all() and (predictions["prediction"].str.len() == 12).all()
@@ -119,9 +183,24 @@ def test_token_classification_from_csv_writes_per_base_predictions(tmp_path, cap
 def test_without_a_split_column_the_ratios_split_the_rows(tmp_path, capsys):
     path = tmp_path / "nosplit.tsv"
     _composition_table(n_rows=40).drop(columns=["split"]).to_csv(path, sep="\t", index=False)
-    code, out, err = _fit(["--model", "SequenceClassification", *FAST, "--data.path", str(path),
-                           "--data.val_ratio", "0.25", "--data.test_ratio", "0.2",
-                           "--trainer.out_dir", str(tmp_path / "run"), "--trainer.max_steps", "2"], capsys)
+    code, out, err = _fit(
+        [
+            "--model",
+            "SequenceClassification",
+            *FAST,
+            "--data.path",
+            str(path),
+            "--data.val_ratio",
+            "0.25",
+            "--data.test_ratio",
+            "0.2",
+            "--trainer.out_dir",
+            str(tmp_path / "run"),
+            "--trainer.max_steps",
+            "2",
+        ],
+        capsys,
+    )
     assert code == 0, err
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["val"]["n"] == 10 and metrics["test"]["n"] == 8
@@ -132,9 +211,24 @@ def test_early_stopping_ends_training_after_patience_epochs_without_gain(tmp_pat
     table = _composition_table(n_rows=48)
     table["label"] = np.random.default_rng(3).integers(0, 2, len(table))  # labels carry no signal
     table.to_csv(path, sep="\t", index=False)
-    code, out, err = _fit(["--model", "SequenceClassification", *FAST, "--data.path", str(path),
-                           "--trainer.lr", "3e-3", "--trainer.patience", "1", "--trainer.max_epochs", "30",
-                           "--trainer.out_dir", str(tmp_path / "run")], capsys)
+    code, out, err = _fit(
+        [
+            "--model",
+            "SequenceClassification",
+            *FAST,
+            "--data.path",
+            str(path),
+            "--trainer.lr",
+            "3e-3",
+            "--trainer.patience",
+            "1",
+            "--trainer.max_epochs",
+            "30",
+            "--trainer.out_dir",
+            str(tmp_path / "run"),
+        ],
+        capsys,
+    )
     assert code == 0, err
     history = pd.read_csv(tmp_path / "run" / "history.tsv", sep="\t")
     assert len(history) < 30 and "early stopping" in err
@@ -145,18 +239,26 @@ def test_early_stopping_ends_training_after_patience_epochs_without_gain(tmp_pat
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["--model", "SequenceClasification"], "--model 'SequenceClasification': unknown task; choose one of "
-                                               "SequenceClassification, TokenClassification, SequenceRegression"),
-        (["--model", "SequenceClassification", "--data", "SequenceRegression"],
-         "--data SequenceRegression does not match --model SequenceClassification"),
-        (["--model", "SequenceClassification", "--data.label_column", "target"],
-         "windows.tsv: no column 'target'; columns are ['name', 'sequence', 'label', 'split']"),
+        (
+            ["--model", "SequenceClasification"],
+            "--model 'SequenceClasification': unknown task; choose one of "
+            "SequenceClassification, TokenClassification, SequenceRegression",
+        ),
+        (
+            ["--model", "SequenceClassification", "--data", "SequenceRegression"],
+            "--data SequenceRegression does not match --model SequenceClassification",
+        ),
+        (
+            ["--model", "SequenceClassification", "--data.label_column", "target"],
+            "windows.tsv: no column 'target'; columns are ['name', 'sequence', 'label', 'split']",
+        ),
         (["--model", "SequenceClassification", "--model.n_classes", "two"], "model.n_classes must be int, got 'two'"),
     ],
 )
 def test_bad_options_give_one_clear_error_and_no_output(tmp_path, classification_tsv, capsys, argv, message):
-    code, out, err = _fit([*argv, *FAST, "--data.path", str(classification_tsv),
-                           "--trainer.out_dir", str(tmp_path / "run")], capsys)
+    code, out, err = _fit(
+        [*argv, *FAST, "--data.path", str(classification_tsv), "--trainer.out_dir", str(tmp_path / "run")], capsys
+    )
     assert code == 1
     assert err.count("\n") == 1 and err.startswith("dnafm fit: error: ") and message in err
     assert not (tmp_path / "run" / "metrics.json").exists()
@@ -164,8 +266,20 @@ def test_bad_options_give_one_clear_error_and_no_output(tmp_path, classification
 
 def test_a_misspelt_option_is_rejected_not_taken_for_a_longer_one(tmp_path, classification_tsv, capsys):
     with pytest.raises(SystemExit) as stopped:
-        main(["fit", "--model", "SequenceClassification", *FAST, "--trainer.max_epoch", "2",
-              "--data.path", str(classification_tsv), "--trainer.out_dir", str(tmp_path / "run")])
+        main(
+            [
+                "fit",
+                "--model",
+                "SequenceClassification",
+                *FAST,
+                "--trainer.max_epoch",
+                "2",
+                "--data.path",
+                str(classification_tsv),
+                "--trainer.out_dir",
+                str(tmp_path / "run"),
+            ]
+        )
     assert stopped.value.code == 2
     assert "unrecognized arguments: --trainer.max_epoch 2" in capsys.readouterr().err
 
@@ -173,8 +287,20 @@ def test_a_misspelt_option_is_rejected_not_taken_for_a_longer_one(tmp_path, clas
 def test_an_unknown_key_in_the_yaml_config_names_the_file_and_key(tmp_path, classification_tsv, capsys):
     config = tmp_path / "config.yaml"
     config.write_text("trainer:\n  max_epoch: 2\n")
-    code, out, err = _fit(["--config", str(config), "--model", "SequenceClassification", *FAST,
-                           "--data.path", str(classification_tsv), "--trainer.out_dir", str(tmp_path / "run")], capsys)
+    code, out, err = _fit(
+        [
+            "--config",
+            str(config),
+            "--model",
+            "SequenceClassification",
+            *FAST,
+            "--data.path",
+            str(classification_tsv),
+            "--trainer.out_dir",
+            str(tmp_path / "run"),
+        ],
+        capsys,
+    )
     assert code == 1 and "unknown key 'max_epoch'; known: trainer.out_dir" in err
 
 
@@ -183,11 +309,23 @@ def test_labels_of_the_wrong_type_name_the_file_row_and_value(tmp_path, capsys):
     table = _composition_table(n_rows=12)
     table["label"] = table["label"].map({0: "intergenic", 1: "cds"})
     table.to_csv(path, index=False)
-    code, out, err = _fit(["--model", "SequenceClassification", *FAST, "--data.path", str(path),
-                           "--trainer.out_dir", str(tmp_path / "run")], capsys)
+    code, out, err = _fit(
+        [
+            "--model",
+            "SequenceClassification",
+            *FAST,
+            "--data.path",
+            str(path),
+            "--trainer.out_dir",
+            str(tmp_path / "run"),
+        ],
+        capsys,
+    )
     assert code == 1
-    assert err.strip() == (f"dnafm fit: error: {path}: row 0: label 'intergenic' is not an integer class id "
-                           "(classification labels must be integers 0..1)")
+    assert err.strip() == (
+        f"dnafm fit: error: {path}: row 0: label 'intergenic' is not an integer class id "
+        "(classification labels must be integers 0..1)"
+    )
 
 
 def test_a_class_id_beyond_n_classes_is_an_error(tmp_path, capsys):
@@ -195,8 +333,18 @@ def test_a_class_id_beyond_n_classes_is_an_error(tmp_path, capsys):
     table = _composition_table(n_rows=12)
     table.loc[5, "label"] = 2
     table.to_csv(path, sep="\t", index=False)
-    code, out, err = _fit(["--model", "SequenceClassification", *FAST, "--data.path", str(path),
-                           "--trainer.out_dir", str(tmp_path / "run")], capsys)
+    code, out, err = _fit(
+        [
+            "--model",
+            "SequenceClassification",
+            *FAST,
+            "--data.path",
+            str(path),
+            "--trainer.out_dir",
+            str(tmp_path / "run"),
+        ],
+        capsys,
+    )
     assert code == 1 and "row 5: label 2 is outside 0..1 (model.n_classes)" in err
 
 
@@ -221,8 +369,28 @@ def _write_genome(tmp_path):
 def test_cds_windows_labels_windows_wholly_inside_or_outside_cds_and_drops_the_rest(tmp_path, capsys):
     fasta, gff = _write_genome(tmp_path)
     out = tmp_path / "windows.tsv"
-    assert main(["cds-windows", "--fasta", str(fasta), "--gff", str(gff), "--names", "toy", "--out", str(out),
-                 "--window-bp", "50", "--block-bp", "200", "--seed", "1"]) == 0
+    assert (
+        main(
+            [
+                "cds-windows",
+                "--fasta",
+                str(fasta),
+                "--gff",
+                str(gff),
+                "--names",
+                "toy",
+                "--out",
+                str(out),
+                "--window-bp",
+                "50",
+                "--block-bp",
+                "200",
+                "--seed",
+                "1",
+            ]
+        )
+        == 0
+    )
     table = pd.read_csv(out, sep="\t")
     assert list(table.columns) == ["genome", "chrom", "start", "end", "split", "label", "sequence"]
     inside = set(range(100, 300, 50)) | set(range(650, 800, 50))
@@ -262,8 +430,20 @@ def test_compare_finetuning_trains_both_initialisations_and_prints_both(tmp_path
 
     torch.manual_seed(0)
     dnafm_lib.save_model(dnafm_lib.load_model("tiny"), tmp_path / "pretrained")
-    code = main(["compare-finetuning", "--backbone", str(tmp_path / "pretrained"), "--data", str(classification_tsv),
-                 "--out-dir", str(tmp_path / "cmp"), "--max-epochs", "1", "--no-progress"])
+    code = main(
+        [
+            "compare-finetuning",
+            "--backbone",
+            str(tmp_path / "pretrained"),
+            "--data",
+            str(classification_tsv),
+            "--out-dir",
+            str(tmp_path / "cmp"),
+            "--max-epochs",
+            "1",
+            "--no-progress",
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0
     table = pd.read_csv(tmp_path / "cmp" / "comparison.tsv", sep="\t")
@@ -272,7 +452,9 @@ def test_compare_finetuning_trains_both_initialisations_and_prints_both(tmp_path
     for name in ("pretrained", "scratch"):
         assert name in out
         metrics = json.loads((tmp_path / "cmp" / name / "metrics.json").read_text())
-        assert metrics["test"]["accuracy"] == pytest.approx(table.set_index("initialisation").loc[name, "test_accuracy"], abs=1e-4)
+        assert metrics["test"]["accuracy"] == pytest.approx(
+            table.set_index("initialisation").loc[name, "test_accuracy"], abs=1e-4
+        )
     # the two runs start from different backbones, so they end differently
     assert table.loc[0, "test_loss"] != pytest.approx(table.loc[1, "test_loss"])
 
@@ -295,7 +477,12 @@ def test_compare_initialisations_starts_both_runs_from_the_same_head(tmp_path, c
         return {"test": {}, "epochs": 0}
 
     monkeypatch.setattr(comparison, "fit", record_and_skip)
-    comparison.compare_initialisations(str(tmp_path / "pretrained"), DataConfig(path=str(classification_tsv)),
-                                       TrainerConfig(out_dir=str(tmp_path / "cmp"), seed=3), {}, tmp_path / "cmp")
+    comparison.compare_initialisations(
+        str(tmp_path / "pretrained"),
+        DataConfig(path=str(classification_tsv)),
+        TrainerConfig(out_dir=str(tmp_path / "cmp"), seed=3),
+        {},
+        tmp_path / "cmp",
+    )
     assert all(torch.equal(heads[0][k], heads[1][k]) for k in heads[0])
     assert not torch.equal(backbones[0], backbones[1])

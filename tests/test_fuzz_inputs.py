@@ -29,30 +29,62 @@ from dnafm_lib.shards import write_genome_shards
 from dnafm_lib.vcf import check_vcf
 from tests.train_helpers import env
 
-FUZZ = settings(max_examples=2000, derandomize=True, deadline=None, database=None,
-                suppress_health_check=list(HealthCheck))
+FUZZ = settings(
+    max_examples=2000, derandomize=True, deadline=None, database=None, suppress_health_check=list(HealthCheck)
+)
 FUZZ_WRITERS = settings(FUZZ, max_examples=150)  # each example writes (and indexes) a genome
 
 FASTA = b">chr1 first record\nACGTNacgtn\nRYKM\n>chr2\r\nGGGCCC\r\n>empty\n>chr3 x\nTTTT\n"
-GFF = (b"##gff-version 3\n##sequence-region chr1 1 10\nchr1\tsrc\tgene\t1\t10\t.\t+\t.\tID=g1;Name=a\n"
-       b"# comment\n\nchr2\tsrc\tCDS\t2\t6\t.\t-\t0\tParent=g1\n##FASTA\n>chr1\nACGT\n")
-VCF = (b"##fileformat=VCFv4.2\n##contig=<ID=chr1,length=10>\n"
-       b'##INFO=<ID=DP,Number=1,Type=Integer,Description="d">\n'
-       b'##FILTER=<ID=q10,Description="q">\n##FORMAT=<ID=GT,Number=1,Type=String,Description="g">\n'
-       b"#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\ts1\n"
-       b"chr1\t1\trs1\tA\tG,AC\t50\tPASS\tDP=3\tGT\t0/1\n"
-       b"chr1\t4\t.\tGT\tG\t.\tq10\t.\tGT\t1|1\n"
-       b"chr1\t6\t.\tC\t<DEL>\t.\t.\tDP=1\tGT\t./.\n")
-SHEET = (b"genome\tsource\taccession\tlocation\tsplit\tannotation\n"
-         b"g1\tfile\tNC_1.1\tg.fa\ttrain\t\n"
-         b"g2\tncbi\tGCF_000001405.40\t\tvalidation\t\n"
-         b"\n"
-         b"g3\turl\t\thttps://example.org/g.fa.gz\t\t\n")
+GFF = (
+    b"##gff-version 3\n##sequence-region chr1 1 10\nchr1\tsrc\tgene\t1\t10\t.\t+\t.\tID=g1;Name=a\n"
+    b"# comment\n\nchr2\tsrc\tCDS\t2\t6\t.\t-\t0\tParent=g1\n##FASTA\n>chr1\nACGT\n"
+)
+VCF = (
+    b"##fileformat=VCFv4.2\n##contig=<ID=chr1,length=10>\n"
+    b'##INFO=<ID=DP,Number=1,Type=Integer,Description="d">\n'
+    b'##FILTER=<ID=q10,Description="q">\n##FORMAT=<ID=GT,Number=1,Type=String,Description="g">\n'
+    b"#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\ts1\n"
+    b"chr1\t1\trs1\tA\tG,AC\t50\tPASS\tDP=3\tGT\t0/1\n"
+    b"chr1\t4\t.\tGT\tG\t.\tq10\t.\tGT\t1|1\n"
+    b"chr1\t6\t.\tC\t<DEL>\t.\t.\tDP=1\tGT\t./.\n"
+)
+SHEET = (
+    b"genome\tsource\taccession\tlocation\tsplit\tannotation\n"
+    b"g1\tfile\tNC_1.1\tg.fa\ttrain\t\n"
+    b"g2\tncbi\tGCF_000001405.40\t\tvalidation\t\n"
+    b"\n"
+    b"g3\turl\t\thttps://example.org/g.fa.gz\t\t\n"
+)
 
 
-FIELD_VALUES = [b"", b".", b"0", b"-1", b"1", b"99999999999", b"NA", b"nan", b"file", b"ncbi", b"url", b"train",
-                b"chr1", b"chr9", b"<DEL>", b"A", b"AC", b"*", b"ID=x;ID=y", b"DP", b"\xff\xfe", b"a b", b"x" * 300,
-                b"GCF_000001405.40", b"../../etc/passwd", b"http://127.0.0.1:9/g.fa"]
+FIELD_VALUES = [
+    b"",
+    b".",
+    b"0",
+    b"-1",
+    b"1",
+    b"99999999999",
+    b"NA",
+    b"nan",
+    b"file",
+    b"ncbi",
+    b"url",
+    b"train",
+    b"chr1",
+    b"chr9",
+    b"<DEL>",
+    b"A",
+    b"AC",
+    b"*",
+    b"ID=x;ID=y",
+    b"DP",
+    b"\xff\xfe",
+    b"a b",
+    b"x" * 300,
+    b"GCF_000001405.40",
+    b"../../etc/passwd",
+    b"http://127.0.0.1:9/g.fa",
+]
 
 
 @st.composite
@@ -67,8 +99,26 @@ def hostile(draw, valid: bytes, compress: bool = True) -> bytes:
         if operation == "set" and data:
             data[min(at, len(data) - 1)] = draw(st.integers(0, 255))
         elif operation == "insert":
-            data[at:at] = draw(st.sampled_from([b"\t", b"\n", b">", b"#", b"\xff", b"\x00", b"\r", b",", b"=",
-                                                b";", b"\xef\xbb\xbf", b"<DEL>", b"-1", b"0"]))
+            data[at:at] = draw(
+                st.sampled_from(
+                    [
+                        b"\t",
+                        b"\n",
+                        b">",
+                        b"#",
+                        b"\xff",
+                        b"\x00",
+                        b"\r",
+                        b",",
+                        b"=",
+                        b";",
+                        b"\xef\xbb\xbf",
+                        b"<DEL>",
+                        b"-1",
+                        b"0",
+                    ]
+                )
+            )
         elif operation == "delete":
             del data[at : at + draw(st.integers(1, 8))]
         elif operation == "duplicate":
@@ -84,7 +134,9 @@ def hostile(draw, valid: bytes, compress: bool = True) -> bytes:
         data = bytearray(gzip.compress(bytes(data), mtime=0))
         if draw(st.booleans()):  # damage the compressed stream too
             cut = draw(st.integers(0, len(data)))
-            data = data[:cut] if draw(st.booleans()) else data[:cut] + bytes([draw(st.integers(0, 255))]) + data[cut + 1 :]
+            data = (
+                data[:cut] if draw(st.booleans()) else data[:cut] + bytes([draw(st.integers(0, 255))]) + data[cut + 1 :]
+            )
     elif draw(st.booleans()):
         data = data[: draw(st.integers(0, len(data)))]
     return bytes(data)
@@ -121,8 +173,10 @@ def test_prepare_genome_and_shard_write_whole_outputs_or_nothing(data):
         root = Path(directory)
         fasta = _file(directory, "in.fa", data)
         (root / "out").mkdir()
-        for write, name in ((lambda: prepare_genome("g", root / "out" / "g", fasta=fasta), "g"),
-                            (lambda: write_genome_shards(fasta, root / "out" / "s", "s", window_nt=4, min_tail_nt=1), "s")):
+        for write, name in (
+            (lambda: prepare_genome("g", root / "out" / "g", fasta=fasta), "g"),
+            (lambda: write_genome_shards(fasta, root / "out" / "s", "s", window_nt=4, min_tail_nt=1), "s"),
+        ):
             before = _listing(root / "out")
             try:
                 write()
@@ -220,24 +274,67 @@ def _mutants(valid: bytes, count: int) -> list[bytes]:
     @given(hostile(valid))
     def collect(data):
         found.append(data)
+
     collect()
     return found
 
 
-OFFLINE_SHEET = (b"genome\tsource\taccession\tlocation\tsplit\tannotation\n"
-                 b"g1\tfile\tNC_1.1\tref.fa\ttrain\t\n"
-                 b"g3\turl\t\thttps://example.org/g.fa.gz\tvalidation\t\n")
+OFFLINE_SHEET = (
+    b"genome\tsource\taccession\tlocation\tsplit\tannotation\n"
+    b"g1\tfile\tNC_1.1\tref.fa\ttrain\t\n"
+    b"g3\turl\t\thttps://example.org/g.fa.gz\tvalidation\t\n"
+)
 CLI_CASES = {  # kind: (valid file, its name, the command line, what success writes into out/)
     "fasta": (FASTA, "in.fa", ["prepare-genome", "--genome", "g", "--fasta", "{input}", "--out-dir", "{out}/g"], ["g"]),
-    "gff3": (GFF, "in.gff3", ["prepare-genome", "--genome", "g", "--fasta", "{ref}", "--annotation", "{input}",
-                              "--out-dir", "{out}/g"], ["g"]),
-    "vcf": (VCF, "in.vcf", ["score-variants", "--model", "tiny", "--fasta", "{ref}", "--vcf", "{input}", "--out",
-                            "{out}/scored.vcf", "--flank-bp", "4", "--device", "cpu"], ["scored.vcf"]),
+    "gff3": (
+        GFF,
+        "in.gff3",
+        ["prepare-genome", "--genome", "g", "--fasta", "{ref}", "--annotation", "{input}", "--out-dir", "{out}/g"],
+        ["g"],
+    ),
+    "vcf": (
+        VCF,
+        "in.vcf",
+        [
+            "score-variants",
+            "--model",
+            "tiny",
+            "--fasta",
+            "{ref}",
+            "--vcf",
+            "{input}",
+            "--out",
+            "{out}/scored.vcf",
+            "--flank-bp",
+            "4",
+            "--device",
+            "cpu",
+        ],
+        ["scored.vcf"],
+    ),
     # NCBI is pointed at a closed port, tried once: a mutated row that asks NCBI fails fast, offline
-    "sheet": (OFFLINE_SHEET, "genomes.tsv", ["splits", "--sheet", "{input}", "--out-dir", "{out}/splits",
-                                             "--validation-genomes", "0", "--test-genomes", "0", "--ncbi-api-url",
-                                             "http://127.0.0.1:9", "--ncbi-ftp-url", "http://127.0.0.1:9",
-                                             "--attempts", "1"], ["splits"]),
+    "sheet": (
+        OFFLINE_SHEET,
+        "genomes.tsv",
+        [
+            "splits",
+            "--sheet",
+            "{input}",
+            "--out-dir",
+            "{out}/splits",
+            "--validation-genomes",
+            "0",
+            "--test-genomes",
+            "0",
+            "--ncbi-api-url",
+            "http://127.0.0.1:9",
+            "--ncbi-ftp-url",
+            "http://127.0.0.1:9",
+            "--attempts",
+            "1",
+        ],
+        ["splits"],
+    ),
 }
 
 
@@ -251,8 +348,14 @@ def test_the_cli_answers_hostile_files_with_one_line_or_success(tmp_path, kind):
         out.mkdir()
         path = _file(tmp_path, f"{number}-{name}", data)
         argv = [arg.format(input=path, out=out, ref=ref) for arg in template]
-        done = subprocess.run([sys.executable, "-m", "dnafm_lib", *argv], env=env(), cwd=tmp_path,
-                              capture_output=True, text=True, timeout=300)
+        done = subprocess.run(
+            [sys.executable, "-m", "dnafm_lib", *argv],
+            env=env(),
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert "Traceback" not in done.stderr
         if done.returncode:
             assert done.returncode == 1, done.stderr

@@ -34,8 +34,13 @@ CONTEXT_TOKENS = 128  # the small test model's context: longer requests must fai
 
 
 def small_config(**overrides) -> ModelConfig:
-    settings = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128,
-                    max_position_embeddings=CONTEXT_TOKENS)
+    settings = dict(
+        hidden_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=128,
+        max_position_embeddings=CONTEXT_TOKENS,
+    )
     return ModelConfig(**{**settings, **overrides})
 
 
@@ -82,8 +87,21 @@ def period_match(sequence: str, period: int) -> float:
 
 def test_same_seed_writes_the_same_files_and_another_seed_other_sequences(model_dir, tmp_path, capsys):
     for name, seed in (("a", 3), ("b", 3), ("c", 4)):
-        code, err = run_cli(capsys, "--model", model_dir, "--length", 50, "--n-samples", 4, "--steps", 8,
-                            "--seed", seed, "--out", tmp_path / f"{name}.fa")
+        code, err = run_cli(
+            capsys,
+            "--model",
+            model_dir,
+            "--length",
+            50,
+            "--n-samples",
+            4,
+            "--steps",
+            8,
+            "--seed",
+            seed,
+            "--out",
+            tmp_path / f"{name}.fa",
+        )
         assert code == 0, err
     assert (tmp_path / "a.fa").read_bytes() == (tmp_path / "b.fa").read_bytes()
     assert (tmp_path / "a.tsv").read_bytes() == (tmp_path / "b.tsv").read_bytes()
@@ -108,8 +126,21 @@ def test_a_sample_does_not_depend_on_the_batch_it_was_drawn_in(model):
 
 def test_inpainting_a_template_never_changes_a_kept_base(model_dir, tmp_path, capsys):
     template = "acgtACGTNNNNNNNNNNggccTTAANNNNNNNNNNNNNNacgtAC"
-    code, err = run_cli(capsys, "--model", model_dir, "--template", template, "--n-samples", 6, "--steps", 5,
-                        "--temperature", 1.5, "--out", tmp_path / "filled.fa")
+    code, err = run_cli(
+        capsys,
+        "--model",
+        model_dir,
+        "--template",
+        template,
+        "--n-samples",
+        6,
+        "--steps",
+        5,
+        "--temperature",
+        1.5,
+        "--out",
+        tmp_path / "filled.fa",
+    )
     assert code == 0, err
     samples = read_fasta(tmp_path / "filled.fa")
     assert len(samples) == 6
@@ -130,9 +161,25 @@ def test_inpainting_a_fasta_region_keeps_its_bases_and_fills_the_mask_region(mod
     contig = contig[:150] + "NNNNN" + contig[155:]  # an assembly gap is filled too
     fasta = tmp_path / "genome.fa"
     fasta.write_text(">chrA first\n" + "\n".join(contig[i : i + 60] for i in range(0, 300, 60)) + "\n>chrB\nACGT\n")
-    code, err = run_cli(capsys, "--model", model_dir, "--fasta", fasta, "--region", "chrA:101-200",
-                        "--mask-region", "chrA:111-120", "--mask-region", "181-190", "--n-samples", 3,
-                        "--steps", 4, "--out", tmp_path / "region.fa")
+    code, err = run_cli(
+        capsys,
+        "--model",
+        model_dir,
+        "--fasta",
+        fasta,
+        "--region",
+        "chrA:101-200",
+        "--mask-region",
+        "chrA:111-120",
+        "--mask-region",
+        "181-190",
+        "--n-samples",
+        3,
+        "--steps",
+        4,
+        "--out",
+        tmp_path / "region.fa",
+    )
     assert code == 0, err
     region = contig[100:200]
     filled = set(range(10, 20)) | set(range(80, 90)) | set(range(50, 55))
@@ -204,16 +251,46 @@ def test_temperature_zero_leaves_nothing_to_chance(model):
 
 
 def test_headers_hold_the_settings_and_the_table_the_per_sample_numbers(model_dir, tmp_path, capsys):
-    code, err = run_cli(capsys, "--model", model_dir, "--length", 70, "--n-samples", 3, "--steps", 7,
-                        "--schedule", "linear", "--temperature", 0.8, "--top-k", 3, "--top-p", 0.9, "--seed", 21,
-                        "--out", tmp_path / "out" / "samples.fasta", "--tsv", tmp_path / "out" / "table.tsv")
+    code, err = run_cli(
+        capsys,
+        "--model",
+        model_dir,
+        "--length",
+        70,
+        "--n-samples",
+        3,
+        "--steps",
+        7,
+        "--schedule",
+        "linear",
+        "--temperature",
+        0.8,
+        "--top-k",
+        3,
+        "--top-p",
+        0.9,
+        "--seed",
+        21,
+        "--out",
+        tmp_path / "out" / "samples.fasta",
+        "--tsv",
+        tmp_path / "out" / "table.tsv",
+    )
     assert code == 0, err
     samples = read_fasta(tmp_path / "out" / "samples.fasta")
     rows = read_tsv(tmp_path / "out" / "table.tsv")
     assert [h.split()[0] for h, _ in samples] == [row["sample"] for row in rows] == ["sample_1", "sample_2", "sample_3"]
     for (header, sequence), row in zip(samples, rows):
-        for setting in ("length=70", "steps=7", "schedule=linear", "temperature=0.8", "top_k=3", "top_p=0.9",
-                        "seed=21", f"model={model_dir}"):
+        for setting in (
+            "length=70",
+            "steps=7",
+            "schedule=linear",
+            "temperature=0.8",
+            "top_k=3",
+            "top_p=0.9",
+            "seed=21",
+            f"model={model_dir}",
+        ):
             assert setting in header.split(), setting
         gc = (sequence.count("G") + sequence.count("C")) / len(sequence)
         assert float(row["gc_content"]) == pytest.approx(gc, abs=1e-5)
@@ -228,9 +305,28 @@ def test_help_documents_every_option():
     subparser = next(a for a in parser._actions if a.dest == "command").choices["generate"]
     text = subparser.format_help()
     documented = {s for action in subparser._actions for s in action.option_strings}
-    for option in ("--model", "--out", "--tsv", "--length", "--n-samples", "--template", "--fasta", "--region",
-                   "--mask-region", "--steps", "--schedule", "--temperature", "--top-k", "--top-p", "--seed",
-                   "--batch-size", "--device", "--guide", "--target", "--guide-candidates"):
+    for option in (
+        "--model",
+        "--out",
+        "--tsv",
+        "--length",
+        "--n-samples",
+        "--template",
+        "--fasta",
+        "--region",
+        "--mask-region",
+        "--steps",
+        "--schedule",
+        "--temperature",
+        "--top-k",
+        "--top-p",
+        "--seed",
+        "--batch-size",
+        "--device",
+        "--guide",
+        "--target",
+        "--guide-candidates",
+    ):
         assert option in documented and option in text, option
     for action in subparser._actions:
         assert action.help, f"{action.option_strings} has no help text"
@@ -248,9 +344,11 @@ def test_help_documents_every_option():
         (["--fasta", "{fasta}", "--region", "chr1:50-120"], "--region chr1:50-120: outside chr1 (length 100 bp)"),
         (["--fasta", "{fasta}", "--region", "chrZ:1-10"], "contig 'chrZ' is not in"),
         (["--fasta", "{fasta}", "--region", "chr1:10-20", "--mask-region", "chr1:5-15"], "outside --region chr1:10-20"),
-        (["--length", str(CONTEXT_TOKENS - 1)],
-         f"--length {CONTEXT_TOKENS - 1}: {CONTEXT_TOKENS - 1} nt + [CLS]/[EOS] = {CONTEXT_TOKENS + 1} tokens "
-         f"exceeds the context of --model"),
+        (
+            ["--length", str(CONTEXT_TOKENS - 1)],
+            f"--length {CONTEXT_TOKENS - 1}: {CONTEXT_TOKENS - 1} nt + [CLS]/[EOS] = {CONTEXT_TOKENS + 1} tokens "
+            f"exceeds the context of --model",
+        ),
         (["--template", "A" * 200 + "N"], f"({CONTEXT_TOKENS} tokens); at most {CONTEXT_TOKENS - 2} nt"),
         (["--template", "ACGTACGT"], "nothing to fill"),
         (["--length", "10", "--top-k", "5"], "--top-k must be 0 (off) or 1-4"),
@@ -279,16 +377,31 @@ def test_a_fine_tuned_checkpoint_is_no_generator_and_a_base_model_is_no_guide(mo
     assert code == 1 and "a fine-tuned SequenceClassification checkpoint has no masked-LM head" in err
     code, err = run_cli(capsys, "--model", model_dir, "--length", 10, "--guide", model_dir, "--target", 1, "--out", out)
     assert code == 1 and "not a fine-tuned checkpoint (no task.json" in err
-    code, err = run_cli(capsys, "--model", model_dir, "--length", 10, "--guide", tmp_path / "clf", "--target", 2,
-                        "--out", out)
+    code, err = run_cli(
+        capsys, "--model", model_dir, "--length", 10, "--guide", tmp_path / "clf", "--target", 2, "--out", out
+    )
     assert code == 1 and "--target 2: the classifier" in err and "has classes 0-1" in err
     assert not out.exists() and not leftovers(tmp_path)
 
 
 @pytest.mark.slow
 def test_a_killed_run_leaves_nothing_and_the_rerun_matches_an_uninterrupted_one(model_dir, tmp_path):
-    args = ["dnafm", "generate", "--model", str(model_dir), "--length", "100", "--n-samples", "40",
-            "--batch-size", "1", "--steps", "20", "--seed", "5"]
+    args = [
+        "dnafm",
+        "generate",
+        "--model",
+        str(model_dir),
+        "--length",
+        "100",
+        "--n-samples",
+        "40",
+        "--batch-size",
+        "1",
+        "--steps",
+        "20",
+        "--seed",
+        "5",
+    ]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     out = tmp_path / "killed" / "samples.fa"
     process = subprocess.Popen([*args, "--out", str(out)], stderr=subprocess.PIPE, text=True, env=env)
@@ -356,15 +469,19 @@ def gc_classifier_dir(model_dir, tmp_path_factory):
     """A toy guide trained here: class 1 = GC-rich (fraction > 0.5), from 40-nt sequences of every GC level."""
     torch.manual_seed(0)
     classifier = SequenceClassification.from_config(
-        {"model.backbone": str(model_dir), "model.n_classes": 2, "model.pooling": "mean", "model.pretrained": False})
+        {"model.backbone": str(model_dir), "model.n_classes": 2, "model.pooling": "mean", "model.pretrained": False}
+    )
     rng = np.random.default_rng(0)
     optimizer = torch.optim.AdamW(classifier.parameters(), lr=3e-3)
     classifier.train()
     for _ in range(150):
         gc_levels = rng.uniform(0.05, 0.95, 32)
-        sequences = ["".join(rng.choice(list("GCAT"), 40, p=[g / 2, g / 2, (1 - g) / 2, (1 - g) / 2]))
-                     for g in gc_levels]
-        collated = classifier.collate({"sequences": sequences, "labels": [int(gc_fraction(s) > 0.5) for s in sequences]})
+        sequences = [
+            "".join(rng.choice(list("GCAT"), 40, p=[g / 2, g / 2, (1 - g) / 2, (1 - g) / 2])) for g in gc_levels
+        ]
+        collated = classifier.collate(
+            {"sequences": sequences, "labels": [int(gc_fraction(s) > 0.5) for s in sequences]}
+        )
         loss = classifier.loss(collated, classifier(collated))
         optimizer.zero_grad()
         loss.backward()
@@ -399,8 +516,25 @@ def test_guidance_raises_the_guide_score_over_unguided_samples(model, gc_classif
 
 @pytest.mark.slow
 def test_the_guide_score_is_in_the_table(model_dir, gc_classifier_dir, tmp_path, capsys):
-    code, err = run_cli(capsys, "--model", model_dir, "--length", 30, "--n-samples", 2, "--steps", 4,
-                        "--guide", gc_classifier_dir, "--target", 1, "--guide-candidates", 3, "--out", tmp_path / "g.fa")
+    code, err = run_cli(
+        capsys,
+        "--model",
+        model_dir,
+        "--length",
+        30,
+        "--n-samples",
+        2,
+        "--steps",
+        4,
+        "--guide",
+        gc_classifier_dir,
+        "--target",
+        1,
+        "--guide-candidates",
+        3,
+        "--out",
+        tmp_path / "g.fa",
+    )
     assert code == 0, err
     rows = read_tsv(tmp_path / "g.tsv")
     assert all(0 <= float(row["guide_p_target"]) <= 1 for row in rows)

@@ -26,8 +26,7 @@ RECORDS = {"chr1": random_dna(10_001, 1), "chr2": random_dna(80, 2), "plasmid": 
 
 def write_fasta(path, records=RECORDS, line_nt=70, newline="\n"):
     text = "".join(
-        f">{name} a description{newline}"
-        + "".join(seq[i : i + line_nt] + newline for i in range(0, len(seq), line_nt))
+        f">{name} a description{newline}" + "".join(seq[i : i + line_nt] + newline for i in range(0, len(seq), line_nt))
         for name, seq in records.items()
     )
     path.write_bytes(gzip.compress(text.encode()) if path.suffix == ".gz" else text.encode())
@@ -89,7 +88,9 @@ def test_download_record_supplies_fasta_url_and_assembly_status(tmp_path):
 
 def test_annotation_is_copied_when_given(tmp_path):
     gff = tmp_path / "a.gff3"
-    gff.write_text("##gff-version 3\nchr1\tx\tgene\t10\t200\t.\t+\t.\tName=g1\nplasmid\tx\tCDS\t1\t333\t.\t-\t0\tName=p\n")
+    gff.write_text(
+        "##gff-version 3\nchr1\tx\tgene\t10\t200\t.\t+\t.\tName=g1\nplasmid\tx\tCDS\t1\t333\t.\t-\t0\tName=p\n"
+    )
     prepare_genome("g", tmp_path / "g", fasta=write_fasta(tmp_path / "in.fa"), annotation=gff)
     assert (tmp_path / "g" / "annotation.gff3").read_text() == gff.read_text()
     assert json.loads((tmp_path / "g" / "provenance.json").read_text())["annotation_features"] == 2
@@ -139,7 +140,18 @@ def test_cli_reports_a_bad_fasta_in_one_line(tmp_path):
     source = tmp_path / "dup.fa"
     source.write_bytes(b">a\nAC\n>a\nGT\n")
     done = subprocess.run(
-        [sys.executable, "-m", "dnafm_lib", "prepare-genome", "--genome", "g", "--fasta", str(source), "--out-dir", str(tmp_path / "g")],
+        [
+            sys.executable,
+            "-m",
+            "dnafm_lib",
+            "prepare-genome",
+            "--genome",
+            "g",
+            "--fasta",
+            str(source),
+            "--out-dir",
+            str(tmp_path / "g"),
+        ],
         capture_output=True,
         text=True,
     )
@@ -185,7 +197,11 @@ def test_genome_sheet_with_a_repeated_genome_id_names_both_lines(tmp_path):
     fasta = write_fasta(tmp_path / "a.fa")
     sheet = write_sheet(
         tmp_path / "sheet.tsv",
-        [["a", "file", "", str(fasta), "train", ""], ["b", "file", "", str(fasta), "", ""], ["a", "file", "", str(fasta), "", ""]],
+        [
+            ["a", "file", "", str(fasta), "train", ""],
+            ["b", "file", "", str(fasta), "", ""],
+            ["a", "file", "", str(fasta), "", ""],
+        ],
     )
     with pytest.raises(GenomeError, match=r"sheet\.tsv: line 4 \(genome a\): genome id already used on line 2"):
         check_genome_sheet(read_genome_sheet(sheet), sheet)
@@ -196,8 +212,10 @@ def test_genome_sheet_errors_count_blank_lines_in_the_line_number(tmp_path):
 
     fasta = write_fasta(tmp_path / "a.fa")
     sheet = tmp_path / "sheet.tsv"
-    sheet.write_text("genome\tsource\taccession\tlocation\tsplit\tannotation\n"
-                     f"a\tfile\t\t{fasta}\ttrain\t\n\n\nb\tfile\t\tmissing.fa\t\t\n\n")
+    sheet.write_text(
+        "genome\tsource\taccession\tlocation\tsplit\tannotation\n"
+        f"a\tfile\t\t{fasta}\ttrain\t\n\n\nb\tfile\t\tmissing.fa\t\t\n\n"
+    )
     table = read_genome_sheet(sheet)
     assert table["genome"].tolist() == ["a", "b"]  # blank lines are not rows
     with pytest.raises(GenomeError, match=r"sheet\.tsv: line 5 \(genome b\): location missing\.fa does not exist"):
@@ -208,7 +226,9 @@ def test_genome_sheet_naming_a_missing_local_file_is_an_error(tmp_path):
     from dnafm_lib.genomes import check_genome_sheet, read_genome_sheet
 
     fasta = write_fasta(tmp_path / "a.fa")
-    sheet = write_sheet(tmp_path / "sheet.tsv", [["a", "file", "", str(fasta), "train", str(tmp_path / "missing.gff3")]])
+    sheet = write_sheet(
+        tmp_path / "sheet.tsv", [["a", "file", "", str(fasta), "train", str(tmp_path / "missing.gff3")]]
+    )
     with pytest.raises(GenomeError, match=r"line 2 \(genome a\): annotation .*missing\.gff3 does not exist"):
         check_genome_sheet(read_genome_sheet(sheet), sheet)
 

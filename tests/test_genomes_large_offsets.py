@@ -101,11 +101,12 @@ def test_a_record_whose_block_starts_past_4_gb_of_file_is_read_through_the_gzi(t
 
     # Uncompressed, chr2's header starts where chr1's text ends: the .gzi maps that to block_start.
     uncompressed_start = len(b">chr1\n" + wrapped(chr1))
-    (tmp_path / "genome.fa.gz.gzi").write_bytes(struct.pack("<5Q", 2, len(first), uncompressed_start,
-                                                            block_start, uncompressed_start))
+    (tmp_path / "genome.fa.gz.gzi").write_bytes(
+        struct.pack("<5Q", 2, len(first), uncompressed_start, block_start, uncompressed_start)
+    )
     (tmp_path / "genome.fa.gz.fai").write_text(
-        f"chr1\t{len(chr1)}\t6\t80\t81\n"
-        f"chr2\t{len(chr2)}\t{uncompressed_start + 6}\t80\t81\n")
+        f"chr1\t{len(chr1)}\t6\t80\t81\nchr2\t{len(chr2)}\t{uncompressed_start + 6}\t80\t81\n"
+    )
 
     fasta = open_fasta(path)
     assert fasta["chr2"][0:100] == chr2[:100].decode()

@@ -66,8 +66,12 @@ def test_plain_and_bgzip_are_indexed_in_place_and_plain_gzip_is_copied_once(tmp_
     source = plain_gzip(tmp_path)
     ready = ensure_indexed(source, cache_dir=cache)
     assert ready.parent.parent == cache and compression(ready) == "bgzip"
-    assert {p.name for p in ready.parent.iterdir()} == {"genome.fa.gz", "genome.fa.gz.fai", "genome.fa.gz.gzi",
-                                                        "source.txt"}
+    assert {p.name for p in ready.parent.iterdir()} == {
+        "genome.fa.gz",
+        "genome.fa.gz.fai",
+        "genome.fa.gz.gzi",
+        "source.txt",
+    }
     written = ready.stat().st_mtime_ns
     assert ensure_indexed(source, cache_dir=cache) == ready and ready.stat().st_mtime_ns == written
     assert len(list(cache.iterdir())) == 1  # no temporary folder left
@@ -95,8 +99,10 @@ def test_index_temps_of_a_dead_writer_beside_the_fasta_are_swept_by_the_next_one
     source = make(tmp_path)
     indexes = [f"{source}.fai"] + ([f"{source}.gzi"] if make is bgzip else [])
     # a writer that dies holding temporary index files, named as every writer names them
-    code = ("import sys, tempfile; from dnafm_lib.atomic import temp_prefix\n"
-            "for index in sys.argv[1:]: tempfile.mkstemp(prefix=temp_prefix(index), dir=sys.argv[1].rsplit('/', 1)[0])")
+    code = (
+        "import sys, tempfile; from dnafm_lib.atomic import temp_prefix\n"
+        "for index in sys.argv[1:]: tempfile.mkstemp(prefix=temp_prefix(index), dir=sys.argv[1].rsplit('/', 1)[0])"
+    )
     subprocess.run([sys.executable, "-c", code, *indexes], check=True, env={**os.environ, "PYTHONPATH": os.getcwd()})
     leftovers = sorted(p.name for p in tmp_path.glob(".tmp-*"))
     assert len(leftovers) == len(indexes)
@@ -116,8 +122,22 @@ def test_a_bad_gzip_fasta_is_one_error_and_leaves_no_copy(tmp_path):
 
 
 def test_a_missing_fasta_or_a_directory_is_named(tmp_path, capsys):
-    assert main(["ism", "--model", "tiny", "--fasta", str(tmp_path / "nope.fa"), "--regions", "x.bed",
-                 "--out-dir", str(tmp_path / "o")]) == 1
+    assert (
+        main(
+            [
+                "ism",
+                "--model",
+                "tiny",
+                "--fasta",
+                str(tmp_path / "nope.fa"),
+                "--regions",
+                "x.bed",
+                "--out-dir",
+                str(tmp_path / "o"),
+            ]
+        )
+        == 1
+    )
     assert f"{tmp_path / 'nope.fa'}: no such FASTA file" in capsys.readouterr().err
     assert main(["tracks", "--fasta", str(tmp_path), "--model", "tiny", "--out-dir", str(tmp_path / "o")]) == 1
     assert f"{tmp_path}: a directory, not a FASTA file" in capsys.readouterr().err
@@ -128,8 +148,27 @@ def test_one_shot_tracks_take_a_plain_gzip_fasta(tmp_path, capsys):
     source = plain_gzip(tmp_path)
     model = save_tiny_model(tmp_path / "model")
     out = tmp_path / "tracks"
-    code = main(["tracks", "--fasta", str(source), "--model", str(model), "--out-dir", str(out), "--window-bp", "300",
-                 "--stride-bp", "150", "--passes", "2", "--layer", "none", "--device", "cpu"])
+    code = main(
+        [
+            "tracks",
+            "--fasta",
+            str(source),
+            "--model",
+            str(model),
+            "--out-dir",
+            str(out),
+            "--window-bp",
+            "300",
+            "--stride-bp",
+            "150",
+            "--passes",
+            "2",
+            "--layer",
+            "none",
+            "--device",
+            "cpu",
+        ]
+    )
     assert code == 0, capsys.readouterr().err
     summary = json.loads((out / "tracks.json").read_text())
     assert summary["scored_bp"] == sum(sum(b not in "Nn" for b in seq) for _, seq in RECORDS)
@@ -144,10 +183,27 @@ def test_ism_takes_a_plain_gzip_fasta(tmp_path):
     source = plain_gzip(tmp_path)
     bed = tmp_path / "r.bed"
     bed.write_text("chrA\t10\t20\n")
-    run = subprocess.run(["dnafm", "ism", "--model", "tiny", "--fasta", str(source), "--regions", str(bed),
-                          "--out-dir", str(tmp_path / "ism"), "--flank-bp", "20", "--device", "cpu"],
-                         capture_output=True, text=True, env={**os.environ,
-                                                              "DNAFM_CACHE_DIR": str(tmp_path / "cache")})
+    run = subprocess.run(
+        [
+            "dnafm",
+            "ism",
+            "--model",
+            "tiny",
+            "--fasta",
+            str(source),
+            "--regions",
+            str(bed),
+            "--out-dir",
+            str(tmp_path / "ism"),
+            "--flank-bp",
+            "20",
+            "--device",
+            "cpu",
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "DNAFM_CACHE_DIR": str(tmp_path / "cache")},
+    )
     assert run.returncode == 0, run.stderr
     assert len((tmp_path / "ism" / "ism.tsv").read_text().splitlines()) == 1 + 10 * 3
     assert list((tmp_path / "cache" / "fasta").glob("genome-*/genome.fa.gz"))
@@ -168,10 +224,13 @@ def test_a_conversion_killed_midway_leaves_no_copy_and_the_rerun_writes_the_same
             handle.write("\n".join("".join(bases[j : j + 80]) for j in range(0, bases.size, 80)) + "\n")
     reference = ensure_indexed(source, cache_dir=tmp_path / "reference")
     cache = tmp_path / "cache"
-    script = ("import sys; from dnafm_lib.indexed_fasta import ensure_indexed; "
-              "ensure_indexed(sys.argv[1], cache_dir=sys.argv[2])")
-    child = subprocess.Popen([sys.executable, "-c", script, str(source), str(cache)],
-                             env={**os.environ, "PYTHONPATH": os.getcwd()})
+    script = (
+        "import sys; from dnafm_lib.indexed_fasta import ensure_indexed; "
+        "ensure_indexed(sys.argv[1], cache_dir=sys.argv[2])"
+    )
+    child = subprocess.Popen(
+        [sys.executable, "-c", script, str(source), str(cache)], env={**os.environ, "PYTHONPATH": os.getcwd()}
+    )
     deadline = time.monotonic() + 60
     while not list(cache.glob(".tmp-*/genome.fa.gz")) and time.monotonic() < deadline:
         time.sleep(0.02)  # kill it while it writes the bgzip copy

@@ -26,8 +26,7 @@ from dnafm_lib.train.config import TrainConfig, TrainConfigError
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
-PROPERTY = settings(max_examples=40, deadline=None, derandomize=True,
-                    suppress_health_check=[HealthCheck.too_slow])
+PROPERTY = settings(max_examples=40, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 JSON_VALUES = {
     "string": st.text(max_size=5),
     "integer": st.integers(-5, 5),
@@ -108,8 +107,15 @@ def test_an_unknown_key_is_refused(section, key):
 
 
 FIELDS = {name: value for name, value in TrainConfig().to_dict().items()}
-ANY_VALUE = st.one_of(st.booleans(), st.integers(-3, 3), st.floats(-2, 2, allow_nan=False), st.text(max_size=4),
-                      st.none(), st.just({}), st.just([1]))
+ANY_VALUE = st.one_of(
+    st.booleans(),
+    st.integers(-3, 3),
+    st.floats(-2, 2, allow_nan=False),
+    st.text(max_size=4),
+    st.none(),
+    st.just({}),
+    st.just([1]),
+)
 
 
 def _type_ok(default, value, name) -> bool:

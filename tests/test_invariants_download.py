@@ -30,8 +30,12 @@ from .ncbi_server import FakeAssembly, FakeNcbi, synthetic_fasta
 
 ACCESSION, ASSEMBLY = "GCF_015227675.2", "mRatBN7.2"
 FAST_RETRY = RetryPolicy(max_attempts=3, backoff_initial_s=0.001, backoff_max_s=0.002)
-PROPERTY = settings(max_examples=12, deadline=None, derandomize=True,
-                    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+PROPERTY = settings(
+    max_examples=12,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 
 
 # --------------------------------------------------------------------------- tied head
@@ -39,8 +43,10 @@ PROPERTY = settings(max_examples=12, deadline=None, derandomize=True,
 
 @pytest.mark.parametrize(
     "decoder_key, tied_to",
-    [("cls.predictions.decoder.weight", "bert.embeddings.word_embeddings.weight"),
-     ("cls.predictions.decoder.bias", "cls.predictions.bias")],
+    [
+        ("cls.predictions.decoder.weight", "bert.embeddings.word_embeddings.weight"),
+        ("cls.predictions.decoder.bias", "cls.predictions.bias"),
+    ],
 )
 def test_a_decoder_that_differs_from_what_it_is_tied_to_is_refused(tmp_path, decoder_key, tied_to):
     save_model(load_model("tiny", seed=2), tmp_path / "m")
@@ -83,8 +89,9 @@ def ncbi():
 
 
 def _client(ncbi) -> NcbiClient:
-    return NcbiClient(ftp_url=ncbi.ftp_url, api_url=ncbi.api_url, retry=FAST_RETRY, progress=False,
-                      requests_per_s=10_000)
+    return NcbiClient(
+        ftp_url=ncbi.ftp_url, api_url=ncbi.api_url, retry=FAST_RETRY, progress=False, requests_per_s=10_000
+    )
 
 
 @PROPERTY
@@ -121,15 +128,17 @@ def test_only_the_genomic_fasta_is_taken_from_a_datasets_zip(ncbi, tmp_path):
     here = f"ncbi_dataset/data/{ACCESSION}"
     other = "GCF_000001405.40"
     decoy = b">decoy\nTTTTTTTTTT\n"
-    assembly.zip_extra_entries.update({
-        f"{here}/cds_from_genomic.fna": decoy,
-        f"{here}/rna.fna": decoy,
-        f"{here}/protein.faa": decoy,
-        f"{here}/genomic.gff": b"##gff-version 3\n",
-        f"{here}/sequence_report.jsonl": b"{}\n",
-        f"ncbi_dataset/data/{other}/{other}_GRCh38.p14_genomic.fna": decoy,
-        f"ncbi_dataset/data/{ACCESSION}.fna": decoy,
-    })
+    assembly.zip_extra_entries.update(
+        {
+            f"{here}/cds_from_genomic.fna": decoy,
+            f"{here}/rna.fna": decoy,
+            f"{here}/protein.faa": decoy,
+            f"{here}/genomic.gff": b"##gff-version 3\n",
+            f"{here}/sequence_report.jsonl": b"{}\n",
+            f"ncbi_dataset/data/{other}/{other}_GRCh38.p14_genomic.fna": decoy,
+            f"ncbi_dataset/data/{ACCESSION}.fna": decoy,
+        }
+    )
     try:
         result = download_assembly(ACCESSION, tmp_path / "rat", source="datasets", client=_client(ncbi))
     finally:

@@ -17,8 +17,12 @@ from hypothesis import strategies as st
 from dnafm_lib.shards import open_split, write_genome_shards, write_manifest
 from dnafm_lib.tokenizer import PAD_ID, encode
 
-PROPERTY = settings(max_examples=30, deadline=None, derandomize=True,
-                    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+PROPERTY = settings(
+    max_examples=30,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 
 
 @st.composite
@@ -42,10 +46,15 @@ def test_windows_are_the_genome_cut_in_order_and_every_drop_is_counted(tmp_path_
     contigs, window, min_tail, block_bytes = genome
     root = tmp_path_factory.mktemp("shards")
     fasta = root / "g.fa"
-    fasta.write_text("".join(f">{name} description\n" + "\n".join(seq[i : i + 13] for i in range(0, len(seq), 13)) + "\n"
-                             for name, seq in contigs))
-    metadata = write_genome_shards(fasta, root / "g", "g", window_nt=window, min_tail_nt=min_tail,
-                                   block_bytes=block_bytes)
+    fasta.write_text(
+        "".join(
+            f">{name} description\n" + "\n".join(seq[i : i + 13] for i in range(0, len(seq), 13)) + "\n"
+            for name, seq in contigs
+        )
+    )
+    metadata = write_genome_shards(
+        fasta, root / "g", "g", window_nt=window, min_tail_nt=min_tail, block_bytes=block_bytes
+    )
     write_manifest("train", [root / "g"], root / "train.manifest.json")
     reader = open_split(root / "train.manifest.json")
 

@@ -36,8 +36,12 @@ from dnafm_lib.splits import (
 
 from .ncbi_server import FakeAssembly, FakeNcbi
 
-PROPERTY = settings(max_examples=40, deadline=None, derandomize=True,
-                    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+PROPERTY = settings(
+    max_examples=40,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 FAST_RETRY = RetryPolicy(max_attempts=2, backoff_initial_s=0.01, backoff_max_s=0.02)
 
 
@@ -69,8 +73,13 @@ def nt_cohorts(draw):
     validation = draw(st.integers(1, (count - 1) // 2))
     test = draw(st.integers(1, count - 1 - validation))
     accessions = [f"GCF_{100000000 + 7919 * i:09d}.1" for i in range(count)]
-    statuses = draw(st.lists(st.sampled_from(["current", "current", "previous", "suppressed", "retired", "unknown"]),
-                             min_size=count, max_size=count))
+    statuses = draw(
+        st.lists(
+            st.sampled_from(["current", "current", "previous", "suppressed", "retired", "unknown"]),
+            min_size=count,
+            max_size=count,
+        )
+    )
     replaced = draw(st.sets(st.integers(0, count - 1), max_size=3))
     replacements = {accessions[i]: f"GCF_{900000000 + i:09d}.2" for i in sorted(replaced)}
     return accessions, statuses, validation, test, replacements
@@ -88,11 +97,13 @@ def test_removals_and_replacements_never_move_a_genome_to_another_split(ncbi, tm
         ncbi.add(FakeAssembly(new, f"NEW{new[4:13]}v2"))
     list_path = tmp_path_factory.mktemp("list") / "nt_urls.txt"
     list_path.write_text("\n".join(accessions) + "\n")
-    client = NcbiClient(ftp_url=ncbi.ftp_url, api_url=ncbi.api_url, retry=FAST_RETRY, progress=False,
-                        requests_per_s=10_000)
+    client = NcbiClient(
+        ftp_url=ncbi.ftp_url, api_url=ncbi.api_url, retry=FAST_RETRY, progress=False, requests_per_s=10_000
+    )
 
-    result = build_nt_splits(str(list_path), client=client, validation_genomes=validation, test_genomes=test,
-                             replacements=replacements)
+    result = build_nt_splits(
+        str(list_path), client=client, validation_genomes=validation, test_genomes=test, replacements=replacements
+    )
 
     listed_split = dict(zip(accessions, positional_splits(len(accessions), validation, test, "list")))
     line_of = {accession: line for line, accession in enumerate(accessions, 1)}
@@ -130,9 +141,11 @@ def test_a_sheet_accepts_exactly_the_safe_genome_ids(tmp_path_factory, genome_id
     fasta = tmp_path_factory.mktemp("fasta") / "g.fa"
     fasta.write_text(">c\nACGT\n")
     sheet = fasta.parent / "genomes.tsv"
-    sheet.write_text("genome\tsource\taccession\tlocation\tsplit\tannotation\n"
-                     f"ok_first\tfile\t\t{fasta}\ttrain\t\n"
-                     f"{genome_id}\tfile\t\t{fasta}\ttest\t\n")
+    sheet.write_text(
+        "genome\tsource\taccession\tlocation\tsplit\tannotation\n"
+        f"ok_first\tfile\t\t{fasta}\ttrain\t\n"
+        f"{genome_id}\tfile\t\t{fasta}\ttest\t\n"
+    )
     stripped = genome_id.strip()
     if stripped and GENOME_ID.match(stripped) and stripped != "ok_first":
         entries = read_genome_sheet(str(sheet))

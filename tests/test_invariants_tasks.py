@@ -27,8 +27,12 @@ from dnafm_lib.tasks.models import IGNORE_INDEX, TaskConfig, TaskConfigError
 from dnafm_lib.tasks.trainer import evaluate
 from dnafm_lib.tokenizer import encode
 
-PROPERTY = settings(max_examples=30, deadline=None, derandomize=True,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+PROPERTY = settings(
+    max_examples=30,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 BASES = "ACGTN"
 
 
@@ -70,8 +74,7 @@ OPTION_VALUES = st.one_of(st.booleans(), st.integers(-3, 40), st.floats(-1, 2, a
 
 
 @PROPERTY
-@given(st.sampled_from([f.name for f in TaskConfig.__dataclass_fields__.values()] + ["no_such_option"]),
-       OPTION_VALUES)
+@given(st.sampled_from([f.name for f in TaskConfig.__dataclass_fields__.values()] + ["no_such_option"]), OPTION_VALUES)
 def test_task_options_are_accepted_only_with_their_type(key, value):
     defaults = TaskConfig()
     mapping = {"model.backbone": "tiny", f"model.{key}": value}
@@ -108,8 +111,11 @@ def test_cds_windows_fall_in_the_splits_the_task_reader_knows_one_per_block(tmp_
     fasta.write_text(f">long\n{long_seq}\n>one\n{one_window}\n")
     cds = [(1_000 + 3_000 * i, 1_000 + 3_000 * i + 700) for i in range(12)]
     gff = tmp_path / "g.gff3"
-    gff.write_text("##gff-version 3\n" + "".join(f"long\tt\tCDS\t{s + 1}\t{e}\t.\t+\t0\tID=c{i}\n"
-                                                 for i, (s, e) in enumerate(cds)) + "one\tt\tCDS\t1\t100\t.\t+\t0\tID=o\n")
+    gff.write_text(
+        "##gff-version 3\n"
+        + "".join(f"long\tt\tCDS\t{s + 1}\t{e}\t.\t+\t0\tID=c{i}\n" for i, (s, e) in enumerate(cds))
+        + "one\tt\tCDS\t1\t100\t.\t+\t0\tID=o\n"
+    )
     options = WindowOptions(window_bp=100, block_bp=500, val_fraction=0.2, test_fraction=0.3, seed=1)
     table = cds_windows(fasta, gff, "toy", options)
     long_rows = table[table["chrom"] == "long"]
@@ -127,8 +133,14 @@ def test_cds_windows_fall_in_the_splits_the_task_reader_knows_one_per_block(tmp_
 
 
 @PROPERTY
-@given(st.lists(st.tuples(st.text(alphabet="ACGT", min_size=1, max_size=12), st.sampled_from(["digits", "commas", "spaces"])),
-                min_size=3, max_size=6), st.integers(0, 2**16))
+@given(
+    st.lists(
+        st.tuples(st.text(alphabet="ACGT", min_size=1, max_size=12), st.sampled_from(["digits", "commas", "spaces"])),
+        min_size=3,
+        max_size=6,
+    ),
+    st.integers(0, 2**16),
+)
 def test_token_labels_read_alike_as_digits_commas_or_spaces(tmp_path_factory, rows, seed):
     """K5. a per-base label column gives the same labels written "0110", "0,1,1,0" or "0 1 1 0"."""
     from dnafm_lib.tasks.data import DataConfig, load_splits
@@ -137,9 +149,13 @@ def test_token_labels_read_alike_as_digits_commas_or_spaces(tmp_path_factory, ro
     truth = [rng.integers(0, 3, len(sequence)) for sequence, _ in rows]
     joiners = {"digits": "", "commas": ",", "spaces": " "}
     table = tmp_path_factory.mktemp("labels") / "t.tsv"
-    table.write_text("sequence\tlabel\tsplit\n" + "".join(
-        f"{sequence}\t{joiners[style].join(map(str, labels))}\ttrain\n" for (sequence, style), labels in zip(rows, truth)
-    ))
+    table.write_text(
+        "sequence\tlabel\tsplit\n"
+        + "".join(
+            f"{sequence}\t{joiners[style].join(map(str, labels))}\ttrain\n"
+            for (sequence, style), labels in zip(rows, truth)
+        )
+    )
     splits = load_splits(DataConfig(path=str(table)), "token", TaskConfig(backbone="tiny", n_classes=3))
     assert [list(map(int, labels)) for labels in splits["train"].labels] == [list(map(int, t)) for t in truth]
 

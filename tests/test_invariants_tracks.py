@@ -57,8 +57,7 @@ from dnafm_lib.tracks.tiling import (
 )
 
 # Derandomized: CI sees the same examples every run; each property runs in well under a second.
-FAST_PROPERTY = settings(max_examples=60, deadline=None, derandomize=True,
-                         suppress_health_check=[HealthCheck.too_slow])
+FAST_PROPERTY = settings(max_examples=60, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 
 
 @pytest.fixture(scope="module")
@@ -205,7 +204,9 @@ def _brute_force_probs(model, sequence: str, settings_: ScoringSettings) -> np.n
             if not masked.any():
                 continue
             with torch.no_grad():
-                logits = model(torch.from_numpy(frame(np.where(masked, MASK_ID, window_ids)).astype(np.int64))[None]).logits
+                logits = model(
+                    torch.from_numpy(frame(np.where(masked, MASK_ID, window_ids)).astype(np.int64))[None]
+                ).logits
                 forward = torch.softmax(logits[0, 1:-1][:, list(ACGT_IDS)], dim=-1).numpy()
                 if settings_.reverse_complement:
                     rc_ids = np.where(masked, MASK_ID, complement[window_ids])[::-1].copy()
@@ -227,8 +228,9 @@ def test_probabilities_sum_to_one_and_come_from_the_pass_that_masked_each_base(t
     bases[:3] = "N"
     bases[-2:] = "N"
     sequence = "".join(bases)
-    settings_ = ScoringSettings(window_bp=64, stride_bp=30, passes=3, reverse_complement=reverse_complement,
-                                embedding_layer=None, batch_size=5)
+    settings_ = ScoringSettings(
+        window_bp=64, stride_bp=30, passes=3, reverse_complement=reverse_complement, embedding_layer=None, batch_size=5
+    )
     (scores,) = WindowScorer(tiny_model, settings_).score_regions(
         [Region("c", 0, len(sequence))], lambda c, s, e: sequence[s:e], {"c": len(sequence)}
     )
@@ -241,9 +243,7 @@ def test_probabilities_sum_to_one_and_come_from_the_pass_that_masked_each_base(t
     np.testing.assert_allclose(scores.probs, expected, rtol=1e-4, atol=1e-6, equal_nan=True)
     # S3
     truth = np.array(["ACGT".find(b) for b in bases])
-    np.testing.assert_allclose(
-        scores.loss_nats[scored], -np.log(scores.probs[scored, truth[scored]]), rtol=1e-5
-    )
+    np.testing.assert_allclose(scores.loss_nats[scored], -np.log(scores.probs[scored, truth[scored]]), rtol=1e-5)
     assert (scores.entropy_nats[scored] >= 0).all() and (scores.entropy_nats[scored] <= math.log(4) + 1e-6).all()
 
 
@@ -252,8 +252,14 @@ def test_probabilities_sum_to_one_and_come_from_the_pass_that_masked_each_base(t
 def test_every_scored_row_sums_to_one_over_random_n_layouts_and_geometries(tiny_model, sequence, window_bp, data):
     stride_bp = data.draw(st.integers(1, window_bp))
     reverse_complement = data.draw(st.booleans())
-    settings_ = ScoringSettings(window_bp=window_bp, stride_bp=stride_bp, passes=data.draw(st.integers(1, 4)),
-                                reverse_complement=reverse_complement, embedding_layer=None, batch_size=16)
+    settings_ = ScoringSettings(
+        window_bp=window_bp,
+        stride_bp=stride_bp,
+        passes=data.draw(st.integers(1, 4)),
+        reverse_complement=reverse_complement,
+        embedding_layer=None,
+        batch_size=16,
+    )
     (scores,) = WindowScorer(tiny_model, settings_).score_regions(
         [Region("c", 0, len(sequence))], lambda c, s, e: sequence[s:e], {"c": len(sequence)}
     )
@@ -281,12 +287,16 @@ def test_binned_embeddings_average_each_base_from_its_keeping_window_across_wind
     for w in windows:
         with torch.no_grad():
             hidden = tiny_model(torch.from_numpy(frame(ids[w.start : w.end]).astype(np.int64))[None]).last_hidden_state
-        per_base[w.keep_start : w.keep_end] = hidden[0, 1 + w.keep_start - w.start : 1 + w.keep_end - w.start].double().numpy()
+        per_base[w.keep_start : w.keep_end] = (
+            hidden[0, 1 + w.keep_start - w.start : 1 + w.keep_end - w.start].double().numpy()
+        )
     scored = bases != "N"
     for b in range(scores.bin_counts.size):
         in_bin = scored & (np.arange(150) // 16 == b)
         assert scores.bin_counts[b] == in_bin.sum()
-        np.testing.assert_allclose(scores.bin_sums[b] / in_bin.sum(), per_base[in_bin].mean(axis=0), rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(
+            scores.bin_sums[b] / in_bin.sum(), per_base[in_bin].mean(axis=0), rtol=1e-4, atol=1e-5
+        )
 
 
 # --------------------------------------------------------------------------- segments
@@ -306,7 +316,9 @@ def bin_layouts(draw):
                 starts.append(b * bin_bp)
                 ends.append((b + 1) * bin_bp)
     clusters = draw(st.lists(st.integers(0, 2), min_size=len(starts), max_size=len(starts)))
-    return BinIndex(np.array(contigs, dtype=str), np.array(starts, np.int64), np.array(ends, np.int64)), np.array(clusters, np.int32)
+    return BinIndex(np.array(contigs, dtype=str), np.array(starts, np.int64), np.array(ends, np.int64)), np.array(
+        clusters, np.int32
+    )
 
 
 @FAST_PROPERTY
@@ -341,7 +353,12 @@ def test_segments_from_a_scored_chunk_skip_n_only_bins(tiny_model, tmp_path):
     chunk = load_chunk(tmp_path / "chunk.npz")
     bins = BinIndex(chunk.bin_contig, chunk.bin_start, chunk.bin_end)
     assert list(zip(bins.start.tolist(), bins.end.tolist())) == [
-        (0, 50), (50, 100), (200, 250), (250, 300), (300, 350), (350, 400)
+        (0, 50),
+        (50, 100),
+        (200, 250),
+        (250, 300),
+        (300, 350),
+        (350, 400),
     ]
     # One cluster everywhere: the worst case for merging across the gap.
     rows = segment_rows(bins, np.zeros(len(bins), np.int32), 1)
@@ -371,8 +388,10 @@ def test_the_hub_is_a_valid_ucsc_trackdb_with_stacked_multiwig_containers(tmp_pa
     from dnafm_lib.tracks import catalog
     from dnafm_lib.tracks.hub import write_hub
 
-    specs = {spec.key: spec for spec in (*catalog.PER_BASE_TRACKS, *getattr(catalog, "LOGO_TRACKS", ()),
-                                         *catalog.EMBEDDING_TRACKS)}
+    specs = {
+        spec.key: spec
+        for spec in (*catalog.PER_BASE_TRACKS, *getattr(catalog, "LOGO_TRACKS", ()), *catalog.EMBEDDING_TRACKS)
+    }
     for spec in specs.values():
         (tmp_path / spec.filename).write_bytes(b"")
     hub_txt = write_hub(tmp_path, "toy_genome_with_a_long_name", "GCA_000000001.1", "tiny", email=email)
@@ -389,7 +408,9 @@ def test_the_hub_is_a_valid_ucsc_trackdb_with_stacked_multiwig_containers(tmp_pa
         assert container["type"].split()[0] == "bigWig" and container["_indented"] == "False"
     for spec in specs.values():
         stanza = by_track[spec.key]
-        assert (tmp_path / "hub" / "GCA_000000001.1" / stanza["bigDataUrl"]).resolve() == (tmp_path / spec.filename).resolve()
+        assert (tmp_path / "hub" / "GCA_000000001.1" / stanza["bigDataUrl"]).resolve() == (
+            tmp_path / spec.filename
+        ).resolve()
         assert stanza["type"].split()[0] == "bigWig" and len(stanza["shortLabel"]) <= 17
         if spec.group:
             assert stanza["parent"] == spec.group and stanza["_indented"] == "True"
@@ -400,8 +421,9 @@ def test_the_hub_is_a_valid_ucsc_trackdb_with_stacked_multiwig_containers(tmp_pa
             assert stanza["autoScale"] == "on" or "viewLimits" in stanza
 
 
-@pytest.mark.parametrize("field, value", [("passes", 0), ("batch_size", 0), ("bin_bp", 0), ("window_bp", 0),
-                                          ("stride_bp", 0)])
+@pytest.mark.parametrize(
+    "field, value", [("passes", 0), ("batch_size", 0), ("bin_bp", 0), ("window_bp", 0), ("stride_bp", 0)]
+)
 def test_scoring_settings_out_of_range_are_one_error_naming_the_setting(field, value):
     from dnafm_lib.errors import DnafmError
 
@@ -438,14 +460,16 @@ def test_gff_features_for_the_enrichment_are_zero_based_half_open(tmp_path):
     from dnafm_lib.tracks.embeddings import enrichment_table, read_gff_features
 
     gff = tmp_path / "a.gff3"
-    gff.write_text("##gff-version 3\n"
-                   "chr1\tt\tgene\t11\t30\t.\t+\t.\tID=g1\n"
-                   "chr1\tt\tCDS\t21\t30\t.\t+\t0\tID=c1\n")
+    gff.write_text("##gff-version 3\nchr1\tt\tgene\t11\t30\t.\t+\t.\tID=g1\nchr1\tt\tCDS\t21\t30\t.\t+\t0\tID=c1\n")
     features = read_gff_features(gff)
     assert features[["Chromosome", "Start", "End", "Feature"]].values.tolist() == [
-        ["chr1", 10, 30, "gene"], ["chr1", 20, 30, "CDS"]
+        ["chr1", 10, 30, "gene"],
+        ["chr1", 20, 30, "CDS"],
     ]
-    segments = [("chr1", 0, 20, "cluster_0", 0, ".", 0, 20, "0,0,0"), ("chr1", 20, 40, "cluster_1", 0, ".", 20, 40, "0,0,0")]
+    segments = [
+        ("chr1", 0, 20, "cluster_0", 0, ".", 0, 20, "0,0,0"),
+        ("chr1", 20, 40, "cluster_1", 0, ".", 20, 40, "0,0,0"),
+    ]
     table = enrichment_table(segments, features).set_index(["cluster", "feature_type"])
     assert table.loc[("cluster_0", "gene"), "observed_bp"] == 10  # bases 10-20
     assert table.loc[("cluster_1", "gene"), "observed_bp"] == 10  # bases 20-30

@@ -45,8 +45,7 @@ from dnafm_lib.train.data import (
 )
 from tests.train_helpers import write_demo_shards
 
-FAST_PROPERTY = settings(max_examples=80, deadline=None, derandomize=True,
-                         suppress_health_check=[HealthCheck.too_slow])
+FAST_PROPERTY = settings(max_examples=80, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 NEVER_CHOSEN = (CLS_ID, EOS_ID, PAD_ID, N_ID)
 
 
@@ -55,8 +54,7 @@ def framed_rows(draw):
     """A framed row: [CLS] + bases with N runs + [EOS], then PAD up to the window."""
     window = draw(st.integers(1, 200))
     length = draw(st.integers(1, window))
-    tokens = np.array(draw(st.lists(st.sampled_from(list(ACGT_IDS)), min_size=window, max_size=window)),
-                      dtype=np.uint8)
+    tokens = np.array(draw(st.lists(st.sampled_from(list(ACGT_IDS)), min_size=window, max_size=window)), dtype=np.uint8)
     for _ in range(draw(st.integers(0, 3))):
         start = draw(st.integers(0, window - 1))
         tokens[start : start + draw(st.integers(1, 20))] = N_ID
@@ -111,11 +109,16 @@ def test_masks_differ_between_steps_and_between_samples_and_repeat_exactly(tmp_p
 
 def test_the_composition_entropy_is_zero_for_one_base_and_log4_for_four_equal_ones():
     """The bar a trained model must beat: entropy of the masked targets' A/C/G/T mix."""
+
     def batch_of(labels):
         row = np.full(8, IGNORE_INDEX, dtype=np.int64)
         row[: len(labels)] = labels
-        return MlmBatch(input_ids=row[None], attention_mask=np.ones((1, 8), bool), labels=row[None],
-                        sample_ids=np.zeros(1, np.int64))
+        return MlmBatch(
+            input_ids=row[None],
+            attention_mask=np.ones((1, 8), bool),
+            labels=row[None],
+            sample_ids=np.zeros(1, np.int64),
+        )
 
     assert base_composition_entropy_nats([batch_of([ACGT_IDS[2]])]) == 0.0  # one target
     assert base_composition_entropy_nats([batch_of(list(ACGT_IDS))]) == pytest.approx(np.log(4))
@@ -148,16 +151,24 @@ def test_every_sample_once_per_epoch_and_slices_rebuild_the_global_batch(n, worl
     micro = data.draw(st.integers(1, per_rank))
     global_batch = world * per_rank
     reader = ListReader(n)
-    one = TrainBatches(reader, seed=5, global_batch_size=global_batch, micro_batch_size=micro, rank=0,
-                       world_size=1, mask_fraction=0.15)
+    one = TrainBatches(
+        reader, seed=5, global_batch_size=global_batch, micro_batch_size=micro, rank=0, world_size=1, mask_fraction=0.15
+    )
     steps = -(-3 * n // global_batch)
     stream = np.concatenate([one.global_sample_ids(s) for s in range(steps)])
     for epoch in range(3):  # O1
         assert sorted(stream[epoch * n : (epoch + 1) * n].tolist()) == list(range(n))
     step = data.draw(st.integers(0, steps))
     ranks = [
-        TrainBatches(reader, seed=5, global_batch_size=global_batch, micro_batch_size=micro, rank=r,
-                     world_size=world, mask_fraction=0.15)
+        TrainBatches(
+            reader,
+            seed=5,
+            global_batch_size=global_batch,
+            micro_batch_size=micro,
+            rank=r,
+            world_size=world,
+            mask_fraction=0.15,
+        )
         for r in range(world)
     ]
     # O2: disjoint rank slices, in order, rebuilding the global batch; micro-batches rebuild a slice.
@@ -173,8 +184,10 @@ def test_a_sample_is_masked_alike_whatever_micro_batch_carries_it():
     ids = [3, 7, 1, 9]
     whole = build_batch(reader, ids, stream=TRAIN_STREAM, seed=2, step=5, mask_fraction=0.3)
     for cut in (1, 2):
-        parts = [build_batch(reader, ids[i : i + cut], stream=TRAIN_STREAM, seed=2, step=5, mask_fraction=0.3)
-                 for i in range(0, 4, cut)]
+        parts = [
+            build_batch(reader, ids[i : i + cut], stream=TRAIN_STREAM, seed=2, step=5, mask_fraction=0.3)
+            for i in range(0, 4, cut)
+        ]
         assert (np.concatenate([p.input_ids for p in parts]) == whole.input_ids).all()
         assert (np.concatenate([p.labels for p in parts]) == whole.labels).all()
 
@@ -208,10 +221,23 @@ def _train(shards, run_dir: Path, **overrides):
 
     train_manifest, _ = shards
     values = dict(
-        train_manifest=str(train_manifest), validation_manifest="", run_dir=str(run_dir), model="tiny", seed=3,
-        global_batch_size=4, micro_batch_size=2, max_steps=4, warmup_steps=2, learning_rate=3e-3,
-        min_learning_rate=3e-4, checkpoint_every_steps=2, keep_checkpoints=10, validation_samples=0,
-        device="cpu", progress_bar=False, log_every_steps=1,
+        train_manifest=str(train_manifest),
+        validation_manifest="",
+        run_dir=str(run_dir),
+        model="tiny",
+        seed=3,
+        global_batch_size=4,
+        micro_batch_size=2,
+        max_steps=4,
+        warmup_steps=2,
+        learning_rate=3e-3,
+        min_learning_rate=3e-4,
+        checkpoint_every_steps=2,
+        keep_checkpoints=10,
+        validation_samples=0,
+        device="cpu",
+        progress_bar=False,
+        log_every_steps=1,
     )
     values.update(overrides)
     return train(TrainConfig.from_mapping(values))
@@ -255,12 +281,14 @@ def test_a_resumed_run_takes_exactly_the_steps_left_with_the_uninterrupted_sched
 
 
 @pytest.mark.parametrize("micro_batch_size", [1, 4], ids=["4x1", "1x4"])
-def test_the_gradient_of_a_global_batch_does_not_depend_on_its_micro_batch_cut(uninterrupted, shards, tmp_path,
-                                                                                micro_batch_size):
+def test_the_gradient_of_a_global_batch_does_not_depend_on_its_micro_batch_cut(
+    uninterrupted, shards, tmp_path, micro_batch_size
+):
     # The uninterrupted run cuts each global batch of 4 as 2×2; same loss and gradient norm at
     # step 1, and at step 2 (so the same update was applied).
     _train(shards, tmp_path / "run", micro_batch_size=micro_batch_size, max_steps=2, checkpoint_every_steps=100)
     np.testing.assert_allclose(
-        _curve(tmp_path / "run", "loss_nats", "grad_norm"), _curve(uninterrupted, "loss_nats", "grad_norm")[:2],
+        _curve(tmp_path / "run", "loss_nats", "grad_norm"),
+        _curve(uninterrupted, "loss_nats", "grad_norm")[:2],
         rtol=1e-4,
     )

@@ -42,8 +42,23 @@ def brute_force_llr(model, contig, position, alt, flank_bp=FLANK_BP, strand="+")
 def run_ism(model_dir, genome_path, bed_text, out_dir, tmp_path):
     bed = tmp_path / "regions.bed"
     bed.write_text(bed_text)
-    return main(["ism", "--model", str(model_dir), "--fasta", str(genome_path), "--regions", str(bed),
-                 "--out-dir", str(out_dir), "--flank-bp", str(FLANK_BP), "--batch-size", "7"])
+    return main(
+        [
+            "ism",
+            "--model",
+            str(model_dir),
+            "--fasta",
+            str(genome_path),
+            "--regions",
+            str(bed),
+            "--out-dir",
+            str(out_dir),
+            "--flank-bp",
+            str(FLANK_BP),
+            "--batch-size",
+            "7",
+        ]
+    )
 
 
 def test_ism_equals_a_brute_force_loop_over_single_mutations(model, model_dir, genome, tmp_path, monkeypatch):
@@ -63,7 +78,9 @@ def test_ism_equals_a_brute_force_loop_over_single_mutations(model, model_dir, g
                 continue
             for alt in BASES:
                 if alt != ref:
-                    expected.append((chrom, position + 1, ref, alt, brute_force_llr(model, contigs[chrom], position, alt)))
+                    expected.append(
+                        (chrom, position + 1, ref, alt, brute_force_llr(model, contigs[chrom], position, alt))
+                    )
     expected = pd.DataFrame(expected, columns=["chrom", "pos", "ref", "alt", "llr"])
     assert len(table) == len(expected) == 3 * (9 + 6 + 5)  # each base once; chr2:4-5 are N
     assert table[["chrom", "pos", "ref", "alt"]].equals(expected[["chrom", "pos", "ref", "alt"]])
@@ -134,16 +151,38 @@ def test_score_variants_round_trips_the_vcf_and_adds_the_strand_averaged_llr(mod
     records = _variant_records(contigs)
     vcf_in, vcf_out = tmp_path / "in.vcf", tmp_path / "out.vcf.gz"
     _write_vcf(vcf_in, contigs, records)
-    assert main(["score-variants", "--model", str(model_dir), "--fasta", str(genome_path), "--vcf", str(vcf_in),
-                 "--out", str(vcf_out), "--flank-bp", str(FLANK_BP)]) == 0
+    assert (
+        main(
+            [
+                "score-variants",
+                "--model",
+                str(model_dir),
+                "--fasta",
+                str(genome_path),
+                "--vcf",
+                str(vcf_in),
+                "--out",
+                str(vcf_out),
+                "--flank-bp",
+                str(FLANK_BP),
+            ]
+        )
+        == 0
+    )
 
     with pysam.VariantFile(str(vcf_in)) as before, pysam.VariantFile(str(vcf_out)) as after:
         assert "DNAFM_LLR" in after.header.info and after.header.info["DNAFM_LLR"].number == "A"
         assert list(after.header.samples) == ["sample1", "sample2"]
         pairs = list(zip(before, after, strict=True))
     for old, new in pairs:
-        assert (new.chrom, new.pos, new.id, new.ref, new.alts, new.qual) == (old.chrom, old.pos, old.id, old.ref,
-                                                                             old.alts, old.qual)
+        assert (new.chrom, new.pos, new.id, new.ref, new.alts, new.qual) == (
+            old.chrom,
+            old.pos,
+            old.id,
+            old.ref,
+            old.alts,
+            old.qual,
+        )
         assert list(new.filter) == list(old.filter)
         assert {k: v for k, v in new.info.items() if k != "DNAFM_LLR"} == dict(old.info.items())
         assert [s["GT"] for s in new.samples.values()] == [s["GT"] for s in old.samples.values()]
@@ -169,9 +208,22 @@ def test_a_ref_that_disagrees_with_the_fasta_is_one_error_and_no_output(model_di
     genome_path, contigs = genome
     wrong = "A" if contigs["chr1"][9] != "A" else "C"
     vcf_in = tmp_path / "in.vcf"
-    _write_vcf(vcf_in, contigs, [("chr1", 10, ".", wrong, "T" if wrong != "T" else "G", ".", ".", ".", "GT", "0/1", "0/1")])
-    code = main(["score-variants", "--model", str(model_dir), "--fasta", str(genome_path), "--vcf", str(vcf_in),
-                 "--out", str(tmp_path / "out.vcf")])
+    _write_vcf(
+        vcf_in, contigs, [("chr1", 10, ".", wrong, "T" if wrong != "T" else "G", ".", ".", ".", "GT", "0/1", "0/1")]
+    )
+    code = main(
+        [
+            "score-variants",
+            "--model",
+            str(model_dir),
+            "--fasta",
+            str(genome_path),
+            "--vcf",
+            str(vcf_in),
+            "--out",
+            str(tmp_path / "out.vcf"),
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 1 and err.count("\n") == 1
     assert f"in.vcf: line 9: record chr1:10: REF {wrong} but {genome_path} has {contigs['chr1'][9]}" in err

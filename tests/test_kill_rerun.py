@@ -69,13 +69,20 @@ def files(directory: Path) -> dict[str, bytes]:
 def temp_holds(root: Path, prefix: str, name: str, min_bytes: int):
     def ready() -> bool:
         return any((t / name).exists() and (t / name).stat().st_size >= min_bytes for t in root.glob(f"{prefix}*"))
+
     return ready
 
 
 def test_prepare_genome_killed_mid_write_reruns_to_the_same_files_and_no_temp(big_fasta, tmp_path):
     reference, killed = tmp_path / "reference", tmp_path / "killed"
-    subprocess.run(dnafm("prepare-genome", "--genome", "g", "--fasta", str(big_fasta), "--out-dir",
-                         str(reference / "g")), env=env(), cwd=REPO, check=True, capture_output=True, timeout=300)
+    subprocess.run(
+        dnafm("prepare-genome", "--genome", "g", "--fasta", str(big_fasta), "--out-dir", str(reference / "g")),
+        env=env(),
+        cwd=REPO,
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     command = dnafm("prepare-genome", "--genome", "g", "--fasta", str(big_fasta), "--out-dir", str(killed / "g"))
     kill_when(command, temp_holds(killed, ".tmp-g.", "genome.fa.gz", 1 << 20))
     assert temps(killed) and not (killed / "g").exists()  # the kill left a half-written temp directory
@@ -94,8 +101,14 @@ def test_prepare_genome_killed_mid_write_reruns_to_the_same_files_and_no_temp(bi
 def test_shard_killed_mid_write_reruns_to_the_same_files_and_no_temp(big_fasta, tmp_path):
     reference, killed = tmp_path / "reference", tmp_path / "killed"
     argv = ["--genome", "g", "--fasta", str(big_fasta), "--window-nt", "998"]
-    subprocess.run(dnafm("shard", *argv, "--out-dir", str(reference / "g")), env=env(), cwd=REPO, check=True,
-                   capture_output=True, timeout=300)
+    subprocess.run(
+        dnafm("shard", *argv, "--out-dir", str(reference / "g")),
+        env=env(),
+        cwd=REPO,
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     command = dnafm("shard", *argv, "--out-dir", str(killed / "g"))
     kill_when(command, temp_holds(killed, ".tmp-g.", "tokens.npy", 1 << 20))
     assert temps(killed) and not (killed / "g").exists()
@@ -113,13 +126,22 @@ def test_pretrain_killed_after_a_checkpoint_reruns_to_the_same_exported_weights(
         values = settings(*manifests, tmp_path / name / "run", max_steps=8)
         if name == "killed":
             checkpoints = tmp_path / name / "run" / "checkpoints"
-            kill_when(pretrain_command(values), lambda checkpoints=checkpoints: any(checkpoints.glob("step_*")), timeout=240)
-            assert len(losses(tmp_path / name / "run")) < 8  # it really stopped early (checkpoints may be saved asynchronously)
+            kill_when(
+                pretrain_command(values), lambda checkpoints=checkpoints: any(checkpoints.glob("step_*")), timeout=240
+            )
+            assert (
+                len(losses(tmp_path / name / "run")) < 8
+            )  # it really stopped early (checkpoints may be saved asynchronously)
         done = run_pretrain(values)
         assert done.returncode == 0, done.stderr
-        exported = subprocess.run(dnafm("export", "--run-dir", str(tmp_path / name / "run"), "--out",
-                                        str(tmp_path / name / "model")), env=env(), cwd=REPO, capture_output=True,
-                                  text=True, timeout=120)
+        exported = subprocess.run(
+            dnafm("export", "--run-dir", str(tmp_path / name / "run"), "--out", str(tmp_path / name / "model")),
+            env=env(),
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert exported.returncode == 0, exported.stderr
         runs[name] = tmp_path / name
     assert losses(runs["killed"] / "run") == losses(runs["reference"] / "run")

@@ -36,8 +36,10 @@ def test_rope_scores_depend_only_on_relative_position():
     dim = 32
     cos, sin = rotary_cos_sin(64, dim, 10000.0, None, torch.float64)
     q, k = torch.randn(dim, dtype=torch.float64), torch.randn(dim, dtype=torch.float64)
+
     def score(m, n):
         return float(apply_rotary(q, cos[m], sin[m]) @ apply_rotary(k, cos[n], sin[n]))
+
     # angles are computed in float32, as in the published model: agreement to ~1e-7 relative
     assert score(5, 2) == pytest.approx(score(40, 37), rel=1e-5)
     assert score(5, 2) != pytest.approx(score(5, 3), abs=1e-6)
@@ -95,18 +97,39 @@ def test_mlm_decoder_is_tied_to_the_word_embeddings():
 def test_state_dict_keys_follow_the_aido_dna_layout():
     model = build_model(small_config(), device="meta")
     keys = set(model.state_dict())
-    layer = {f"bert.encoder.layer.0.{k}" for k in [
-        "attention.ln.weight", "attention.ln.bias",
-        "attention.self.query.weight", "attention.self.query.bias",
-        "attention.self.key.weight", "attention.self.key.bias",
-        "attention.self.value.weight", "attention.self.value.bias",
-        "attention.output.dense.weight", "attention.output.dense.bias",
-        "ln.weight", "ln.bias",
-        "mlp.gate_proj.weight", "mlp.gate_proj.bias", "mlp.up_proj.weight", "mlp.up_proj.bias",
-        "mlp.down_proj.weight", "mlp.down_proj.bias"]}
-    top = {"bert.embeddings.word_embeddings.weight", "bert.encoder.ln.weight", "bert.encoder.ln.bias",
-           "cls.predictions.bias", "cls.predictions.transform.dense.weight", "cls.predictions.transform.dense.bias",
-           "cls.predictions.transform.LayerNorm.weight", "cls.predictions.transform.LayerNorm.bias"}
+    layer = {
+        f"bert.encoder.layer.0.{k}"
+        for k in [
+            "attention.ln.weight",
+            "attention.ln.bias",
+            "attention.self.query.weight",
+            "attention.self.query.bias",
+            "attention.self.key.weight",
+            "attention.self.key.bias",
+            "attention.self.value.weight",
+            "attention.self.value.bias",
+            "attention.output.dense.weight",
+            "attention.output.dense.bias",
+            "ln.weight",
+            "ln.bias",
+            "mlp.gate_proj.weight",
+            "mlp.gate_proj.bias",
+            "mlp.up_proj.weight",
+            "mlp.up_proj.bias",
+            "mlp.down_proj.weight",
+            "mlp.down_proj.bias",
+        ]
+    }
+    top = {
+        "bert.embeddings.word_embeddings.weight",
+        "bert.encoder.ln.weight",
+        "bert.encoder.ln.bias",
+        "cls.predictions.bias",
+        "cls.predictions.transform.dense.weight",
+        "cls.predictions.transform.dense.bias",
+        "cls.predictions.transform.LayerNorm.weight",
+        "cls.predictions.transform.LayerNorm.bias",
+    }
     layer1 = {k.replace("layer.0.", "layer.1.") for k in layer}
     assert keys == top | layer | layer1
 

@@ -32,8 +32,7 @@ def ncbi():
 
 @pytest.fixture
 def client(ncbi):
-    return NcbiClient(ftp_url=ncbi.ftp_url, api_url=ncbi.api_url, retry=FAST_RETRY, progress=False,
-                      requests_per_s=1000)
+    return NcbiClient(ftp_url=ncbi.ftp_url, api_url=ncbi.api_url, retry=FAST_RETRY, progress=False, requests_per_s=1000)
 
 
 def leftovers(directory):
@@ -49,7 +48,10 @@ def test_ftp_download_gives_the_verified_fasta_and_a_download_record(ncbi, clien
     result = download_assembly(RAT_NEW, tmp_path / "rat", client=client)
 
     assert gunzip(result.fasta_path) == synthetic_fasta(seed=1)
-    assert result.url == f"{ncbi.ftp_url}/genomes/all/GCF/015/227/675/GCF_015227675.2_mRatBN7.2/GCF_015227675.2_mRatBN7.2_genomic.fna.gz"
+    assert (
+        result.url
+        == f"{ncbi.ftp_url}/genomes/all/GCF/015/227/675/GCF_015227675.2_mRatBN7.2/GCF_015227675.2_mRatBN7.2_genomic.fna.gz"
+    )
     assert result.md5 == hashlib.md5(ncbi.assemblies[RAT_NEW].fasta_gz).hexdigest()
     record = json.loads((tmp_path / "rat" / "download.json").read_text())
     assert record["accession"] == RAT_NEW
@@ -126,8 +128,12 @@ def test_rate_limited_request_waits_as_long_as_retry_after_says(ncbi, client, tm
 
 
 def test_retry_after_longer_than_the_client_accepts_is_an_error(ncbi, tmp_path):
-    impatient = NcbiClient(ftp_url=ncbi.ftp_url, api_url=ncbi.api_url, progress=False,
-                           retry=RetryPolicy(max_attempts=3, backoff_initial_s=0.01, max_retry_after_s=5))
+    impatient = NcbiClient(
+        ftp_url=ncbi.ftp_url,
+        api_url=ncbi.api_url,
+        progress=False,
+        retry=RetryPolicy(max_attempts=3, backoff_initial_s=0.01, max_retry_after_s=5),
+    )
     ncbi.inject("dataset_report", "retry_after", 3600)
 
     with pytest.raises(HttpError, match="Retry-After 3600s"):
@@ -135,7 +141,9 @@ def test_retry_after_longer_than_the_client_accepts_is_an_error(ncbi, tmp_path):
 
 
 def test_suppressed_accession_is_one_clear_error_naming_it_and_its_successor(ncbi, client, tmp_path):
-    with pytest.raises(NcbiError, match=rf"{RAT_OLD}: assembly is suppressed at NCBI; its current version is {RAT_NEW}"):
+    with pytest.raises(
+        NcbiError, match=rf"{RAT_OLD}: assembly is suppressed at NCBI; its current version is {RAT_NEW}"
+    ):
         download_assembly(RAT_OLD, tmp_path / "rat", client=client)
     assert leftovers(tmp_path / "rat") == []
     assert ncbi.hits_for("/ftp/") == []
@@ -202,8 +210,7 @@ def test_dataset_reports_are_batched_and_follow_next_page_tokens(ncbi, client):
 
 
 def test_client_side_rate_limit_spaces_requests(ncbi):
-    polite = NcbiClient(ftp_url=ncbi.ftp_url, api_url=ncbi.api_url, retry=FAST_RETRY, progress=False,
-                        requests_per_s=20)
+    polite = NcbiClient(ftp_url=ncbi.ftp_url, api_url=ncbi.api_url, retry=FAST_RETRY, progress=False, requests_per_s=20)
     started_s = time.monotonic()  # the server logs hits on this same clock
     for _ in range(6):
         polite.assembly_report(RAT_NEW)
@@ -251,8 +258,9 @@ def test_fetch_url_downloads_a_plain_fasta_unchanged(ncbi, tmp_path):
     ncbi.static["genome.fa"] = synthetic_fasta(seed=3)
     ncbi.inject("genome.fa", "drop", 1000)
 
-    result = fetch_url(ncbi.static_url("genome.fa"), tmp_path / "genome.fa",
-                       http=HttpClient(retry=FAST_RETRY, progress=False))
+    result = fetch_url(
+        ncbi.static_url("genome.fa"), tmp_path / "genome.fa", http=HttpClient(retry=FAST_RETRY, progress=False)
+    )
 
     assert (tmp_path / "genome.fa").read_bytes() == synthetic_fasta(seed=3)
     assert result.md5 == hashlib.md5(synthetic_fasta(seed=3)).hexdigest()
@@ -272,8 +280,18 @@ def test_fetch_url_names_the_url_on_404(ncbi, tmp_path):
 
 
 def test_download_command_writes_one_folder_per_accession(ncbi, tmp_path, capsys):
-    code = cli.main(["download", RAT_NEW, "--out-dir", str(tmp_path / "dl"),
-                     "--ncbi-ftp-url", ncbi.ftp_url, "--ncbi-api-url", ncbi.api_url])
+    code = cli.main(
+        [
+            "download",
+            RAT_NEW,
+            "--out-dir",
+            str(tmp_path / "dl"),
+            "--ncbi-ftp-url",
+            ncbi.ftp_url,
+            "--ncbi-api-url",
+            ncbi.api_url,
+        ]
+    )
 
     assert code == 0
     assert gunzip(tmp_path / "dl" / RAT_NEW / "genomic.fna.gz") == synthetic_fasta(seed=1)
@@ -281,8 +299,18 @@ def test_download_command_writes_one_folder_per_accession(ncbi, tmp_path, capsys
 
 
 def test_download_command_reports_a_suppressed_accession_in_one_line(ncbi, tmp_path, capsys):
-    code = cli.main(["download", RAT_OLD, "--out-dir", str(tmp_path / "dl"),
-                     "--ncbi-ftp-url", ncbi.ftp_url, "--ncbi-api-url", ncbi.api_url])
+    code = cli.main(
+        [
+            "download",
+            RAT_OLD,
+            "--out-dir",
+            str(tmp_path / "dl"),
+            "--ncbi-ftp-url",
+            ncbi.ftp_url,
+            "--ncbi-api-url",
+            ncbi.api_url,
+        ]
+    )
 
     assert code == 1
     err = capsys.readouterr().err.strip()
@@ -293,14 +321,20 @@ def test_download_command_reports_a_suppressed_accession_in_one_line(ncbi, tmp_p
 @pytest.mark.parametrize("command", ["download", "splits"])
 def test_zero_attempts_is_refused_before_any_request(ncbi, tmp_path, capsys, command):
     (tmp_path / "list.txt").write_text(f"{RAT_NEW}\n")
-    where = [RAT_NEW, "--out-dir", str(tmp_path / "dl")] if command == "download" else [
-        "--list", str(tmp_path / "list.txt"), "--out-dir", str(tmp_path / "dl")]
+    where = (
+        [RAT_NEW, "--out-dir", str(tmp_path / "dl")]
+        if command == "download"
+        else ["--list", str(tmp_path / "list.txt"), "--out-dir", str(tmp_path / "dl")]
+    )
 
-    code = cli.main([command, *where, "--attempts", "0", "--ncbi-ftp-url", ncbi.ftp_url, "--ncbi-api-url", ncbi.api_url])
+    code = cli.main(
+        [command, *where, "--attempts", "0", "--ncbi-ftp-url", ncbi.ftp_url, "--ncbi-api-url", ncbi.api_url]
+    )
 
     assert code == 1
     assert capsys.readouterr().err.strip() == (
-        f"dnafm {command}: error: --attempts must be at least 1 and --backoff-s at least 0, got 0 and 1.0")
+        f"dnafm {command}: error: --attempts must be at least 1 and --backoff-s at least 0, got 0 and 1.0"
+    )
     assert ncbi.hits == [] and not (tmp_path / "dl").exists()
 
 
@@ -314,8 +348,10 @@ def test_connection_dropped_inside_a_dataset_report_is_retried(ncbi, client):
 def test_download_command_gzips_a_plain_fasta_from_a_url_row_of_the_splits_table(ncbi, tmp_path):
     ncbi.static["plain.fa"] = synthetic_fasta(seed=9)
     table = tmp_path / "genomes.tsv"
-    table.write_text("genome\taccession\tsource\tlocation\tsplit\tannotation\tassembly_name\tstatus\n"
-                     f"web\t\turl\t{ncbi.static_url('plain.fa')}\ttrain\t\t\t\n")
+    table.write_text(
+        "genome\taccession\tsource\tlocation\tsplit\tannotation\tassembly_name\tstatus\n"
+        f"web\t\turl\t{ncbi.static_url('plain.fa')}\ttrain\t\t\t\n"
+    )
 
     code = cli.main(["download", "--genomes-tsv", str(table), "--genome", "web", "--out-dir", str(tmp_path / "web")])
 
@@ -339,7 +375,9 @@ def test_empty_answer_where_a_gzip_was_expected_is_an_error(ncbi, tmp_path):
     ncbi.static["empty.fna.gz"] = b""
     http = HttpClient(retry=FAST_RETRY, progress=False)
 
-    with pytest.raises(HttpError, match=r"empty\.fna\.gz: server answered status 200 with data starting b'' where gzip"):
+    with pytest.raises(
+        HttpError, match=r"empty\.fna\.gz: server answered status 200 with data starting b'' where gzip"
+    ):
         http.download(ncbi.static_url("empty.fna.gz"), tmp_path / "empty.fna.gz", expect="gzip")
     assert leftovers(tmp_path) == []
 
@@ -359,7 +397,9 @@ def test_progress_bar_shows_on_a_terminal_download_and_survives_a_resume(ncbi, t
     ncbi.static["genome.fa"] = synthetic_fasta(seed=4)
     ncbi.inject("genome.fa", "drop", 2000)
 
-    HttpClient(retry=FAST_RETRY, progress=True).download(ncbi.static_url("genome.fa"), tmp_path / "g.fa", expect="fasta")
+    HttpClient(retry=FAST_RETRY, progress=True).download(
+        ncbi.static_url("genome.fa"), tmp_path / "g.fa", expect="fasta"
+    )
 
     assert (tmp_path / "g.fa").read_bytes() == synthetic_fasta(seed=4)
     assert "g.fa" in capsys.readouterr().err  # tqdm's bar, labelled with the file name
@@ -367,11 +407,26 @@ def test_progress_bar_shows_on_a_terminal_download_and_survives_a_resume(ncbi, t
 
 def test_download_of_a_splits_table_row_reuses_its_status_instead_of_asking_again(ncbi, tmp_path):
     table = tmp_path / "genomes.tsv"
-    table.write_text("genome\taccession\tsource\tlocation\tsplit\tannotation\tassembly_name\tstatus\n"
-                     f"{RAT_NEW}\t{RAT_NEW}\tncbi\t\ttrain\t\tmRatBN7.2\tcurrent\n")
+    table.write_text(
+        "genome\taccession\tsource\tlocation\tsplit\tannotation\tassembly_name\tstatus\n"
+        f"{RAT_NEW}\t{RAT_NEW}\tncbi\t\ttrain\t\tmRatBN7.2\tcurrent\n"
+    )
 
-    code = cli.main(["download", "--genomes-tsv", str(table), "--genome", RAT_NEW, "--out-dir", str(tmp_path / "rat"),
-                     "--ncbi-ftp-url", ncbi.ftp_url, "--ncbi-api-url", ncbi.api_url])
+    code = cli.main(
+        [
+            "download",
+            "--genomes-tsv",
+            str(table),
+            "--genome",
+            RAT_NEW,
+            "--out-dir",
+            str(tmp_path / "rat"),
+            "--ncbi-ftp-url",
+            ncbi.ftp_url,
+            "--ncbi-api-url",
+            ncbi.api_url,
+        ]
+    )
 
     assert code == 0
     assert gunzip(tmp_path / "rat" / "genomic.fna.gz") == synthetic_fasta(seed=1)

@@ -22,9 +22,23 @@ REPO = Path(__file__).resolve().parents[1]
 def snakemake(config_path: Path, *args) -> subprocess.CompletedProcess:
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     return subprocess.run(
-        [sys.executable, "-m", "snakemake", *map(str, args), "--configfile", str(config_path), "--cores", "2",
-         "--nolock", "--quiet"],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=1200,
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            *map(str, args),
+            "--configfile",
+            str(config_path),
+            "--cores",
+            "2",
+            "--nolock",
+            "--quiet",
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1200,
     )
 
 
@@ -33,8 +47,13 @@ def annotated_genome(tmp_path: Path) -> tuple[Path, Path]:
     rng = np.random.default_rng(5)
     fasta = write_fasta(tmp_path / "coding.fa", [("chrC", "".join(random_bases(rng, 24_000)))])
     gff = tmp_path / "coding.gff3"
-    gff.write_text("##gff-version 3\n" + "".join(
-        f"chrC\ttest\tCDS\t{start + 1}\t{start + 1000}\t.\t+\t0\tID=cds{start}\n" for start in range(0, 24_000, 2000)))
+    gff.write_text(
+        "##gff-version 3\n"
+        + "".join(
+            f"chrC\ttest\tCDS\t{start + 1}\t{start + 1000}\t.\t+\t0\tID=cds{start}\n"
+            for start in range(0, 24_000, 2000)
+        )
+    )
     return fasta, gff
 
 
@@ -58,23 +77,53 @@ def embedded_texts(html: str) -> str:
 def test_report_holds_the_fine_tuning_result_and_the_address_of_each_genomes_igv_html(tmp_path):
     fasta, gff = annotated_genome(tmp_path)
     sheet = tmp_path / "genomes.tsv"
-    sheet.write_text("genome\tsource\taccession\tlocation\tsplit\tannotation\n"
-                     f"coding\tfile\tGCA_000000002.1\t{fasta}\ttrain\t{gff}\n")
+    sheet.write_text(
+        "genome\tsource\taccession\tlocation\tsplit\tannotation\n"
+        f"coding\tfile\tGCA_000000002.1\t{fasta}\ttrain\t{gff}\n"
+    )
     model = save_tiny_model(tmp_path / "tiny")
     stand_in_js = tmp_path / "igv.min.js"
     stand_in_js.write_text("/* igv.js stand-in: the browser test loads the real one */")
     results = tmp_path / "results"
     config = {
-        "cohort": "report_test", "results_dir": str(results), "logs_dir": str(tmp_path / "logs"),
+        "cohort": "report_test",
+        "results_dir": str(results),
+        "logs_dir": str(tmp_path / "logs"),
         "genome_sheet": str(sheet),
         "splits": {"nt_list": None, "validation_genomes": 0, "test_genomes": 0, "replacements": {}},
-        "tracks": {"genomes": ["coding"], "models": {"tiny": str(model)}, "chunk_bp": 12_000, "window_bp": 300,
-                   "stride_bp": 150, "passes": 2, "batch_size": 16, "threads": 1, "n_clusters": 3,
-                   "igv_js": str(stand_in_js), "device": "cpu"},
-        "finetune": {"genomes": ["coding"], "model": str(model), "window_bp": 60, "block_bp": 1000,
-                     "val_fraction": 0.2, "test_fraction": 0.2, "pooling": "mean", "strategy": "full",
-                     "max_epochs": 1, "patience": 1, "lr": 0.0005, "batch_size": 32, "seed": 0, "device": "cpu",
-                     "threads": 1, "gpus_per_job": 0, "mem_mb": 2000, "runtime_min": 10},
+        "tracks": {
+            "genomes": ["coding"],
+            "models": {"tiny": str(model)},
+            "chunk_bp": 12_000,
+            "window_bp": 300,
+            "stride_bp": 150,
+            "passes": 2,
+            "batch_size": 16,
+            "threads": 1,
+            "n_clusters": 3,
+            "igv_js": str(stand_in_js),
+            "device": "cpu",
+        },
+        "finetune": {
+            "genomes": ["coding"],
+            "model": str(model),
+            "window_bp": 60,
+            "block_bp": 1000,
+            "val_fraction": 0.2,
+            "test_fraction": 0.2,
+            "pooling": "mean",
+            "strategy": "full",
+            "max_epochs": 1,
+            "patience": 1,
+            "lr": 0.0005,
+            "batch_size": 32,
+            "seed": 0,
+            "device": "cpu",
+            "threads": 1,
+            "gpus_per_job": 0,
+            "mem_mb": 2000,
+            "runtime_min": 10,
+        },
     }
     config_path = tmp_path / "cohort.yaml"
     config_path.write_text(yaml.safe_dump(config))

@@ -18,26 +18,33 @@ def test_a_scoring_job_reports_its_bases_and_mean_loss(tmp_path):
 
 def test_pretraining_export_gather_and_finetuning_report_their_numbers(tmp_path):
     summary = tmp_path / "summary.json"
-    summary.write_text(json.dumps({"final_step": 100, "validation_loss_nats": 1.3211, "composition_entropy_nats": 1.3847}))
+    summary.write_text(
+        json.dumps({"final_step": 100, "validation_loss_nats": 1.3211, "composition_entropy_nats": 1.3847})
+    )
     assert job_line("pretrain_model", [str(summary), str(tmp_path / "curves.png")], {"run": "demo"}) == (
-        "pretrained demo: step 100, validation loss 1.3211 nats (base-composition entropy 1.3847 nats)")
+        "pretrained demo: step 100, validation loss 1.3211 nats (base-composition entropy 1.3847 nats)"
+    )
 
     config = tmp_path / "models" / "config.json"
     config.parent.mkdir()
     config.write_text(json.dumps({"dnafm_pretraining_context_tokens": 256}))
     assert job_line("export_model", [str(config)], {"run": "demo"}) == (
-        f"exported demo to {config.parent}/ (256-token context)")
+        f"exported demo to {config.parent}/ (256-token context)"
+    )
 
     tracks = tmp_path / "tracks.json"
     tracks.write_text(json.dumps({"scored_bp": 154478, "tracks": ["a.bw"] * 9}))
     assert job_line("gather_tracks", [str(tracks)], {"genome": "g", "model": "m"}) == (
-        f"tracks g/m: 154,478 bases scored, 9 tracks in {tmp_path}/")
+        f"tracks g/m: 154,478 bases scored, 9 tracks in {tmp_path}/"
+    )
 
     table = tmp_path / "comparison.tsv"
-    table.write_text("initialisation\tepochs\ttest_accuracy\ttest_mcc\npretrained\t2\t0.6420\t0.3330\n"
-                     "scratch\t2\t0.6590\t0.4090\n")
+    table.write_text(
+        "initialisation\tepochs\ttest_accuracy\ttest_mcc\npretrained\t2\t0.6420\t0.3330\nscratch\t2\t0.6590\t0.4090\n"
+    )
     assert job_line("compare_finetuning", [str(table)], {}) == (
-        "fine-tuned (test split): pretrained accuracy 0.642, MCC 0.333; scratch accuracy 0.659, MCC 0.409")
+        "fine-tuned (test split): pretrained accuracy 0.642, MCC 0.333; scratch accuracy 0.659, MCC 0.409"
+    )
 
 
 def test_rules_without_a_number_and_unreadable_outputs_give_no_line(tmp_path):

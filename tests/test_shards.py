@@ -175,7 +175,9 @@ def test_manifest_records_checksums_that_detect_a_corrupted_shard(tmp_path):
 def test_manifest_paths_are_relative_so_a_moved_results_dir_still_opens(tmp_path):
     fasta = write_fasta(tmp_path / "g.fa", {"c": random_dna(100, 11)})
     write_genome_shards(fasta, tmp_path / "results" / "shards" / "g", "g", window_nt=50, min_tail_nt=5)
-    write_manifest("train", [tmp_path / "results" / "shards" / "g"], tmp_path / "results" / "shards" / "train.manifest.json")
+    write_manifest(
+        "train", [tmp_path / "results" / "shards" / "g"], tmp_path / "results" / "shards" / "train.manifest.json"
+    )
     (tmp_path / "results").rename(tmp_path / "moved")
     reader = open_split(tmp_path / "moved" / "shards" / "train.manifest.json")
     assert reader.locate(1) == ("g", "c", 50, 100)
@@ -252,11 +254,14 @@ def test_reader_pickles_small_for_dataloader_workers_and_reads_the_same(tmp_path
     assert copy.locate(123) == reader.locate(123)
 
 
-@pytest.mark.parametrize("content, message", [
-    ("{\"format\": \"dnafm-shard-man", "not valid JSON"),
-    ("[1, 2]", "format 'list', expected 'dnafm-shard-manifest/1'"),
-    ("{\"format\": \"dnafm-shard-manifest/0\"}", "format 'dnafm-shard-manifest/0', expected 'dnafm-shard-manifest/1'"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ('{"format": "dnafm-shard-man', "not valid JSON"),
+        ("[1, 2]", "format 'list', expected 'dnafm-shard-manifest/1'"),
+        ('{"format": "dnafm-shard-manifest/0"}', "format 'dnafm-shard-manifest/0', expected 'dnafm-shard-manifest/1'"),
+    ],
+)
 def test_unreadable_manifest_is_one_error_naming_the_file(tmp_path, content, message):
     (tmp_path / "train.manifest.json").write_text(content)
     with pytest.raises(ShardError, match=rf"train\.manifest\.json: {message}"):

@@ -35,8 +35,10 @@ def env_with_venv(**extra: str) -> dict[str, str]:
 def sacct_jobs(*args: str) -> list[dict[str, str]]:
     """sacct rows (main job records only) as dicts."""
     fields = ["JobIdRaw", "JobName", "State", "Comment", "ExitCode"]
-    result = run_cmd(["sacct", "-X", "--parsable2", "--noheader", "--starttime", "now-1day",
-                  "--format=" + ",".join(fields), *args], timeout=60)
+    result = run_cmd(
+        ["sacct", "-X", "--parsable2", "--noheader", "--starttime", "now-1day", "--format=" + ",".join(fields), *args],
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
     return [dict(zip(fields, line.split("|"))) for line in result.stdout.splitlines() if line]
 
@@ -59,10 +61,26 @@ def wait_for_state(job_id: str, states: set[str], timeout_s: float) -> str:
 def make_shards(work: Path) -> tuple[Path, Path]:
     """Small train/validation manifests from two of the shipped genomes (254-nt windows)."""
     dnafm = [sys.executable, "-m", "dnafm_lib.cli"]
-    for genome, fasta in (("chloroplast", "arabidopsis_chloroplast_NC_000932.1.fna.gz"),
-                          ("plasmid", "yersinia_plasmid_pPCP1_NC_005816.1.fna.gz")):
-        result = run_cmd([*dnafm, "shard", "--fasta", str(GENOMES / fasta), "--genome", genome,
-                      "--out-dir", str(work / "shards" / genome), "--window-nt", "254", "--min-tail-nt", "64"])
+    for genome, fasta in (
+        ("chloroplast", "arabidopsis_chloroplast_NC_000932.1.fna.gz"),
+        ("plasmid", "yersinia_plasmid_pPCP1_NC_005816.1.fna.gz"),
+    ):
+        result = run_cmd(
+            [
+                *dnafm,
+                "shard",
+                "--fasta",
+                str(GENOMES / fasta),
+                "--genome",
+                genome,
+                "--out-dir",
+                str(work / "shards" / genome),
+                "--window-nt",
+                "254",
+                "--min-tail-nt",
+                "64",
+            ]
+        )
         assert result.returncode == 0, result.stderr
     manifests = []
     for split, genome in (("train", "chloroplast"), ("validation", "plasmid")):
@@ -88,9 +106,25 @@ def test_pretrain_job_runs_two_ranks_and_resumes_from_its_checkpoint_after_usr1_
         "--set checkpoint_every_steps=1000 --set validation_samples=8 --set progress_bar=false\n"
     )
     log = tmp_path / "pretrain.log"
-    submitted = run_cmd(["sbatch", "--parsable", "--requeue", "--open-mode=append", "--ntasks=2", "--cpus-per-task=1",
-                     "--mem=4000", "-J", "dnafm-requeue-test", "-o", str(log), str(script)],
-                    cwd=tmp_path, env=env_with_venv(), timeout=60)
+    submitted = run_cmd(
+        [
+            "sbatch",
+            "--parsable",
+            "--requeue",
+            "--open-mode=append",
+            "--ntasks=2",
+            "--cpus-per-task=1",
+            "--mem=4000",
+            "-J",
+            "dnafm-requeue-test",
+            "-o",
+            str(log),
+            str(script),
+        ],
+        cwd=tmp_path,
+        env=env_with_venv(),
+        timeout=60,
+    )
     assert submitted.returncode == 0, submitted.stderr
     job_id = submitted.stdout.strip().split(";")[0]
 
@@ -124,7 +158,10 @@ def test_pretrain_job_runs_two_ranks_and_resumes_from_its_checkpoint_after_usr1_
     assert saved, text
     saved_step = int(saved.group(1))
     assert 0 < saved_step < max_steps
-    assert f"resumed from {run_dir}/checkpoints/step_{saved_step:08d} (step {saved_step}, saved on 2 rank(s), now 2)" in text
+    assert (
+        f"resumed from {run_dir}/checkpoints/step_{saved_step:08d} (step {saved_step}, saved on 2 rank(s), now 2)"
+        in text
+    )
     assert "batch start: restart 1" in text and text.count("2 rank(s) on cpu") == 2
     assert_training_continued_after(metrics, saved_step, max_steps)
     assert json.loads((run_dir / "summary.json").read_text())["final_step"] == max_steps
@@ -176,9 +213,25 @@ def demo_on_slurm(slurm_cluster, tmp_path_factory) -> DemoRun:
     )
     log = open(work / "snakemake.log", "w+")
     snakemake = subprocess.Popen(
-        [sys.executable, "-m", "snakemake", "--profile", "slurm", "--jobs", "4",
-         "--slurm-init-seconds-before-status-checks", "2", "--configfile", "ci_slurm.yaml"],
-        cwd=work, env=env_with_venv(), stdout=log, stderr=subprocess.STDOUT, text=True)
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "--profile",
+            "slurm",
+            "--jobs",
+            "4",
+            "--slurm-init-seconds-before-status-checks",
+            "2",
+            "--configfile",
+            "ci_slurm.yaml",
+        ],
+        cwd=work,
+        env=env_with_venv(),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         preempted = preempt_pretraining(work / "results" / "pretrain" / "demo" / "metrics.csv", snakemake)
         snakemake.wait(timeout=2400)
@@ -198,8 +251,12 @@ def test_demo_workflow_finishes_through_the_slurm_profile(demo_on_slurm):
     log = result.stdout + result.stderr
     assert result.returncode == 0, log[-6000:]
     # Nothing left to do: every output of `rule all` exists and is up to date.
-    dry = run_cmd([sys.executable, "-m", "snakemake", "-n", "--cores", "1", "--configfile", "ci_slurm.yaml"],
-                  cwd=work, env=env_with_venv(), timeout=600)
+    dry = run_cmd(
+        [sys.executable, "-m", "snakemake", "-n", "--cores", "1", "--configfile", "ci_slurm.yaml"],
+        cwd=work,
+        env=env_with_venv(),
+        timeout=600,
+    )
     assert dry.returncode == 0 and "Nothing to be done" in dry.stdout + dry.stderr, dry.stdout + dry.stderr
     # What a user opens: the exported model and, per genome of the splits, the IGV session.
     results = work / "results"
@@ -245,16 +302,25 @@ def test_report_of_the_finished_demo_is_one_self_contained_html_file(demo_on_slu
     assert result.returncode == 0, (result.stdout + result.stderr)[-6000:]
     before = set(work.rglob("*.html"))
     report = work / "report.html"
-    made = run_cmd([sys.executable, "-m", "snakemake", "--report", str(report), "--cores", "1",
-                    "--configfile", "ci_slurm.yaml"],
-               cwd=work, env=env_with_venv(), timeout=600)
+    made = run_cmd(
+        [sys.executable, "-m", "snakemake", "--report", str(report), "--cores", "1", "--configfile", "ci_slurm.yaml"],
+        cwd=work,
+        env=env_with_venv(),
+        timeout=600,
+    )
     assert made.returncode == 0, made.stdout + made.stderr
     assert set(work.rglob("*.html")) - before == {report}
     html = report.read_text()
     assert html.lstrip().lower().startswith("<!doctype html")
     # The workflow description and each result's caption are in it.
-    for caption in ("run of cohort", "of pretraining run", "The train / validation / test splits",
-                    "/demo/igv.html", "Embedding clusters of genome", "The fine-tuning example"):
+    for caption in (
+        "run of cohort",
+        "of pretraining run",
+        "The train / validation / test splits",
+        "/demo/igv.html",
+        "Embedding clusters of genome",
+        "The fine-tuning example",
+    ):
         assert caption in html, caption
 
 
@@ -267,9 +333,13 @@ def test_demo_pretraining_preempted_by_usr1_is_requeued_and_resumes_from_its_che
     assert records.stdout.split() == ["REQUEUED", "COMPLETED"]
     # The log of the second run (Snakemake starts the rule's log afresh) names the checkpoint.
     log = (work / "logs" / "pretrain_model" / "demo.log").read_text()
-    resumed = re.search(r"resumed from results/pretrain/demo/checkpoints/step_\d+ \(step (\d+), "
-                        r"saved on 2 rank\(s\), now 2\)", log)
+    resumed = re.search(
+        r"resumed from results/pretrain/demo/checkpoints/step_\d+ \(step (\d+), "
+        r"saved on 2 rank\(s\), now 2\)",
+        log,
+    )
     assert resumed, log[-4000:]
     max_steps = json.loads((work / "results" / "pretrain" / "demo" / "train_config.json").read_text())["max_steps"]
-    assert_training_continued_after(work / "results" / "pretrain" / "demo" / "metrics.csv",
-                                    int(resumed.group(1)), max_steps)
+    assert_training_continued_after(
+        work / "results" / "pretrain" / "demo" / "metrics.csv", int(resumed.group(1)), max_steps
+    )

@@ -34,8 +34,9 @@ def test_job_record_fields_are_read_from_scontrol_output():
 def test_allocation_splits_the_job_cpus_over_its_tasks():
     record = slurm_launch.parse_job_record(RECORD.replace("NumCPUs=2 NumTasks=2", "NumCPUs=128 NumTasks=2"))
     allocation = slurm_launch.allocation_from_record("14", record, ["gpu07", "gpu08"])
-    assert allocation == Allocation(job_id="14", hosts=("gpu07", "gpu08"), num_tasks=2, cpus_per_task=64,
-                                    requeueable=True)
+    assert allocation == Allocation(
+        job_id="14", hosts=("gpu07", "gpu08"), num_tasks=2, cpus_per_task=64, requeueable=True
+    )
 
 
 def test_allocation_without_tasks_or_hosts_is_a_clear_error():
@@ -46,14 +47,27 @@ def test_allocation_without_tasks_or_hosts_is_a_clear_error():
 
 
 def test_srun_starts_one_torchrun_per_task_with_rendezvous_at_the_first_node():
-    allocation = Allocation(job_id="4242", hosts=("gpu07", "gpu08", "gpu09"), num_tasks=3, cpus_per_task=64,
-                            requeueable=True)
+    allocation = Allocation(
+        job_id="4242", hosts=("gpu07", "gpu08", "gpu09"), num_tasks=3, cpus_per_task=64, requeueable=True
+    )
     command = slurm_launch.srun_torchrun_command(allocation, 8, ["--config-json", "{}"], port=24242)
-    assert command[:6] == ["srun", "--nodes=3", "--ntasks=3", "--cpus-per-task=64", "--kill-on-bad-exit=1",
-                           "--export=ALL"]
-    torchrun = command[command.index("torch.distributed.run") + 1:]
-    assert torchrun[:6] == ["--nnodes=3", "--nproc-per-node=8", "--rdzv-backend=c10d",
-                            "--rdzv-endpoint=gpu07:24242", "--rdzv-id=4242", "--max-restarts=0"]
+    assert command[:6] == [
+        "srun",
+        "--nodes=3",
+        "--ntasks=3",
+        "--cpus-per-task=64",
+        "--kill-on-bad-exit=1",
+        "--export=ALL",
+    ]
+    torchrun = command[command.index("torch.distributed.run") + 1 :]
+    assert torchrun[:6] == [
+        "--nnodes=3",
+        "--nproc-per-node=8",
+        "--rdzv-backend=c10d",
+        "--rdzv-endpoint=gpu07:24242",
+        "--rdzv-id=4242",
+        "--max-restarts=0",
+    ]
     assert torchrun[6:] == ["-m", "dnafm_lib.cli", "pretrain", "--config-json", "{}"]
     # torchrun itself must survive USR1 (the workers save on it): the shell ignores it before exec.
     wrapper = command[6:10]
@@ -96,8 +110,10 @@ def test_preemption_marker_counts_only_when_written_by_this_launch(tmp_path):
     assert slurm_launch.preempted_since(tmp_path / "missing", started=0) is None
 
 
-@pytest.mark.parametrize("tres, gpus", [("gres:gpu:8", 8), ("gres/gpu:a100:4", 4), ("gres/gpu=2", 2),
-                                        ("gres:gpu:h100:8,gres:nic:1", 8), ("", 0)])
+@pytest.mark.parametrize(
+    "tres, gpus",
+    [("gres:gpu:8", 8), ("gres/gpu:a100:4", 4), ("gres/gpu=2", 2), ("gres:gpu:h100:8,gres:nic:1", 8), ("", 0)],
+)
 def test_gpus_per_node_are_read_from_the_job_record(tres, gpus):
     record = slurm_launch.parse_job_record(RECORD + (f" TresPerNode={tres}" if tres else ""))
     assert slurm_launch.gpus_per_node(record) == gpus

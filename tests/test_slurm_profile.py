@@ -22,8 +22,9 @@ GENOMES = REPO / "resources" / "demo"
 
 def snakemake(work: Path, *args: str, timeout: int = 900) -> subprocess.CompletedProcess:
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    return subprocess.run([sys.executable, "-m", "snakemake", *args], cwd=work, env=env,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "snakemake", *args], cwd=work, env=env, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def leaves(node, path=()):
@@ -84,14 +85,14 @@ def test_prepare_and_shard_of_each_genome_are_one_slurm_job(tmp_path):
     fasta = GENOMES / "yersinia_plasmid_pPCP1_NC_005816.1.fna.gz"
     names = [f"g{index:02d}" for index in range(20)]
     sheet = "genome\tsource\taccession\tlocation\tsplit\tannotation\n" + "".join(
-        f"{name}\tfile\t\t{fasta}\ttrain\t\n" for name in names)
+        f"{name}\tfile\t\t{fasta}\ttrain\t\n" for name in names
+    )
     (work / "many.tsv").write_text(sheet)
     (work / "many.yaml").write_text(yaml.safe_dump({"genome_sheet": "many.tsv"}))
     splits = snakemake(work, "results/splits/genomes.tsv", "--cores", "1", "--configfile", "many.yaml")
     assert splits.returncode == 0, splits.stderr[-3000:]
 
-    run = snakemake(work, "results/shards/train.manifest.json", "--profile", "slurm", "-n",
-                    "--configfile", "many.yaml")
+    run = snakemake(work, "results/shards/train.manifest.json", "--profile", "slurm", "-n", "--configfile", "many.yaml")
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     per_group = yaml.safe_load(PROFILE.read_text())["group-components"]["genome"]
     # Each "Group job genome" block lists its jobs (rule name, then its wildcards); both steps of a

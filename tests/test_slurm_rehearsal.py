@@ -20,10 +20,18 @@ REPO = Path(__file__).resolve().parents[1]
 @pytest.mark.timeout(2400)
 def test_rehearsal_smoke_runs_every_stage_through_slurm_with_a_requeued_pretraining(slurm_cluster, tmp_path):
     work = tmp_path / "rehearsal"
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-           "PYTHONPATH": str(REPO)}
-    run = subprocess.run([sys.executable, str(REPO / "benchmarks" / "nt_rehearsal.py"), "--smoke", "--work", str(work)],
-                         env=env, capture_output=True, text=True, timeout=2300)
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "PYTHONPATH": str(REPO),
+    }
+    run = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "nt_rehearsal.py"), "--smoke", "--work", str(work)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=2300,
+    )
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-4000:]
     record = json.loads((work / "rehearsal.json").read_text())
     stages = {stage["stage"]: stage for stage in record["stages"]}

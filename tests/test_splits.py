@@ -36,8 +36,7 @@ def ncbi():
 
 @pytest.fixture
 def client(ncbi):
-    return NcbiClient(ftp_url=ncbi.ftp_url, api_url=ncbi.api_url, retry=FAST_RETRY, progress=False,
-                      requests_per_s=1000)
+    return NcbiClient(ftp_url=ncbi.ftp_url, api_url=ncbi.api_url, retry=FAST_RETRY, progress=False, requests_per_s=1000)
 
 
 def list_line(form: int, accession: str, asm: str) -> str:
@@ -98,9 +97,16 @@ def test_nt_list_of_812_with_17_gone_and_the_rat_swap_gives_796_genomes_696_50_5
     assert [g["accession"] for g in genomes[-100:-50]] == accessions[-100:-50]
     rat = next(g for g in genomes if g["accession"] == RAT_NEW)
     assert genomes.index(rat) == 299 - sum(1 for line_acc in accessions[:299] if line_acc in statuses)
-    assert rat == {"genome": RAT_NEW, "accession": RAT_NEW, "source": "ncbi",
-                   "location": f"{ncbi.ftp_url}/genomes/all/GCF/015/227/675/GCF_015227675.2_mRatBN7.2/",
-                   "split": "train", "annotation": "", "assembly_name": "mRatBN7.2", "status": "current"}
+    assert rat == {
+        "genome": RAT_NEW,
+        "accession": RAT_NEW,
+        "source": "ncbi",
+        "location": f"{ncbi.ftp_url}/genomes/all/GCF/015/227/675/GCF_015227675.2_mRatBN7.2/",
+        "split": "train",
+        "annotation": "",
+        "assembly_name": "mRatBN7.2",
+        "status": "current",
+    }
     assert not {g["accession"] for g in genomes} & (set(statuses) | {RAT_OLD})
 
     columns, removed = read_tsv(tmp_path / "splits" / "removed.tsv")
@@ -108,7 +114,8 @@ def test_nt_list_of_812_with_17_gone_and_the_rat_swap_gives_796_genomes_696_50_5
     assert len(removed) == 17
     by_accession = {row["accession"]: row for row in removed}
     assert by_accession[RAT_OLD]["reason"] == (
-        f"suppressed at NCBI (current: {RAT_NEW}); replaced by {RAT_NEW} (configured)")
+        f"suppressed at NCBI (current: {RAT_NEW}); replaced by {RAT_NEW} (configured)"
+    )
     assert by_accession[RAT_OLD]["replaced_by"] == RAT_NEW and by_accession[RAT_OLD]["line"] == "300"
     for accession, status in statuses.items():
         expected = "unknown to NCBI (no Datasets report)" if status == "unknown" else f"{status} at NCBI"
@@ -120,8 +127,16 @@ def test_nt_list_of_812_with_17_gone_and_the_rat_swap_gives_796_genomes_696_50_5
     assert summary["genomes"] == 796 and summary["per_split"] == {"train": 696, "validation": 50, "test": 50}
     assert summary["removed"] == 17
     assert summary["removed_by_status"] == {"suppressed": 7, "retired": 5, "unknown": 5}
-    assert summary["replacements"] == [{"old": RAT_OLD, "new": RAT_NEW, "split": "train", "line": 300,
-                                        "old_status": "suppressed", "new_status": "current"}]
+    assert summary["replacements"] == [
+        {
+            "old": RAT_OLD,
+            "new": RAT_NEW,
+            "split": "train",
+            "line": 300,
+            "old_status": "suppressed",
+            "new_status": "current",
+        }
+    ]
 
 
 def test_previous_assemblies_stay_with_their_status(ncbi, client):
@@ -143,15 +158,27 @@ def test_a_removed_test_genome_shrinks_the_test_split_instead_of_borrowing_from_
     assert [g.accession for g in result.genomes if g.split == "validation"] == accessions[13:16]
 
 
-@pytest.mark.parametrize("line, expected", [
-    ("https://ftp.ncbi.nlm.nih.gov/genomes/all/GCF/000/001/405/GCF_000001405.40_GRCh38.p14/"
-     "GCF_000001405.40_GRCh38.p14_genomic.fna.gz", ("GCF_000001405.40", "GRCh38.p14")),
-    ("ftp://ftp.ncbi.nlm.nih.gov/genomes/refseq/vertebrate_mammalian/Rattus_norvegicus/latest_assembly_versions/"
-     "GCF_000001895.5_Rnor_6.0/GCF_000001895.5_Rnor_6.0_genomic.fna.gz", ("GCF_000001895.5", "Rnor_6.0")),
-    ("https://ftp.ncbi.nlm.nih.gov/genomes/all/GCA/000/002/315/GCA_000002315.5_GRCg6a/", ("GCA_000002315.5", "GRCg6a")),
-    ("https://example.org/mirror/GCF_000005845.2_ASM584v2_genomic.fna.gz", ("GCF_000005845.2", "ASM584v2")),
-    ("GCF_015227675.2", ("GCF_015227675.2", "")),
-])
+@pytest.mark.parametrize(
+    "line, expected",
+    [
+        (
+            "https://ftp.ncbi.nlm.nih.gov/genomes/all/GCF/000/001/405/GCF_000001405.40_GRCh38.p14/"
+            "GCF_000001405.40_GRCh38.p14_genomic.fna.gz",
+            ("GCF_000001405.40", "GRCh38.p14"),
+        ),
+        (
+            "ftp://ftp.ncbi.nlm.nih.gov/genomes/refseq/vertebrate_mammalian/Rattus_norvegicus/latest_assembly_versions/"
+            "GCF_000001895.5_Rnor_6.0/GCF_000001895.5_Rnor_6.0_genomic.fna.gz",
+            ("GCF_000001895.5", "Rnor_6.0"),
+        ),
+        (
+            "https://ftp.ncbi.nlm.nih.gov/genomes/all/GCA/000/002/315/GCA_000002315.5_GRCg6a/",
+            ("GCA_000002315.5", "GRCg6a"),
+        ),
+        ("https://example.org/mirror/GCF_000005845.2_ASM584v2_genomic.fna.gz", ("GCF_000005845.2", "ASM584v2")),
+        ("GCF_015227675.2", ("GCF_015227675.2", "")),
+    ],
+)
 def test_list_lines_in_every_form_give_accession_and_assembly_name(line, expected):
     assert parse_list_line(line, "list: line 1") == expected
 
@@ -176,7 +203,9 @@ def test_list_too_short_for_the_split_counts_is_an_error(tmp_path, client):
 
 def test_replacement_of_an_accession_not_in_the_list_is_an_error(ncbi, client, tmp_path):
     make_nt_cohort(ncbi, genomes=120, gone=1, rat_line=5)
-    with pytest.raises(SplitsError, match="replacement GCF_000000001.1=GCF_015227675.2: GCF_000000001.1 is not in the list"):
+    with pytest.raises(
+        SplitsError, match="replacement GCF_000000001.1=GCF_015227675.2: GCF_000000001.1 is not in the list"
+    ):
         build_nt_splits(ncbi.static_url("nt_urls.txt"), client=client, replacements={"GCF_000000001.1": RAT_NEW})
 
 
@@ -214,30 +243,45 @@ def no_network():
 def test_demo_sheet_with_local_files_builds_splits_offline(tmp_path):
     for name in ("a.fa.gz", "b.fa", "c.fa.gz", "a.gff3"):
         (tmp_path / name).write_text(">x\nACGT\n")
-    sheet = write_sheet(tmp_path / "sheet.tsv", [
-        ("chloroplast", "file", "NC_000932.1", str(tmp_path / "a.fa.gz"), "train", str(tmp_path / "a.gff3")),
-        ("bac", "file", "", str(tmp_path / "b.fa"), "validation", ""),
-        ("plasmid", "file", "", str(tmp_path / "c.fa.gz"), "test", ""),
-    ])
+    sheet = write_sheet(
+        tmp_path / "sheet.tsv",
+        [
+            ("chloroplast", "file", "NC_000932.1", str(tmp_path / "a.fa.gz"), "train", str(tmp_path / "a.gff3")),
+            ("bac", "file", "", str(tmp_path / "b.fa"), "validation", ""),
+            ("plasmid", "file", "", str(tmp_path / "c.fa.gz"), "test", ""),
+        ],
+    )
 
     result = build_sheet_splits(sheet, client_factory=no_network)
     write_splits(result, tmp_path / "splits")
 
     columns, genomes = read_tsv(tmp_path / "splits" / "genomes.tsv")
     assert tuple(columns) == GENOME_COLUMNS
-    assert genomes[0] == {"genome": "chloroplast", "accession": "NC_000932.1", "source": "file",
-                          "location": str(tmp_path / "a.fa.gz"), "split": "train",
-                          "annotation": str(tmp_path / "a.gff3"), "assembly_name": "", "status": ""}
+    assert genomes[0] == {
+        "genome": "chloroplast",
+        "accession": "NC_000932.1",
+        "source": "file",
+        "location": str(tmp_path / "a.fa.gz"),
+        "split": "train",
+        "annotation": str(tmp_path / "a.gff3"),
+        "assembly_name": "",
+        "status": "",
+    }
     assert [g["split"] for g in genomes] == ["train", "validation", "test"]
     assert read_tsv(tmp_path / "splits" / "removed.tsv") == (list(REMOVED_COLUMNS), [])
     assert json.loads((tmp_path / "splits" / "summary.json").read_text())["per_split"] == {
-        "train": 1, "validation": 1, "test": 1}
+        "train": 1,
+        "validation": 1,
+        "test": 1,
+    }
 
 
 def test_sheet_rows_without_a_split_get_the_positional_rule(tmp_path):
     for index in range(5):
         (tmp_path / f"{index}.fa").write_text(">x\nACGT\n")
-    sheet = write_sheet(tmp_path / "sheet.tsv", [(f"g{i}", "file", "", str(tmp_path / f"{i}.fa"), "", "") for i in range(5)])
+    sheet = write_sheet(
+        tmp_path / "sheet.tsv", [(f"g{i}", "file", "", str(tmp_path / f"{i}.fa"), "", "") for i in range(5)]
+    )
 
     result = build_sheet_splits(sheet, client_factory=no_network, validation_genomes=1, test_genomes=2)
 
@@ -247,29 +291,37 @@ def test_sheet_rows_without_a_split_get_the_positional_rule(tmp_path):
 def test_sheet_with_ncbi_and_url_rows_checks_only_the_ncbi_rows(ncbi, client, tmp_path):
     ncbi.add(FakeAssembly(RAT_NEW, "mRatBN7.2"))
     ncbi.add(FakeAssembly("GCA_000002315.5", "GRCg6a", status="suppressed"))
-    sheet = write_sheet(tmp_path / "sheet.tsv", [
-        ("rat", "ncbi", RAT_NEW, "", "train", ""),
-        ("chicken", "ncbi", "GCA_000002315.5", "", "train", ""),
-        ("web", "url", "", ncbi.static_url("web.fa"), "test", ""),
-    ])
+    sheet = write_sheet(
+        tmp_path / "sheet.tsv",
+        [
+            ("rat", "ncbi", RAT_NEW, "", "train", ""),
+            ("chicken", "ncbi", "GCA_000002315.5", "", "train", ""),
+            ("web", "url", "", ncbi.static_url("web.fa"), "test", ""),
+        ],
+    )
 
     result = build_sheet_splits(sheet, client_factory=lambda: client)
 
     assert [(g.genome, g.assembly_name, g.status) for g in result.genomes] == [
-        ("rat", "mRatBN7.2", "current"), ("web", "", "")]
+        ("rat", "mRatBN7.2", "current"),
+        ("web", "", ""),
+    ]
     assert result.removed[0]["genome"] == "chicken" and result.removed[0]["reason"] == "suppressed at NCBI"
     assert len(ncbi.hits_for("dataset_report")) == 1
 
 
-@pytest.mark.parametrize("row, message", [
-    (("bad id!", "file", "", "x.fa", "", ""), "genome id 'bad id!' may hold only"),
-    (("-x", "file", "", "x.fa", "", ""), "genome id '-x' may hold only .* must start with a letter or digit"),
-    (("g", "s3", "", "x.fa", "", ""), "source 's3': expected one of ncbi, url, file"),
-    (("g", "file", "", "missing.fa", "", ""), "source file: 'missing.fa' does not exist"),
-    (("g", "ncbi", "GCF_1", "", "", ""), "'GCF_1' is not an assembly accession"),
-    (("g", "url", "", "ftp://host/x.fa", "", ""), "source url needs an http\\(s\\) URL"),
-    (("g", "file", "", "x.fa", "holdout", ""), "split 'holdout'"),
-])
+@pytest.mark.parametrize(
+    "row, message",
+    [
+        (("bad id!", "file", "", "x.fa", "", ""), "genome id 'bad id!' may hold only"),
+        (("-x", "file", "", "x.fa", "", ""), "genome id '-x' may hold only .* must start with a letter or digit"),
+        (("g", "s3", "", "x.fa", "", ""), "source 's3': expected one of ncbi, url, file"),
+        (("g", "file", "", "missing.fa", "", ""), "source file: 'missing.fa' does not exist"),
+        (("g", "ncbi", "GCF_1", "", "", ""), "'GCF_1' is not an assembly accession"),
+        (("g", "url", "", "ftp://host/x.fa", "", ""), "source url needs an http\\(s\\) URL"),
+        (("g", "file", "", "x.fa", "holdout", ""), "split 'holdout'"),
+    ],
+)
 def test_bad_sheet_rows_are_one_clear_error_naming_the_line(tmp_path, monkeypatch, row, message):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "x.fa").write_text(">x\nACGT\n")
@@ -288,9 +340,21 @@ def test_sheet_with_an_unknown_column_is_refused_as_the_workflow_refuses_it(tmp_
 def test_splits_command_with_a_pinned_list_url_and_the_rat_swap(ncbi, tmp_path, capsys):
     make_nt_cohort(ncbi)
 
-    code = cli.main(["splits", "--list", ncbi.static_url("nt_urls.txt"), "--out-dir", str(tmp_path / "splits"),
-                     "--ncbi-api-url", ncbi.api_url, "--ncbi-ftp-url", ncbi.ftp_url,
-                     "--replace", f"{RAT_OLD}={RAT_NEW}"])
+    code = cli.main(
+        [
+            "splits",
+            "--list",
+            ncbi.static_url("nt_urls.txt"),
+            "--out-dir",
+            str(tmp_path / "splits"),
+            "--ncbi-api-url",
+            ncbi.api_url,
+            "--ncbi-ftp-url",
+            ncbi.ftp_url,
+            "--replace",
+            f"{RAT_OLD}={RAT_NEW}",
+        ]
+    )
 
     assert code == 0
     assert "796 genomes (696 train / 50 validation / 50 test); 17 removed; 1 replaced" in capsys.readouterr().out
@@ -299,10 +363,28 @@ def test_splits_command_with_a_pinned_list_url_and_the_rat_swap(ncbi, tmp_path, 
 
 def test_splits_command_fails_cleanly_and_writes_nothing_when_ncbi_is_unreachable(tmp_path, capsys):
     (tmp_path / "list.txt").write_text("GCF_015227675.2\n")
-    code = cli.main(["splits", "--list", str(tmp_path / "list.txt"), "--out-dir", str(tmp_path / "splits"),
-                     "--validation-genomes", "0", "--test-genomes", "0",
-                     "--ncbi-api-url", "http://127.0.0.1:9/datasets/v2", "--attempts", "2", "--backoff-s", "0.01"])
+    code = cli.main(
+        [
+            "splits",
+            "--list",
+            str(tmp_path / "list.txt"),
+            "--out-dir",
+            str(tmp_path / "splits"),
+            "--validation-genomes",
+            "0",
+            "--test-genomes",
+            "0",
+            "--ncbi-api-url",
+            "http://127.0.0.1:9/datasets/v2",
+            "--attempts",
+            "2",
+            "--backoff-s",
+            "0.01",
+        ]
+    )
     assert code == 1
     err = capsys.readouterr().err
-    assert err.startswith("dnafm splits: error: http://127.0.0.1:9/datasets/v2/genome/accession/GCF_015227675.2/dataset_report")
+    assert err.startswith(
+        "dnafm splits: error: http://127.0.0.1:9/datasets/v2/genome/accession/GCF_015227675.2/dataset_report"
+    )
     assert not (tmp_path / "splits").exists()

@@ -28,9 +28,23 @@ def snakemake(config_path, *targets):
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     env.pop("NCBI_API_KEY", None)
     return subprocess.run(
-        [sys.executable, "-m", "snakemake", *map(str, targets), "--configfile", str(config_path),
-         "--cores", "2", "--nolock", "--quiet"],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            *map(str, targets),
+            "--configfile",
+            str(config_path),
+            "--cores",
+            "2",
+            "--nolock",
+            "--quiet",
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
 
 
@@ -48,23 +62,35 @@ def test_workflow_builds_nt_splits_and_downloads_a_verified_genome(ncbi, tmp_pat
         "cohort": "fake_nt",
         "results_dir": str(results),
         "logs_dir": str(tmp_path / "logs"),
-        "splits": {"nt_list": ncbi.static_url("list.txt"), "validation_genomes": 1, "test_genomes": 2,
-                   "replacements": {RAT_OLD: RAT_NEW}},
+        "splits": {
+            "nt_list": ncbi.static_url("list.txt"),
+            "validation_genomes": 1,
+            "test_genomes": 2,
+            "replacements": {RAT_OLD: RAT_NEW},
+        },
         "ncbi": {"ftp_url": ncbi.ftp_url, "api_url": ncbi.api_url, "source": "ftp", "max_concurrent_jobs": 2},
     }
     config_path = tmp_path / "cohort.yaml"
     config_path.write_text(yaml.safe_dump(config))
 
-    run = snakemake(config_path, results / "splits" / "genomes.tsv",
-                    results / "downloads" / RAT_NEW / "download.json",
-                    results / "downloads" / "GCA_000000004.1" / "download.json")
+    run = snakemake(
+        config_path,
+        results / "splits" / "genomes.tsv",
+        results / "downloads" / RAT_NEW / "download.json",
+        results / "downloads" / "GCA_000000004.1" / "download.json",
+    )
 
     assert run.returncode == 0, run.stderr[-3000:]
     with open(results / "splits" / "genomes.tsv", newline="") as handle:
         rows = list(csv.DictReader(handle, delimiter="\t"))
     assert [(r["genome"], r["split"]) for r in rows] == [
-        (RAT_NEW, "train"), ("GCA_000000001.1", "train"), ("GCA_000000002.1", "train"),
-        ("GCA_000000003.1", "validation"), ("GCA_000000004.1", "test"), ("GCA_000000005.1", "test")]
+        (RAT_NEW, "train"),
+        ("GCA_000000001.1", "train"),
+        ("GCA_000000002.1", "train"),
+        ("GCA_000000003.1", "validation"),
+        ("GCA_000000004.1", "test"),
+        ("GCA_000000005.1", "test"),
+    ]
     summary = json.loads((results / "splits" / "summary.json").read_text())
     assert summary["removed"] == 2 and summary["per_split"] == {"train": 3, "validation": 1, "test": 2}
     record = json.loads((results / "downloads" / RAT_NEW / "download.json").read_text())
@@ -73,4 +99,5 @@ def test_workflow_builds_nt_splits_and_downloads_a_verified_genome(ncbi, tmp_pat
         assert handle.read() == synthetic_fasta(seed=5)
     # "asm v1" has a space: the FTP directory name replaces it with "_"
     assert json.loads((results / "downloads" / "GCA_000000004.1" / "download.json").read_text())["url"].endswith(
-        "GCA_000000004.1_asm_v1/GCA_000000004.1_asm_v1_genomic.fna.gz")
+        "GCA_000000004.1_asm_v1/GCA_000000004.1_asm_v1_genomic.fna.gz"
+    )

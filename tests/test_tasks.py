@@ -187,7 +187,9 @@ def test_backbone_loads_from_a_checkpoint_directory_and_scratch_keeps_only_its_s
 @pytest.mark.parametrize("strategy", ["full", "lora"])
 def test_a_saved_task_model_reloads_with_identical_outputs(tmp_path, strategy):
     torch.manual_seed(2)
-    model = TokenClassification.from_config({"model.backbone": "tiny", "model.n_classes": 3, "model.strategy": strategy})
+    model = TokenClassification.from_config(
+        {"model.backbone": "tiny", "model.n_classes": 3, "model.strategy": strategy}
+    )
     with torch.no_grad():  # move the LoRA B matrices off zero so the adapters matter
         for name, parameter in model.named_parameters():
             if "lora_B" in name:

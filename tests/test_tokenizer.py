@@ -5,8 +5,24 @@ from dnafm_lib import tokenizer as tk
 
 
 def test_vocabulary_ids_match_the_published_checkpoints():
-    expected = ["[PAD]", "[MASK]", "[CLS]", "[SEP]", "[UNK]", "A", "G", "C", "T", "U", "N",
-                "[BOS]", "[EOS]", "[UNUSED1]", "[UNUSED2]", "[UNUSED3]"]
+    expected = [
+        "[PAD]",
+        "[MASK]",
+        "[CLS]",
+        "[SEP]",
+        "[UNK]",
+        "A",
+        "G",
+        "C",
+        "T",
+        "U",
+        "N",
+        "[BOS]",
+        "[EOS]",
+        "[UNUSED1]",
+        "[UNUSED2]",
+        "[UNUSED3]",
+    ]
     assert list(tk.VOCAB) == expected
     assert tk.ACGT_IDS == (5, 7, 6, 8)
 
@@ -22,8 +38,10 @@ def test_iupac_ambiguity_codes_become_n():
     assert set(tk.encode("RYSWKMBDHVNryswkmbdhvn").tolist()) == {tk.N_ID}
 
 
-@pytest.mark.parametrize("text, offset, shown", [("ACGT*A", 4, "'*'"), ("AC-G", 2, "'-'"), ("ACGU", 3, "'U'"),
-                                                  ("AC\x00", 2, "byte 0x00"), ("ACGé", 3, "'é'")])
+@pytest.mark.parametrize(
+    "text, offset, shown",
+    [("ACGT*A", 4, "'*'"), ("AC-G", 2, "'-'"), ("ACGU", 3, "'U'"), ("AC\x00", 2, "byte 0x00"), ("ACGé", 3, "'é'")],
+)
 def test_bad_characters_are_errors_naming_the_offset(text, offset, shown):
     with pytest.raises(tk.TokenizationError) as err:
         tk.encode(text, where="genome.fa.gz: record 'chr2'")

@@ -120,7 +120,9 @@ def test_each_base_takes_the_prediction_of_the_pass_that_masked_it(model_dir):
     model = dnafm_lib.load_model(str(model_dir)).eval()
     seq = "ACGTTGCANNNACGGTACCA" * 6
     settings = ScoringSettings(window_bp=len(seq), stride_bp=len(seq), passes=4, embedding_layer=None)
-    (scores,) = WindowScorer(model, settings).score_regions([Region("c", 0, len(seq))], lambda c, s, e: seq[s:e], {"c": len(seq)})
+    (scores,) = WindowScorer(model, settings).score_regions(
+        [Region("c", 0, len(seq))], lambda c, s, e: seq[s:e], {"c": len(seq)}
+    )
     ids = encode(seq)
     pass_of = mask_pass_of_position(ids, 4, settings.seed, "c", 0)
     expected = np.full((len(seq), 4), np.nan, dtype=np.float32)
@@ -194,10 +196,19 @@ def test_chunked_and_unchunked_runs_give_identical_tracks(tmp_path, gapped_run, 
     for spec in catalog.PER_BASE_TRACKS:
         with pyBigWig.open(str(chunked / spec.filename)) as a, pyBigWig.open(str(whole / spec.filename)) as b:
             for contig, seq in records.items():
-                np.testing.assert_allclose(a.values(contig, 0, len(seq), numpy=True), b.values(contig, 0, len(seq), numpy=True),
-                                           rtol=1e-5, atol=1e-6, equal_nan=True)
-    np.testing.assert_allclose(np.load(chunked / catalog.EMBEDDINGS_NPY).astype(np.float32),
-                               np.load(whole / catalog.EMBEDDINGS_NPY).astype(np.float32), rtol=1e-2, atol=1e-3)
+                np.testing.assert_allclose(
+                    a.values(contig, 0, len(seq), numpy=True),
+                    b.values(contig, 0, len(seq), numpy=True),
+                    rtol=1e-5,
+                    atol=1e-6,
+                    equal_nan=True,
+                )
+    np.testing.assert_allclose(
+        np.load(chunked / catalog.EMBEDDINGS_NPY).astype(np.float32),
+        np.load(whole / catalog.EMBEDDINGS_NPY).astype(np.float32),
+        rtol=1e-2,
+        atol=1e-3,
+    )
     assert (chunked / catalog.EMBEDDING_BINS_BED).read_text() == (whole / catalog.EMBEDDING_BINS_BED).read_text()
 
 
@@ -215,6 +226,7 @@ def test_a_genome_of_many_short_contigs_with_n_runs_is_scored_base_for_base(tmp_
 
 def test_segments_are_valid_sorted_bed9_with_item_rgb(gapped_run):
     import pybedtools
+
     out, _ = gapped_run
     bed = pybedtools.BedTool(str(out / catalog.SEGMENTS_BED))
     rows = [interval.fields for interval in bed]
@@ -316,8 +328,10 @@ def test_igv_session_and_hub_point_at_existing_files_by_relative_paths(gapped_ru
     hub = out / "hub"
     assert "genomesFile genomes.txt" in (hub / "hub.txt").read_text()
     assert "trackDb GCF_000000001.1/trackDb.txt" in (hub / "genomes.txt").read_text()
-    stanzas = [dict(line.strip().split(" ", 1) for line in block.strip().splitlines())
-               for block in (hub / "GCF_000000001.1" / "trackDb.txt").read_text().split("\n\n")]
+    stanzas = [
+        dict(line.strip().split(" ", 1) for line in block.strip().splitlines())
+        for block in (hub / "GCF_000000001.1" / "trackDb.txt").read_text().split("\n\n")
+    ]
     container = [s for s in stanzas if s.get("container") == "multiWig"]
     assert len(container) == 1
     children = [s for s in stanzas if s.get("parent") == container[0]["track"]]
@@ -349,7 +363,9 @@ def test_binned_embeddings_are_the_mean_hidden_state_of_the_non_n_bases_of_each_
     model = dnafm_lib.load_model(str(model_dir)).eval()
     seq = "ACGTTGCANNNACGGTACCAGGTTACAN" * 5  # 140 bp, N runs inside bins
     settings = ScoringSettings(window_bp=len(seq), stride_bp=len(seq), passes=2, embedding_layer=-1, bin_bp=30)
-    (scores,) = WindowScorer(model, settings).score_regions([Region("c", 0, len(seq))], lambda c, s, e: seq[s:e], {"c": len(seq)})
+    (scores,) = WindowScorer(model, settings).score_regions(
+        [Region("c", 0, len(seq))], lambda c, s, e: seq[s:e], {"c": len(seq)}
+    )
     ids = encode(seq)
     with torch.no_grad():
         hidden = model(torch.from_numpy(frame(ids))[None]).last_hidden_state[0, 1:-1].double().numpy()
@@ -379,7 +395,10 @@ def test_windows_of_a_region_are_those_of_the_whole_contig_that_meet_it():
             keep_start, keep_end = max(window.keep_start, region.start), min(window.keep_end, region.end)
             if keep_end > keep_start:
                 expected.append((window.start, window.end, keep_start, keep_end))
-        got = [(w.start, w.end, w.keep_start, w.keep_end) for w in windows_for_region(region, contig_bp, window_bp, stride_bp)]
+        got = [
+            (w.start, w.end, w.keep_start, w.keep_end)
+            for w in windows_for_region(region, contig_bp, window_bp, stride_bp)
+        ]
         assert got == expected, (contig_bp, window_bp, stride_bp, region)
 
 

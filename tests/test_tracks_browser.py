@@ -72,9 +72,18 @@ def served(tmp_path_factory):
 
 def chromium_dom(url: str, profile: Path) -> str:
     command = [
-        CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        f"--user-data-dir={profile}", "--virtual-time-budget=30000", "--dump-dom", url,
+        CHROMIUM,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={profile}",
+        "--virtual-time-budget=30000",
+        "--dump-dom",
+        url,
     ]
     result = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
@@ -119,7 +128,7 @@ def test_the_page_shows_each_base_and_each_logo_letter_as_its_own_track_with_a_l
     for spec in catalog.GATHERED_PER_BASE_TRACKS:
         assert {"name": spec.label, "type": "wig"} in tracks, spec.label  # a track of its own, not an overlay
     assert all(t["type"] != "merged" for t in tracks)
-    legend = dom[dom.index('<section id="legend">'):]
+    legend = dom[dom.index('<section id="legend">') :]
     for line in (out / catalog.SEGMENTS_BED).read_text().splitlines():
         fields = line.split("\t")
         assert f"<td>{fields[3]}</td>" in legend

@@ -32,11 +32,21 @@ def test_tracks_json_records_the_model_its_weights_hash_and_every_setting(tmp_pa
     assert record["model"]["path"] == str(model.resolve())
     assert record["model"]["config"] == json.loads((model / "config.json").read_text())
     weights = (model / "model.safetensors").read_bytes()
-    assert record["model"]["weights"] == [{"file": "model.safetensors", "bytes": len(weights),
-                                           "sha256": hashlib.sha256(weights).hexdigest()}]
-    assert record["scoring"] == {"window_bp": 300, "stride_bp": 150, "passes": 3, "reverse_complement": False,
-                                 "embedding_layer": None, "bin_bp": 50, "batch_size": 8, "seed": 0,
-                                 "device": "cpu", "precision": "float32"}
+    assert record["model"]["weights"] == [
+        {"file": "model.safetensors", "bytes": len(weights), "sha256": hashlib.sha256(weights).hexdigest()}
+    ]
+    assert record["scoring"] == {
+        "window_bp": 300,
+        "stride_bp": 150,
+        "passes": 3,
+        "reverse_complement": False,
+        "embedding_layer": None,
+        "bin_bp": 50,
+        "batch_size": 8,
+        "seed": 0,
+        "device": "cpu",
+        "precision": "float32",
+    }
     assert record["gather"] == {"n_clusters": 3, "seed": 0, "annotation": None}
     assert record["dnafm_version"] == dnafm_lib.__version__ and record["torch_version"]
     written = datetime.datetime.fromisoformat(record["written_at"])

@@ -73,6 +73,7 @@ def test_logo_heights_are_probability_times_information_and_sum_to_at_most_two_b
 def test_logo_bigwigs_sum_to_the_information_content_of_the_entropy_track(annotated_run):
     out, _, _, records = annotated_run
     for contig, seq in records.items():
+
         def values(key, contig=contig, length=len(seq)):
             with pyBigWig.open(str(out / f"{key}.bw")) as bw:
                 return bw.values(contig, 0, length, numpy=True).astype(np.float64)
@@ -105,7 +106,9 @@ def test_igv_session_gives_each_base_and_each_logo_letter_its_own_track_on_a_fix
     assert [data[f"{k}.bw"].get("color") for k in BASE_KEYS] == [data[f"{k}.bw"].get("color") for k in LOGO_KEYS]
     assert len({data[f"{k}.bw"].get("color") for k in BASE_KEYS}) == 4  # one colour per base
     # The four letters share one autoscaled axis (IGV's group autoscale).
-    assert {(data[f"{k}.bw"].get("autoScale"), data[f"{k}.bw"].get("autoscaleGroup")) for k in LOGO_KEYS} == {("true", "1")}
+    assert {(data[f"{k}.bw"].get("autoScale"), data[f"{k}.bw"].get("autoscaleGroup")) for k in LOGO_KEYS} == {
+        ("true", "1")
+    }
     assert session.get("nextAutoscaleGroup") == "2"
     assert all(data[f"embedding_pc{i}.bw"].get("autoScale") == "true" for i in (1, 2, 3))
     names = [t.get("name") for t in data.values()]
@@ -135,8 +138,10 @@ def test_igv_html_options_list_separate_fixed_scale_tracks(annotated_run):
 def test_hub_draws_the_logo_letters_from_a_stacked_multiwig_and_each_probability_alone(annotated_run):
     out, *_ = annotated_run
     hub = out / "hub" / "GCF_000000001.1"
-    stanzas = [dict(line.strip().split(" ", 1) for line in block.strip().splitlines())
-               for block in (hub / "trackDb.txt").read_text().split("\n\n")]
+    stanzas = [
+        dict(line.strip().split(" ", 1) for line in block.strip().splitlines())
+        for block in (hub / "trackDb.txt").read_text().split("\n\n")
+    ]
     by_track = {s["track"]: s for s in stanzas}
     containers = [s for s in stanzas if s.get("container") == "multiWig"]
     assert len(containers) == 1
@@ -179,10 +184,12 @@ def test_the_page_has_a_legend_of_every_cluster_with_its_colour_and_top_feature(
 
 def test_legend_shares_add_up_and_clusters_sort_by_number(tmp_path):
     bed = tmp_path / "segments.bed"
-    bed.write_text("".join(
-        f"c\t{s}\t{e}\tcluster_{k}\t0\t.\t{s}\t{e}\t{k},0,0\n"
-        for s, e, k in [(0, 100, 10), (100, 400, 2), (400, 500, 10), (500, 1000, 0)]
-    ))
+    bed.write_text(
+        "".join(
+            f"c\t{s}\t{e}\tcluster_{k}\t0\t.\t{s}\t{e}\t{k},0,0\n"
+            for s, e, k in [(0, 100, 10), (100, 400, 2), (400, 500, 10), (500, 1000, 0)]
+        )
+    )
     legend = read_segment_legend(bed)
     assert [e.cluster for e in legend] == ["cluster_0", "cluster_2", "cluster_10"]
     assert [e.bp for e in legend] == [500, 300, 200] and sum(e.share for e in legend) == pytest.approx(1)
@@ -191,8 +198,10 @@ def test_legend_shares_add_up_and_clusters_sort_by_number(tmp_path):
 
 def test_enrichment_heatmap_prints_observed_over_expected_in_every_cell():
     segments = [("c", 0, 100, "cluster_0"), ("c", 100, 400, "cluster_1")]
-    features = pd.DataFrame([("c", 0, 80, "exon"), ("c", 300, 400, "exon"), ("c", 0, 400, "region")],
-                            columns=["Chromosome", "Start", "End", "Feature"])
+    features = pd.DataFrame(
+        [("c", 0, 80, "exon"), ("c", 300, 400, "exon"), ("c", 0, 400, "region")],
+        columns=["Chromosome", "Start", "End", "Feature"],
+    )
     table = enrichment_table(segments, features)
     fig = enrichment_figure(table)
     cells = sorted(t.get_text() for t in fig.axes[0].texts)

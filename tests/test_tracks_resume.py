@@ -38,8 +38,9 @@ def inputs(tmp_path_factory):
     root = tmp_path_factory.mktemp("inputs")
     fasta = write_fasta(root / "gapped.fa", genome_with_gaps())
     sheet = root / "genomes.tsv"
-    sheet.write_text("genome\tsource\taccession\tlocation\tsplit\tannotation\n"
-                     f"{GENOME}\tfile\tGCA_000000001.1\t{fasta}\ttrain\t\n")
+    sheet.write_text(
+        f"genome\tsource\taccession\tlocation\tsplit\tannotation\n{GENOME}\tfile\tGCA_000000001.1\t{fasta}\ttrain\t\n"
+    )
     model = save_tiny_model(root / "tiny")
     igv_js = root / "igv.min.js"
     igv_js.write_text("/* igv.js stand-in: the browser test loads the real one */")
@@ -48,12 +49,25 @@ def inputs(tmp_path_factory):
 
 def cohort(root: Path, inputs: dict) -> Path:
     config = {
-        "cohort": "resume_test", "results_dir": str(root / "results"), "logs_dir": str(root / "logs"),
+        "cohort": "resume_test",
+        "results_dir": str(root / "results"),
+        "logs_dir": str(root / "logs"),
         "genome_sheet": str(inputs["sheet"]),
         "splits": {"nt_list": None, "validation_genomes": 0, "test_genomes": 0, "replacements": {}},
-        "tracks": {"genomes": [GENOME], "models": {MODEL: str(inputs["model"])}, "chunk_bp": 1000,
-                   "window_bp": 200, "stride_bp": 100, "passes": 2, "batch_size": 16, "threads": 1,
-                   "n_clusters": 3, "bin_bp": 50, "igv_js": str(inputs["igv_js"]), "device": "cpu"},
+        "tracks": {
+            "genomes": [GENOME],
+            "models": {MODEL: str(inputs["model"])},
+            "chunk_bp": 1000,
+            "window_bp": 200,
+            "stride_bp": 100,
+            "passes": 2,
+            "batch_size": 16,
+            "threads": 1,
+            "n_clusters": 3,
+            "bin_bp": 50,
+            "igv_js": str(inputs["igv_js"]),
+            "device": "cpu",
+        },
     }
     path = root / "cohort.yaml"
     path.write_text(yaml.safe_dump(config))
@@ -65,21 +79,31 @@ def command(config: Path) -> list[str]:
 
 
 def environment() -> dict:
-    return {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-            "OMP_NUM_THREADS": "1"}
+    return {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "OMP_NUM_THREADS": "1",
+    }
 
 
 def run_to_end(config: Path) -> str:
-    done = subprocess.run(command(config), cwd=REPO, env=environment(), capture_output=True, text=True, timeout=1200,
-                          check=False)
+    done = subprocess.run(
+        command(config), cwd=REPO, env=environment(), capture_output=True, text=True, timeout=1200, check=False
+    )
     assert done.returncode == 0, done.stderr[-4000:]
     return done.stderr + done.stdout
 
 
 def run_and_kill_when(config: Path, condition, what: str, timeout_s: float = 900) -> None:
     """Start the command in its own process group; SIGKILL the whole group once ``condition()``."""
-    process = subprocess.Popen(command(config), cwd=REPO, env=environment(), stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL, start_new_session=True)
+    process = subprocess.Popen(
+        command(config),
+        cwd=REPO,
+        env=environment(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + timeout_s
     try:
         while not condition():
@@ -180,8 +204,9 @@ def test_killed_at_every_stage_boundary_and_rerun_ends_with_the_uninterrupted_fi
     assert not (out / "tracks.json").exists(), "the gather had ended before the kill"
 
     # 4. During the browser files.
-    run_and_kill_when(config, lambda: (logs / "write_browser_files" / GENOME / f"{MODEL}.log").exists(),
-                      "browser files job")
+    run_and_kill_when(
+        config, lambda: (logs / "write_browser_files" / GENOME / f"{MODEL}.log").exists(), "browser files job"
+    )
 
     run_to_end(config)
     assert digest(tmp_path) == reference
@@ -213,12 +238,21 @@ def test_each_genome_is_complete_or_not_on_its_own(tmp_path, inputs):
     config.write_text(config.read_text().replace(f"- {GENOME}", f"- {GENOME}\n  - scaffolds"))
     run_to_end(config)
     tracks = tmp_path / "results" / "tracks"
-    assert (tracks / "scaffolds" / MODEL / "mlm_loss.bw").exists() and (tracks / GENOME / MODEL / "mlm_loss.bw").exists()
+    assert (tracks / "scaffolds" / MODEL / "mlm_loss.bw").exists() and (
+        tracks / GENOME / MODEL / "mlm_loss.bw"
+    ).exists()
 
     def planned_jobs() -> dict[str, set[str]]:
         """rule → genomes it would run for, from a dry run."""
-        done = subprocess.run([*command(config), "-n"], cwd=REPO, env=environment(), capture_output=True, text=True,
-                              timeout=600, check=False)
+        done = subprocess.run(
+            [*command(config), "-n"],
+            cwd=REPO,
+            env=environment(),
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
         assert done.returncode == 0, done.stderr[-3000:]
         jobs: dict[str, set[str]] = {}
         rule = None

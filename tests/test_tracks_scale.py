@@ -37,10 +37,33 @@ DEFAULT_CONFIG = REPO / "config" / "config.yaml"
 
 
 # GRCh38's chr1-22, X, Y and chrM lengths (3.09 Gb).
-HUMAN_CHROMOSOMES = [248_956_422, 242_193_529, 198_295_559, 190_214_555, 181_538_259, 170_805_979, 159_345_973,
-                     145_138_636, 138_394_717, 133_797_422, 135_086_622, 133_275_309, 114_364_328, 107_043_718,
-                     101_991_189, 90_338_345, 83_257_441, 80_373_285, 58_617_616, 64_444_167, 46_709_983,
-                     50_818_468, 156_040_895, 57_227_415, 16_569]
+HUMAN_CHROMOSOMES = [
+    248_956_422,
+    242_193_529,
+    198_295_559,
+    190_214_555,
+    181_538_259,
+    170_805_979,
+    159_345_973,
+    145_138_636,
+    138_394_717,
+    133_797_422,
+    135_086_622,
+    133_275_309,
+    114_364_328,
+    107_043_718,
+    101_991_189,
+    90_338_345,
+    83_257_441,
+    80_373_285,
+    58_617_616,
+    64_444_167,
+    46_709_983,
+    50_818_468,
+    156_040_895,
+    57_227_415,
+    16_569,
+]
 
 
 def vertebrate_fai(path: Path) -> Path:
@@ -69,8 +92,13 @@ def test_a_vertebrate_genome_scores_in_hundreds_of_jobs_of_about_the_target_leng
     assert 300 <= len(plan) <= 1000, len(plan)
     assert len(write_chunk_plan(fai, tmp_path / "small.tsv", 100_000, tracks["bin_bp"])) > 31_000
     # Each job scores for about the target: packing small contigs may add less than one bin.
-    per_bp = forward_tokens_per_bp(tracks["window_bp"], tracks["stride_bp"], tracks["passes"],
-                                   tracks["reverse_complement"], tracks["layer"] is not None)
+    per_bp = forward_tokens_per_bp(
+        tracks["window_bp"],
+        tracks["stride_bp"],
+        tracks["passes"],
+        tracks["reverse_complement"],
+        tracks["layer"] is not None,
+    )
     minutes = [sum(r.length for r in regions) * per_bp / tracks["tokens_per_second"] / 60 for regions in plan.values()]
     assert max(minutes) <= tracks["target_job_minutes"] * 1.001
     assert np.median(minutes) >= 0.9 * tracks["target_job_minutes"]
@@ -78,8 +106,17 @@ def test_a_vertebrate_genome_scores_in_hundreds_of_jobs_of_about_the_target_leng
 
 
 def test_chunk_size_follows_the_scoring_cost_per_base():
-    base = {"chunk_bp": 100_000, "window_bp": 3998, "stride_bp": 1999, "passes": 7, "reverse_complement": False,
-            "layer": -1, "bin_bp": 100, "target_job_minutes": 30, "tokens_per_second": 20_000}
+    base = {
+        "chunk_bp": 100_000,
+        "window_bp": 3998,
+        "stride_bp": 1999,
+        "passes": 7,
+        "reverse_complement": False,
+        "layer": -1,
+        "bin_bp": 100,
+        "target_job_minutes": 30,
+        "tokens_per_second": 20_000,
+    }
     one = configured_chunk_bp(base)
     assert one % 100 == 0
     # 7 masked passes + the embedding pass over 4000-token windows every 1999 nt: 16 tokens per bp.
@@ -194,8 +231,15 @@ def test_the_nt_cohort_sets_every_tracks_and_finetune_key_for_the_7b_model_on_gp
 
 def dry_run(*args, cwd=REPO):
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    return subprocess.run([sys.executable, "-m", "snakemake", "-n", "--nolock", *map(str, args)],
-                          cwd=cwd, env=env, capture_output=True, text=True, timeout=600, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "snakemake", "-n", "--nolock", *map(str, args)],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
 
 
 def job_counts(stdout: str) -> dict[str, int]:
@@ -217,9 +261,19 @@ def test_the_nt_cohort_config_dry_runs_offline_once_the_published_checkpoint_is_
     (tmp_path / "resources" / "demo").symlink_to(REPO / "resources" / "demo")
     published = tmp_path / yaml.safe_load(NT_CONFIG.read_text())["tracks"]["models"]["aido_dna_7b"]
     published.mkdir(parents=True)
-    (published / "config.json").write_text(json.dumps({
-        "model_type": "rnabert", "hidden_size": 4352, "num_hidden_layers": 32, "num_attention_heads": 32,
-        "intermediate_size": 11584, "vocab_size": 16, "max_position_embeddings": 4000}))
+    (published / "config.json").write_text(
+        json.dumps(
+            {
+                "model_type": "rnabert",
+                "hidden_size": 4352,
+                "num_hidden_layers": 32,
+                "num_attention_heads": 32,
+                "intermediate_size": 11584,
+                "vocab_size": 16,
+                "max_position_embeddings": 4000,
+            }
+        )
+    )
 
     run = dry_run("--snakefile", REPO / "Snakefile", "--directory", tmp_path, "--configfile", NT_CONFIG, cwd=tmp_path)
     assert run.returncode == 0, run.stderr[-3000:]
@@ -238,7 +292,8 @@ def test_the_nt_cohort_plans_hundreds_of_scoring_jobs_per_model_for_the_rat(tmp_
     splits.mkdir(parents=True)
     (splits / "genomes.tsv").write_text(
         "genome\taccession\tsource\tlocation\tsplit\tannotation\tassembly_name\tstatus\n"
-        f"{rat}\t{rat}\tncbi\t\ttrain\t\tmRatBN7.2\tcurrent\n")
+        f"{rat}\t{rat}\tncbi\t\ttrain\t\tmRatBN7.2\tcurrent\n"
+    )
     (splits / "summary.json").write_text("{}")
     (splits / "removed.tsv").write_text("")
     (results / "downloads" / rat).mkdir(parents=True)
@@ -249,22 +304,51 @@ def test_the_nt_cohort_plans_hundreds_of_scoring_jobs_per_model_for_the_rat(tmp_
     sizes = np.linspace(260_000_000, 5_000_000, 20).astype(int).tolist() + rng.integers(1_000, 100_000, 150).tolist()
     fai_lines = [f"contig{i}\t{n}\t0\t80\t81\n" for i, n in enumerate(sizes)]
     (genome / "genome.fa.gz.fai").write_text("".join(fai_lines))
-    (genome / "chrom.sizes").write_text("".join(line.split("\t")[0] + "\t" + line.split("\t")[1] + "\n" for line in fai_lines))
+    (genome / "chrom.sizes").write_text(
+        "".join(line.split("\t")[0] + "\t" + line.split("\t")[1] + "\n" for line in fai_lines)
+    )
     for name in ("genome.fa.gz", "genome.fa.gz.gzi", "provenance.json"):
         (genome / name).write_text("")
     published = tmp_path / "AIDO.DNA-7B"
     published.mkdir()
     (published / "config.json").write_text("{}")
     overlay = tmp_path / "overlay.yaml"
-    overlay.write_text(yaml.safe_dump({
-        "results_dir": str(results), "logs_dir": str(tmp_path / "logs"),
-        "tracks": {"models": {"dnafm_7b": "export", "aido_dna_7b": str(published)}, "igv_js": str(published / "config.json")},
-    }))
+    overlay.write_text(
+        yaml.safe_dump(
+            {
+                "results_dir": str(results),
+                "logs_dir": str(tmp_path / "logs"),
+                "tracks": {
+                    "models": {"dnafm_7b": "export", "aido_dna_7b": str(published)},
+                    "igv_js": str(published / "config.json"),
+                },
+            }
+        )
+    )
     plan = results / "tracks" / rat / "chunks.tsv"
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    made = subprocess.run([sys.executable, "-m", "snakemake", plan, "--configfile", NT_CONFIG, overlay, "--nolock",
-                           "--cores", "1", "--allowed-rules", "split_genome_chunks"],
-                          cwd=REPO, env=env, capture_output=True, text=True, timeout=600, check=False)
+    made = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            plan,
+            "--configfile",
+            NT_CONFIG,
+            overlay,
+            "--nolock",
+            "--cores",
+            "1",
+            "--allowed-rules",
+            "split_genome_chunks",
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
     assert made.returncode == 0, made.stderr[-3000:]
 
     run = dry_run("tracks_all", "--configfile", NT_CONFIG, overlay)

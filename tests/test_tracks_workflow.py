@@ -20,9 +20,23 @@ REPO = Path(__file__).resolve().parents[1]
 def snakemake(config_path, *targets):
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     return subprocess.run(
-        [sys.executable, "-m", "snakemake", *map(str, targets), "--configfile", str(config_path),
-         "--cores", "2", "--nolock", "--quiet"],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=900,
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            *map(str, targets),
+            "--configfile",
+            str(config_path),
+            "--cores",
+            "2",
+            "--nolock",
+            "--quiet",
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
 
 
@@ -31,19 +45,33 @@ def test_workflow_scores_a_genome_chunk_by_chunk_and_keeps_finished_chunks(tmp_p
     records = genome_with_gaps()
     fasta = write_fasta(tmp_path / "gapped.fa", records)
     sheet = tmp_path / "genomes.tsv"
-    sheet.write_text("genome\tsource\taccession\tlocation\tsplit\tannotation\n"
-                     f"gapped\tfile\tGCA_000000001.1\t{fasta}\ttrain\t\n")
+    sheet.write_text(
+        f"genome\tsource\taccession\tlocation\tsplit\tannotation\ngapped\tfile\tGCA_000000001.1\t{fasta}\ttrain\t\n"
+    )
     model = save_tiny_model(tmp_path / "tiny")
     stand_in_js = tmp_path / "igv.min.js"
     stand_in_js.write_text("/* igv.js stand-in: the browser test loads the real one */")
     results = tmp_path / "results"
     config = {
-        "cohort": "tracks_test", "results_dir": str(results), "logs_dir": str(tmp_path / "logs"),
+        "cohort": "tracks_test",
+        "results_dir": str(results),
+        "logs_dir": str(tmp_path / "logs"),
         "genome_sheet": str(sheet),
         "splits": {"nt_list": None, "validation_genomes": 0, "test_genomes": 0, "replacements": {}},
-        "tracks": {"genomes": ["gapped"], "models": {"tiny": str(model)}, "chunk_bp": 1000, "window_bp": 300,
-                   "stride_bp": 150, "passes": 3, "batch_size": 8, "threads": 1, "n_clusters": 3,
-                   "igv_js": str(stand_in_js), "device": "cpu", "keep_chunks": True},
+        "tracks": {
+            "genomes": ["gapped"],
+            "models": {"tiny": str(model)},
+            "chunk_bp": 1000,
+            "window_bp": 300,
+            "stride_bp": 150,
+            "passes": 3,
+            "batch_size": 8,
+            "threads": 1,
+            "n_clusters": 3,
+            "igv_js": str(stand_in_js),
+            "device": "cpu",
+            "keep_chunks": True,
+        },
     }
     config_path = tmp_path / "cohort.yaml"
     config_path.write_text(yaml.safe_dump(config))

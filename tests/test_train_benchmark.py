@@ -14,9 +14,27 @@ from tests.train_helpers import REPO, env
 def test_gpu_pretrain_benchmark_runs_on_cpu_and_prints_its_table(tmp_path):
     out = tmp_path / "bench.json"
     result = subprocess.run(
-        [sys.executable, "benchmarks/gpu_pretrain.py", "--device", "cpu", "--preset", "tiny", "--seq-len", "64",
-         "--steps", "2", "--warmup", "1", "--json", str(out)],
-        env=env(), cwd=REPO, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "benchmarks/gpu_pretrain.py",
+            "--device",
+            "cpu",
+            "--preset",
+            "tiny",
+            "--seq-len",
+            "64",
+            "--steps",
+            "2",
+            "--warmup",
+            "1",
+            "--json",
+            str(out),
+        ],
+        env=env(),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     table = [line for line in result.stdout.splitlines() if line.startswith("| ")]

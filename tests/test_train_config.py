@@ -11,7 +11,9 @@ from tests.train_helpers import REPO, env
 
 def test_global_batch_not_divisible_by_micro_batch_times_world_size_is_a_clear_error():
     config = TrainConfig.from_mapping({"global_batch_size": 10, "micro_batch_size": 4})
-    with pytest.raises(TrainConfigError, match=r"global_batch_size 10 is not divisible by micro_batch_size 4 × world size 2 = 8"):
+    with pytest.raises(
+        TrainConfigError, match=r"global_batch_size 10 is not divisible by micro_batch_size 4 × world size 2 = 8"
+    ):
         config.check_world(2)
 
 
@@ -42,12 +44,32 @@ def test_out_of_range_values_are_rejected():
 
 def test_cli_refuses_an_indivisible_batch_before_starting_workers(tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "dnafm_lib.cli", "pretrain", "--run-dir", str(tmp_path / "run"),
-         "--set", "global_batch_size=10", "--set", "micro_batch_size=4", "--nproc-per-node", "2"],
-        env=env(), cwd=REPO, capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "dnafm_lib.cli",
+            "pretrain",
+            "--run-dir",
+            str(tmp_path / "run"),
+            "--set",
+            "global_batch_size=10",
+            "--set",
+            "micro_batch_size=4",
+            "--nproc-per-node",
+            "2",
+        ],
+        env=env(),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 1
-    assert result.stderr.strip().splitlines()[-1].startswith("dnafm pretrain: error: global_batch_size 10 is not divisible")
+    assert (
+        result.stderr.strip()
+        .splitlines()[-1]
+        .startswith("dnafm pretrain: error: global_batch_size 10 is not divisible")
+    )
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "run").exists()
 
@@ -57,8 +79,12 @@ def test_cli_reads_the_pretrain_section_of_a_cohort_config(tmp_path):
     from dnafm_lib.commands.pretrain import settings_from_args
 
     cohort = tmp_path / "cohort.yaml"
-    cohort.write_text("cohort: x\npretrain:\n  run: x\n  train:\n    global_batch_size: 1024\n    micro_batch_size: 2\n")
-    args = build_parser("pretrain").parse_args(["pretrain", "--config", str(cohort), "--set", "max_steps=70", "--model", "7b"])
+    cohort.write_text(
+        "cohort: x\npretrain:\n  run: x\n  train:\n    global_batch_size: 1024\n    micro_batch_size: 2\n"
+    )
+    args = build_parser("pretrain").parse_args(
+        ["pretrain", "--config", str(cohort), "--set", "max_steps=70", "--model", "7b"]
+    )
     config = settings_from_args(args)
     assert (config.global_batch_size, config.micro_batch_size, config.max_steps, config.model) == (1024, 2, 70, "7b")
 
@@ -67,10 +93,15 @@ def test_cli_reads_the_pretrain_section_of_a_cohort_config(tmp_path):
 def test_cli_asked_for_cuda_without_a_gpu_is_one_clear_error(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "dnafm_lib.cli", "pretrain", "--run-dir", str(tmp_path / "run"), "--device", "cuda"],
-        env=env(), cwd=REPO, capture_output=True, text=True, timeout=120,
+        env=env(),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1] == (
-        "dnafm pretrain: error: device 'cuda' was asked for (pretrain setting device), but PyTorch sees no CUDA device")
+        "dnafm pretrain: error: device 'cuda' was asked for (pretrain setting device), but PyTorch sees no CUDA device"
+    )
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "run").exists()

@@ -60,8 +60,12 @@ def test_cls_eos_pad_and_n_are_never_chosen():
 def test_masks_depend_only_on_seed_step_and_sample(readers):
     train, _ = readers
     one = TrainBatches(train, seed=7, global_batch_size=8, micro_batch_size=4, rank=0, world_size=1, mask_fraction=0.15)
-    again = TrainBatches(train, seed=7, global_batch_size=8, micro_batch_size=4, rank=0, world_size=1, mask_fraction=0.15)
-    other_seed = TrainBatches(train, seed=8, global_batch_size=8, micro_batch_size=4, rank=0, world_size=1, mask_fraction=0.15)
+    again = TrainBatches(
+        train, seed=7, global_batch_size=8, micro_batch_size=4, rank=0, world_size=1, mask_fraction=0.15
+    )
+    other_seed = TrainBatches(
+        train, seed=8, global_batch_size=8, micro_batch_size=4, rank=0, world_size=1, mask_fraction=0.15
+    )
     a, b = one.micro_batches(5), again.micro_batches(5)
     assert all((x.input_ids == y.input_ids).all() and (x.labels == y.labels).all() for x, y in zip(a, b))
     assert not (other_seed.micro_batches(5)[0].sample_ids == a[0].sample_ids).all()
@@ -76,15 +80,20 @@ def test_ranks_take_disjoint_slices_that_rebuild_the_one_rank_batch(readers):
     for step in (0, 3):
         whole = single.micro_batches(step)
         parts = ranks[0].micro_batches(step) + ranks[1].micro_batches(step)
-        assert np.array_equal(np.concatenate([b.sample_ids for b in whole]), np.concatenate([b.sample_ids for b in parts]))
-        assert np.array_equal(np.concatenate([b.input_ids for b in whole]), np.concatenate([b.input_ids for b in parts]))
+        assert np.array_equal(
+            np.concatenate([b.sample_ids for b in whole]), np.concatenate([b.sample_ids for b in parts])
+        )
+        assert np.array_equal(
+            np.concatenate([b.input_ids for b in whole]), np.concatenate([b.input_ids for b in parts])
+        )
         assert np.array_equal(np.concatenate([b.labels for b in whole]), np.concatenate([b.labels for b in parts]))
 
 
 def test_every_sample_is_seen_once_per_epoch_in_a_seeded_order(readers):
     train, _ = readers
-    batches = TrainBatches(train, seed=2, global_batch_size=10, micro_batch_size=10, rank=0, world_size=1,
-                           mask_fraction=0.15)
+    batches = TrainBatches(
+        train, seed=2, global_batch_size=10, micro_batch_size=10, rank=0, world_size=1, mask_fraction=0.15
+    )
     n = len(train)
     steps = n // 10 + 1
     stream = np.concatenate([batches.global_sample_ids(s) for s in range(steps)])
@@ -95,8 +104,9 @@ def test_every_sample_is_seen_once_per_epoch_in_a_seeded_order(readers):
 
 def test_batch_rows_are_framed_windows_of_the_split(readers):
     train, _ = readers
-    batch = TrainBatches(train, seed=0, global_batch_size=4, micro_batch_size=4, rank=0, world_size=1,
-                         mask_fraction=0.15).micro_batches(0)[0]
+    batch = TrainBatches(
+        train, seed=0, global_batch_size=4, micro_batch_size=4, rank=0, world_size=1, mask_fraction=0.15
+    ).micro_batches(0)[0]
     assert batch.input_ids.shape == (4, train.window + 2)
     for row, labels, mask, sample in zip(batch.input_ids, batch.labels, batch.attention_mask, batch.sample_ids):
         tokens, length = train[int(sample)]

@@ -47,8 +47,14 @@ def test_two_gloo_ranks_under_torchrun_follow_the_one_rank_loss_trajectory(manif
 def test_checkpoint_saved_by_two_ranks_resumes_on_one_rank(manifests, one_rank, tmp_path):
     run_dir = tmp_path / "run"
     values = settings(*manifests, run_dir, max_steps=MAX_STEPS, checkpoint_every_steps=100)
-    launcher = subprocess.Popen(pretrain_command(values, "--nproc-per-node", "2"), env=env(), cwd=REPO,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    launcher = subprocess.Popen(
+        pretrain_command(values, "--nproc-per-node", "2"),
+        env=env(),
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 180
     while not ((run_dir / "metrics.csv").exists() and len((run_dir / "metrics.csv").read_text().splitlines()) > 3):
         assert launcher.poll() is None, launcher.stderr.read()[-3000:]
@@ -57,12 +63,13 @@ def test_checkpoint_saved_by_two_ranks_resumes_on_one_rank(manifests, one_rank, 
     launcher.send_signal(signal.SIGUSR1)  # as Slurm does before preempting: the launcher passes it on
     _, stderr = launcher.communicate(timeout=180)
     assert launcher.returncode == PREEMPTED_EXIT_CODE, stderr[-3000:]
-    (step, _), = list_checkpoints(run_dir)
+    ((step, _),) = list_checkpoints(run_dir)
     assert 3 <= step < MAX_STEPS
     resumed = run_pretrain(values)  # one plain process now
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert f"resumed from {run_dir / 'checkpoints' / f'step_{step:08d}'} (step {step}, saved on 2 rank(s), now 1)" in (
-        resumed.stdout + resumed.stderr)
+        resumed.stdout + resumed.stderr
+    )
     assert _close(losses(run_dir), one_rank, rel=1e-5)
 
 
@@ -76,8 +83,13 @@ def test_torchrun_command_uses_slurm_rendezvous_across_nodes():
     slurm = {"SLURM_JOB_ID": "4242", "SLURM_NNODES": "4", "SLURM_JOB_NODELIST": "gpu[03-06]"}
     command = torchrun_command(["--config-json", "{}"], nproc_per_node=8, env=slurm)
     assert command[:3] == [sys.executable, "-m", "torch.distributed.run"]
-    assert {"--nproc_per_node=8", "--nnodes=4", "--rdzv_backend=c10d", "--rdzv_endpoint=gpu03:29500",
-            "--rdzv_id=4242"} <= set(command)
+    assert {
+        "--nproc_per_node=8",
+        "--nnodes=4",
+        "--rdzv_backend=c10d",
+        "--rdzv_endpoint=gpu03:29500",
+        "--rdzv_id=4242",
+    } <= set(command)
     assert command[-5:] == ["-m", "dnafm_lib.cli", "pretrain", "--config-json", "{}"]
     local = torchrun_command([], nproc_per_node=2, env={})
     assert "--standalone" in local and "--nproc_per_node=2" in local

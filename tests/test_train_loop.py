@@ -59,14 +59,26 @@ def test_export_writes_a_model_that_load_model_reads_with_the_run_s_validation_l
 
     run_dir, values, result = reference
     out = tmp_path / "models" / "demo"
-    exported = subprocess.run([sys.executable, "-m", "dnafm_lib.cli", "export", "--run-dir", str(run_dir), "--out", str(out)],
-                              env=env(), cwd=REPO, capture_output=True, text=True, timeout=120)
+    exported = subprocess.run(
+        [sys.executable, "-m", "dnafm_lib.cli", "export", "--run-dir", str(run_dir), "--out", str(out)],
+        env=env(),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert exported.returncode == 0, exported.stderr
     assert sorted(p.name for p in out.iterdir()) == ["config.json", "model.safetensors"]
     model = dnafm_lib.load_model(out)
-    batches = validation_batches(open_split(values["validation_manifest"]), seed=values["seed"],
-                                 n_samples=values["validation_samples"], micro_batch_size=2, rank=0, world_size=1,
-                                 mask_fraction=0.15)
+    batches = validation_batches(
+        open_split(values["validation_manifest"]),
+        seed=values["seed"],
+        n_samples=values["validation_samples"],
+        micro_batch_size=2,
+        rank=0,
+        world_size=1,
+        mask_fraction=0.15,
+    )
     with torch.no_grad():
         total = sum(float(mlm_loss_sum(model, *batch_to_device(b, torch.device("cpu")))) for b in batches)
     assert total / sum(b.n_targets for b in batches) == pytest.approx(result.validation_loss_nats, rel=1e-5)
@@ -97,11 +109,21 @@ def test_export_refuses_a_checkpoint_whose_metadata_pickle_would_run_code(tmp_pa
     ran = tmp_path / "code-ran"
     (step_dir / ".metadata").write_bytes(pickle.dumps(_RunsCode(f"touch {ran}")))
 
-    exported = subprocess.run([sys.executable, "-m", "dnafm_lib.cli", "export", "--run-dir", str(run_dir), "--out",
-                               str(tmp_path / "out")], env=env(), cwd=REPO, capture_output=True, text=True, timeout=120)
+    exported = subprocess.run(
+        [sys.executable, "-m", "dnafm_lib.cli", "export", "--run-dir", str(run_dir), "--out", str(tmp_path / "out")],
+        env=env(),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
     assert exported.returncode == 1
-    assert exported.stderr.strip().splitlines()[-1].startswith(f"dnafm export: error: {step_dir / '.metadata'}: refers to ")
+    assert (
+        exported.stderr.strip()
+        .splitlines()[-1]
+        .startswith(f"dnafm export: error: {step_dir / '.metadata'}: refers to ")
+    )
     assert "never holds; refusing to load it" in exported.stderr and "Traceback" not in exported.stderr
     assert not ran.exists() and not (tmp_path / "out").exists()
 
@@ -113,19 +135,44 @@ def test_export_with_a_broken_model_config_names_the_file(tmp_path, model_config
     (step_dir / "progress.json").write_text('{"step": 1}')
     (tmp_path / "run" / "model_config.json").write_text(model_config)
 
-    exported = subprocess.run([sys.executable, "-m", "dnafm_lib.cli", "export", "--run-dir", str(tmp_path / "run"),
-                               "--out", str(tmp_path / "out")], env=env(), cwd=REPO, capture_output=True, text=True,
-                              timeout=120)
+    exported = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "dnafm_lib.cli",
+            "export",
+            "--run-dir",
+            str(tmp_path / "run"),
+            "--out",
+            str(tmp_path / "out"),
+        ],
+        env=env(),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
     assert exported.returncode == 1
-    assert exported.stderr.strip().splitlines()[-1].startswith(
-        f"dnafm export: error: {tmp_path / 'run' / 'model_config.json'}: not a model configuration written by dnafm pretrain")
+    assert (
+        exported.stderr.strip()
+        .splitlines()[-1]
+        .startswith(
+            f"dnafm export: error: {tmp_path / 'run' / 'model_config.json'}: not a model configuration written by dnafm pretrain"
+        )
+    )
     assert "Traceback" not in exported.stderr and not (tmp_path / "out").exists()
 
 
 def test_export_of_a_missing_run_is_a_clear_error(tmp_path):
-    exported = subprocess.run([sys.executable, "-m", "dnafm_lib.cli", "export", "--run-dir", str(tmp_path), "--out",
-                               str(tmp_path / "out")], env=env(), cwd=REPO, capture_output=True, text=True, timeout=120)
+    exported = subprocess.run(
+        [sys.executable, "-m", "dnafm_lib.cli", "export", "--run-dir", str(tmp_path), "--out", str(tmp_path / "out")],
+        env=env(),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert exported.returncode == 1
     assert "not a pretraining run directory" in exported.stderr and "Traceback" not in exported.stderr
 
@@ -136,8 +183,9 @@ def _wait_for(predicate, process, timeout=180.0):
         if predicate():
             return
         if process.poll() is not None:
-            raise AssertionError(f"the run ended (exit {process.returncode}) before it could be interrupted:\n"
-                                 + process.stderr.read())
+            raise AssertionError(
+                f"the run ended (exit {process.returncode}) before it could be interrupted:\n" + process.stderr.read()
+            )
         time.sleep(0.02)
     process.kill()
     raise AssertionError("timed out waiting for the run")
@@ -152,8 +200,9 @@ def _rows(run_dir: Path) -> int:
 def test_run_killed_mid_training_resumes_with_exactly_the_uninterrupted_losses(reference, manifests, tmp_path):
     run_dir = tmp_path / "run"
     values = settings(*manifests, run_dir, max_steps=MAX_STEPS)
-    process = subprocess.Popen(pretrain_command(values), env=env(), cwd=REPO, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        pretrain_command(values), env=env(), cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     _wait_for(lambda: (run_dir / "checkpoints" / "step_00000004").exists(), process)
     process.send_signal(signal.SIGKILL)
     process.wait()
@@ -169,13 +218,14 @@ def test_run_killed_mid_training_resumes_with_exactly_the_uninterrupted_losses(r
 def test_sigusr1_saves_a_checkpoint_exits_75_and_the_rerun_finishes_exactly(reference, manifests, tmp_path):
     run_dir = tmp_path / "run"
     values = settings(*manifests, run_dir, max_steps=MAX_STEPS, checkpoint_every_steps=100)
-    process = subprocess.Popen(pretrain_command(values), env=env(), cwd=REPO, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        pretrain_command(values), env=env(), cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     _wait_for(lambda: _rows(run_dir) >= 3, process)
     process.send_signal(signal.SIGUSR1)
     stdout, stderr = process.communicate(timeout=120)
     assert process.returncode == PREEMPTED_EXIT_CODE, stderr
-    (step, path), = list_checkpoints(run_dir)  # the only checkpoint: the one the signal asked for
+    ((step, path),) = list_checkpoints(run_dir)  # the only checkpoint: the one the signal asked for
     assert 3 <= step < MAX_STEPS
     assert json.loads((run_dir / "preempted.json").read_text())["step"] == step
     assert _rows(run_dir) == step
@@ -187,15 +237,32 @@ def test_sigusr1_saves_a_checkpoint_exits_75_and_the_rerun_finishes_exactly(refe
 
 def test_nan_loss_stops_with_an_error_naming_the_step(manifests, tmp_path):
     # An absurd learning rate blows the weights up after the first update.
-    values = settings(*manifests, tmp_path / "run", max_steps=4, warmup_steps=0, learning_rate=1e30,
-                      min_learning_rate=1e30, grad_clip_norm=1e30, validation_samples=0)
+    values = settings(
+        *manifests,
+        tmp_path / "run",
+        max_steps=4,
+        warmup_steps=0,
+        learning_rate=1e30,
+        min_learning_rate=1e30,
+        grad_clip_norm=1e30,
+        validation_samples=0,
+    )
     with pytest.raises(NonFiniteLossError, match=r"^step 2: the training loss is nan"):
         train(TrainConfig.from_mapping(values))
 
 
 def test_nan_loss_can_skip_the_batch_by_config(manifests, tmp_path):
-    values = settings(*manifests, tmp_path / "run", max_steps=4, warmup_steps=0, learning_rate=1e30,
-                      min_learning_rate=1e30, grad_clip_norm=1e30, validation_samples=0, nonfinite_loss="skip")
+    values = settings(
+        *manifests,
+        tmp_path / "run",
+        max_steps=4,
+        warmup_steps=0,
+        learning_rate=1e30,
+        min_learning_rate=1e30,
+        grad_clip_norm=1e30,
+        validation_samples=0,
+        nonfinite_loss="skip",
+    )
     result = train(TrainConfig.from_mapping(values))
     assert result.final_step == 4
     rows = losses(tmp_path / "run")
@@ -203,15 +270,20 @@ def test_nan_loss_can_skip_the_batch_by_config(manifests, tmp_path):
 
 
 def test_demo_check_fails_loudly_when_validation_loss_is_not_below_the_composition_entropy(manifests, tmp_path):
-    values = settings(*manifests, tmp_path / "run", max_steps=1, warmup_steps=1,
-                      require_below_composition_entropy=True)
+    values = settings(*manifests, tmp_path / "run", max_steps=1, warmup_steps=1, require_below_composition_entropy=True)
     with pytest.raises(TrainingError, match=r"final validation loss .* nats is not below the base-composition entropy"):
         train(TrainConfig.from_mapping(values))
 
 
 def test_demo_check_without_validation_samples_is_refused_before_training(manifests, tmp_path):
-    values = settings(*manifests, tmp_path / "run", max_steps=1, warmup_steps=1, validation_samples=0,
-                      require_below_composition_entropy=True)
+    values = settings(
+        *manifests,
+        tmp_path / "run",
+        max_steps=1,
+        warmup_steps=1,
+        validation_samples=0,
+        require_below_composition_entropy=True,
+    )
     with pytest.raises(TrainingError, match=r"needs a validation_manifest .* got 0 validation window\(s\)"):
         train(TrainConfig.from_mapping(values))
     assert not (tmp_path / "run" / "checkpoints").exists()

@@ -25,8 +25,9 @@ def test_weight_decay_applies_to_matrices_but_not_to_biases_or_norms():
 
 
 def test_schedule_warms_up_linearly_then_decays_by_cosine_to_the_floor():
-    config = TrainConfig.from_mapping({"learning_rate": 1e-3, "min_learning_rate": 1e-4, "warmup_steps": 10,
-                                       "max_steps": 110})
+    config = TrainConfig.from_mapping(
+        {"learning_rate": 1e-3, "min_learning_rate": 1e-4, "warmup_steps": 10, "max_steps": 110}
+    )
     assert learning_rate_at(0, config) == pytest.approx(1e-4)
     assert learning_rate_at(4, config) == pytest.approx(5e-4)
     assert learning_rate_at(9, config) == pytest.approx(1e-3)

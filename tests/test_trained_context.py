@@ -32,9 +32,11 @@ def test_longer_windows_than_the_trained_context_warn_once_naming_both_numbers(t
     with caplog.at_level(logging.WARNING):
         message = warn_if_longer(model, 3998)
         warn_if_longer(model, 3998)
-    assert message == (f"{model}: scoring 3998-nt windows (4000 tokens) with a model pretrained on 256-token inputs "
-                       "(254 nt); positions beyond its training context may score poorly (window_bp at most 254 "
-                       "matches it)")
+    assert message == (
+        f"{model}: scoring 3998-nt windows (4000 tokens) with a model pretrained on 256-token inputs "
+        "(254 nt); positions beyond its training context may score poorly (window_bp at most 254 "
+        "matches it)"
+    )
     assert [r.getMessage() for r in caplog.records] == [f"warning: {message}"]
     assert warn_if_longer(model, 254) is None
     assert context_warning("m", 3998, 4000) is None
@@ -47,11 +49,20 @@ def test_export_records_the_context_of_the_training_shards(tmp_path):
     from tests.train_helpers import REPO, WINDOW_NT, env, settings, write_demo_shards
 
     run_dir = tmp_path / "run"
-    train(TrainConfig.from_mapping(settings(*write_demo_shards(tmp_path / "shards"), run_dir, max_steps=2,
-                                            validate_every_steps=2)))
+    train(
+        TrainConfig.from_mapping(
+            settings(*write_demo_shards(tmp_path / "shards"), run_dir, max_steps=2, validate_every_steps=2)
+        )
+    )
     out = tmp_path / "model"
-    exported = subprocess.run([sys.executable, "-m", "dnafm_lib.cli", "export", "--run-dir", str(run_dir), "--out",
-                               str(out)], env=env(), cwd=REPO, capture_output=True, text=True, timeout=300)
+    exported = subprocess.run(
+        [sys.executable, "-m", "dnafm_lib.cli", "export", "--run-dir", str(run_dir), "--out", str(out)],
+        env=env(),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert exported.returncode == 0, exported.stderr
     assert json.loads((out / "config.json").read_text())[CONTEXT_FIELD] == WINDOW_NT + 2
     assert trained_context_tokens(out) == WINDOW_NT + 2

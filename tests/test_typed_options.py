@@ -9,11 +9,26 @@ from dnafm_lib.typed_options import typed_values
 
 
 def test_text_becomes_the_field_types_of_the_settings_class():
-    typed = typed_values(TrainConfig, {"max_steps": "10", "learning_rate": "1e-3", "compile": "true",
-                                       "validation_manifest": "null", "model_overrides": "{num_hidden_layers: 2}",
-                                       "run_dir": "results/pretrain/7"}, str)
-    assert typed == {"max_steps": 10, "learning_rate": 1e-3, "compile": True, "validation_manifest": None,
-                     "model_overrides": {"num_hidden_layers": 2}, "run_dir": "results/pretrain/7"}
+    typed = typed_values(
+        TrainConfig,
+        {
+            "max_steps": "10",
+            "learning_rate": "1e-3",
+            "compile": "true",
+            "validation_manifest": "null",
+            "model_overrides": "{num_hidden_layers: 2}",
+            "run_dir": "results/pretrain/7",
+        },
+        str,
+    )
+    assert typed == {
+        "max_steps": 10,
+        "learning_rate": 1e-3,
+        "compile": True,
+        "validation_manifest": None,
+        "model_overrides": {"num_hidden_layers": 2},
+        "run_dir": "results/pretrain/7",
+    }
     assert TrainConfig.from_mapping({**typed, "warmup_steps": 5}).max_steps == 10
 
 

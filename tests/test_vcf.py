@@ -103,12 +103,26 @@ def test_text_that_is_not_a_vcf_or_not_utf8_is_named(tmp_path):
 
 
 def _score(model_dir, genome_path, vcf_in, out):
-    return main(["score-variants", "--model", str(model_dir), "--fasta", str(genome_path), "--vcf", str(vcf_in),
-                 "--out", str(out), "--flank-bp", str(FLANK_BP)])
+    return main(
+        [
+            "score-variants",
+            "--model",
+            str(model_dir),
+            "--fasta",
+            str(genome_path),
+            "--vcf",
+            str(vcf_in),
+            "--out",
+            str(out),
+            "--flank-bp",
+            str(FLANK_BP),
+        ]
+    )
 
 
 def test_insertions_and_symbolic_alleles_get_the_missing_value_and_snvs_beside_them_a_score(
-        model_dir, genome, tmp_path):
+    model_dir, genome, tmp_path
+):
     genome_path, contigs = genome
     chr1 = contigs["chr1"]
     base = lambda i: chr1[i - 1]  # noqa: E731  (1-based)
@@ -137,7 +151,8 @@ def test_insertions_and_symbolic_alleles_get_the_missing_value_and_snvs_beside_t
 
 @pytest.mark.parametrize("record, message", BAD_RECORDS[:5])
 def test_score_variants_stops_at_a_bad_vcf_line_with_one_message_and_no_file(
-        model_dir, genome, tmp_path, capsys, record, message):
+    model_dir, genome, tmp_path, capsys, record, message
+):
     genome_path, _ = genome
     out_dir = tmp_path / "out"
     out_dir.mkdir()

@@ -21,9 +21,11 @@ def test_env_names_the_package_version_of_pyproject():
 
 
 def test_env_holds_every_runtime_dependency_and_no_workflow_or_test_tool():
-    listed = {re.split(r"[\s<>=]", dep)[0].lower()
-              for dep in yaml.safe_load((REPO / "envs" / "dnafm.yaml").read_text())["dependencies"]
-              if isinstance(dep, str)}
+    listed = {
+        re.split(r"[\s<>=]", dep)[0].lower()
+        for dep in yaml.safe_load((REPO / "envs" / "dnafm.yaml").read_text())["dependencies"]
+        if isinstance(dep, str)
+    }
     runtime = {re.split(r"[\s<>=\[]", dep)[0].lower() for dep in _project()["dependencies"]}
     assert {CONDA_NAME.get(name, name) for name in runtime} <= listed
     assert not listed & {"snakemake", "pytest", "biopython", "pybedtools", "jsonschema"}

@@ -35,7 +35,11 @@ def snakemake(work: Path, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     return subprocess.run(
         [sys.executable, "-m", "snakemake", "--cores", "2", *args],
-        cwd=work, env=env, capture_output=True, text=True, timeout=900,
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
 
 
@@ -71,7 +75,9 @@ def test_demo_cohort_data_stages_produce_genomes_shards_and_manifests(tmp_path):
         provenance = json.loads((genome_dir / "provenance.json").read_text())
         assert provenance["source"] == "file" and provenance["location"] == row["location"]
         assert (genome_dir / "annotation.gff3").read_text() == (work / row["annotation"]).read_text()
-        windows_per_split[row["split"]] += sum(expected_windows(len(s), window_nt, min_tail_nt) for s in source.values())
+        windows_per_split[row["split"]] += sum(
+            expected_windows(len(s), window_nt, min_tail_nt) for s in source.values()
+        )
 
     assert windows_per_split["validation"] > 0, "pretraining needs a validation set"
     for split, expected in windows_per_split.items():

@@ -32,10 +32,23 @@ def write_demo_shards(root: Path, window_nt: int = WINDOW_NT) -> tuple[Path, Pat
 def settings(train: Path, validation: Path, run_dir: Path, **overrides) -> dict:
     """Small, fast settings: 8 steps of a global batch of 8 (micro batch 2)."""
     values = dict(
-        train_manifest=str(train), validation_manifest=str(validation), run_dir=str(run_dir), model="tiny",
-        seed=3, global_batch_size=8, micro_batch_size=2, max_steps=8, warmup_steps=2, learning_rate=3e-3,
-        min_learning_rate=3e-4, checkpoint_every_steps=2, keep_checkpoints=10, validate_every_steps=4,
-        validation_samples=8, device="cpu", progress_bar=False,
+        train_manifest=str(train),
+        validation_manifest=str(validation),
+        run_dir=str(run_dir),
+        model="tiny",
+        seed=3,
+        global_batch_size=8,
+        micro_batch_size=2,
+        max_steps=8,
+        warmup_steps=2,
+        learning_rate=3e-3,
+        min_learning_rate=3e-4,
+        checkpoint_every_steps=2,
+        keep_checkpoints=10,
+        validate_every_steps=4,
+        validation_samples=8,
+        device="cpu",
+        progress_bar=False,
     )
     values.update(overrides)
     return values
@@ -50,8 +63,9 @@ def pretrain_command(values: dict, *extra: str) -> list[str]:
 
 
 def run_pretrain(values: dict, *extra: str, timeout: float = 240) -> subprocess.CompletedProcess:
-    return subprocess.run(pretrain_command(values, *extra), env=env(), cwd=REPO, capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run(
+        pretrain_command(values, *extra), env=env(), cwd=REPO, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def losses(run_dir: Path) -> dict[int, float]:

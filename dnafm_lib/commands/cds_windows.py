@@ -10,7 +10,12 @@ HELP = "build CDS vs non-CDS labelled windows from FASTA + GFF3 (the fine-tuning
 
 
 def add_arguments(parser):
-    parser.add_argument("--fasta", nargs="+", required=True, help="genome FASTA files (plain, gzip or bgzip; a plain-gzip one is copied to an indexed bgzip in ~/.cache/dnafm once)")
+    parser.add_argument(
+        "--fasta",
+        nargs="+",
+        required=True,
+        help="genome FASTA files (plain, gzip or bgzip; a plain-gzip one is copied to an indexed bgzip in ~/.cache/dnafm once)",
+    )
     parser.add_argument("--gff", nargs="+", required=True, help="GFF3 annotations, one per --fasta, same order")
     parser.add_argument("--names", nargs="+", help="genome names (default: each FASTA's directory name)")
     parser.add_argument("--out", required=True, help="output TSV")
@@ -33,7 +38,9 @@ def run(args) -> int:
     from ..tasks.cds_windows import WindowOptions, cds_windows, summarize
 
     if len(args.fasta) != len(args.gff):
-        raise DnafmError(f"{len(args.fasta)} --fasta file(s) but {len(args.gff)} --gff file(s); give one GFF3 per FASTA")
+        raise DnafmError(
+            f"{len(args.fasta)} --fasta file(s) but {len(args.gff)} --gff file(s); give one GFF3 per FASTA"
+        )
     names = args.names or [Path(path).parent.name for path in args.fasta]
     if len(names) != len(args.fasta):
         raise DnafmError(f"{len(names)} --names for {len(args.fasta)} --fasta file(s)")
@@ -42,11 +49,20 @@ def run(args) -> int:
     if not (0 <= args.val_fraction and 0 <= args.test_fraction and args.val_fraction + args.test_fraction < 1):
         raise DnafmError("--val-fraction and --test-fraction must be >= 0 and sum to less than 1")
     options = WindowOptions(args.window_bp, args.block_bp, args.val_fraction, args.test_fraction, args.seed)
-    table = pd.concat([cds_windows(fasta, gff, name, options) for fasta, gff, name in zip(map(ensure_indexed, args.fasta), args.gff, names)],
-                      ignore_index=True)
+    table = pd.concat(
+        [
+            cds_windows(fasta, gff, name, options)
+            for fasta, gff, name in zip(map(ensure_indexed, args.fasta), args.gff, names)
+        ],
+        ignore_index=True,
+    )
     if table.empty:
-        raise DnafmError("no windows: every window straddles a CDS boundary or the genomes are shorter than --window-bp")
+        raise DnafmError(
+            "no windows: every window straddles a CDS boundary or the genomes are shorter than --window-bp"
+        )
     with atomic_open(args.out) as handle:
         table.to_csv(handle, sep="\t", index=False)
-    print(f"cds-windows: {len(table)} windows of {args.window_bp} bp ({summarize(table)}) → {args.out}", file=sys.stderr)
+    print(
+        f"cds-windows: {len(table)} windows of {args.window_bp} bp ({summarize(table)}) → {args.out}", file=sys.stderr
+    )
     return 0

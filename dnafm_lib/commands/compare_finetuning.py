@@ -16,8 +16,12 @@ def add_arguments(parser):
     parser.add_argument("--out-dir", required=True, help="output directory")
     parser.add_argument("--n-classes", type=int, default=2, help="classes in the label column (default 2)")
     parser.add_argument("--pooling", default="mean", choices=["cls", "mean"], help="sequence pooling (default mean)")
-    parser.add_argument("--strategy", default="full", choices=["full", "frozen", "lora"],
-                        help="what trains: the whole model, the head only, or LoRA adapters (default full)")
+    parser.add_argument(
+        "--strategy",
+        default="full",
+        choices=["full", "frozen", "lora"],
+        help="what trains: the whole model, the head only, or LoRA adapters (default full)",
+    )
     parser.add_argument("--max-epochs", type=int, default=4, help="epochs (default 4)")
     parser.add_argument("--max-steps", type=int, default=0, help="stop after this many steps (0 = no limit)")
     parser.add_argument("--patience", type=int, default=2, help="early-stopping patience in epochs (default 2)")
@@ -34,9 +38,16 @@ def run(args) -> int:
     from ..tasks.trainer import TrainerConfig
 
     data = DataConfig(path=args.data, batch_size=args.batch_size, seed=args.seed).validate()
-    trainer = TrainerConfig(out_dir=args.out_dir, max_epochs=args.max_epochs, max_steps=args.max_steps,
-                            patience=args.patience, lr=args.lr, seed=args.seed, device=args.device,
-                            progress_bar=not args.no_progress).validate()
+    trainer = TrainerConfig(
+        out_dir=args.out_dir,
+        max_epochs=args.max_epochs,
+        max_steps=args.max_steps,
+        patience=args.patience,
+        lr=args.lr,
+        seed=args.seed,
+        device=args.device,
+        progress_bar=not args.no_progress,
+    ).validate()
     model_options = {"n_classes": args.n_classes, "pooling": args.pooling, "strategy": args.strategy}
     table = compare_initialisations(args.backbone, data, trainer, model_options, args.out_dir)
     print(f"CDS vs non-CDS windows, test split ({args.backbone}):")

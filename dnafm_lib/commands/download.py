@@ -15,28 +15,47 @@ HELP = "download genome assemblies from NCBI (verified, resumable) or a FASTA fr
 
 
 def add_arguments(parser):
-    parser.add_argument("accessions", nargs="*", metavar="ACCESSION",
-                        help="assembly accessions, e.g. GCF_015227675.2")
-    parser.add_argument("--out-dir", help="output folder (one sub-folder per ACCESSION; the genome's folder with --genomes-tsv)")
-    parser.add_argument("--source", choices=("ftp", "datasets"), default="ftp",
-                        help="NCBI genomes FTP tree (default) or the Datasets v2 zip")
+    parser.add_argument("accessions", nargs="*", metavar="ACCESSION", help="assembly accessions, e.g. GCF_015227675.2")
+    parser.add_argument(
+        "--out-dir", help="output folder (one sub-folder per ACCESSION; the genome's folder with --genomes-tsv)"
+    )
+    parser.add_argument(
+        "--source",
+        choices=("ftp", "datasets"),
+        default="ftp",
+        help="NCBI genomes FTP tree (default) or the Datasets v2 zip",
+    )
     add_ncbi_options(parser, ftp_url_use="the genomes FTP tree")
     parser.add_argument("--url", help="download this http(s) URL instead of accessions (needs --out)")
     parser.add_argument("--out", help="output file for --url")
-    parser.add_argument("--genomes-tsv", help="a genomes.tsv from `dnafm splits`, or a genome sheet (needs --genome and --out-dir)")
+    parser.add_argument(
+        "--genomes-tsv", help="a genomes.tsv from `dnafm splits`, or a genome sheet (needs --genome and --out-dir)"
+    )
     parser.add_argument("--genome", help="the genome id of the --genomes-tsv row to download")
 
 
 def add_ncbi_options(parser, *, ftp_url_use: str) -> None:
     """NCBI endpoints and retry options, shared with `dnafm splits`; ``ftp_url_use`` says what the FTP base is for."""
-    parser.add_argument("--ncbi-ftp-url", default=None,
-                        help=f"base of {ftp_url_use} (default https://ftp.ncbi.nlm.nih.gov)")
-    parser.add_argument("--ncbi-api-url", default=None,
-                        help="base of the Datasets v2 API (default https://api.ncbi.nlm.nih.gov/datasets/v2)")
-    parser.add_argument("--attempts", type=int, default=6,
-                        help="tries per request before giving up (5xx, 429 and broken connections are retried; default 6)")
-    parser.add_argument("--backoff-s", type=float, default=1.0,
-                        help="first pause between tries in seconds, doubled each time up to 60 (default 1)")
+    parser.add_argument(
+        "--ncbi-ftp-url", default=None, help=f"base of {ftp_url_use} (default https://ftp.ncbi.nlm.nih.gov)"
+    )
+    parser.add_argument(
+        "--ncbi-api-url",
+        default=None,
+        help="base of the Datasets v2 API (default https://api.ncbi.nlm.nih.gov/datasets/v2)",
+    )
+    parser.add_argument(
+        "--attempts",
+        type=int,
+        default=6,
+        help="tries per request before giving up (5xx, 429 and broken connections are retried; default 6)",
+    )
+    parser.add_argument(
+        "--backoff-s",
+        type=float,
+        default=1.0,
+        help="first pause between tries in seconds, doubled each time up to 60 (default 1)",
+    )
 
 
 def ncbi_client_options(args) -> dict:
@@ -46,9 +65,14 @@ def ncbi_client_options(args) -> dict:
     from ..ncbi import DEFAULT_API_URL, DEFAULT_FTP_URL
 
     if args.attempts < 1 or args.backoff_s < 0:
-        raise DnafmError(f"--attempts must be at least 1 and --backoff-s at least 0, got {args.attempts} and {args.backoff_s}")
-    return {"ftp_url": args.ncbi_ftp_url or DEFAULT_FTP_URL, "api_url": args.ncbi_api_url or DEFAULT_API_URL,
-            "retry": RetryPolicy(max_attempts=args.attempts, backoff_initial_s=args.backoff_s)}
+        raise DnafmError(
+            f"--attempts must be at least 1 and --backoff-s at least 0, got {args.attempts} and {args.backoff_s}"
+        )
+    return {
+        "ftp_url": args.ncbi_ftp_url or DEFAULT_FTP_URL,
+        "api_url": args.ncbi_api_url or DEFAULT_API_URL,
+        "retry": RetryPolicy(max_attempts=args.attempts, backoff_initial_s=args.backoff_s),
+    }
 
 
 def run(args) -> int:
@@ -74,7 +98,9 @@ def run(args) -> int:
     client = NcbiClient(**client_options)
     for accession in args.accessions:
         result = download_assembly(accession, Path(args.out_dir) / accession, source=args.source, client=client)
-        print(f"{accession} ({result.assembly_name}, {result.assembly_status}) -> {result.fasta_path} (md5 {result.md5})")
+        print(
+            f"{accession} ({result.assembly_name}, {result.assembly_status}) -> {result.fasta_path} (md5 {result.md5})"
+        )
     return 0
 
 
@@ -104,14 +130,17 @@ def _download_row(table_path, genome, out_dir, source, client_options) -> int:
             if row["assembly_name"] and row["status"]
             else None
         )
-        result = download_assembly(row["accession"], out_dir, source=source, client=NcbiClient(**client_options),
-                                   report=known)
+        result = download_assembly(
+            row["accession"], out_dir, source=source, client=NcbiClient(**client_options), report=known
+        )
     elif row["source"] == "url":
         fasta = out_dir / "genomic.fna.gz"
         result = fetch_url(row["location"], fasta, http=HttpClient(retry=client_options["retry"]))
         gzip_if_plain(fasta)  # one name and format for every downloaded genome
         write_download_record(result, out_dir / "download.json", genome=genome)
     else:
-        raise DnafmError(f"{table_path}: genome {genome!r} has source {row['source']!r}; only ncbi and url rows are downloaded")
+        raise DnafmError(
+            f"{table_path}: genome {genome!r} has source {row['source']!r}; only ncbi and url rows are downloaded"
+        )
     print(f"{genome}: {result.url} -> {result.fasta_path} (md5 {result.md5})")
     return 0

@@ -14,8 +14,9 @@ def add_arguments(parser):
     parser.add_argument("--run-dir", required=True, help="a pretraining run directory (results/pretrain/{run})")
     parser.add_argument("--out", required=True, help="the model directory to write (results/models/{run})")
     parser.add_argument("--step", type=int, help="export this step's checkpoint (default: the latest)")
-    parser.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), default="float32",
-                        help="dtype of the written weights")
+    parser.add_argument(
+        "--dtype", choices=("float32", "bfloat16", "float16"), default="float32", help="dtype of the written weights"
+    )
 
 
 def run(args) -> int:
@@ -68,6 +69,8 @@ def _pretraining_context_tokens(run_dir) -> int:
         manifest_path = json.loads(config_path.read_text())["train_manifest"]
         window_nt = int(json.loads(Path(manifest_path).read_text())["window_nt"])
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise DnafmError(f"{config_path}: cannot tell the pretraining context from the run's train manifest ({exc}); "
-                         "it goes into config.json") from None
+        raise DnafmError(
+            f"{config_path}: cannot tell the pretraining context from the run's train manifest ({exc}); "
+            "it goes into config.json"
+        ) from None
     return window_nt + FRAME_TOKENS

@@ -43,9 +43,14 @@ def run(args) -> int:
     splits = load_splits(data_config, task_class.label_kind, task_config)
     seed_everything(trainer_config.seed)  # the head (and a from-scratch backbone) start from the seed
     model = task_class(task_config)
-    run_config = {"model_task": task_class.task_name, "model": options["model"], "data": options["data"],
-                  "trainer": options["trainer"]}
-    results = fit(model, splits, data_config.batch_size, data_config.max_length or None, trainer_config,
-                  run_config=run_config)
+    run_config = {
+        "model_task": task_class.task_name,
+        "model": options["model"],
+        "data": options["data"],
+        "trainer": options["trainer"],
+    }
+    results = fit(
+        model, splits, data_config.batch_size, data_config.max_length or None, trainer_config, run_config=run_config
+    )
     print(json.dumps({k: v for k, v in results.items() if k != "config"}, indent=2))
     return 0

@@ -33,55 +33,103 @@ def add_arguments(parser):
 
     defaults = SamplerSettings()
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    parser.add_argument("--model", required=True,
-                        help="a checkpoint directory in the AIDO.DNA layout, or a preset (tiny, 300m, 7b)")
+    parser.add_argument(
+        "--model", required=True, help="a checkpoint directory in the AIDO.DNA layout, or a preset (tiny, 300m, 7b)"
+    )
     parser.add_argument("--out", required=True, help="output FASTA of the samples")
     parser.add_argument("--tsv", help="per-sample table (default: --out with its .fa/.fasta suffix replaced by .tsv)")
 
     source = parser.add_argument_group("what to generate (one of --length, --template, --fasta)")
     exclusive = source.add_mutually_exclusive_group(required=True)
     exclusive.add_argument("--length", type=int, metavar="N", help="unconditional: N new bases per sample")
-    exclusive.add_argument("--template", metavar="SEQ",
-                           help="in-paint SEQ: A/C/G/T are kept, N marks the positions to fill")
-    exclusive.add_argument("--fasta", metavar="F", help="in-paint --region of this FASTA (plain, gzip or bgzip; a plain-gzip one is copied once to an indexed bgzip in ~/.cache/dnafm/fasta)")
-    source.add_argument("--region", metavar="CHR:START-END",
-                        help="with --fasta: the region to in-paint, 1-based inclusive; its N bases are filled")
-    source.add_argument("--mask-region", action="append", default=[], metavar="[CHR:]START-END",
-                        help="also fill this span (repeatable): genome coordinates inside --region, or "
-                             "1-based positions of --template")
+    exclusive.add_argument(
+        "--template", metavar="SEQ", help="in-paint SEQ: A/C/G/T are kept, N marks the positions to fill"
+    )
+    exclusive.add_argument(
+        "--fasta",
+        metavar="F",
+        help="in-paint --region of this FASTA (plain, gzip or bgzip; a plain-gzip one is copied once to an indexed bgzip in ~/.cache/dnafm/fasta)",
+    )
+    source.add_argument(
+        "--region",
+        metavar="CHR:START-END",
+        help="with --fasta: the region to in-paint, 1-based inclusive; its N bases are filled",
+    )
+    source.add_argument(
+        "--mask-region",
+        action="append",
+        default=[],
+        metavar="[CHR:]START-END",
+        help="also fill this span (repeatable): genome coordinates inside --region, or 1-based positions of --template",
+    )
     source.add_argument("--n-samples", type=int, default=1, metavar="K", help="sequences to generate (default 1)")
 
     sampler = parser.add_argument_group("sampling")
-    sampler.add_argument("--steps", type=int, default=defaults.steps,
-                         help=f"unmasking steps; at most one per base to fill (default {defaults.steps})")
-    sampler.add_argument("--schedule", choices=SCHEDULES, default=defaults.schedule,
-                         help=f"how many bases stay masked after each step: cosine commits few early, "
-                              f"linear the same number each step (default {defaults.schedule})")
-    sampler.add_argument("--temperature", type=float, default=defaults.temperature,
-                         help=f"softmax temperature over A/C/G/T; 0 = always the most likely base "
-                              f"(default {defaults.temperature:g})")
-    sampler.add_argument("--top-k", type=int, default=defaults.top_k,
-                         help=f"draw among the k most likely bases, 1-4; 0 = all four (default {defaults.top_k})")
-    sampler.add_argument("--top-p", type=float, default=defaults.top_p,
-                         help=f"nucleus sampling: draw among the most likely bases whose probabilities sum "
-                              f"to p (default {defaults.top_p:g} = off)")
-    sampler.add_argument("--seed", type=int, default=defaults.seed,
-                         help=f"sample i draws from a generator seeded by (seed, i): same seed, same "
-                              f"sequences on CPU (default {defaults.seed})")
-    sampler.add_argument("--batch-size", type=int, default=defaults.batch_size,
-                         help=f"samples per forward pass (default {defaults.batch_size})")
-    sampler.add_argument("--device", default="auto",
-                         help="auto (cuda when present, bf16 autocast), cpu, cuda or cuda:N (default auto)")
+    sampler.add_argument(
+        "--steps",
+        type=int,
+        default=defaults.steps,
+        help=f"unmasking steps; at most one per base to fill (default {defaults.steps})",
+    )
+    sampler.add_argument(
+        "--schedule",
+        choices=SCHEDULES,
+        default=defaults.schedule,
+        help=f"how many bases stay masked after each step: cosine commits few early, "
+        f"linear the same number each step (default {defaults.schedule})",
+    )
+    sampler.add_argument(
+        "--temperature",
+        type=float,
+        default=defaults.temperature,
+        help=f"softmax temperature over A/C/G/T; 0 = always the most likely base (default {defaults.temperature:g})",
+    )
+    sampler.add_argument(
+        "--top-k",
+        type=int,
+        default=defaults.top_k,
+        help=f"draw among the k most likely bases, 1-4; 0 = all four (default {defaults.top_k})",
+    )
+    sampler.add_argument(
+        "--top-p",
+        type=float,
+        default=defaults.top_p,
+        help=f"nucleus sampling: draw among the most likely bases whose probabilities sum "
+        f"to p (default {defaults.top_p:g} = off)",
+    )
+    sampler.add_argument(
+        "--seed",
+        type=int,
+        default=defaults.seed,
+        help=f"sample i draws from a generator seeded by (seed, i): same seed, same "
+        f"sequences on CPU (default {defaults.seed})",
+    )
+    sampler.add_argument(
+        "--batch-size",
+        type=int,
+        default=defaults.batch_size,
+        help=f"samples per forward pass (default {defaults.batch_size})",
+    )
+    sampler.add_argument(
+        "--device", default="auto", help="auto (cuda when present, bf16 autocast), cpu, cuda or cuda:N (default auto)"
+    )
 
     guidance = parser.add_argument_group("guidance (optional)")
-    guidance.add_argument("--guide", metavar="CKPT",
-                          help="a fine-tuned SequenceClassification or SequenceRegression checkpoint "
-                               "(`dnafm fit` writes it as best/) that steers the samples")
-    guidance.add_argument("--target", metavar="CLASS|VALUE",
-                          help="with --guide: the class id to make likely, or the value to approach")
-    guidance.add_argument("--guide-candidates", type=int, default=defaults.guide_candidates,
-                          help=f"proposals the guide scores per step; the best is kept "
-                               f"(default {defaults.guide_candidates})")
+    guidance.add_argument(
+        "--guide",
+        metavar="CKPT",
+        help="a fine-tuned SequenceClassification or SequenceRegression checkpoint "
+        "(`dnafm fit` writes it as best/) that steers the samples",
+    )
+    guidance.add_argument(
+        "--target", metavar="CLASS|VALUE", help="with --guide: the class id to make likely, or the value to approach"
+    )
+    guidance.add_argument(
+        "--guide-candidates",
+        type=int,
+        default=defaults.guide_candidates,
+        help=f"proposals the guide scores per step; the best is kept (default {defaults.guide_candidates})",
+    )
 
 
 def run(args) -> int:
@@ -96,8 +144,14 @@ def run(args) -> int:
 
     # Everything a user can get wrong is checked before any weights load or any file is written.
     settings = g.SamplerSettings(
-        steps=args.steps, schedule=args.schedule, temperature=args.temperature, top_k=args.top_k,
-        top_p=args.top_p, seed=args.seed, batch_size=args.batch_size, guide_candidates=args.guide_candidates,
+        steps=args.steps,
+        schedule=args.schedule,
+        temperature=args.temperature,
+        top_k=args.top_k,
+        top_p=args.top_p,
+        seed=args.seed,
+        batch_size=args.batch_size,
+        guide_candidates=args.guide_candidates,
     ).validate()
     if args.n_samples < 1:
         raise DnafmError(f"--n-samples must be at least 1, got {args.n_samples}")
@@ -128,9 +182,14 @@ def run(args) -> int:
     guide = g.load_guide(args.guide, args.target, device) if args.guide is not None else None
     model = g.load_generator_model(args.model, device)
     torch.manual_seed(settings.seed)  # nothing here draws from the global stream; this pins it anyway
-    samples = g.generate(model, template, args.n_samples, settings, guide, progress=args.n_samples > settings.batch_size)
+    samples = g.generate(
+        model, template, args.n_samples, settings, guide, progress=args.n_samples > settings.batch_size
+    )
     tsv = args.tsv or g.default_tsv_path(args.out)
     g.write_outputs(samples, args.out, tsv, settings, template, str(args.model), guide)
-    print(f"generate: {len(samples)} sample(s), {template.n_fill:,} of {len(template):,} nt generated each "
-          f"→ {args.out}, {tsv}", file=sys.stderr)
+    print(
+        f"generate: {len(samples)} sample(s), {template.n_fill:,} of {len(template):,} nt generated each "
+        f"→ {args.out}, {tsv}",
+        file=sys.stderr,
+    )
     return 0

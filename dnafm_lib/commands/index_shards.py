@@ -8,7 +8,9 @@ HELP = "write a split's shard manifest (counts, checksums, genome shard director
 
 
 def add_arguments(parser):
-    parser.add_argument("shard_dirs", nargs="*", metavar="SHARD_DIR", help="one shard directory per genome, in split order")
+    parser.add_argument(
+        "shard_dirs", nargs="*", metavar="SHARD_DIR", help="one shard directory per genome, in split order"
+    )
     parser.add_argument("--split", required=True, help="split name (train, validation, test)")
     parser.add_argument("--out", required=True, help="manifest path, e.g. results/shards/train.manifest.json")
     parser.add_argument("--window-nt", type=int, help="window size; required only when the split has no genomes")
@@ -19,5 +21,7 @@ def run(args) -> int:
     from ..shards import write_manifest
 
     manifest = write_manifest(args.split, args.shard_dirs, args.out, window_nt=args.window_nt, verify=args.verify)
-    print(f"{args.split}: {manifest['n_genomes']} genomes, {manifest['n_windows']} windows of {manifest['window_nt']} nt")
+    print(
+        f"{args.split}: {manifest['n_genomes']} genomes, {manifest['n_windows']} windows of {manifest['window_nt']} nt"
+    )
     return 0

@@ -18,11 +18,19 @@ def add_arguments(parser):
     from ..tasks.mutagenesis import DEFAULT_FLANK_BP
 
     parser.add_argument("--model", required=True, help="a checkpoint directory (or a preset, for testing)")
-    parser.add_argument("--fasta", required=True, help="reference FASTA (plain, gzip or bgzip; a plain-gzip one is copied to an indexed bgzip in ~/.cache/dnafm once)")
+    parser.add_argument(
+        "--fasta",
+        required=True,
+        help="reference FASTA (plain, gzip or bgzip; a plain-gzip one is copied to an indexed bgzip in ~/.cache/dnafm once)",
+    )
     parser.add_argument("--regions", required=True, help="BED file of regions to mutate (overlaps are merged)")
     parser.add_argument("--out-dir", required=True, help="output directory")
-    parser.add_argument("--flank-bp", type=int, default=DEFAULT_FLANK_BP,
-                        help=f"context bases on each side of the masked base (default {DEFAULT_FLANK_BP})")
+    parser.add_argument(
+        "--flank-bp",
+        type=int,
+        default=DEFAULT_FLANK_BP,
+        help=f"context bases on each side of the masked base (default {DEFAULT_FLANK_BP})",
+    )
     parser.add_argument("--batch-size", type=int, default=32, help="windows per forward pass (default 32)")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
 

@@ -22,7 +22,9 @@ def add_arguments(parser):
     parser.add_argument("--location", help="the sheet's location (path or URL), recorded in provenance.json")
     parser.add_argument("--accession", help="assembly accession, recorded in provenance.json")
     parser.add_argument("--assembly-name", help="assembly name, recorded in provenance.json")
-    parser.add_argument("--assembly-status", help="NCBI assembly status (current, previous, …), recorded in provenance.json")
+    parser.add_argument(
+        "--assembly-status", help="NCBI assembly status (current, previous, …), recorded in provenance.json"
+    )
     parser.add_argument("--annotation", help="GFF3 annotation (plain or gzip) to copy as annotation.gff3")
 
 
@@ -45,7 +47,10 @@ def run(args) -> int:
         annotation=args.annotation,
     )
     if provenance["skipped_empty_records"]:
-        print(f"dnafm prepare-genome: warning: {provenance['input_path']}: "
-              f"{describe_skipped(provenance['skipped_empty_records'])}", file=sys.stderr)
+        print(
+            f"dnafm prepare-genome: warning: {provenance['input_path']}: "
+            f"{describe_skipped(provenance['skipped_empty_records'])}",
+            file=sys.stderr,
+        )
     print(f"{args.genome}: {provenance['n_records']} records, {provenance['total_nt']} nt → {args.out_dir}")
     return 0

@@ -21,16 +21,25 @@ HELP = "pretrain the encoder (MLM) on shards; torchrun/srun aware, resumable"
 def add_arguments(parser):
     parser.add_argument("--config", help="YAML/JSON file of training settings (or a cohort config with pretrain.train)")
     parser.add_argument("--config-json", help="training settings as one JSON object (what the Snakemake rule passes)")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="override one setting; VALUE is read as YAML (repeatable)")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one setting; VALUE is read as YAML (repeatable)",
+    )
     parser.add_argument("--train-manifest", help="results/shards/train.manifest.json")
     parser.add_argument("--validation-manifest", help="results/shards/validation.manifest.json")
     parser.add_argument("--run-dir", help="checkpoints, metrics.csv, tensorboard/, curves.png go here")
     parser.add_argument("--model", help="model preset: tiny, 300m, 7b")
     parser.add_argument("--max-steps", type=int, help="optimizer steps in total (a resumed run continues to it)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), help="where to train (auto: cuda if present)")
-    parser.add_argument("--nproc-per-node", type=int, default=1,
-                        help="processes per node; above 1 (or on several Slurm nodes) torchrun is started")
+    parser.add_argument(
+        "--nproc-per-node",
+        type=int,
+        default=1,
+        help="processes per node; above 1 (or on several Slurm nodes) torchrun is started",
+    )
 
 
 def settings_from_args(args) -> TrainConfig:
@@ -72,8 +81,14 @@ def settings_from_args(args) -> TrainConfig:
             raise TrainConfigError(f"--set {item!r}: expected KEY=VALUE")
         texts[key.strip()] = value
     merged.update(typed_values(TrainConfig, texts, lambda key: f"--set {key}"))
-    flags = {"train_manifest": args.train_manifest, "validation_manifest": args.validation_manifest,
-             "run_dir": args.run_dir, "model": args.model, "max_steps": args.max_steps, "device": args.device}
+    flags = {
+        "train_manifest": args.train_manifest,
+        "validation_manifest": args.validation_manifest,
+        "run_dir": args.run_dir,
+        "model": args.model,
+        "max_steps": args.max_steps,
+        "device": args.device,
+    }
     merged.update({k: v for k, v in flags.items() if v is not None})
     return TrainConfig.from_mapping(merged, where="pretrain settings")
 

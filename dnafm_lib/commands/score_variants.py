@@ -16,12 +16,20 @@ def add_arguments(parser):
     from ..tasks.mutagenesis import DEFAULT_FLANK_BP
 
     parser.add_argument("--model", required=True, help="a checkpoint directory (or a preset, for testing)")
-    parser.add_argument("--fasta", required=True, help="reference FASTA the VCF is called against (plain, gzip or bgzip; a plain-gzip one is copied to an indexed bgzip in ~/.cache/dnafm once)")
+    parser.add_argument(
+        "--fasta",
+        required=True,
+        help="reference FASTA the VCF is called against (plain, gzip or bgzip; a plain-gzip one is copied to an indexed bgzip in ~/.cache/dnafm once)",
+    )
     parser.add_argument("--vcf", required=True, help="input VCF (plain or bgzip)")
     parser.add_argument("--out", required=True, help="output VCF; bgzipped when it ends in .gz")
     parser.add_argument("--info-field", default="DNAFM_LLR", help="INFO key to add (default DNAFM_LLR)")
-    parser.add_argument("--flank-bp", type=int, default=DEFAULT_FLANK_BP,
-                        help=f"context bases on each side of the variant (default {DEFAULT_FLANK_BP})")
+    parser.add_argument(
+        "--flank-bp",
+        type=int,
+        default=DEFAULT_FLANK_BP,
+        help=f"context bases on each side of the variant (default {DEFAULT_FLANK_BP})",
+    )
     parser.add_argument("--batch-size", type=int, default=32, help="windows per forward pass (default 32)")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
 
@@ -45,6 +53,8 @@ def run(args) -> int:
     device = resolve_device(args.device)
     model = load_model(args.model).to(device)
     with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-        counts = score_vcf(model, ensure_indexed(args.fasta), args.vcf, args.out, args.info_field, args.flank_bp, args.batch_size)
+        counts = score_vcf(
+            model, ensure_indexed(args.fasta), args.vcf, args.out, args.info_field, args.flank_bp, args.batch_size
+        )
     print(f"score-variants: {describe(counts)} → {args.out}", file=sys.stderr)
     return 0

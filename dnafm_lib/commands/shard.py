@@ -13,8 +13,15 @@ def add_arguments(parser):
     parser.add_argument("--fasta", required=True, help="genome FASTA (plain, gzip or bgzip)")
     parser.add_argument("--genome", required=True, help="genome id recorded in the index and metadata")
     parser.add_argument("--out-dir", required=True, help="shard directory to write, e.g. results/shards/{genome}")
-    parser.add_argument("--window-nt", type=int, default=3998, help="nucleotides per window (default 3998; the model adds [CLS]/[EOS])")
-    parser.add_argument("--min-tail-nt", type=int, default=512, help="keep a contig's last, shorter window if it has at least this many nucleotides (default 512)")
+    parser.add_argument(
+        "--window-nt", type=int, default=3998, help="nucleotides per window (default 3998; the model adds [CLS]/[EOS])"
+    )
+    parser.add_argument(
+        "--min-tail-nt",
+        type=int,
+        default=512,
+        help="keep a contig's last, shorter window if it has at least this many nucleotides (default 512)",
+    )
 
 
 def run(args) -> int:
@@ -32,5 +39,8 @@ def run(args) -> int:
         f"({metadata['dropped_tail_nt']} nt)"
     )
     if metadata["skipped_empty_records"]:
-        print(f"dnafm shard: warning: {args.fasta}: {describe_skipped(metadata['skipped_empty_records'])}", file=sys.stderr)
+        print(
+            f"dnafm shard: warning: {args.fasta}: {describe_skipped(metadata['skipped_empty_records'])}",
+            file=sys.stderr,
+        )
     return 0

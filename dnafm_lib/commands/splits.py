@@ -23,8 +23,13 @@ def add_arguments(parser):
     parser.add_argument("--out-dir", required=True, help="where genomes.tsv, removed.tsv and summary.json go")
     parser.add_argument("--validation-genomes", type=int, default=50, help="validation genomes (default 50)")
     parser.add_argument("--test-genomes", type=int, default=50, help="test genomes, the list's last (default 50)")
-    parser.add_argument("--replace", action="append", default=[], metavar="OLD=NEW",
-                        help="put accession NEW in OLD's place and split (repeatable)")
+    parser.add_argument(
+        "--replace",
+        action="append",
+        default=[],
+        metavar="OLD=NEW",
+        help="put accession NEW in OLD's place and split (repeatable)",
+    )
     add_ncbi_options(parser, ftp_url_use="the genomes FTP tree used for genomes.tsv locations")
 
 
@@ -46,6 +51,8 @@ def run(args) -> int:
     write_splits(result, args.out_dir)
     summary = result.summary
     per_split = " / ".join(f"{summary['per_split'][s]} {s}" for s in ("train", "validation", "test"))
-    print(f"{summary['genomes']} genomes ({per_split}); {summary['removed']} removed; "
-          f"{len(summary['replacements'])} replaced -> {args.out_dir}")
+    print(
+        f"{summary['genomes']} genomes ({per_split}); {summary['removed']} removed; "
+        f"{len(summary['replacements'])} replaced -> {args.out_dir}"
+    )
     return 0

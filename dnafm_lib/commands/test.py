@@ -17,8 +17,13 @@ def add_arguments(parser):
     from ..tasks.options import add_task_options
 
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    parser.add_argument("--ckpt-path", "--ckpt_path", dest="ckpt_path", required=True,
-                        help="a checkpoint directory written by `dnafm fit` (its best/)")
+    parser.add_argument(
+        "--ckpt-path",
+        "--ckpt_path",
+        dest="ckpt_path",
+        required=True,
+        help="a checkpoint directory written by `dnafm fit` (its best/)",
+    )
     add_task_options(parser)
 
 
@@ -41,8 +46,15 @@ def run(args) -> int:
     trainer_config = trainer_config_from_mapping(options["trainer"], where="trainer options")
     splits = load_splits(data_config, model.label_kind, model.config)
     model.to(resolve_device(trainer_config.device, "trainer.device"))
-    results = test(model, splits, data_config.batch_size, data_config.max_length or None,
-                   trainer_config.out_dir, trainer_config.precision, trainer_config.progress_bar,
-                   run_config={"ckpt_path": args.ckpt_path, "data": options["data"]})
+    results = test(
+        model,
+        splits,
+        data_config.batch_size,
+        data_config.max_length or None,
+        trainer_config.out_dir,
+        trainer_config.precision,
+        trainer_config.progress_bar,
+        run_config={"ckpt_path": args.ckpt_path, "data": options["data"]},
+    )
     print(json.dumps({k: v for k, v in results.items() if k != "config"}, indent=2))
     return 0

@@ -20,49 +20,84 @@ versions and times.
 
 HELP = "genome-wide MLM-loss and embedding tracks (bigWig/BED), IGV session, igv.html and a UCSC hub"
 
-DEFAULTS = dict(window_bp=3998, stride_bp=1999, passes=7, bin_bp=100, batch_size=8, seed=0, chunk_bp=1_000_000,
-                n_clusters=8)
+DEFAULTS = dict(
+    window_bp=3998, stride_bp=1999, passes=7, bin_bp=100, batch_size=8, seed=0, chunk_bp=1_000_000, n_clusters=8
+)
 
 
 def _scoring_arguments(parser, *, with_bin: bool = True):
     group = parser.add_argument_group("scoring")
-    group.add_argument("--window-bp", type=int, default=DEFAULTS["window_bp"],
-                       help="window length in nt (at most 3998, the model's context minus [CLS]/[EOS])")
-    group.add_argument("--stride-bp", type=int, default=DEFAULTS["stride_bp"],
-                       help="distance between window starts; each base is scored from the window whose centre is nearest")
-    group.add_argument("--passes", type=int, default=DEFAULTS["passes"],
-                       help="masking passes per window (complementary masks; 7 ≈ 14%% masked per pass)")
-    group.add_argument("--reverse-complement", action="store_true",
-                       help="also score the reverse complement and average the two strands' probabilities")
-    group.add_argument("--layer", default="-1",
-                       help="hidden-state index for embeddings (0 = embeddings, -1 = final output), or 'none'")
+    group.add_argument(
+        "--window-bp",
+        type=int,
+        default=DEFAULTS["window_bp"],
+        help="window length in nt (at most 3998, the model's context minus [CLS]/[EOS])",
+    )
+    group.add_argument(
+        "--stride-bp",
+        type=int,
+        default=DEFAULTS["stride_bp"],
+        help="distance between window starts; each base is scored from the window whose centre is nearest",
+    )
+    group.add_argument(
+        "--passes",
+        type=int,
+        default=DEFAULTS["passes"],
+        help="masking passes per window (complementary masks; 7 ≈ 14%% masked per pass)",
+    )
+    group.add_argument(
+        "--reverse-complement",
+        action="store_true",
+        help="also score the reverse complement and average the two strands' probabilities",
+    )
+    group.add_argument(
+        "--layer", default="-1", help="hidden-state index for embeddings (0 = embeddings, -1 = final output), or 'none'"
+    )
     if with_bin:
         group.add_argument("--bin-bp", type=int, default=DEFAULTS["bin_bp"], help="embedding bin size in bp")
     group.add_argument("--batch-size", type=int, default=DEFAULTS["batch_size"], help="sequences per forward pass")
-    group.add_argument("--seed", type=int, default=DEFAULTS["seed"], help="seed of the mask assignment, PCA and k-means")
+    group.add_argument(
+        "--seed", type=int, default=DEFAULTS["seed"], help="seed of the mask assignment, PCA and k-means"
+    )
     group.add_argument("--device", default="auto", help="auto (cuda when available), cpu, cuda or cuda:N")
     group.add_argument("--threads", type=int, default=0, help="CPU threads for torch (0: torch's default)")
 
 
 def _gather_arguments(parser):
-    parser.add_argument("--n-clusters", type=int, default=DEFAULTS["n_clusters"], help="k-means clusters of the embedding bins")
+    parser.add_argument(
+        "--n-clusters", type=int, default=DEFAULTS["n_clusters"], help="k-means clusters of the embedding bins"
+    )
     parser.add_argument("--annotation", help="GFF3 of the genome: adds an enrichment table cluster × feature type")
-    parser.add_argument("--embeddings", choices=("full", "pcs"), default="full",
-                        help="keep the embedding bins as the full float16 array (full) or only their top PCs and the PCA (pcs)")
+    parser.add_argument(
+        "--embeddings",
+        choices=("full", "pcs"),
+        default="full",
+        help="keep the embedding bins as the full float16 array (full) or only their top PCs and the PCA (pcs)",
+    )
 
 
 def add_arguments(parser):
     import argparse
 
     parser.formatter_class = argparse.RawDescriptionHelpFormatter  # keep the usage examples' lines
-    parser.add_argument("--fasta", help="one-shot: the genome FASTA, plain, gzip or bgzip (indexes are written beside it, "
-                        "or a plain-gzip one is copied to an indexed bgzip in OUT_DIR/genome/)")
+    parser.add_argument(
+        "--fasta",
+        help="one-shot: the genome FASTA, plain, gzip or bgzip (indexes are written beside it, "
+        "or a plain-gzip one is copied to an indexed bgzip in OUT_DIR/genome/)",
+    )
     parser.add_argument("--model", help="one-shot: a checkpoint directory (AIDO.DNA layout) or a preset name")
-    parser.add_argument("--out-dir", help="one-shot: where the tracks go (finished chunks wait in OUT_DIR/chunks until the gather)")
-    parser.add_argument("--chunk-bp", type=int, default=DEFAULTS["chunk_bp"], help="one-shot: bp per chunk (bounds memory)")
+    parser.add_argument(
+        "--out-dir", help="one-shot: where the tracks go (finished chunks wait in OUT_DIR/chunks until the gather)"
+    )
+    parser.add_argument(
+        "--chunk-bp", type=int, default=DEFAULTS["chunk_bp"], help="one-shot: bp per chunk (bounds memory)"
+    )
     parser.add_argument("--igv-js", help="one-shot: igv.min.js to build igv.html with (default: no browser files)")
-    parser.add_argument("--keep-chunks", action="store_true",
-                        help="one-shot: keep OUT_DIR/chunks after the gather (default: removed once the tracks are written)")
+    parser.add_argument(
+        "--keep-chunks",
+        action="store_true",
+        help="one-shot: keep OUT_DIR/chunks after the gather (default: removed once the tracks are written)",
+    )
     parser.add_argument("--genome-name", help="one-shot: genome name shown in the browser files")
     _scoring_arguments(parser)
     _gather_arguments(parser)
@@ -89,9 +124,13 @@ def add_arguments(parser):
     gather.add_argument("--seed", type=int, default=DEFAULTS["seed"])
     _gather_arguments(gather)
 
-    browser = sub.add_parser("browser", help="igv_session.xml, igv.html (+ igv.min.js) and a UCSC hub for a tracks directory")
+    browser = sub.add_parser(
+        "browser", help="igv_session.xml, igv.html (+ igv.min.js) and a UCSC hub for a tracks directory"
+    )
     browser.add_argument("--out-dir", required=True, help="the tracks directory")
-    browser.add_argument("--fasta", required=True, help="the genome FASTA (plain, gzip or bgzip; IGV reads it by relative path)")
+    browser.add_argument(
+        "--fasta", required=True, help="the genome FASTA (plain, gzip or bgzip; IGV reads it by relative path)"
+    )
     browser.add_argument("--genome", required=True, help="genome name")
     browser.add_argument("--model-name", required=True, help="model name")
     browser.add_argument("--igv-js", required=True, help="igv.min.js (see `dnafm tracks install-igv`)")
@@ -110,9 +149,16 @@ def _settings(args, bin_bp=None):
 
     layer = None if str(args.layer).lower() in ("none", "null", "") else int(args.layer)
     try:
-        return ScoringSettings(window_bp=args.window_bp, stride_bp=args.stride_bp, passes=args.passes,
-                               reverse_complement=args.reverse_complement, embedding_layer=layer,
-                               bin_bp=bin_bp or args.bin_bp, batch_size=args.batch_size, seed=args.seed)
+        return ScoringSettings(
+            window_bp=args.window_bp,
+            stride_bp=args.stride_bp,
+            passes=args.passes,
+            reverse_complement=args.reverse_complement,
+            embedding_layer=layer,
+            bin_bp=bin_bp or args.bin_bp,
+            batch_size=args.batch_size,
+            seed=args.seed,
+        )
     except ValueError as exc:
         raise DnafmError(str(exc)) from None
 
@@ -149,34 +195,72 @@ def run(args) -> int:
         model = pipeline.load_scoring_model(args.model, device)
         from ..tracks.provenance import scoring_provenance
 
-        pipeline.score_regions_to_file(ensure_indexed(args.fasta), plan[args.chunk], model, settings, args.out, device,
-                                       scoring_provenance(args.model, device))
+        pipeline.score_regions_to_file(
+            ensure_indexed(args.fasta),
+            plan[args.chunk],
+            model,
+            settings,
+            args.out,
+            device,
+            scoring_provenance(args.model, device),
+        )
     elif step == "gather":
         from ..tracks.gather import gather_tracks
 
-        summary = gather_tracks(args.chunks, args.chrom_sizes, args.out_dir, n_clusters=args.n_clusters,
-                                gff_path=args.annotation, seed=args.seed, embeddings=args.embeddings)
+        summary = gather_tracks(
+            args.chunks,
+            args.chrom_sizes,
+            args.out_dir,
+            n_clusters=args.n_clusters,
+            gff_path=args.annotation,
+            seed=args.seed,
+            embeddings=args.embeddings,
+        )
         print(f"{args.out_dir}: {summary['scored_bp']} bases scored, {len(summary['tracks'])} tracks")
     elif step == "browser":
-        pipeline.write_browser_files(args.out_dir, ensure_indexed(args.fasta), args.genome, args.model_name, args.igv_js,
-                                     annotation=args.annotation, assembly=args.assembly, hub_email=args.hub_email)
+        pipeline.write_browser_files(
+            args.out_dir,
+            ensure_indexed(args.fasta),
+            args.genome,
+            args.model_name,
+            args.igv_js,
+            annotation=args.annotation,
+            assembly=args.assembly,
+            hub_email=args.hub_email,
+        )
     elif step == "install-igv":
         from ..tracks.igv import IGV_JS_VERSION, install_igv_js
 
         install_igv_js(args.out, args.version or IGV_JS_VERSION)
     else:
-        missing = [flag for flag, value in (("--fasta", args.fasta), ("--model", args.model), ("--out-dir", args.out_dir)) if not value]
+        missing = [
+            flag
+            for flag, value in (("--fasta", args.fasta), ("--model", args.model), ("--out-dir", args.out_dir))
+            if not value
+        ]
         if missing:
-            raise DnafmError(f"one-shot tracks need {', '.join(missing)} (or a STEP: plan, score, gather, browser, install-igv)")
+            raise DnafmError(
+                f"one-shot tracks need {', '.join(missing)} (or a STEP: plan, score, gather, browser, install-igv)"
+            )
         _threads(args)
         from pathlib import Path
 
         fasta = ensure_indexed(args.fasta, cache_dir=Path(args.out_dir) / "genome")
         settings = _settings(args)
         warn_if_longer(args.model, settings.window_bp)
-        summary = pipeline.run_genome(fasta, args.model, args.out_dir, settings, chunk_bp=args.chunk_bp,
-                                      n_clusters=args.n_clusters, annotation=args.annotation, device=args.device,
-                                      genome_name=args.genome_name or Path(args.fasta).name.split(".")[0], igv_js=args.igv_js,
-                                      keep_chunks=args.keep_chunks, embeddings=args.embeddings)
+        summary = pipeline.run_genome(
+            fasta,
+            args.model,
+            args.out_dir,
+            settings,
+            chunk_bp=args.chunk_bp,
+            n_clusters=args.n_clusters,
+            annotation=args.annotation,
+            device=args.device,
+            genome_name=args.genome_name or Path(args.fasta).name.split(".")[0],
+            igv_js=args.igv_js,
+            keep_chunks=args.keep_chunks,
+            embeddings=args.embeddings,
+        )
         print(f"{args.out_dir}: {summary['scored_bp']} bases scored, {len(summary['tracks'])} tracks")
     return 0

@@ -76,16 +76,28 @@ def cds_windows(fasta_path: str | Path, gff_path: str | Path, genome: str, optio
         label = np.where(tiles == options.window_bp, 1, np.where(tiles == 0, 0, -1))
         # one split per block: train, val or test with the configured fractions
         n_blocks = -(-length // options.block_bp)
-        block_split = rng.choice(["train", "val", "test"], size=n_blocks, p=[
-            1 - options.val_fraction - options.test_fraction, options.val_fraction, options.test_fraction])
+        block_split = rng.choice(
+            ["train", "val", "test"],
+            size=n_blocks,
+            p=[1 - options.val_fraction - options.test_fraction, options.val_fraction, options.test_fraction],
+        )
         split = block_split[starts // options.block_bp]
         sequences = [sequence[s : s + options.window_bp] for s in starts]
         has_n = np.array(["N" in s for s in sequences])
         keep = (label >= 0) & ~has_n
-        frames.append(pd.DataFrame({
-            "genome": genome, "chrom": chrom, "start": starts[keep], "end": starts[keep] + options.window_bp,
-            "split": split[keep], "label": label[keep], "sequence": np.array(sequences, dtype=object)[keep],
-        }))
+        frames.append(
+            pd.DataFrame(
+                {
+                    "genome": genome,
+                    "chrom": chrom,
+                    "start": starts[keep],
+                    "end": starts[keep] + options.window_bp,
+                    "split": split[keep],
+                    "label": label[keep],
+                    "sequence": np.array(sequences, dtype=object)[keep],
+                }
+            )
+        )
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=COLUMNS)
 
 
@@ -104,5 +116,7 @@ def annotated_genomes(genomes: pd.DataFrame, wanted: str | list[str] = "all") ->
         return annotated
     missing = [g for g in wanted if g not in annotated]
     if missing:
-        raise AnnotationError(f"config finetune.genomes: {', '.join(missing)} not in the splits table or without an annotation")
+        raise AnnotationError(
+            f"config finetune.genomes: {', '.join(missing)} not in the splits table or without an annotation"
+        )
     return list(wanted)

@@ -21,8 +21,9 @@ INITIALISATIONS = {"pretrained": True, "scratch": False}
 REPORTED = ["accuracy", "f1", "mcc", "auroc", "loss", "n"]
 
 
-def compare_initialisations(backbone: str, data: DataConfig, trainer: TrainerConfig, model_options: dict[str, Any],
-                            out_dir: str | Path) -> pd.DataFrame:
+def compare_initialisations(
+    backbone: str, data: DataConfig, trainer: TrainerConfig, model_options: dict[str, Any], out_dir: str | Path
+) -> pd.DataFrame:
     """Fine-tune SequenceClassification from ``backbone`` and from scratch; one row of test metrics each."""
     out_dir = Path(out_dir)
     rows = []
@@ -39,8 +40,9 @@ def compare_initialisations(backbone: str, data: DataConfig, trainer: TrainerCon
         run_trainer = TrainerConfig(**{**trainer.__dict__, "out_dir": str(out_dir / name)})
         results = fit(model, splits, data.batch_size, data.max_length or None, run_trainer)
         test = results.get("test", {})
-        rows.append({"initialisation": name, "epochs": results.get("epochs"),
-                     **{f"test_{k}": test.get(k) for k in REPORTED}})
+        rows.append(
+            {"initialisation": name, "epochs": results.get("epochs"), **{f"test_{k}": test.get(k) for k in REPORTED}}
+        )
     table = pd.DataFrame(rows)
     with atomic_open(out_dir / "comparison.tsv") as handle:
         table.to_csv(handle, sep="\t", index=False, float_format="%.4f")

@@ -18,8 +18,15 @@ import pandas as pd
 from ..errors import DnafmError
 
 SPLITS = ("train", "val", "test")
-SPLIT_ALIASES = {"train": "train", "training": "train", "val": "val", "valid": "val",
-                 "validation": "val", "dev": "val", "test": "test"}
+SPLIT_ALIASES = {
+    "train": "train",
+    "training": "train",
+    "val": "val",
+    "valid": "val",
+    "validation": "val",
+    "dev": "val",
+    "test": "test",
+}
 
 
 class DataError(DnafmError):
@@ -125,7 +132,9 @@ def _classification_labels(values: pd.Series, n_classes: int, where: str) -> lis
     out_of_range = (ints < 0) | (ints >= n_classes)
     if out_of_range.any():
         row = int(np.flatnonzero(out_of_range.to_numpy())[0])
-        raise DataError(f"{where}: row {row}: label {int(ints.iloc[row])} is outside 0..{n_classes - 1} (model.n_classes)")
+        raise DataError(
+            f"{where}: row {row}: label {int(ints.iloc[row])} is outside 0..{n_classes - 1} (model.n_classes)"
+        )
     return ints.tolist()
 
 

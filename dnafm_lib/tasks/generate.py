@@ -306,20 +306,26 @@ def load_guide(path: str | os.PathLike, target: str, device: torch.device) -> Gu
     meta = _read_json(meta_path)
     task = meta.get("task")
     if task not in GUIDE_TASKS:
-        raise GenerateError(f"--guide {path}: a {task} checkpoint cannot score sequences; use {' or '.join(GUIDE_TASKS)}")
+        raise GenerateError(
+            f"--guide {path}: a {task} checkpoint cannot score sequences; use {' or '.join(GUIDE_TASKS)}"
+        )
     model_options = meta.get("model", {})
     if task == "SequenceClassification":
         n_classes = int(model_options.get("n_classes", 2))
         try:
             value = int(target)
         except ValueError:
-            raise GenerateError(f"--target {target!r}: a class id (0-{n_classes - 1}) for the classifier {path}") from None
+            raise GenerateError(
+                f"--target {target!r}: a class id (0-{n_classes - 1}) for the classifier {path}"
+            ) from None
         if not 0 <= value < n_classes:
             raise GenerateError(f"--target {target}: the classifier {path} has classes 0-{n_classes - 1}")
         kind = "classification"
     else:
         if int(model_options.get("n_outputs", 1)) != 1:
-            raise GenerateError(f"--guide {path}: a regression guide must have one output, it has {model_options['n_outputs']}")
+            raise GenerateError(
+                f"--guide {path}: a regression guide must have one output, it has {model_options['n_outputs']}"
+            )
         try:
             value = float(target)
         except ValueError:
@@ -404,8 +410,14 @@ def _autocast(device: torch.device):
 
 
 @torch.no_grad()
-def generate(model: torch.nn.Module, template: Template, n_samples: int, settings: SamplerSettings,
-             guide: Guide | None = None, progress: bool = False) -> list[GeneratedSample]:
+def generate(
+    model: torch.nn.Module,
+    template: Template,
+    n_samples: int,
+    settings: SamplerSettings,
+    guide: Guide | None = None,
+    progress: bool = False,
+) -> list[GeneratedSample]:
     """``n_samples`` completions of ``template`` (its kept bases untouched) by iterative unmasking."""
     settings.validate()
     if n_samples < 1:
@@ -422,8 +434,9 @@ def generate(model: torch.nn.Module, template: Template, n_samples: int, setting
     return samples
 
 
-def _generate_batch(model, template: Template, indices: list[int], settings: SamplerSettings,
-                    guide: Guide | None) -> list[GeneratedSample]:
+def _generate_batch(
+    model, template: Template, indices: list[int], settings: SamplerSettings, guide: Guide | None
+) -> list[GeneratedSample]:
     device = next(model.parameters()).device
     batch, width = len(indices), len(template) + FRAME_TOKENS
     acgt = torch.tensor(ACGT_IDS, dtype=torch.long)
@@ -451,8 +464,9 @@ def _generate_batch(model, template: Template, indices: list[int], settings: Sam
         draw_log_probs = filtered_log_probs(logits, settings)
 
         # Per sample, from its own generator: uniforms for the base draw and for the choice noise.
-        uniforms = torch.stack([torch.rand((candidates, 2, width), generator=g, dtype=torch.float64)
-                                for g in generators]).clamp(min=1e-12)  # (B, C, 2, W)
+        uniforms = torch.stack(
+            [torch.rand((candidates, 2, width), generator=g, dtype=torch.float64) for g in generators]
+        ).clamp(min=1e-12)  # (B, C, 2, W)
         choice = _draw_bases(draw_log_probs, uniforms, settings.temperature)
         noise_scale = settings.temperature * (1.0 - step / len(schedule))
         chosen_positions = _commit_positions(draw_log_probs, uniforms, masked, noise_scale, n_commit)
@@ -461,8 +475,9 @@ def _generate_batch(model, template: Template, indices: list[int], settings: Sam
         positions = chosen_positions[rows, best]  # (B, n_commit)
         bases = choice[rows, best].gather(1, positions)
         ids[rows[:, None], positions] = acgt[bases]
-        log_likelihood[rows[:, None], positions] = model_log_probs.gather(
-            -1, choice[rows, best].unsqueeze(-1)).squeeze(-1).double().gather(1, positions)
+        log_likelihood[rows[:, None], positions] = (
+            model_log_probs.gather(-1, choice[rows, best].unsqueeze(-1)).squeeze(-1).double().gather(1, positions)
+        )
         masked[rows[:, None], positions] = False
 
     if masked.any():  # the schedule commits every position; this guards the invariant
@@ -484,8 +499,9 @@ def _draw_bases(draw_log_probs: torch.Tensor, uniforms: torch.Tensor, temperatur
     return (uniforms[:, :, 0, :, None] > cdf).sum(dim=-1)
 
 
-def _commit_positions(draw_log_probs: torch.Tensor, uniforms: torch.Tensor, masked: torch.Tensor,
-                      noise_scale: float, n_commit: int) -> torch.Tensor:
+def _commit_positions(
+    draw_log_probs: torch.Tensor, uniforms: torch.Tensor, masked: torch.Tensor, noise_scale: float, n_commit: int
+) -> torch.Tensor:
     """The ``n_commit`` still-masked positions each candidate commits this step (B, C, n_commit):
     the most confident, with Gumbel noise from ``uniforms[:, :, 1]`` scaled by ``noise_scale``."""
     batch, candidates, _, width = uniforms.shape
@@ -500,8 +516,14 @@ def _commit_positions(draw_log_probs: torch.Tensor, uniforms: torch.Tensor, mask
     return confidence.topk(n_commit, dim=-1).indices
 
 
-def _best_candidates(guide: Guide | None, choice: torch.Tensor, masked: torch.Tensor, ids: torch.Tensor,
-                     acgt: torch.Tensor, batch_size: int) -> torch.Tensor:
+def _best_candidates(
+    guide: Guide | None,
+    choice: torch.Tensor,
+    masked: torch.Tensor,
+    ids: torch.Tensor,
+    acgt: torch.Tensor,
+    batch_size: int,
+) -> torch.Tensor:
     """Per sample, the index of the candidate the guide prefers (all 0 without a guide or with one candidate)."""
     batch, candidates, width = choice.shape
     best = torch.zeros(batch, dtype=torch.long)
@@ -513,8 +535,14 @@ def _best_candidates(guide: Guide | None, choice: torch.Tensor, masked: torch.Te
     return best
 
 
-def _samples_from_ids(template: Template, indices: list[int], ids: torch.Tensor, fill: torch.Tensor,
-                      log_likelihood: torch.Tensor, guide_values) -> list[GeneratedSample]:
+def _samples_from_ids(
+    template: Template,
+    indices: list[int],
+    ids: torch.Tensor,
+    fill: torch.Tensor,
+    log_likelihood: torch.Tensor,
+    guide_values,
+) -> list[GeneratedSample]:
     """The finished token rows as samples: kept template text with the drawn bases filled in."""
     samples = []
     kept_text = np.frombuffer(template.text.encode("ascii", errors="replace"), dtype=np.uint8)
@@ -525,13 +553,15 @@ def _samples_from_ids(template: Template, indices: list[int], ids: torch.Tensor,
         out = kept_text.copy()
         drawn = ids[k, 1:-1].numpy()
         out[template.fill] = id_to_char[drawn[template.fill]]
-        samples.append(GeneratedSample(
-            index=index,
-            sequence=out.tobytes().decode("ascii"),
-            generated=template.fill.copy(),
-            mean_log_likelihood=float(log_likelihood[k, fill].mean()),
-            guide_value=None if guide_values is None else float(guide_values[k]),
-        ))
+        samples.append(
+            GeneratedSample(
+                index=index,
+                sequence=out.tobytes().decode("ascii"),
+                generated=template.fill.copy(),
+                mean_log_likelihood=float(log_likelihood[k, fill].mean()),
+                guide_value=None if guide_values is None else float(guide_values[k]),
+            )
+        )
     return samples
 
 
@@ -543,11 +573,20 @@ def _header_value(value) -> str:
     return re.sub(r"\s", "_", text)  # keep each key=value one whitespace-free token
 
 
-def fasta_header(sample: GeneratedSample, settings: SamplerSettings, template: Template, model_name: str,
-                 guide: Guide | None) -> str:
-    fields = {"model": model_name, **template.description, "generated_nt": int(sample.generated.sum()),
-              "steps": settings.steps, "schedule": settings.schedule, "temperature": settings.temperature,
-              "top_k": settings.top_k, "top_p": settings.top_p, "seed": settings.seed}
+def fasta_header(
+    sample: GeneratedSample, settings: SamplerSettings, template: Template, model_name: str, guide: Guide | None
+) -> str:
+    fields = {
+        "model": model_name,
+        **template.description,
+        "generated_nt": int(sample.generated.sum()),
+        "steps": settings.steps,
+        "schedule": settings.schedule,
+        "temperature": settings.temperature,
+        "top_k": settings.top_k,
+        "top_p": settings.top_p,
+        "seed": settings.seed,
+    }
     if guide is not None:
         fields.update(guide=guide.path, target=_format_target(guide), guide_candidates=settings.guide_candidates)
     return f"sample_{sample.index + 1} " + " ".join(f"{k}={_header_value(v)}" for k, v in fields.items())
@@ -557,8 +596,15 @@ def _format_target(guide: Guide) -> str:
     return str(int(guide.target)) if guide.kind == "classification" else f"{guide.target:g}"
 
 
-def write_outputs(samples: list[GeneratedSample], fasta_path: str | os.PathLike, tsv_path: str | os.PathLike,
-                  settings: SamplerSettings, template: Template, model_name: str, guide: Guide | None) -> None:
+def write_outputs(
+    samples: list[GeneratedSample],
+    fasta_path: str | os.PathLike,
+    tsv_path: str | os.PathLike,
+    settings: SamplerSettings,
+    template: Template,
+    model_name: str,
+    guide: Guide | None,
+) -> None:
     """The FASTA (settings in each header) and the per-sample TSV, each written whole or not at all."""
     from ..atomic import atomic_open
 
@@ -572,9 +618,14 @@ def write_outputs(samples: list[GeneratedSample], fasta_path: str | os.PathLike,
             columns.append("guide_p_target" if guide.kind == "classification" else "guide_prediction")
         tsv.write("\t".join(columns) + "\n")
         for sample in samples:
-            values = [f"sample_{sample.index + 1}", str(len(sample.sequence)), str(int(sample.generated.sum())),
-                      f"{sample.mean_log_likelihood:.6g}", f"{sample.gc_content:.6g}",
-                      f"{sample.gc_content_generated:.6g}"]
+            values = [
+                f"sample_{sample.index + 1}",
+                str(len(sample.sequence)),
+                str(int(sample.generated.sum())),
+                f"{sample.mean_log_likelihood:.6g}",
+                f"{sample.gc_content:.6g}",
+                f"{sample.gc_content_generated:.6g}",
+            ]
             if guide is not None:
                 values.append(f"{sample.guide_value:.6g}")
             tsv.write("\t".join(values) + "\n")

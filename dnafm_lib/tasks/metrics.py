@@ -28,8 +28,15 @@ def classification_metrics(labels: np.ndarray, probabilities: np.ndarray) -> dic
     out = {
         "n": float(labels.size),
         "accuracy": float(accuracy_score(labels, predicted)),
-        "f1": float(f1_score(labels, predicted, average="binary" if n_classes == 2 else "macro",
-                             labels=None if n_classes == 2 else list(range(n_classes)), zero_division=0)),
+        "f1": float(
+            f1_score(
+                labels,
+                predicted,
+                average="binary" if n_classes == 2 else "macro",
+                labels=None if n_classes == 2 else list(range(n_classes)),
+                zero_division=0,
+            )
+        ),
         "mcc": mcc,
     }
     present = np.unique(labels)
@@ -43,8 +50,11 @@ def classification_metrics(labels: np.ndarray, probabilities: np.ndarray) -> dic
             # only the classes that occur: sklearn needs each one-vs-rest problem to have both sides
             columns = probabilities[:, present]
             columns = columns / columns.sum(axis=1, keepdims=True)
-            out["auroc"] = float(roc_auc_score(labels, columns, multi_class="ovr", labels=present)) if present.size > 2 \
+            out["auroc"] = (
+                float(roc_auc_score(labels, columns, multi_class="ovr", labels=present))
+                if present.size > 2
                 else float(roc_auc_score(labels == present[1], columns[:, 1]))
+            )
     return out
 
 

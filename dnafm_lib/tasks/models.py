@@ -189,9 +189,7 @@ class TaskModel(nn.Module):
 
     def encode(self, collated: dict[str, torch.Tensor]) -> torch.Tensor:
         device = self.device
-        hidden, _ = self.backbone(
-            collated["input_ids"].to(device), collated["attention_mask"].to(device)
-        )
+        hidden, _ = self.backbone(collated["input_ids"].to(device), collated["attention_mask"].to(device))
         return hidden
 
     def pool(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:

@@ -108,8 +108,13 @@ def _merged(regions: list[Region], contig_lengths: dict[str, int]) -> list[Regio
     """Overlapping or touching regions merged (so each base is scored once), in FASTA order."""
     import pyranges as pr
 
-    frame = pd.DataFrame({"Chromosome": [r.contig for r in regions], "Start": [r.start for r in regions],
-                          "End": [r.end for r in regions]})
+    frame = pd.DataFrame(
+        {
+            "Chromosome": [r.contig for r in regions],
+            "Start": [r.start for r in regions],
+            "End": [r.end for r in regions],
+        }
+    )
     merged = pr.PyRanges(frame).merge().df
     order = {name: i for i, name in enumerate(contig_lengths)}
     found = [Region(str(row.Chromosome), int(row.Start), int(row.End)) for row in merged.itertuples()]
@@ -159,14 +164,20 @@ def ism_table(scores: Iterable[RegionScores]) -> pd.DataFrame:
         ref = np.array(list(s.reference))[positions]
         alt = np.array(list(BASES))[alts]
         keep = ref != alt
-        frames.append(pd.DataFrame({
-            "chrom": s.region.contig,
-            "pos": s.region.start + positions[keep] + 1,
-            "ref": ref[keep],
-            "alt": alt[keep],
-            "llr": s.llr[positions[keep], alts[keep]],
-        }))
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["chrom", "pos", "ref", "alt", "llr"])
+        frames.append(
+            pd.DataFrame(
+                {
+                    "chrom": s.region.contig,
+                    "pos": s.region.start + positions[keep] + 1,
+                    "ref": ref[keep],
+                    "alt": alt[keep],
+                    "llr": s.llr[positions[keep], alts[keep]],
+                }
+            )
+        )
+    return (
+        pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["chrom", "pos", "ref", "alt", "llr"])
+    )
 
 
 def write_ism_outputs(scores: list[RegionScores], contig_lengths: dict[str, int], out_dir: Path) -> list[Path]:
@@ -193,8 +204,9 @@ def _fasta_lengths(fasta) -> dict[str, int]:
     return {name: len(record) for name, record in fasta.records.items()}
 
 
-def variant_llrs(model, fasta, variants: list[tuple[str, int, str, tuple[str, ...]]], flank_bp: int,
-                 batch_size: int) -> list[list[float | None]]:
+def variant_llrs(
+    model, fasta, variants: list[tuple[str, int, str, tuple[str, ...]]], flank_bp: int, batch_size: int
+) -> list[list[float | None]]:
     """Strand-averaged LLRs: per variant (chrom, 0-based pos, ref, alts), one value per alt.
 
     Only alleles ``classify_allele`` calls SNVs are scored; every other allele (insertion,
@@ -223,14 +235,24 @@ def variant_llrs(model, fasta, variants: list[tuple[str, int, str, tuple[str, ..
                     continue
                 alt = alt.upper()
                 forward = forward_lp[BASES.index(alt)] - forward_lp[BASES.index(ref)]
-                reverse = reverse_lp[BASES.index(reverse_complement(alt))] - reverse_lp[BASES.index(reverse_complement(ref))]
+                reverse = (
+                    reverse_lp[BASES.index(reverse_complement(alt))] - reverse_lp[BASES.index(reverse_complement(ref))]
+                )
                 values[i] = float((forward + reverse) / 2)
         out.append(values)
     return out
 
 
-def score_vcf(model, fasta_path: str | Path, vcf_in: str | Path, vcf_out: str | Path, info_field: str = "DNAFM_LLR",
-              flank_bp: int = DEFAULT_FLANK_BP, batch_size: int = 32, records_per_chunk: int = 512) -> dict[str, int]:
+def score_vcf(
+    model,
+    fasta_path: str | Path,
+    vcf_in: str | Path,
+    vcf_out: str | Path,
+    info_field: str = "DNAFM_LLR",
+    flank_bp: int = DEFAULT_FLANK_BP,
+    batch_size: int = 32,
+    records_per_chunk: int = 512,
+) -> dict[str, int]:
     """Copy ``vcf_in`` to ``vcf_out`` adding ``info_field`` (Number=A) to every scorable SNV.
 
     REF must match the FASTA (an error names the record otherwise). Alleles that
@@ -250,14 +272,14 @@ def score_vcf(model, fasta_path: str | Path, vcf_in: str | Path, vcf_out: str | 
     fasta = open_fasta(fasta_path)
     lengths = _fasta_lengths(fasta)
     info_header = (
-        f"##INFO=<ID={info_field},Number=A,Type=Float,Description=\"DNA FM masked-marginal log-likelihood ratio "
-        f"log p(alt) - log p(ref), nats, averaged over both strands (context +/-{flank_bp} bp)\">"
+        f'##INFO=<ID={info_field},Number=A,Type=Float,Description="DNA FM masked-marginal log-likelihood ratio '
+        f'log p(alt) - log p(ref), nats, averaged over both strands (context +/-{flank_bp} bp)">'
     )
     counts = {"records": 0, "scored_alleles": 0, "unscored_alleles": 0}
     lines = ((number, line) for number, line in iter_lines(vcf_in) if line)  # blank lines: skipped, as check_vcf does
     with atomic_path(vcf_out) as tmp:
         bgzip = str(vcf_out).endswith((".gz", ".bgz"))
-        with (BgzfWriter(tmp) if bgzip else open(tmp, "wb")) as out:
+        with BgzfWriter(tmp) if bgzip else open(tmp, "wb") as out:
             for _, line in lines:
                 if line.startswith("#CHROM"):
                     out.write(f"{info_header}\n{line}\n".encode())

@@ -83,10 +83,15 @@ def add_task_options(parser: argparse.ArgumentParser) -> None:
     """``--config``, ``--model TASK``, ``--data TASK`` and one ``--section.key`` flag per option."""
     parser.allow_abbrev = False  # a misspelt --trainer.max_epoch must not silently mean max_epochs
     parser.add_argument("--config", metavar="YAML", help="a YAML file with model/data/trainer sections")
-    parser.add_argument("--model", dest="model_task", metavar="TASK",
-                        help="SequenceClassification, TokenClassification or SequenceRegression")
-    parser.add_argument("--data", dest="data_task", metavar="TASK",
-                        help="the data module; must name the same task as --model")
+    parser.add_argument(
+        "--model",
+        dest="model_task",
+        metavar="TASK",
+        help="SequenceClassification, TokenClassification or SequenceRegression",
+    )
+    parser.add_argument(
+        "--data", dest="data_task", metavar="TASK", help="the data module; must name the same task as --model"
+    )
     for section, fields in _section_fields().items():
         group = parser.add_argument_group(f"{section} options")
         for f in fields:
@@ -138,7 +143,9 @@ def collect_options(args: argparse.Namespace) -> dict[str, Any]:
             flags[section][name] = text
     classes = _section_classes()
     for section in SECTIONS:
-        merged[section].update(typed_values(classes[section], flags[section], lambda key, section=section: f"--{section}.{key}"))
+        merged[section].update(
+            typed_values(classes[section], flags[section], lambda key, section=section: f"--{section}.{key}")
+        )
     tasks["model"] = args.model_task or tasks["model"]
     tasks["data"] = args.data_task or tasks["data"]
     return {**merged, "model_task": tasks["model"], "data_task": tasks["data"]}

@@ -85,8 +85,9 @@ def _autocast(device: torch.device, precision: str):
 def _progress(iterable, total: int, description: str, enabled: bool):
     from tqdm.auto import tqdm
 
-    return tqdm(iterable, total=total, desc=description, disable=not enabled, leave=False, file=sys.stderr,
-                dynamic_ncols=True)
+    return tqdm(
+        iterable, total=total, desc=description, disable=not enabled, leave=False, file=sys.stderr, dynamic_ncols=True
+    )
 
 
 @dataclass
@@ -98,8 +99,14 @@ class Evaluation:
 
 
 @torch.no_grad()
-def evaluate(model: TaskModel, split: SplitTable, batch_size: int, max_length: int | None,
-             precision: str = "auto", progress_bar: bool = False) -> Evaluation:
+def evaluate(
+    model: TaskModel,
+    split: SplitTable,
+    batch_size: int,
+    max_length: int | None,
+    precision: str = "auto",
+    progress_bar: bool = False,
+) -> Evaluation:
     """Loss, metrics and per-sequence outputs of ``model`` on ``split``."""
     model.eval()
     device = model.device
@@ -146,8 +153,14 @@ def compute_metrics(model: TaskModel, outputs: list, labels: list) -> dict[str, 
     return classification_metrics(flat_labels[keep], np.concatenate(outputs)[keep])
 
 
-def fit(model: TaskModel, splits: dict[str, SplitTable], batch_size: int, max_length: int | None,
-        config: TrainerConfig, run_config: dict[str, Any] | None = None) -> dict[str, Any]:
+def fit(
+    model: TaskModel,
+    splits: dict[str, SplitTable],
+    batch_size: int,
+    max_length: int | None,
+    config: TrainerConfig,
+    run_config: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """Train, keep the best checkpoint by validation loss, score the test split; return metrics."""
     _check_trainable(model, splits, config)
     out_dir = Path(config.out_dir)
@@ -160,12 +173,14 @@ def fit(model: TaskModel, splits: dict[str, SplitTable], batch_size: int, max_le
     history: list[dict[str, float]] = []
     best_loss, epochs_without_gain, step = math.inf, 0, 0
     for epoch in range(1, config.max_epochs + 1):
-        train_loss, step = _train_epoch(model, splits["train"], epoch, step, optimizer, scheduler, batch_size,
-                                        max_length, config)
+        train_loss, step = _train_epoch(
+            model, splits["train"], epoch, step, optimizer, scheduler, batch_size, max_length, config
+        )
         record = _epoch_record(model, validation, epoch, step, train_loss, batch_size, max_length, config)
         history.append(record)
-        print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()),
-              file=sys.stderr)
+        print(
+            " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()), file=sys.stderr
+        )
         monitored = record.get("val_loss", train_loss)  # no validation split: keep the last epoch
         if monitored < best_loss or validation is None:
             best_loss, epochs_without_gain = monitored, 0
@@ -180,15 +195,26 @@ def fit(model: TaskModel, splits: dict[str, SplitTable], batch_size: int, max_le
     with atomic_open(out_dir / "history.tsv") as handle:
         pd.DataFrame(history).to_csv(handle, sep="\t", index=False)
     best = _reload(out_dir / "best", device)
-    return test(best, splits, batch_size, max_length, out_dir, config.precision, config.progress_bar,
-                run_config=run_config, history=history)
+    return test(
+        best,
+        splits,
+        batch_size,
+        max_length,
+        out_dir,
+        config.precision,
+        config.progress_bar,
+        run_config=run_config,
+        history=history,
+    )
 
 
 def _check_trainable(model: TaskModel, splits: dict[str, SplitTable], config: TrainerConfig) -> None:
     config.validate()
     if model.label_kind is None:
-        raise DnafmError(f"{model.task_name} has no training objective; use SequenceClassification, "
-                         "TokenClassification or SequenceRegression")
+        raise DnafmError(
+            f"{model.task_name} has no training objective; use SequenceClassification, "
+            "TokenClassification or SequenceRegression"
+        )
     if len(splits["train"]) == 0:
         raise DnafmError("the train split is empty")
 
@@ -202,14 +228,27 @@ def _optimizer(model: TaskModel, config: TrainerConfig):
     return optimizer, scheduler
 
 
-def _train_epoch(model: TaskModel, train: SplitTable, epoch: int, step: int, optimizer, scheduler, batch_size: int,
-                 max_length: int | None, config: TrainerConfig) -> tuple[float, int]:
+def _train_epoch(
+    model: TaskModel,
+    train: SplitTable,
+    epoch: int,
+    step: int,
+    optimizer,
+    scheduler,
+    batch_size: int,
+    max_length: int | None,
+    config: TrainerConfig,
+) -> tuple[float, int]:
     """One pass over ``train`` (or up to ``max_steps``): the mean training loss and the step reached."""
     model.train()
     trainable = [p for p in model.parameters() if p.requires_grad]
     running, seen = 0.0, 0
-    bar = _progress(train.batches(batch_size, shuffle=True, seed=config.seed + epoch),
-                    math.ceil(len(train) / batch_size), f"epoch {epoch}/{config.max_epochs}", config.progress_bar)
+    bar = _progress(
+        train.batches(batch_size, shuffle=True, seed=config.seed + epoch),
+        math.ceil(len(train) / batch_size),
+        f"epoch {epoch}/{config.max_epochs}",
+        config.progress_bar,
+    )
     for batch in bar:
         collated = model.collate(batch, max_length=max_length)
         with _autocast(model.device, config.precision):
@@ -230,8 +269,16 @@ def _train_epoch(model: TaskModel, train: SplitTable, epoch: int, step: int, opt
     return running / max(seen, 1), step
 
 
-def _epoch_record(model: TaskModel, validation: SplitTable | None, epoch: int, step: int, train_loss: float,
-                  batch_size: int, max_length: int | None, config: TrainerConfig) -> dict[str, Any]:
+def _epoch_record(
+    model: TaskModel,
+    validation: SplitTable | None,
+    epoch: int,
+    step: int,
+    train_loss: float,
+    batch_size: int,
+    max_length: int | None,
+    config: TrainerConfig,
+) -> dict[str, Any]:
     """The epoch's row of history.tsv: training loss, and validation loss and metrics when there is a split."""
     record: dict[str, Any] = {"epoch": epoch, "step": step, "train_loss": train_loss}
     if validation is not None:
@@ -247,9 +294,17 @@ def _reload(best_dir: Path, device: torch.device) -> TaskModel:
     return load_task(best_dir).to(device)
 
 
-def test(model: TaskModel, splits: dict[str, SplitTable], batch_size: int, max_length: int | None,
-         out_dir: str | Path, precision: str = "auto", progress_bar: bool = True,
-         run_config: dict[str, Any] | None = None, history: list | None = None) -> dict[str, Any]:
+def test(
+    model: TaskModel,
+    splits: dict[str, SplitTable],
+    batch_size: int,
+    max_length: int | None,
+    out_dir: str | Path,
+    precision: str = "auto",
+    progress_bar: bool = True,
+    run_config: dict[str, Any] | None = None,
+    history: list | None = None,
+) -> dict[str, Any]:
     """Score val and test with ``model``; write metrics.json and the test predictions.tsv."""
     out_dir = Path(out_dir)
     results: dict[str, Any] = {"task": model.task_name}

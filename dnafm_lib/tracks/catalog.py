@@ -43,12 +43,20 @@ LOGO_GROUP = "logo"
 #: Per-base tracks from the masked-LM passes (the arrays of every chunk file).
 PER_BASE_TRACKS: tuple[TrackSpec, ...] = (
     # Loss above ln 4 is worse than guessing; the fixed scale shows up to twice that.
-    TrackSpec("mlm_loss", "MLM loss, nats (0-2.77)", "MLM loss (nats)", (178, 34, 34),
-              view_range=(0.0, round(2 * CHANCE_NATS, 2))),
-    TrackSpec("entropy", "Entropy, nats (0-1.39)", "Entropy (nats)", (70, 70, 160),
-              view_range=(0.0, round(CHANCE_NATS, 2))),
-    *(TrackSpec(f"prob_{b}", f"P({b}), probability (0-1)", f"P({b})", BASE_COLORS[b], view_range=(0.0, 1.0))
-      for b in BASES),
+    TrackSpec(
+        "mlm_loss",
+        "MLM loss, nats (0-2.77)",
+        "MLM loss (nats)",
+        (178, 34, 34),
+        view_range=(0.0, round(2 * CHANCE_NATS, 2)),
+    ),
+    TrackSpec(
+        "entropy", "Entropy, nats (0-1.39)", "Entropy (nats)", (70, 70, 160), view_range=(0.0, round(CHANCE_NATS, 2))
+    ),
+    *(
+        TrackSpec(f"prob_{b}", f"P({b}), probability (0-1)", f"P({b})", BASE_COLORS[b], view_range=(0.0, 1.0))
+        for b in BASES
+    ),
 )
 
 #: Sequence-logo tracks, derived from the probabilities when the chunks are gathered
@@ -56,8 +64,14 @@ PER_BASE_TRACKS: tuple[TrackSpec, ...] = (
 #: position sum to its information content, 2 − entropy in bits, at most 2. They share one
 #: autoscaled axis: a lightly trained model's letters are a small fraction of 2 bits.
 LOGO_TRACKS: tuple[TrackSpec, ...] = tuple(
-    TrackSpec(f"logo_{b}", f"Logo {b}, bits (of max 2)", f"Logo {b} (bits)", BASE_COLORS[b], LOGO_GROUP,
-              autoscale_group=LOGO_GROUP)
+    TrackSpec(
+        f"logo_{b}",
+        f"Logo {b}, bits (of max 2)",
+        f"Logo {b} (bits)",
+        BASE_COLORS[b],
+        LOGO_GROUP,
+        autoscale_group=LOGO_GROUP,
+    )
     for b in BASES
 )
 

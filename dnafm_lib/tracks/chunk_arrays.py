@@ -36,7 +36,9 @@ class ChunkArrays:
     provenance: dict  # the model, device and versions that scored it (tracks/provenance.py); {} if unrecorded
 
 
-def save_chunk(path: str | Path, scores: Sequence[RegionScores], settings: dict, provenance: dict | None = None) -> None:
+def save_chunk(
+    path: str | Path, scores: Sequence[RegionScores], settings: dict, provenance: dict | None = None
+) -> None:
     """Write a chunk's arrays atomically."""
     contigs = np.array([s.region.contig for s in scores], dtype=str)
     lengths = np.array([s.region.length for s in scores], dtype=np.int64)

@@ -79,9 +79,11 @@ def fit_sample_size(n_bins: int, hidden: int, max_fit_bins: int = 100_000) -> in
 
 def array_blocks(embeddings: np.ndarray, block_rows: int = BLOCK_ROWS) -> Callable[[], Iterator[np.ndarray]]:
     """Row blocks of an (n_bins, hidden) array or memmap, in order (read one block at a time)."""
+
     def blocks() -> Iterator[np.ndarray]:
         for lo in range(0, embeddings.shape[0], block_rows):
             yield embeddings[lo : lo + block_rows]
+
     return blocks
 
 
@@ -100,12 +102,18 @@ def gather_rows(blocks: Iterable[np.ndarray], rows: np.ndarray, hidden: int) -> 
     return out
 
 
-def project_and_cluster(embeddings: np.ndarray, n_clusters: int, seed: int = 0, max_fit_bins: int = 100_000,
-                        pcs_out: np.ndarray | None = None) -> Projection:
+def project_and_cluster(
+    embeddings: np.ndarray,
+    n_clusters: int,
+    seed: int = 0,
+    max_fit_bins: int = 100_000,
+    pcs_out: np.ndarray | None = None,
+) -> Projection:
     """PCA (fitted on a sample) → PC1–PC3 per bin; k-means in the first PCs → a cluster per bin."""
     n_bins, hidden = embeddings.shape
-    return project_and_cluster_blocks(array_blocks(embeddings), n_bins, hidden, n_clusters, seed=seed,
-                                      max_fit_bins=max_fit_bins, pcs_out=pcs_out)
+    return project_and_cluster_blocks(
+        array_blocks(embeddings), n_bins, hidden, n_clusters, seed=seed, max_fit_bins=max_fit_bins, pcs_out=pcs_out
+    )
 
 
 def project_and_cluster_blocks(
@@ -154,8 +162,15 @@ def project_and_cluster_blocks(
     return Projection(pcs, clusters, pca.explained_variance_ratio_, n_clusters, pca.mean_, pca.components_)
 
 
-def write_projection(npy_path: str | Path, pca_path: str | Path, blocks: Callable[[], Iterable[np.ndarray]],
-                     n_bins: int, hidden: int, n_clusters: int, seed: int = 0) -> Projection:
+def write_projection(
+    npy_path: str | Path,
+    pca_path: str | Path,
+    blocks: Callable[[], Iterable[np.ndarray]],
+    n_bins: int,
+    hidden: int,
+    n_clusters: int,
+    seed: int = 0,
+) -> Projection:
     """The ``pcs`` store: every bin's top PCs as float16 ``.npy`` (n_bins, n_components) and the
     PCA (mean, components, explained variance ratio) as ``.npz``, instead of the full array."""
     n_components = max(1, min(PCA_COMPONENTS, hidden, fit_sample_size(n_bins, hidden)))
@@ -165,8 +180,12 @@ def write_projection(npy_path: str | Path, pca_path: str | Path, blocks: Callabl
         array.flush()
         del array
     with atomic_path(pca_path) as tmp, open(tmp, "wb") as handle:
-        np.savez(handle, mean=projection.mean, components=projection.components,
-                 explained_variance_ratio=projection.explained_variance_ratio)
+        np.savez(
+            handle,
+            mean=projection.mean,
+            components=projection.components,
+            explained_variance_ratio=projection.explained_variance_ratio,
+        )
     return projection
 
 
@@ -195,7 +214,9 @@ def segment_rows(bins: BinIndex, clusters: np.ndarray, n_clusters: int) -> list[
             j += 1
         k = int(clusters[i])
         start, end = int(bins.start[i]), int(bins.end[j])
-        rows.append((str(bins.contig[i]), start, end, f"cluster_{k}", 0, ".", start, end, ",".join(map(str, colors[k]))))
+        rows.append(
+            (str(bins.contig[i]), start, end, f"cluster_{k}", 0, ".", start, end, ",".join(map(str, colors[k])))
+        )
         i = j + 1
     return rows
 
@@ -209,8 +230,9 @@ def read_gff_features(path: str | Path) -> "pandas.DataFrame":  # noqa: F821
 
     from ..gff import read_features
 
-    records = [(f.seqid, f.start, f.end, f.type) for f in read_features(path)
-               if f.end > f.start]  # a zero-length insertion site covers no base
+    records = [
+        (f.seqid, f.start, f.end, f.type) for f in read_features(path) if f.end > f.start
+    ]  # a zero-length insertion site covers no base
     return pd.DataFrame(records, columns=["Chromosome", "Start", "End", "Feature"])
 
 
@@ -241,7 +263,9 @@ def enrichment_table(segments: Sequence[tuple], features: "pandas.DataFrame") ->
         for cluster, bp in cluster_bp.items():
             obs = int(observed.get(cluster, 0))
             expected = bp * feature_bp / scored_bp
-            rows.append((cluster, feature_type, obs, expected, obs / expected if expected > 0 else np.nan, int(bp), feature_bp))
+            rows.append(
+                (cluster, feature_type, obs, expected, obs / expected if expected > 0 else np.nan, int(bp), feature_bp)
+            )
     table = pd.DataFrame(rows, columns=columns)
     order = sorted(table.cluster.unique(), key=lambda name: int(name.rsplit("_", 1)[1]))
     table["cluster"] = pd.Categorical(table.cluster, categories=order, ordered=True)
@@ -289,8 +313,15 @@ def enrichment_figure(table: "pandas.DataFrame"):  # noqa: F821
         image = ax.imshow(np.clip(log2, -limit, limit), cmap="RdBu_r", vmin=-limit, vmax=limit, aspect="auto")
         for row, col in np.ndindex(ratios.shape):
             shade = abs(np.clip(log2[row, col], -limit, limit)) / limit if np.isfinite(log2[row, col]) else 1.0
-            ax.text(col, row, _ratio_text(ratios[row, col]), ha="center", va="center", fontsize=9,
-                    color="white" if shade > 0.6 else "black")
+            ax.text(
+                col,
+                row,
+                _ratio_text(ratios[row, col]),
+                ha="center",
+                va="center",
+                fontsize=9,
+                color="white" if shade > 0.6 else "black",
+            )
         ax.set_xticks(range(matrix.shape[1]), matrix.columns, rotation=45, ha="right")
         ax.set_yticks(range(matrix.shape[0]), matrix.index)
         # Each cluster's name in its segments.bed colour, so the heatmap reads with the track.

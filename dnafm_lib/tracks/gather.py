@@ -60,13 +60,32 @@ def gather_tracks(
     _check_coverage(chunk_paths, chrom_sizes)
 
     bins, hidden, settings, scored_bp, provenances = _write_per_base_tracks(chunk_paths, chrom_sizes, out_dir)
-    summary = {"settings": settings, "scored_bp": scored_bp, "n_bins": len(bins), "tracks": list(catalog.PER_BASE_FILES)}
+    summary = {
+        "settings": settings,
+        "scored_bp": scored_bp,
+        "n_bins": len(bins),
+        "tracks": list(catalog.PER_BASE_FILES),
+    }
     summary["provenance"] = tracks_provenance(
-        provenances, settings, {"n_clusters": n_clusters, "seed": seed, "annotation": str(gff_path) if gff_path else None})
+        provenances,
+        settings,
+        {"n_clusters": n_clusters, "seed": seed, "annotation": str(gff_path) if gff_path else None},
+    )
     if hidden and len(bins):
-        summary.update(_write_embedding_outputs(
-            chunk_paths, chrom_sizes, out_dir, bins, hidden,
-            embeddings=embeddings, n_clusters=n_clusters, seed=seed, gff_path=gff_path, tracks=summary["tracks"]))
+        summary.update(
+            _write_embedding_outputs(
+                chunk_paths,
+                chrom_sizes,
+                out_dir,
+                bins,
+                hidden,
+                embeddings=embeddings,
+                n_clusters=n_clusters,
+                seed=seed,
+                gff_path=gff_path,
+                tracks=summary["tracks"],
+            )
+        )
     with atomic_open(out_dir / catalog.SUMMARY_JSON) as handle:
         json.dump(summary, handle, indent=2)
     return summary
@@ -75,7 +94,9 @@ def gather_tracks(
 def _write_per_base_tracks(chunk_paths: Sequence[str | Path], chrom_sizes: Sequence[tuple[str, int]], out_dir: Path):
     """Stream every chunk into the per-base bigWigs; return the bin index, the hidden size, the
     chunks' (common) settings, the scored base pairs and each chunk's provenance."""
-    writers = {spec.key: BigWigWriter(out_dir / spec.filename, chrom_sizes) for spec in catalog.GATHERED_PER_BASE_TRACKS}
+    writers = {
+        spec.key: BigWigWriter(out_dir / spec.filename, chrom_sizes) for spec in catalog.GATHERED_PER_BASE_TRACKS
+    }
     contigs, starts, ends, hidden, settings, scored_bp, provenances = [], [], [], 0, None, 0, []
     try:
         for path in chunk_paths:
@@ -105,18 +126,34 @@ def _write_per_base_tracks(chunk_paths: Sequence[str | Path], chrom_sizes: Seque
     return bins, hidden, settings, scored_bp, provenances
 
 
-def _write_embedding_outputs(chunk_paths: Sequence[str | Path], chrom_sizes: Sequence[tuple[str, int]], out_dir: Path, bins: BinIndex,
-                             hidden: int, *, embeddings: str, n_clusters: int, seed: int,
-                             gff_path: str | Path | None, tracks: list[str]) -> dict:
+def _write_embedding_outputs(
+    chunk_paths: Sequence[str | Path],
+    chrom_sizes: Sequence[tuple[str, int]],
+    out_dir: Path,
+    bins: BinIndex,
+    hidden: int,
+    *,
+    embeddings: str,
+    n_clusters: int,
+    seed: int,
+    gff_path: str | Path | None,
+    tracks: list[str],
+) -> dict:
     """The embedding store, bin tracks, segments and enrichment; returns the summary entries they add."""
     if embeddings == "full":
         npy = out_dir / catalog.EMBEDDINGS_NPY
         write_embedding_array(npy, (load_bin_means(p) for p in chunk_paths), len(bins), hidden)
         projection = project_and_cluster(np.load(npy, mmap_mode="r"), n_clusters, seed=seed)
     else:  # the chunk files are read twice (fit sample, then every bin); nothing (n_bins, hidden) is kept
-        projection = write_projection(out_dir / EMBEDDING_PCS_NPY, out_dir / EMBEDDING_PCA_NPZ,
-                                      lambda: (load_bin_means(p) for p in chunk_paths), len(bins), hidden,
-                                      n_clusters, seed=seed)
+        projection = write_projection(
+            out_dir / EMBEDDING_PCS_NPY,
+            out_dir / EMBEDDING_PCA_NPZ,
+            lambda: (load_bin_means(p) for p in chunk_paths),
+            len(bins),
+            hidden,
+            n_clusters,
+            seed=seed,
+        )
     write_bin_index(out_dir / catalog.EMBEDDING_BINS_BED, bins)
     _write_bin_tracks(out_dir, chrom_sizes, bins, projection.pcs)
     segments = segment_rows(bins, projection.clusters, projection.n_clusters)
@@ -158,19 +195,25 @@ def _check_coverage(chunk_paths: Sequence[str | Path], chrom_sizes: Sequence[tup
     for path in chunk_paths:
         try:
             with np.load(path, allow_pickle=False) as data:
-                regions = list(zip(data["region_contig"].tolist(), data["region_start"].tolist(), data["region_end"].tolist()))
+                regions = list(
+                    zip(data["region_contig"].tolist(), data["region_start"].tolist(), data["region_end"].tolist())
+                )
         except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
             raise DnafmError(f"{path}: not a readable tracks chunk file ({exc})") from None
         for contig, start, end in regions:
             if contig not in rank:
                 raise DnafmError(f"{path}: contig {contig!r} is not in the chromosome sizes")
             if (rank[contig], start) < last or start != position.get(contig, 0):
-                raise DnafmError(f"{path}: region {contig}:{start}-{end} does not follow the previous chunk (expected start {position.get(contig, 0)})")
+                raise DnafmError(
+                    f"{path}: region {contig}:{start}-{end} does not follow the previous chunk (expected start {position.get(contig, 0)})"
+                )
             position[contig] = end
             last = (rank[contig], end)
     missing = [name for name in order if position.get(name, 0) != sizes[name] and sizes[name] > 0]
     if missing:
-        raise DnafmError(f"chunks do not cover contig {missing[0]!r} to its end ({position.get(missing[0], 0)} of {sizes[missing[0]]} bp)")
+        raise DnafmError(
+            f"chunks do not cover contig {missing[0]!r} to its end ({position.get(missing[0], 0)} of {sizes[missing[0]]} bp)"
+        )
 
 
 def _write_bin_tracks(out_dir: Path, chrom_sizes, bins: BinIndex, pcs: np.ndarray) -> None:

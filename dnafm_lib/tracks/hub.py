@@ -48,31 +48,42 @@ def write_hub(out_dir: Path, genome_name: str, assembly: str, model_name: str, e
         # Stacked, the four letter heights of a base sum to its information content; `logo on`
         # draws them as letters once the view is zoomed in to single bases.
         stanzas.append(
-            "\n".join([
-                f"track {catalog.LOGO_GROUP}",
-                "container multiWig",
-                "shortLabel Logo (bits)",
-                f"longLabel Sequence logo: P(base) x information content, 0-2 bits (masked-LM, model {model_name})",
-                f"type bigWig 0 {catalog.MAX_INFORMATION_BITS:g}",
-                "aggregate stacked",
-                "logo on",
-                "showSubtrackColorOnUi on",
-                "visibility full",
-                "autoScale on",  # as GPN's hub: letters of a lightly trained model are small
-                "maxHeightPixels 100:60:16",
-            ])
+            "\n".join(
+                [
+                    f"track {catalog.LOGO_GROUP}",
+                    "container multiWig",
+                    "shortLabel Logo (bits)",
+                    f"longLabel Sequence logo: P(base) x information content, 0-2 bits (masked-LM, model {model_name})",
+                    f"type bigWig 0 {catalog.MAX_INFORMATION_BITS:g}",
+                    "aggregate stacked",
+                    "logo on",
+                    "showSubtrackColorOnUi on",
+                    "visibility full",
+                    "autoScale on",  # as GPN's hub: letters of a lightly trained model are small
+                    "maxHeightPixels 100:60:16",
+                ]
+            )
         )
         for spec in letters:
-            stanzas.append("    " + _bigwig_stanza(spec, to_tracks, model_name, parent=catalog.LOGO_GROUP,
-                                                    bounds=(0.0, catalog.MAX_INFORMATION_BITS)).replace("\n", "\n    "))
+            stanzas.append(
+                "    "
+                + _bigwig_stanza(
+                    spec, to_tracks, model_name, parent=catalog.LOGO_GROUP, bounds=(0.0, catalog.MAX_INFORMATION_BITS)
+                ).replace("\n", "\n    ")
+            )
     stanzas += [_bigwig_stanza(spec, to_tracks, model_name) for spec in present(catalog.EMBEDDING_TRACKS)]
     with atomic_open(db_dir / "trackDb.txt") as handle:
         handle.write("\n\n".join(stanzas) + "\n")
     return hub_dir / "hub.txt"
 
 
-def _bigwig_stanza(spec: catalog.TrackSpec, to_tracks: str, model_name: str, parent: str | None = None,
-                   bounds: tuple[float, float] | None = None) -> str:
+def _bigwig_stanza(
+    spec: catalog.TrackSpec,
+    to_tracks: str,
+    model_name: str,
+    parent: str | None = None,
+    bounds: tuple[float, float] | None = None,
+) -> str:
     low, high = bounds or spec.view_range or (None, None)
     lines = [
         f"track {spec.key}",

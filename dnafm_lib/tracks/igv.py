@@ -70,39 +70,87 @@ def write_igv_session(inputs: BrowserInputs, path: Path | None = None) -> Path:
     """``igv_session.xml``: genome FASTA, one track per bigWig (fixed scales), relative paths."""
     path = path or inputs.out_dir / "igv_session.xml"
     locus = inputs.locus or default_locus(_fai(inputs.fasta))
-    session = ET.Element("Session", genome=inputs.rel(inputs.fasta), hasGeneTrack="false",
-                         hasSequenceTrack="true", locus=locus, version="8")
+    session = ET.Element(
+        "Session",
+        genome=inputs.rel(inputs.fasta),
+        hasGeneTrack="false",
+        hasSequenceTrack="true",
+        locus=locus,
+        version="8",
+    )
     resources = ET.SubElement(session, "Resources")
     data_panel = ET.SubElement(session, "Panel", name="DataPanel")
     feature_panel = ET.SubElement(session, "Panel", name="FeaturePanel")
-    ET.SubElement(feature_panel, "Track", clazz="org.broad.igv.track.SequenceTrack", id="Reference sequence",
-                  name="Reference sequence", visible="true")
+    ET.SubElement(
+        feature_panel,
+        "Track",
+        clazz="org.broad.igv.track.SequenceTrack",
+        id="Reference sequence",
+        name="Reference sequence",
+        visible="true",
+    )
 
     specs = _present(inputs, catalog.GATHERED_PER_BASE_TRACKS + catalog.EMBEDDING_TRACKS)
     # IGV numbers its autoscale groups from 1 and remembers the next free one in the session.
-    groups = {name: str(i) for i, name in enumerate(dict.fromkeys(s.autoscale_group for s in specs if s.autoscale_group), 1)}
+    groups = {
+        name: str(i) for i, name in enumerate(dict.fromkeys(s.autoscale_group for s in specs if s.autoscale_group), 1)
+    }
     session.set("nextAutoscaleGroup", str(len(groups) + 1))
     for spec in specs:
         ET.SubElement(resources, "Resource", name=spec.label, path=spec.filename, type="bigwig")
         low, high = spec.view_range or (0.0, 1.0)  # the range IGV starts from when it autoscales
         extra = {"autoscaleGroup": groups[spec.autoscale_group]} if spec.autoscale_group else {}
-        track = ET.SubElement(data_panel, "Track", attributeKey=spec.filename,
-                              autoScale="false" if spec.view_range else "true",
-                              clazz="org.broad.igv.track.DataSourceTrack", color=spec.rgb,
-                              height=str(track_height(spec)), id=spec.filename, name=spec.label,
-                              renderer="BAR_CHART", visible="true", windowFunction="mean", **extra)
-        ET.SubElement(track, "DataRange", baseline="0.0", drawBaseline="true", flipAxis="false",
-                      maximum=str(high), minimum=str(low), type="LINEAR")
+        track = ET.SubElement(
+            data_panel,
+            "Track",
+            attributeKey=spec.filename,
+            autoScale="false" if spec.view_range else "true",
+            clazz="org.broad.igv.track.DataSourceTrack",
+            color=spec.rgb,
+            height=str(track_height(spec)),
+            id=spec.filename,
+            name=spec.label,
+            renderer="BAR_CHART",
+            visible="true",
+            windowFunction="mean",
+            **extra,
+        )
+        ET.SubElement(
+            track,
+            "DataRange",
+            baseline="0.0",
+            drawBaseline="true",
+            flipAxis="false",
+            maximum=str(high),
+            minimum=str(low),
+            type="LINEAR",
+        )
     if inputs.has(catalog.SEGMENTS_BED):
         ET.SubElement(resources, "Resource", name=catalog.SEGMENTS_LABEL, path=catalog.SEGMENTS_BED, type="bed")
         # Expanded: each segment's name (its cluster) is written under it.
-        ET.SubElement(feature_panel, "Track", attributeKey=catalog.SEGMENTS_BED, clazz="org.broad.igv.track.FeatureTrack",
-                      displayMode="EXPANDED", id=catalog.SEGMENTS_BED, name=catalog.SEGMENTS_LABEL, visible="true")
+        ET.SubElement(
+            feature_panel,
+            "Track",
+            attributeKey=catalog.SEGMENTS_BED,
+            clazz="org.broad.igv.track.FeatureTrack",
+            displayMode="EXPANDED",
+            id=catalog.SEGMENTS_BED,
+            name=catalog.SEGMENTS_LABEL,
+            visible="true",
+        )
     if inputs.annotation is not None:
         rel = inputs.rel(inputs.annotation)
         ET.SubElement(resources, "Resource", name="Annotation", path=rel, type="gff3")
-        ET.SubElement(feature_panel, "Track", attributeKey=rel, clazz="org.broad.igv.track.FeatureTrack",
-                      displayMode="EXPANDED", id=rel, name="Annotation (GFF3)", visible="true")
+        ET.SubElement(
+            feature_panel,
+            "Track",
+            attributeKey=rel,
+            clazz="org.broad.igv.track.FeatureTrack",
+            displayMode="EXPANDED",
+            id=rel,
+            name="Annotation (GFF3)",
+            visible="true",
+        )
     ET.indent(session)
     with atomic_path(path) as tmp:
         ET.ElementTree(session).write(tmp, encoding="UTF-8", xml_declaration=True)
@@ -124,14 +172,24 @@ def track_height(spec: catalog.TrackSpec) -> int:
 def igv_js_options(inputs: BrowserInputs) -> dict:
     """The igv.createBrowser options the page uses (also handy for embedding elsewhere)."""
     fasta = inputs.fasta
-    reference = {"id": inputs.genome_name, "name": inputs.genome_name, "fastaURL": inputs.rel(fasta),
-                 "indexURL": inputs.rel(_fai(fasta))}
+    reference = {
+        "id": inputs.genome_name,
+        "name": inputs.genome_name,
+        "fastaURL": inputs.rel(fasta),
+        "indexURL": inputs.rel(_fai(fasta)),
+    }
     if _gzi(fasta) is not None:
         reference["compressedIndexURL"] = inputs.rel(_gzi(fasta))
 
     def wig(spec: catalog.TrackSpec) -> dict:
-        track = {"name": spec.label, "type": "wig", "format": "bigwig", "url": spec.filename,
-                 "color": spec.hex_color, "height": track_height(spec)}
+        track = {
+            "name": spec.label,
+            "type": "wig",
+            "format": "bigwig",
+            "url": spec.filename,
+            "color": spec.hex_color,
+            "height": track_height(spec),
+        }
         if spec.view_range:
             track.update(autoscale=False, min=spec.view_range[0], max=spec.view_range[1])
         else:
@@ -143,11 +201,28 @@ def igv_js_options(inputs: BrowserInputs) -> dict:
     tracks = [wig(s) for s in _present(inputs, catalog.GATHERED_PER_BASE_TRACKS + catalog.EMBEDDING_TRACKS)]
     if inputs.has(catalog.SEGMENTS_BED):
         # Expanded and tall enough that each segment's cluster name fits under it.
-        tracks.append({"name": catalog.SEGMENTS_LABEL, "type": "annotation", "format": "bed",
-                       "url": catalog.SEGMENTS_BED, "indexed": False, "displayMode": "EXPANDED", "height": 50})
+        tracks.append(
+            {
+                "name": catalog.SEGMENTS_LABEL,
+                "type": "annotation",
+                "format": "bed",
+                "url": catalog.SEGMENTS_BED,
+                "indexed": False,
+                "displayMode": "EXPANDED",
+                "height": 50,
+            }
+        )
     if inputs.annotation is not None:
-        tracks.append({"name": "Annotation (GFF3)", "type": "annotation", "format": "gff3",
-                       "url": inputs.rel(inputs.annotation), "indexed": False, "displayMode": "EXPANDED"})
+        tracks.append(
+            {
+                "name": "Annotation (GFF3)",
+                "type": "annotation",
+                "format": "gff3",
+                "url": inputs.rel(inputs.annotation),
+                "indexed": False,
+                "displayMode": "EXPANDED",
+            }
+        )
     return {
         "reference": reference,
         "locus": inputs.locus or default_locus(_fai(fasta)),
@@ -259,16 +334,26 @@ def legend_html(inputs: BrowserInputs) -> str:
     head += "<th>most enriched feature type (observed / expected)</th></tr>" if annotated else "</tr>"
     rows = []
     for entry in legend:
-        cells = [f'<span class="swatch" style="background:{entry.hex_color}"></span>', html.escape(entry.cluster),
-                 f"{100 * entry.share:.1f}%"]
+        cells = [
+            f'<span class="swatch" style="background:{entry.hex_color}"></span>',
+            html.escape(entry.cluster),
+            f"{100 * entry.share:.1f}%",
+        ]
         if annotated:
-            cells.append(f"{html.escape(entry.top_feature)} ({entry.top_obs_exp:.2f}×)" if entry.top_feature
-                         else "none above 1×")
+            cells.append(
+                f"{html.escape(entry.top_feature)} ({entry.top_obs_exp:.2f}×)" if entry.top_feature else "none above 1×"
+            )
         rows.append("<tr>" + "".join(f"<td>{cell}</td>" for cell in cells) + "</tr>")
-    caption = ("" if annotated else
-               "<p>No annotation was given: a GFF3 (<code>--annotation</code>) adds each cluster's most enriched feature type.</p>")
-    return (f'<section id="legend"><h3>{html.escape(catalog.SEGMENTS_LABEL)}</h3>\n<table>\n{head}\n'
-            + "\n".join(rows) + f"\n</table>\n{caption}</section>\n{_NOTES}")
+    caption = (
+        ""
+        if annotated
+        else "<p>No annotation was given: a GFF3 (<code>--annotation</code>) adds each cluster's most enriched feature type.</p>"
+    )
+    return (
+        f'<section id="legend"><h3>{html.escape(catalog.SEGMENTS_LABEL)}</h3>\n<table>\n{head}\n'
+        + "\n".join(rows)
+        + f"\n</table>\n{caption}</section>\n{_NOTES}"
+    )
 
 
 def write_igv_html(inputs: BrowserInputs, igv_js: Path, path: Path | None = None) -> Path:
@@ -280,8 +365,13 @@ def write_igv_html(inputs: BrowserInputs, igv_js: Path, path: Path | None = None
     with atomic_path(path.parent / IGV_JS_DIST) as tmp:
         shutil.copyfile(igv_js, tmp)
     options = json.dumps(igv_js_options(inputs), indent=2).replace("</", "<\\/")
-    page = _PAGE.format(title=html.escape(f"{inputs.genome_name} · {inputs.model_name}"),
-                        version=IGV_JS_VERSION, dist=IGV_JS_DIST, options=options, legend=legend_html(inputs))
+    page = _PAGE.format(
+        title=html.escape(f"{inputs.genome_name} · {inputs.model_name}"),
+        version=IGV_JS_VERSION,
+        dist=IGV_JS_DIST,
+        options=options,
+        legend=legend_html(inputs),
+    )
     with atomic_open(path) as handle:
         handle.write(page)
     return path
@@ -297,7 +387,8 @@ def install_igv_js(dest: Path, version: str = IGV_JS_VERSION) -> Path:
     prefix = dest.parent / f".npm-igv-{version}"
     result = subprocess.run(
         [npm, "install", "--no-audit", "--no-fund", "--no-save", "--prefix", str(prefix), f"igv@{version}"],
-        capture_output=True, text=True,
+        capture_output=True,
+        text=True,
     )
     dist = prefix / "node_modules" / "igv" / "dist" / IGV_JS_DIST
     if result.returncode != 0 or not dist.is_file():

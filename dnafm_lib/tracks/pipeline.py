@@ -41,10 +41,17 @@ def configured_chunk_bp(tracks: dict) -> int:
         return int(tracks["chunk_bp"])
     rate = tracks.get("tokens_per_second")
     if rate is None:
-        raise DnafmError("config tracks.target_job_minutes needs tracks.tokens_per_second (the model's scoring "
-                         "throughput on one job's device, e.g. from benchmarks/tracks_throughput.py)")
-    per_bp = forward_tokens_per_bp(tracks["window_bp"], tracks["stride_bp"], tracks["passes"],
-                                   bool(tracks.get("reverse_complement")), tracks.get("layer", -1) is not None)
+        raise DnafmError(
+            "config tracks.target_job_minutes needs tracks.tokens_per_second (the model's scoring "
+            "throughput on one job's device, e.g. from benchmarks/tracks_throughput.py)"
+        )
+    per_bp = forward_tokens_per_bp(
+        tracks["window_bp"],
+        tracks["stride_bp"],
+        tracks["passes"],
+        bool(tracks.get("reverse_complement")),
+        tracks.get("layer", -1) is not None,
+    )
     return chunk_bp_for_job_minutes(minutes, rate, per_bp, tracks["bin_bp"])
 
 
@@ -131,8 +138,9 @@ def write_browser_files(
     from .hub import write_hub
     from .igv import BrowserInputs, write_igv_html, write_igv_session
 
-    inputs = BrowserInputs(Path(out_dir), genome_name, model_name, Path(fasta),
-                           annotation=Path(annotation) if annotation else None)
+    inputs = BrowserInputs(
+        Path(out_dir), genome_name, model_name, Path(fasta), annotation=Path(annotation) if annotation else None
+    )
     write_igv_session(inputs)
     write_igv_html(inputs, Path(igv_js))
     write_hub(Path(out_dir), genome_name, assembly or genome_name, model_name, email=hub_email)
@@ -179,8 +187,9 @@ def run_genome(
         model = model or load_scoring_model(model_path, device)
         log.info("scoring %s (%d regions)", chunk, len(regions))
         score_regions_to_file(fasta, regions, model, settings, path, device, scoring_provenance(model_path, device))
-    summary = gather_tracks(paths, fai, out_dir, n_clusters=n_clusters, gff_path=annotation, seed=settings.seed,
-                            embeddings=embeddings)
+    summary = gather_tracks(
+        paths, fai, out_dir, n_clusters=n_clusters, gff_path=annotation, seed=settings.seed, embeddings=embeddings
+    )
     if not keep_chunks:
         for path in paths:
             path.unlink(missing_ok=True)
@@ -190,8 +199,14 @@ def run_genome(
         except OSError:  # holds files that are not ours
             pass
     if igv_js:
-        write_browser_files(out_dir, fasta, genome_name or fasta.name.split(".")[0], model_name or Path(model_path).name,
-                            igv_js, annotation=annotation)
+        write_browser_files(
+            out_dir,
+            fasta,
+            genome_name or fasta.name.split(".")[0],
+            model_name or Path(model_path).name,
+            igv_js,
+            annotation=annotation,
+        )
     return summary
 
 
@@ -203,5 +218,8 @@ def _is_finished(path: Path, regions: Sequence[Region], settings: ScoringSetting
         chunk = load_chunk(path)
     except DnafmError:
         return False
-    return (chunk.regions == list(regions) and chunk.settings == dataclasses.asdict(settings)
-            and chunk.provenance.get("model") == model)
+    return (
+        chunk.regions == list(regions)
+        and chunk.settings == dataclasses.asdict(settings)
+        and chunk.provenance.get("model") == model
+    )

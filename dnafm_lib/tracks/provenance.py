@@ -27,7 +27,9 @@ def _now() -> str:
 
 
 def _weight_files(directory: Path) -> list[Path]:
-    return sorted(p for p in directory.iterdir() if p.is_file() and (p.suffix in WEIGHT_SUFFIXES or p.name in WEIGHT_INDEXES))
+    return sorted(
+        p for p in directory.iterdir() if p.is_file() and (p.suffix in WEIGHT_SUFFIXES or p.name in WEIGHT_INDEXES)
+    )
 
 
 def model_identity(model: str | os.PathLike) -> dict[str, Any]:
@@ -93,8 +95,13 @@ def tracks_provenance(chunk_records: Sequence[tuple[str, dict]], settings: dict,
 
     records = [(path, record) for path, record in chunk_records if record]
     if not records:
-        return {"scoring": settings, "gather": gather, "dnafm_version": __version__, "written_at": _now(),
-                "model": None}
+        return {
+            "scoring": settings,
+            "gather": gather,
+            "dnafm_version": __version__,
+            "written_at": _now(),
+            "model": None,
+        }
     first_path, first = records[0]
     for path, record in records[1:]:
         if record["model"] != first["model"]:
@@ -105,7 +112,11 @@ def tracks_provenance(chunk_records: Sequence[tuple[str, dict]], settings: dict,
         weights = []
         for entry in model.pop("weight_files"):
             weight = directory / entry["file"]
-            if not weight.exists() or weight.stat().st_size != entry["bytes"] or weight.stat().st_mtime_ns != entry["mtime_ns"]:
+            if (
+                not weight.exists()
+                or weight.stat().st_size != entry["bytes"]
+                or weight.stat().st_mtime_ns != entry["mtime_ns"]
+            ):
                 raise DnafmError(f"{weight}: changed since the chunks were scored; rerun the chunks of this genome")
             weights.append({"file": entry["file"], "bytes": entry["bytes"], "sha256": _sha256(weight)})
         model["weights"] = weights
@@ -113,8 +124,11 @@ def tracks_provenance(chunk_records: Sequence[tuple[str, dict]], settings: dict,
     return {
         "model": model,
         # chunks may have run on different machines: list every device and precision used
-        "scoring": {**settings, "device": ", ".join(sorted({r["device"] for _, r in records})),
-                    "precision": ", ".join(sorted({r["precision"] for _, r in records}))},
+        "scoring": {
+            **settings,
+            "device": ", ".join(sorted({r["device"] for _, r in records})),
+            "precision": ", ".join(sorted({r["precision"] for _, r in records})),
+        },
         "gather": gather,
         "dnafm_version": __version__,
         "torch_version": first["torch_version"],

@@ -115,7 +115,9 @@ class WindowScorer:
         if layer is not None:
             layer = layer + n_layers + 1 if layer < 0 else layer
             if not 0 <= layer <= n_layers:
-                raise ValueError(f"embedding layer {settings.embedding_layer} is outside 0..{n_layers} (or -{n_layers + 1}..-1)")
+                raise ValueError(
+                    f"embedding layer {settings.embedding_layer} is outside 0..{n_layers} (or -{n_layers + 1}..-1)"
+                )
         self.embedding_layer = layer
         self.hidden_size = model.config.hidden_size
 

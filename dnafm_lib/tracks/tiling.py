@@ -125,9 +125,7 @@ def windows_for_region(
     return out
 
 
-def plan_chunks(
-    contig_lengths: Sequence[tuple[str, int]], chunk_bp: int, bin_bp: int
-) -> list[list[Region]]:
+def plan_chunks(contig_lengths: Sequence[tuple[str, int]], chunk_bp: int, bin_bp: int) -> list[list[Region]]:
     """Cut contigs (in .fai order) into chunks of about ``chunk_bp``.
 
     A long contig is split at multiples of ``bin_bp``; short contigs are packed together until a
@@ -168,15 +166,18 @@ def forward_tokens_per_bp(
     return (window_bp + 2) * forwards / stride_bp
 
 
-def chunk_bp_for_job_minutes(target_job_minutes: float, tokens_per_second: float, tokens_per_bp: float, bin_bp: int) -> int:
+def chunk_bp_for_job_minutes(
+    target_job_minutes: float, tokens_per_second: float, tokens_per_bp: float, bin_bp: int
+) -> int:
     """bp a scoring job can take to run about ``target_job_minutes`` at ``tokens_per_second``.
 
     So a job spends its time scoring rather than loading the model (14.6 GB at 7B); rounded down
     to whole bins, at least one bin.
     """
     if target_job_minutes <= 0 or tokens_per_second <= 0:
-        raise DnafmError(f"tracks.target_job_minutes ({target_job_minutes}) and tracks.tokens_per_second "
-                         f"({tokens_per_second}) must be positive")
+        raise DnafmError(
+            f"tracks.target_job_minutes ({target_job_minutes}) and tracks.tokens_per_second "
+            f"({tokens_per_second}) must be positive"
+        )
     bp = target_job_minutes * 60 * tokens_per_second / tokens_per_bp
     return max(bin_bp, int(bp // bin_bp) * bin_bp)
-

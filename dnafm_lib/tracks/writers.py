@@ -75,7 +75,9 @@ class BigWigWriter:
         for run_start, run_end in nan_free_runs(values):
             self._check_order(contig, start + run_start, start + run_end)
             # fixedStep entries (span 1, step 1): the compact form for per-base data
-            self._bw.addEntries(contig, start + run_start, values=values[run_start:run_end].astype(np.float64), span=1, step=1)
+            self._bw.addEntries(
+                contig, start + run_start, values=values[run_start:run_end].astype(np.float64), span=1, step=1
+            )
 
     def add_intervals(self, contig: str, starts: np.ndarray, ends: np.ndarray, values: np.ndarray) -> None:
         """bedGraph-style entries on one contig; NaN values are left out."""
@@ -84,8 +86,12 @@ class BigWigWriter:
             return
         starts, ends, values = starts[keep], ends[keep], values[keep]
         self._check_order(contig, int(starts[0]), int(ends[-1]))
-        self._bw.addEntries([contig] * starts.size, starts.astype(np.int64).tolist(),
-                            ends=ends.astype(np.int64).tolist(), values=values.astype(np.float64).tolist())
+        self._bw.addEntries(
+            [contig] * starts.size,
+            starts.astype(np.int64).tolist(),
+            ends=ends.astype(np.int64).tolist(),
+            values=values.astype(np.float64).tolist(),
+        )
 
     def close(self) -> None:
         self._bw.close()

@@ -122,8 +122,15 @@ class Checkpointer:
     with the training collectives of the main thread.
     """
 
-    def __init__(self, run_dir: str | os.PathLike, ctx: DistributedContext, *, keep: int,
-                 asynchronous: bool = True, storage_writer: Callable[[str], StorageWriter] = dcp.FileSystemWriter):
+    def __init__(
+        self,
+        run_dir: str | os.PathLike,
+        ctx: DistributedContext,
+        *,
+        keep: int,
+        asynchronous: bool = True,
+        storage_writer: Callable[[str], StorageWriter] = dcp.FileSystemWriter,
+    ):
         self.run_dir = Path(run_dir)
         self.ctx = ctx
         self.keep = keep
@@ -173,8 +180,7 @@ class Checkpointer:
         barrier(self.ctx)
         final = checkpoint_dir(self.run_dir, pending.step)
         if self.ctx.is_main:
-            _finalize(self.run_dir, pending.tmp, pending.step, {**pending.record, "saved_unix": time.time()},
-                      self.keep)
+            _finalize(self.run_dir, pending.tmp, pending.step, {**pending.record, "saved_unix": time.time()}, self.keep)
         barrier(self.ctx)
         return final
 
@@ -242,7 +248,9 @@ def check_dcp_metadata(path: str | os.PathLike) -> None:
             f"{metadata}: {exc}, which a torch.distributed checkpoint never holds; refusing to load it"
         ) from None
     except (pickle.UnpicklingError, EOFError, AttributeError, TypeError, ValueError) as exc:
-        raise UnsafeCheckpointError(f"{metadata}: unreadable checkpoint metadata ({type(exc).__name__}: {exc})") from None
+        raise UnsafeCheckpointError(
+            f"{metadata}: unreadable checkpoint metadata ({type(exc).__name__}: {exc})"
+        ) from None
 
 
 def load_checkpoint(path: str | os.PathLike, model: nn.Module, optimizer: torch.optim.Optimizer) -> dict:

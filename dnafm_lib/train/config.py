@@ -19,7 +19,11 @@ class TrainConfigError(DnafmError):
 
 # The settings that take one of a few words (the workflow's config schema is tested against these;
 # attn_backend takes dnafm_lib.model.ATTENTION_BACKENDS and model a preset name).
-CHOICES = {"device": ("auto", "cpu", "cuda"), "precision": ("auto", "bf16", "fp32"), "nonfinite_loss": ("error", "skip")}
+CHOICES = {
+    "device": ("auto", "cpu", "cuda"),
+    "precision": ("auto", "bf16", "fp32"),
+    "nonfinite_loss": ("error", "skip"),
+}
 # Set by the workflow's rule from its own paths, not by the config file's pretrain.train.
 WORKFLOW_SET = ("train_manifest", "validation_manifest", "run_dir")
 
@@ -100,15 +104,24 @@ class TrainConfig:
 
     def check(self) -> None:
         """Checks that need no knowledge of the launch (world size is checked by ``check_world``)."""
-        positive = ("global_batch_size", "micro_batch_size", "max_steps", "checkpoint_every_steps",
-                    "keep_checkpoints", "log_every_steps", "validate_every_steps")
+        positive = (
+            "global_batch_size",
+            "micro_batch_size",
+            "max_steps",
+            "checkpoint_every_steps",
+            "keep_checkpoints",
+            "log_every_steps",
+            "validate_every_steps",
+        )
         for key in positive:
             if getattr(self, key) < 1:
                 raise TrainConfigError(f"{key} must be at least 1, got {getattr(self, key)}")
         if self.validation_samples < 0:
             raise TrainConfigError(f"validation_samples must be 0 or more, got {self.validation_samples}")
         if not 0 <= self.warmup_steps <= self.max_steps:
-            raise TrainConfigError(f"warmup_steps must be between 0 and max_steps ({self.max_steps}), got {self.warmup_steps}")
+            raise TrainConfigError(
+                f"warmup_steps must be between 0 and max_steps ({self.max_steps}), got {self.warmup_steps}"
+            )
         if self.learning_rate <= 0 or not 0 <= self.min_learning_rate <= self.learning_rate:
             raise TrainConfigError(
                 f"need 0 < learning_rate and 0 <= min_learning_rate <= learning_rate, "
@@ -146,6 +159,7 @@ class TrainConfig:
 
 def _coerce(key: str, value: Any, default: Any, annotation: Any, where: str) -> Any:
     """YAML gives ints for floats and strings for paths; anything else mismatched is an error."""
+
     def bad(expected: str) -> TrainConfigError:
         return TrainConfigError(f"{where}: {key} must be {expected}, got {value!r} ({type(value).__name__})")
 

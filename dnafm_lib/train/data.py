@@ -83,8 +83,9 @@ def mask_framed(row: np.ndarray, rng: np.random.Generator, mask_fraction: float)
     return inputs, labels
 
 
-def build_batch(reader: WindowReader, sample_ids: Sequence[int], *, stream: int, seed: int, step: int,
-                mask_fraction: float) -> MlmBatch:
+def build_batch(
+    reader: WindowReader, sample_ids: Sequence[int], *, stream: int, seed: int, step: int, mask_fraction: float
+) -> MlmBatch:
     rows_in, rows_labels, rows_mask = [], [], []
     for sample_id in sample_ids:
         tokens, length = reader[int(sample_id)]
@@ -104,8 +105,17 @@ def build_batch(reader: WindowReader, sample_ids: Sequence[int], *, stream: int,
 class TrainBatches:
     """Rank ``rank``'s micro-batches for each optimizer step."""
 
-    def __init__(self, reader: WindowReader, *, seed: int, global_batch_size: int, micro_batch_size: int,
-                 rank: int, world_size: int, mask_fraction: float):
+    def __init__(
+        self,
+        reader: WindowReader,
+        *,
+        seed: int,
+        global_batch_size: int,
+        micro_batch_size: int,
+        rank: int,
+        world_size: int,
+        mask_fraction: float,
+    ):
         if len(reader) == 0:
             raise ValueError("the training split holds no windows")
         self.reader = reader
@@ -144,22 +154,42 @@ class TrainBatches:
     def micro_batches(self, step: int) -> list[MlmBatch]:
         ids = self.rank_sample_ids(step)
         return [
-            build_batch(self.reader, ids[i : i + self.micro_batch_size], stream=TRAIN_STREAM, seed=self.seed,
-                        step=step, mask_fraction=self.mask_fraction)
+            build_batch(
+                self.reader,
+                ids[i : i + self.micro_batch_size],
+                stream=TRAIN_STREAM,
+                seed=self.seed,
+                step=step,
+                mask_fraction=self.mask_fraction,
+            )
             for i in range(0, ids.size, self.micro_batch_size)
         ]
 
 
-def validation_batches(reader: WindowReader, *, seed: int, n_samples: int, micro_batch_size: int, rank: int,
-                       world_size: int, mask_fraction: float) -> list[MlmBatch]:
+def validation_batches(
+    reader: WindowReader,
+    *,
+    seed: int,
+    n_samples: int,
+    micro_batch_size: int,
+    rank: int,
+    world_size: int,
+    mask_fraction: float,
+) -> list[MlmBatch]:
     """A fixed validation set: the first ``n_samples`` of the split's epoch-0 order, the same
     masks at every evaluation. Every rank gets the same number of micro-batches (FSDP's
     forward is collective), so the count is rounded down to a multiple of the world size."""
     n = min(n_samples, len(reader)) // world_size * world_size
     ids = reader.order(seed, 0)[:n][rank::world_size]
     return [
-        build_batch(reader, ids[i : i + micro_batch_size], stream=VALIDATION_STREAM, seed=seed, step=0,
-                    mask_fraction=mask_fraction)
+        build_batch(
+            reader,
+            ids[i : i + micro_batch_size],
+            stream=VALIDATION_STREAM,
+            seed=seed,
+            step=0,
+            mask_fraction=mask_fraction,
+        )
         for i in range(0, ids.size, micro_batch_size)
     ]
 

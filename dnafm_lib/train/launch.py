@@ -54,8 +54,12 @@ def torchrun_command(worker_args: Sequence[str], *, nproc_per_node: int, env: Ma
     if nodes > 1:
         host = first_host(env["SLURM_JOB_NODELIST"])
         port = env.get("DNAFM_RDZV_PORT", str(DEFAULT_RDZV_PORT))
-        command += [f"--nnodes={nodes}", "--rdzv_backend=c10d", f"--rdzv_endpoint={host}:{port}",
-                    f"--rdzv_id={env.get('SLURM_JOB_ID', 'dnafm')}"]
+        command += [
+            f"--nnodes={nodes}",
+            "--rdzv_backend=c10d",
+            f"--rdzv_endpoint={host}:{port}",
+            f"--rdzv_id={env.get('SLURM_JOB_ID', 'dnafm')}",
+        ]
     else:
         command += ["--standalone", "--nnodes=1"]
     return command + ["-m", "dnafm_lib.cli", "pretrain", *worker_args]

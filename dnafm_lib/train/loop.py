@@ -121,9 +121,15 @@ class Trainer:
                 f"require_below_composition_entropy needs a validation_manifest and validation_samples with at "
                 f"least one window per rank ({ctx.world_size}); got {windows} validation window(s)"
             )
-        self.batches = TrainBatches(self.reader, seed=config.seed, global_batch_size=config.global_batch_size,
-                                    micro_batch_size=config.micro_batch_size, rank=ctx.rank,
-                                    world_size=ctx.world_size, mask_fraction=config.mask_fraction)
+        self.batches = TrainBatches(
+            self.reader,
+            seed=config.seed,
+            global_batch_size=config.global_batch_size,
+            micro_batch_size=config.micro_batch_size,
+            rank=ctx.rank,
+            world_size=ctx.world_size,
+            mask_fraction=config.mask_fraction,
+        )
         self.tokens_per_step = config.global_batch_size * (self.reader.window + 2)
 
     def _build_validation(self) -> None:
@@ -133,9 +139,14 @@ class Trainer:
         if self.validation_reader is None or not config.validation_samples:
             return
         self.validation = validation_batches(
-            self.validation_reader, seed=config.seed, n_samples=config.validation_samples,
-            micro_batch_size=config.micro_batch_size, rank=ctx.rank, world_size=ctx.world_size,
-            mask_fraction=config.mask_fraction)
+            self.validation_reader,
+            seed=config.seed,
+            n_samples=config.validation_samples,
+            micro_batch_size=config.micro_batch_size,
+            rank=ctx.rank,
+            world_size=ctx.world_size,
+            mask_fraction=config.mask_fraction,
+        )
         if self.validation:  # the same on every rank: each gets the same number of batches
             self.composition_entropy = entropy_nats(all_reduce_sum(list(base_counts(self.validation)), ctx))
 
@@ -153,18 +164,26 @@ class Trainer:
 
     def _start_logging(self, progress: dict | None) -> None:
         config, ctx = self.config, self.ctx
-        self.logger = metrics.MetricsLogger(self.run_dir, enabled=ctx.is_main, resume_step=self.step,
-                                            total_steps=config.max_steps, progress_bar=config.progress_bar)
+        self.logger = metrics.MetricsLogger(
+            self.run_dir,
+            enabled=ctx.is_main,
+            resume_step=self.step,
+            total_steps=config.max_steps,
+            progress_bar=config.progress_bar,
+        )
         self.flops_per_token = flops_per_token(self.model.config, self.reader.window + 2, training=True)
         self.peak_flops = metrics.peak_flops_per_device(ctx.device, config.peak_flops_per_device)
         if progress is not None:
-            self.logger.message(f"resumed from {progress['path']} (step {self.step}, saved on "
-                                f"{progress['world_size']} rank(s), now {ctx.world_size})")
+            self.logger.message(
+                f"resumed from {progress['path']} (step {self.step}, saved on "
+                f"{progress['world_size']} rank(s), now {ctx.world_size})"
+            )
         parameters = sum(p.numel() for p in self.model.parameters())
         self.logger.message(
             f"training {config.model} ({parameters:,} parameters) on {self.reader!r}, {ctx.world_size} rank(s) on "
             f"{ctx.device.type}, global batch {config.global_batch_size} = {config.micro_batch_size} × "
-            f"{ctx.world_size} rank(s) × {config.accumulation_steps(ctx.world_size)} accumulation step(s)")
+            f"{ctx.world_size} rank(s) × {config.accumulation_steps(ctx.world_size)} accumulation step(s)"
+        )
 
     # ------------------------------------------------------------------ one step
 
@@ -245,11 +264,16 @@ class Trainer:
         tokens_per_s = len(records) * self.tokens_per_step / interval_s
         self._throughput.append(tokens_per_s)
         self.train_loss, grad_norm = values[-1]
-        mfu = metrics.model_flops_utilization(self.flops_per_token, tokens_per_s, self.peak_flops,
-                                              self.ctx.world_size)
-        return {"loss_nats": self.train_loss, "lr": records[-1].lr, "grad_norm": grad_norm,
-                "tokens_per_s": tokens_per_s, "mfu": mfu, "epoch": self.batches.epoch_of(self.step),
-                "elapsed_s": time.perf_counter() - self._started}
+        mfu = metrics.model_flops_utilization(self.flops_per_token, tokens_per_s, self.peak_flops, self.ctx.world_size)
+        return {
+            "loss_nats": self.train_loss,
+            "lr": records[-1].lr,
+            "grad_norm": grad_norm,
+            "tokens_per_s": tokens_per_s,
+            "mfu": mfu,
+            "epoch": self.batches.epoch_of(self.step),
+            "elapsed_s": time.perf_counter() - self._started,
+        }
 
     def validate(self) -> float:
         """Mean validation loss (nats) over all ranks' shares."""
@@ -297,8 +321,10 @@ class Trainer:
         self.checkpointer.wait()
         if self.ctx.is_main:  # tells the launcher, which sees only torchrun's exit status
             _write_json(self.run_dir / PREEMPTED_MARKER, {"step": self.step, "signal": signal_number})
-        self.logger.message(f"preempted by signal {signal_number}: saved step {self.step}; "
-                            f"exit {PREEMPTED_EXIT_CODE} and run again to resume")
+        self.logger.message(
+            f"preempted by signal {signal_number}: saved step {self.step}; "
+            f"exit {PREEMPTED_EXIT_CODE} and run again to resume"
+        )
 
     def finish(self, preempted: bool = False) -> TrainResult:
         """Wait for the last save; write the summary and the plot; apply the demo's check."""
@@ -306,8 +332,11 @@ class Trainer:
         if not preempted and self.validation and self.validation_loss is None:  # resumed a finished run
             self.validation_loss = self.validate()
         result = TrainResult(
-            final_step=self.step, preempted=preempted, train_loss_nats=self.train_loss,
-            validation_loss_nats=self.validation_loss, composition_entropy_nats=self.composition_entropy,
+            final_step=self.step,
+            preempted=preempted,
+            train_loss_nats=self.train_loss,
+            validation_loss_nats=self.validation_loss,
+            composition_entropy_nats=self.composition_entropy,
             mean_tokens_per_s=(sum(self._throughput) / len(self._throughput)) if self._throughput else None,
             checkpoint=str(self.checkpointer.latest()),
         )
@@ -319,12 +348,18 @@ class Trainer:
     def _write_summary(self, result: TrainResult) -> None:
         if not self.ctx.is_main:
             return
-        metrics.plot_curves(self.run_dir / metrics.CSV_NAME, self.run_dir / metrics.PLOT_NAME,
-                            title=f"{self.config.model} · {self.run_dir.name}")
+        metrics.plot_curves(
+            self.run_dir / metrics.CSV_NAME,
+            self.run_dir / metrics.PLOT_NAME,
+            title=f"{self.config.model} · {self.run_dir.name}",
+        )
         _write_json(self.run_dir / SUMMARY_NAME, asdict(result))
         if self.validation_loss is not None:
-            print(f"final validation loss {self.validation_loss:.4f} nats; base-composition entropy of the "
-                  f"validation targets {self.composition_entropy:.4f} nats", flush=True)
+            print(
+                f"final validation loss {self.validation_loss:.4f} nats; base-composition entropy of the "
+                f"validation targets {self.composition_entropy:.4f} nats",
+                flush=True,
+            )
 
     def _check_learned(self) -> None:
         if self.config.require_below_composition_entropy and not self.validation_loss < self.composition_entropy:

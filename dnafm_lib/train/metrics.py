@@ -49,7 +49,9 @@ def peak_flops_per_device(device: Any, override: float = 0.0) -> float | None:
     return None
 
 
-def model_flops_utilization(flops_per_token: float, tokens_per_s: float, peak_flops: float | None, devices: int) -> float | None:
+def model_flops_utilization(
+    flops_per_token: float, tokens_per_s: float, peak_flops: float | None, devices: int
+) -> float | None:
     """MFU = achieved model FLOP/s over the peak of all devices."""
     if not peak_flops:
         return None
@@ -57,8 +59,9 @@ def model_flops_utilization(flops_per_token: float, tokens_per_s: float, peak_fl
 
 
 class MetricsLogger:
-    def __init__(self, run_dir: str | os.PathLike, *, enabled: bool, resume_step: int, total_steps: int,
-                 progress_bar: bool):
+    def __init__(
+        self, run_dir: str | os.PathLike, *, enabled: bool, resume_step: int, total_steps: int, progress_bar: bool
+    ):
         self.enabled = enabled
         self.run_dir = Path(run_dir)
         self.csv_path = self.run_dir / CSV_NAME
@@ -78,8 +81,14 @@ class MetricsLogger:
         if progress_bar:
             from tqdm import tqdm
 
-            self._bar = tqdm(total=total_steps, initial=resume_step, desc="pretrain", unit="step",
-                             dynamic_ncols=True, mininterval=1.0)
+            self._bar = tqdm(
+                total=total_steps,
+                initial=resume_step,
+                desc="pretrain",
+                unit="step",
+                dynamic_ncols=True,
+                mininterval=1.0,
+            )
 
     def _truncate_csv(self, resume_step: int) -> None:
         """Keep rows up to ``resume_step`` (those of the checkpoint being resumed)."""
@@ -100,9 +109,13 @@ class MetricsLogger:
         for key, value in values.items():
             if value is None:
                 continue
-            row[key] = repr(float(value)) if isinstance(value, float) else value  # full precision: resume checks compare exactly
+            row[key] = (
+                repr(float(value)) if isinstance(value, float) else value
+            )  # full precision: resume checks compare exactly
             if key not in ("step", "epoch", "elapsed_s"):
-                self._writer.add_scalar(f"train/{key}" if key != "val_loss_nats" else "validation/loss_nats", value, step)
+                self._writer.add_scalar(
+                    f"train/{key}" if key != "val_loss_nats" else "validation/loss_nats", value, step
+                )
         self._csv.writerow(row)
         self._csv_handle.flush()
         if self._bar is not None and "loss_nats" in values and values["loss_nats"] is not None:
@@ -155,8 +168,11 @@ def plot_curves(csv_path: str | os.PathLike, png_path: str | os.PathLike, title:
     ax.plot(*series("val_loss_nats"), "o-", label="validation")
     ax.set(xlabel="step", ylabel="MLM loss (nats)", title="loss")
     ax.legend()
-    for ax, key, label in ((axes[0][1], "lr", "learning rate"), (axes[1][0], "grad_norm", "gradient norm"),
-                           (axes[1][1], "tokens_per_s", "tokens/s")):
+    for ax, key, label in (
+        (axes[0][1], "lr", "learning rate"),
+        (axes[1][0], "grad_norm", "gradient norm"),
+        (axes[1][1], "tokens_per_s", "tokens/s"),
+    ):
         ax.plot(*series(key), linewidth=1)
         ax.set(xlabel="step", ylabel=label, title=label)
     if title:

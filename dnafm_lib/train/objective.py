@@ -18,8 +18,9 @@ def batch_to_device(batch: MlmBatch, device: torch.device) -> tuple[torch.Tensor
     return input_ids, mask, labels
 
 
-def mlm_loss_sum(model: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor | None,
-                 labels: torch.Tensor) -> torch.Tensor:
+def mlm_loss_sum(
+    model: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor | None, labels: torch.Tensor
+) -> torch.Tensor:
     """Summed cross-entropy (nats, fp32) over the chosen positions; the caller divides by the
     global number of targets so the loss does not depend on how the batch was split."""
     logits = model(input_ids, attention_mask).logits

@@ -96,8 +96,14 @@ def allocation_from_record(job_id: str, record: Mapping[str, str], hosts: Sequen
         raise SlurmLaunchError(f"job {job_id}: cannot read NumTasks/NumNodes/NumCPUs from scontrol show job") from None
     if not hosts:
         raise SlurmLaunchError(f"job {job_id}: empty node list (NodeList={record.get('NodeList')!r})")
-    return Allocation(job_id=job_id, hosts=tuple(hosts), num_tasks=num_tasks, cpus_per_task=cpus_per_task,
-                      requeueable=record.get("Requeue") == "1", gpus_per_node=gpus_per_node(record))
+    return Allocation(
+        job_id=job_id,
+        hosts=tuple(hosts),
+        num_tasks=num_tasks,
+        cpus_per_task=cpus_per_task,
+        requeueable=record.get("Requeue") == "1",
+        gpus_per_node=gpus_per_node(record),
+    )
 
 
 def read_allocation(job_id: str) -> Allocation:
@@ -113,26 +119,37 @@ def rendezvous_port(job_id: str, env: Mapping[str, str]) -> int:
     return RDZV_PORT_BASE + int(re.sub(r"\D", "", job_id) or 0) % RDZV_PORT_SPAN
 
 
-def srun_torchrun_command(allocation: Allocation, nproc_per_node: int, worker_args: Sequence[str],
-                          port: int) -> list[str]:
+def srun_torchrun_command(
+    allocation: Allocation, nproc_per_node: int, worker_args: Sequence[str], port: int
+) -> list[str]:
     """``srun … torchrun … -m dnafm_lib.cli pretrain WORKER_ARGS``, one torchrun per Slurm task."""
     torchrun = [
-        sys.executable, "-m", "torch.distributed.run",
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
         f"--nnodes={allocation.num_tasks}",
         f"--nproc-per-node={nproc_per_node}",
         "--rdzv-backend=c10d",
         f"--rdzv-endpoint={allocation.hosts[0]}:{port}",
         f"--rdzv-id={allocation.job_id}",
         "--max-restarts=0",
-        "-m", "dnafm_lib.cli", "pretrain", *worker_args,
+        "-m",
+        "dnafm_lib.cli",
+        "pretrain",
+        *worker_args,
     ]
     # torchrun dies on SIGUSR1 (Python's default) and would leave its workers to be killed while
     # they save: it ignores USR1 (inherited through exec), the workers install their own handler.
     ignore_usr1 = ["bash", "-c", 'trap "" USR1; exec "$@"', "torchrun"]
     return [
-        "srun", f"--nodes={len(allocation.hosts)}", f"--ntasks={allocation.num_tasks}",
-        f"--cpus-per-task={allocation.cpus_per_task}", "--kill-on-bad-exit=1", "--export=ALL",
-        *ignore_usr1, *torchrun,
+        "srun",
+        f"--nodes={len(allocation.hosts)}",
+        f"--ntasks={allocation.num_tasks}",
+        f"--cpus-per-task={allocation.cpus_per_task}",
+        "--kill-on-bad-exit=1",
+        "--export=ALL",
+        *ignore_usr1,
+        *torchrun,
     ]
 
 
@@ -146,24 +163,32 @@ def run_in_allocation(config, nproc_per_node: int, env: Mapping[str, str]) -> in
     allocation = read_allocation(env["SLURM_JOB_ID"])
     if allocation.gpus_per_task and allocation.gpus_per_task != nproc_per_node:
         # The allocation is the truth on a cluster: one worker per GPU it holds.
-        print(f"launch-pretrain: {allocation.gpus_per_task} GPU(s) per task in job {allocation.job_id}: "
-              f"{allocation.gpus_per_task} process(es) per torchrun agent (not {nproc_per_node})",
-              file=sys.stderr, flush=True)
+        print(
+            f"launch-pretrain: {allocation.gpus_per_task} GPU(s) per task in job {allocation.job_id}: "
+            f"{allocation.gpus_per_task} process(es) per torchrun agent (not {nproc_per_node})",
+            file=sys.stderr,
+            flush=True,
+        )
         nproc_per_node = allocation.gpus_per_task
     world_size = allocation.num_tasks * nproc_per_node
     config.check_world(world_size)
     port = rendezvous_port(allocation.job_id, env)
     command = srun_torchrun_command(allocation, nproc_per_node, ["--config-json", json.dumps(config.to_dict())], port)
-    print(f"launch-pretrain: job {allocation.job_id}: {allocation.num_tasks} torchrun agent(s) on "
-          f"{','.join(allocation.hosts)}, {nproc_per_node} process(es) each (world size {world_size}), "
-          f"rendezvous {allocation.hosts[0]}:{port}", file=sys.stderr, flush=True)
+    print(
+        f"launch-pretrain: job {allocation.job_id}: {allocation.num_tasks} torchrun agent(s) on "
+        f"{','.join(allocation.hosts)}, {nproc_per_node} process(es) each (world size {world_size}), "
+        f"rendezvous {allocation.hosts[0]}:{port}",
+        file=sys.stderr,
+        flush=True,
+    )
     print("launching: " + shlex.join(command), file=sys.stderr, flush=True)
 
     received: list[int] = []
     # A signal for the batch step (scancel --batch/--full) must not kill the launcher before srun
     # returns: srun and the workers get their own; the launcher only notes it.
-    previous = {signum: signal.signal(signum, lambda signum, frame: received.append(signum))
-                for signum in PREEMPTION_SIGNALS}
+    previous = {
+        signum: signal.signal(signum, lambda signum, frame: received.append(signum)) for signum in PREEMPTION_SIGNALS
+    }
     started = time.time()
     try:
         returncode = subprocess.Popen(command).wait()
@@ -178,11 +203,18 @@ def run_in_allocation(config, nproc_per_node: int, env: Mapping[str, str]) -> in
         return returncode if returncode > 0 else 1
     step = marker.get("step")
     if not allocation.requeueable:
-        print(f"launch-pretrain: preempted at step {step}; job {allocation.job_id} is not requeueable: "
-              f"exit {PREEMPTED_EXIT_CODE}", file=sys.stderr, flush=True)
+        print(
+            f"launch-pretrain: preempted at step {step}; job {allocation.job_id} is not requeueable: "
+            f"exit {PREEMPTED_EXIT_CODE}",
+            file=sys.stderr,
+            flush=True,
+        )
         return PREEMPTED_EXIT_CODE
-    print(f"launch-pretrain: preempted at step {step} (checkpoint saved): requeueing job {allocation.job_id}",
-          file=sys.stderr, flush=True)
+    print(
+        f"launch-pretrain: preempted at step {step} (checkpoint saved): requeueing job {allocation.job_id}",
+        file=sys.stderr,
+        flush=True,
+    )
     _scontrol("requeue", allocation.job_id)
     # Slurm now ends this run of the job (SIGTERM, then SIGKILL) and starts the batch script
     # again later; exiting first would end the job as failed instead.

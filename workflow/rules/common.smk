@@ -16,11 +16,14 @@ _layers = [load_configfile(path) for path in workflow.config_settings.configfile
 _layers += [dict(workflow.config_settings.config)] if workflow.config_settings.config else []
 if _layers:
     # config/config.yaml was read, and --replace-workflow-config did not discard it
-    _has_defaults = (len(workflow.configfiles) > len(workflow.overwrite_configfiles)
-                     and not workflow.config_settings.replace_workflow_config)
+    _has_defaults = (
+        len(workflow.configfiles) > len(workflow.overwrite_configfiles)
+        and not workflow.config_settings.replace_workflow_config
+    )
     with open(Path(workflow.current_basedir) / "../schemas/config.schema.yaml") as _schema:
-        _layered = cohort.layer_configs(load_configfile(workflow.configfiles[-1]) if _has_defaults else {}, _layers,
-                                        yaml.safe_load(_schema))
+        _layered = cohort.layer_configs(
+            load_configfile(workflow.configfiles[-1]) if _has_defaults else {}, _layers, yaml.safe_load(_schema)
+        )
     config.clear()
     config.update(_layered)
 
@@ -73,7 +76,6 @@ import os
 import shlex
 
 import pandas as pd
-
 
 # The table every genome job reads (the splits stage's genomes.tsv) or, without that stage,
 # the genome sheet itself (rows need no split then).
@@ -137,7 +139,6 @@ def prepare_genome_args(wildcards, input):
 def genomes_in_split(split):
     table = genomes_table()
     return [genome for genome in table["genome"] if table.loc[genome, "split"] == split]
-
 
 
 # What the run tells on the terminal: a line with the key number of each finished pretraining,

@@ -1,8 +1,8 @@
 """Fine-tuning example: windows inside vs outside CDS, pretrained backbone vs the same from scratch.
 
-  {results}/finetune/cds_windows.tsv                  rule build_cds_windows (genome, chrom, start, end, split, label, sequence)
-  {results}/finetune/cds/{pretrained,scratch}/        rule compare_finetuning: best/, history.tsv, metrics.json, predictions.tsv
-  {results}/finetune/cds/comparison.tsv, .txt         both runs' test metrics side by side (.txt is what it prints)
+{results}/finetune/cds_windows.tsv                  rule build_cds_windows (genome, chrom, start, end, split, label, sequence)
+{results}/finetune/cds/{pretrained,scratch}/        rule compare_finetuning: best/, history.tsv, metrics.json, predictions.tsv
+{results}/finetune/cds/comparison.tsv, .txt         both runs' test metrics side by side (.txt is what it prints)
 """
 
 FINETUNE_DIR = RESULTS / "finetune"
@@ -22,6 +22,10 @@ rule build_cds_windows:
         ],
     output:
         FINETUNE_DIR / "cds_windows.tsv",
+    log:
+        LOGS / "build_cds_windows.log",
+    conda:
+        "../../envs/dnafm.yaml"
     params:
         # prepare_genome copies each row's GFF3 next to its FASTA as annotation.gff3
         gff=lambda wildcards: [
@@ -33,10 +37,6 @@ rule build_cds_windows:
         val_fraction=FINETUNE["val_fraction"],
         test_fraction=FINETUNE["test_fraction"],
         seed=FINETUNE["seed"],
-    log:
-        LOGS / "build_cds_windows.log",
-    conda:
-        "../../envs/dnafm.yaml"
     shell:
         "dnafm cds-windows --fasta {input.fasta:q} --gff {params.gff:q} --names {params.names:q} "
         "--window-bp {params.window_bp} --block-bp {params.block_bp} --val-fraction {params.val_fraction} --test-fraction {params.test_fraction} "
@@ -52,10 +52,24 @@ rule compare_finetuning:
             else [FINETUNE_MODEL / "config.json"]
         ),
     output:
-        table=report(FINETUNE_DIR / "cds" / "comparison.tsv", caption="../report/finetune_comparison.rst",
-                     category="Fine-tuning"),
+        table=report(
+            FINETUNE_DIR / "cds" / "comparison.tsv",
+            caption="../report/finetune_comparison.rst",
+            category="Fine-tuning",
+        ),
         summary=FINETUNE_DIR / "cds" / "comparison.txt",
         metrics=[FINETUNE_DIR / "cds" / run / "metrics.json" for run in ("pretrained", "scratch")],
+    log:
+        LOGS / "compare_finetuning.log",
+    benchmark:
+        LOGS / "compare_finetuning.benchmark.tsv"
+    conda:
+        "../../envs/dnafm.yaml"
+    threads: FINETUNE["threads"]
+    resources:
+        gpu=FINETUNE["gpus_per_job"],
+        mem_mb=FINETUNE["mem_mb"],
+        runtime=FINETUNE["runtime_min"],
     params:
         model=FINETUNE_MODEL,
         out_dir=FINETUNE_DIR / "cds",
@@ -67,17 +81,6 @@ rule compare_finetuning:
         batch_size=FINETUNE["batch_size"],
         seed=FINETUNE["seed"],
         device=FINETUNE["device"],
-    threads: FINETUNE["threads"]
-    resources:
-        gpu=FINETUNE["gpus_per_job"],
-        mem_mb=FINETUNE["mem_mb"],
-        runtime=FINETUNE["runtime_min"],
-    log:
-        LOGS / "compare_finetuning.log",
-    benchmark:
-        LOGS / "compare_finetuning.benchmark.tsv"
-    conda:
-        "../../envs/dnafm.yaml"
     shell:
         "OMP_NUM_THREADS={threads} dnafm compare-finetuning --backbone {params.model:q} --data {input.data:q} "
         "--out-dir {params.out_dir:q} --pooling {params.pooling} --strategy {params.strategy} "

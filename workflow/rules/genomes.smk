@@ -17,18 +17,18 @@ rule prepare_genome:
         gzi=GENOMES_DIR / "{genome}" / "genome.fa.gz.gzi",
         sizes=GENOMES_DIR / "{genome}" / "chrom.sizes",
         provenance=GENOMES_DIR / "{genome}" / "provenance.json",
-    params:
-        out_dir=lambda wildcards: GENOMES_DIR / wildcards.genome,
-        options=prepare_genome_args,
-    wildcard_constraints:
-        genome=GENOME_ID_PATTERN,
     log:
         LOGS / "prepare_genome" / "{genome}.log",
     benchmark:
         LOGS / "prepare_genome" / "{genome}.benchmark.tsv"
+    wildcard_constraints:
+        genome=GENOME_ID_PATTERN,
     conda:
         "../../envs/dnafm.yaml"
     resources:
         mem_mb=1000,
+    params:
+        out_dir=lambda wildcards: GENOMES_DIR / wildcards.genome,
+        options=prepare_genome_args,
     shell:
         "dnafm prepare-genome --genome {wildcards.genome:q} --out-dir {params.out_dir:q} {params.options} > {log:q} 2>&1"

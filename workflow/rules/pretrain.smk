@@ -34,24 +34,24 @@ rule pretrain_model:
             caption="../report/training_curves.rst",
             category="Pretraining",
         ),
-    params:
-        run_dir=lambda wildcards: PRETRAIN_DIR / wildcards.run,
-        settings=json.dumps(PRETRAIN["train"]),
-        nproc_per_node=PRETRAIN["nproc_per_node"],
     log:
         LOGS / "pretrain_model" / "{run}.log",
     benchmark:
         LOGS / "pretrain_model" / "{run}.benchmark.tsv"
+    conda:
+        "../../envs/dnafm.yaml"
     # All of this machine's cores (Snakemake caps them at --cores); workflow.cores would fail
     # under profiles/slurm, which has no --cores and sets the job's CPUs and threads itself.
     threads: os.cpu_count() or 1
-    conda:
-        "../../envs/dnafm.yaml"
     resources:
         nodes=PRETRAIN["nodes"],
         tasks=PRETRAIN["nodes"],
         runtime=PRETRAIN["runtime_min"],
         mem_mb=PRETRAIN["mem_mb"],
+    params:
+        run_dir=lambda wildcards: PRETRAIN_DIR / wildcards.run,
+        settings=json.dumps(PRETRAIN["train"]),
+        nproc_per_node=PRETRAIN["nproc_per_node"],
     shell:
         "dnafm launch-pretrain --config-json {params.settings:q} --train-manifest {input.train:q} "
         "--validation-manifest {input.validation:q} --run-dir {params.run_dir:q} "
@@ -64,14 +64,14 @@ rule export_model:
     output:
         config=MODELS_DIR / "{run}" / "config.json",
         weights=MODELS_DIR / "{run}" / "model.safetensors",
+    log:
+        LOGS / "export_model" / "{run}.log",
+    conda:
+        "../../envs/dnafm.yaml"
+    resources:
+        mem_mb=4000,
     params:
         run_dir=lambda wildcards: PRETRAIN_DIR / wildcards.run,
         out_dir=lambda wildcards: MODELS_DIR / wildcards.run,
-    log:
-        LOGS / "export_model" / "{run}.log",
-    resources:
-        mem_mb=4000,
-    conda:
-        "../../envs/dnafm.yaml"
     shell:
         "dnafm export --run-dir {params.run_dir:q} --out {params.out_dir:q} > {log:q} 2>&1"

@@ -29,20 +29,20 @@ rule shard_genome:
         softmask=SHARDS_DIR / "{genome}" / "softmask.npy",
         index=SHARDS_DIR / "{genome}" / "index.npy",
         metadata=SHARDS_DIR / "{genome}" / "metadata.json",
-    params:
-        out_dir=lambda wildcards: SHARDS_DIR / wildcards.genome,
-        window_nt=config["shards"]["window_nt"],
-        min_tail_nt=config["shards"]["min_tail_nt"],
-    wildcard_constraints:
-        genome=GENOME_ID_PATTERN,
     log:
         LOGS / "shard_genome" / "{genome}.log",
     benchmark:
         LOGS / "shard_genome" / "{genome}.benchmark.tsv"
+    wildcard_constraints:
+        genome=GENOME_ID_PATTERN,
     conda:
         "../../envs/dnafm.yaml"
     resources:
         mem_mb=1000,
+    params:
+        out_dir=lambda wildcards: SHARDS_DIR / wildcards.genome,
+        window_nt=config["shards"]["window_nt"],
+        min_tail_nt=config["shards"]["min_tail_nt"],
     shell:
         "dnafm shard --fasta {input.fasta:q} --genome {wildcards.genome:q} --out-dir {params.out_dir:q} "
         "--window-nt {params.window_nt} --min-tail-nt {params.min_tail_nt} > {log:q} 2>&1"
@@ -53,15 +53,15 @@ rule index_shards:
         lambda wildcards: [SHARDS_DIR / genome / "metadata.json" for genome in genomes_in_split(wildcards.split)],
     output:
         SHARDS_DIR / "{split}.manifest.json",
+    log:
+        LOGS / "index_shards" / "{split}.log",
+    wildcard_constraints:
+        split="|".join(SPLIT_NAMES),
+    conda:
+        "../../envs/dnafm.yaml"
     params:
         shard_dirs=lambda wildcards: [SHARDS_DIR / genome for genome in genomes_in_split(wildcards.split)],
         window_nt=config["shards"]["window_nt"],
-    wildcard_constraints:
-        split="|".join(SPLIT_NAMES),
-    log:
-        LOGS / "index_shards" / "{split}.log",
-    conda:
-        "../../envs/dnafm.yaml"
     shell:
         "dnafm index-shards --split {wildcards.split} --out {output:q} --window-nt {params.window_nt} "
         "{params.shard_dirs:q} > {log:q} 2>&1"

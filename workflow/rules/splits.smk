@@ -47,12 +47,30 @@ checkpoint build_splits:
         # A local list or sheet is an input; a list URL is fetched by the job itself.
         [] if SPLITS_SOURCE[1].startswith(("http://", "https://")) else [SPLITS_SOURCE[1]],
     output:
-        genomes=report(SPLITS_DIR / "genomes.tsv", caption="../report/splits_summary.rst", category="Splits",
-                       labels={"file": "genomes.tsv"}),
-        removed=report(SPLITS_DIR / "removed.tsv", caption="../report/splits_summary.rst", category="Splits",
-                       labels={"file": "removed.tsv"}),
-        summary=report(SPLITS_DIR / "summary.json", caption="../report/splits_summary.rst", category="Splits",
-                       labels={"file": "summary.json"}),
+        genomes=report(
+            SPLITS_DIR / "genomes.tsv",
+            caption="../report/splits_summary.rst",
+            category="Splits",
+            labels={"file": "genomes.tsv"},
+        ),
+        removed=report(
+            SPLITS_DIR / "removed.tsv",
+            caption="../report/splits_summary.rst",
+            category="Splits",
+            labels={"file": "removed.tsv"},
+        ),
+        summary=report(
+            SPLITS_DIR / "summary.json",
+            caption="../report/splits_summary.rst",
+            category="Splits",
+            labels={"file": "summary.json"},
+        ),
+    log:
+        LOGS / "build_splits.log",
+    conda:
+        "../../envs/dnafm.yaml"
+    resources:
+        ncbi_jobs=1,
     params:
         source=SPLITS_SOURCE,
         ncbi=NCBI_ARGS,
@@ -64,12 +82,6 @@ checkpoint build_splits:
             config["splits"]["test_genomes"],
         ],
         out_dir=SPLITS_DIR,
-    log:
-        LOGS / "build_splits.log",
-    resources:
-        ncbi_jobs=1,
-    conda:
-        "../../envs/dnafm.yaml"
     shell:
         "dnafm splits {params.source:q} --out-dir {params.out_dir:q} {params.counts:q} {params.ncbi:q} "
         "{params.replace:q} > {log:q} 2>&1"
@@ -83,18 +95,18 @@ rule download_genome:
     output:
         fasta=DOWNLOADS_DIR / "{genome}" / "genomic.fna.gz",
         record=DOWNLOADS_DIR / "{genome}" / "download.json",
+    log:
+        LOGS / "download_genome" / "{genome}.log",
+    wildcard_constraints:
+        genome=GENOME_ID_PATTERN,
+    conda:
+        "../../envs/dnafm.yaml"
+    resources:
+        ncbi_jobs=1,
     params:
         source=config["ncbi"]["source"],
         ncbi=NCBI_ARGS,
         out_dir=lambda wildcards: DOWNLOADS_DIR / wildcards.genome,
-    wildcard_constraints:
-        genome=GENOME_ID_PATTERN,
-    log:
-        LOGS / "download_genome" / "{genome}.log",
-    resources:
-        ncbi_jobs=1,
-    conda:
-        "../../envs/dnafm.yaml"
     shell:
         "dnafm download --genomes-tsv {input.genomes:q} --genome {wildcards.genome:q} "
         "--out-dir {params.out_dir:q} --source {params.source:q} {params.ncbi:q} > {log:q} 2>&1"

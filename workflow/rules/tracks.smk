@@ -10,6 +10,7 @@ Models come from config tracks.models: name → "export" (this workflow's result
 or a checkpoint directory in the AIDO.DNA layout.
 """
 
+
 include: "tracks_common.smk"
 
 
@@ -28,8 +29,10 @@ rule tracks_all:
 if "export" not in TRACKS["models"].values() or hasattr(rules, "export_model"):
     STAGE_TARGETS["tracks"] += [tracks_targets]
 else:
-    logger.warning("tracks: no rule export_model in this workflow, so the tracks of tracks.models "
-                   "'export' are not part of `all`; include workflow/rules/pretrain.smk before tracks.smk")
+    logger.warning(
+        "tracks: no rule export_model in this workflow, so the tracks of tracks.models "
+        "'export' are not part of `all`; include workflow/rules/pretrain.smk before tracks.smk"
+    )
 
 
 checkpoint split_genome_chunks:
@@ -37,13 +40,13 @@ checkpoint split_genome_chunks:
         fai=GENOMES_DIR / "{genome}" / "genome.fa.gz.fai",
     output:
         plan=TRACKS_DIR / "{genome}" / "chunks.tsv",
-    params:
-        chunk_bp=CHUNK_BP,
-        bin_bp=TRACKS["bin_bp"],
     log:
         LOGS / "split_genome_chunks" / "{genome}.log",
     conda:
         "../../envs/dnafm.yaml"
+    params:
+        chunk_bp=CHUNK_BP,
+        bin_bp=TRACKS["bin_bp"],
     shell:
         "dnafm tracks plan --fai {input.fai:q} --chunk-bp {params.chunk_bp} --bin-bp {params.bin_bp} "
         "--out {output.plan:q} > {log:q} 2>&1"
@@ -59,20 +62,20 @@ rule score_chunk:
     output:
         # Temporary: removed once gather_tracks has written the tracks (tracks.keep_chunks keeps them).
         chunk_output(TRACKS_DIR / "{genome}" / "{model}" / "chunks" / "{chunk}.npz"),
-    params:
-        model=lambda wildcards: model_source(wildcards.model),
-        scoring=scoring_args(),
-    threads: TRACKS["threads"]
-    resources:
-        gpu=TRACKS["gpus_per_job"],
-        mem_mb=TRACKS["mem_mb"],
-        runtime=TRACKS["runtime_min"],
     log:
         LOGS / "score_chunk" / "{genome}" / "{model}" / "{chunk}.log",
     benchmark:
         LOGS / "score_chunk" / "{genome}" / "{model}" / "{chunk}.benchmark.tsv"
     conda:
         "../../envs/dnafm.yaml"
+    threads: TRACKS["threads"]
+    resources:
+        gpu=TRACKS["gpus_per_job"],
+        mem_mb=TRACKS["mem_mb"],
+        runtime=TRACKS["runtime_min"],
+    params:
+        model=lambda wildcards: model_source(wildcards.model),
+        scoring=scoring_args(),
     shell:
         "dnafm tracks score --fasta {input.fasta:q} --plan {input.plan:q} --chunk {wildcards.chunk:q} "
         "--model {params.model:q} --out {output:q} --threads {threads} {params.scoring:q} > {log:q} 2>&1"
@@ -86,30 +89,39 @@ rule gather_tracks:
         # table alone does not redo the tracks.
         genomes=ancient(GENOME_TABLE),
     output:
-        summary=report(TRACKS_DIR / "{genome}" / "{model}" / "tracks.json", caption="../report/track_summary.rst",
-                       category="Tracks", subcategory="{genome}", labels={"genome": "{genome}", "model": "{model}"}),
+        summary=report(
+            TRACKS_DIR / "{genome}" / "{model}" / "tracks.json",
+            caption="../report/track_summary.rst",
+            category="Tracks",
+            subcategory="{genome}",
+            labels={"genome": "{genome}", "model": "{model}"},
+        ),
         tracks=[TRACKS_DIR / "{genome}" / "{model}" / name for name in TRACK_FILES],
         embeddings=[TRACKS_DIR / "{genome}" / "{model}" / name for name in EMBEDDING_FILES],
         enrichment=[
-            report(TRACKS_DIR / "{genome}" / "{model}" / name, caption="../report/cluster_enrichment.rst",
-                   category="Cluster enrichment", subcategory="{genome}",
-                   labels={"genome": "{genome}", "model": "{model}", "file": name})
+            report(
+                TRACKS_DIR / "{genome}" / "{model}" / name,
+                caption="../report/cluster_enrichment.rst",
+                category="Cluster enrichment",
+                subcategory="{genome}",
+                labels={"genome": "{genome}", "model": "{model}", "file": name},
+            )
             for name in ENRICHMENT_FILES
         ],
-    params:
-        out_dir=lambda wildcards: TRACKS_DIR / wildcards.genome / wildcards.model,
-        annotation=annotation_args,
-        n_clusters=TRACKS["n_clusters"],
-        seed=TRACKS["seed"],
-        embeddings=TRACKS.get("embeddings", "full"),
-    resources:
-        mem_mb=TRACKS["mem_mb"],
     log:
         LOGS / "gather_tracks" / "{genome}" / "{model}.log",
     benchmark:
         LOGS / "gather_tracks" / "{genome}" / "{model}.benchmark.tsv"
     conda:
         "../../envs/dnafm.yaml"
+    resources:
+        mem_mb=TRACKS["mem_mb"],
+    params:
+        out_dir=lambda wildcards: TRACKS_DIR / wildcards.genome / wildcards.model,
+        annotation=annotation_args,
+        n_clusters=TRACKS["n_clusters"],
+        seed=TRACKS["seed"],
+        embeddings=TRACKS.get("embeddings", "full"),
     shell:
         "dnafm tracks gather {input.chunks:q} --chrom-sizes {input.sizes:q} --out-dir {params.out_dir:q} "
         "--n-clusters {params.n_clusters} --seed {params.seed} --embeddings {params.embeddings} {params.annotation} "
@@ -145,15 +157,15 @@ rule write_browser_files:
         page=TRACKS_DIR / "{genome}" / "{model}" / "igv.html",
         igv_js=TRACKS_DIR / "{genome}" / "{model}" / "igv.min.js",
         hub=directory(TRACKS_DIR / "{genome}" / "{model}" / "hub"),
+    log:
+        LOGS / "write_browser_files" / "{genome}" / "{model}.log",
+    conda:
+        "../../envs/dnafm.yaml"
     params:
         out_dir=lambda wildcards: TRACKS_DIR / wildcards.genome / wildcards.model,
         model=lambda wildcards: wildcards.model,
         annotation=annotation_args,
         hub=hub_args,
-    log:
-        LOGS / "write_browser_files" / "{genome}" / "{model}.log",
-    conda:
-        "../../envs/dnafm.yaml"
     shell:
         "dnafm tracks browser --out-dir {params.out_dir:q} --fasta {input.fasta:q} --genome {wildcards.genome:q} "
         "--model-name {params.model:q} --igv-js {input.igv_js:q} {params.annotation} {params.hub} > {log:q} 2>&1"

@@ -9,8 +9,14 @@ TRACKS = config["tracks"]
 TRACK_FILES = list(PER_BASE_FILES)  # loss, entropy, P(A..T) and the four logo tracks
 # tracks.embeddings "full": the (bins × hidden) float16 array; "pcs": its top PCs and the PCA.
 EMBEDDING_STORE_FILES = {"full": ["embeddings_f16.npy"], "pcs": ["embedding_pcs_f16.npy", "embedding_pca.npz"]}
-EMBEDDING_FILES = ["embedding_pc1.bw", "embedding_pc2.bw", "embedding_pc3.bw", "segments.bed",
-                   *EMBEDDING_STORE_FILES[TRACKS.get("embeddings", "full")], "embedding_bins.bed"]
+EMBEDDING_FILES = [
+    "embedding_pc1.bw",
+    "embedding_pc2.bw",
+    "embedding_pc3.bw",
+    "segments.bed",
+    *EMBEDDING_STORE_FILES[TRACKS.get("embeddings", "full")],
+    "embedding_bins.bed",
+]
 # Cluster × annotation feature type (empty without a GFF3): made with the embeddings.
 ENRICHMENT_FILES = ["enrichment.png", "enrichment.tsv"]
 if TRACKS.get("layer", -1) is None:  # no embeddings
@@ -36,8 +42,9 @@ if "tracks" in STAGES:
     from dnafm_lib.trained_context import FRAME_TOKENS, context_warning, trained_context_tokens
 
     for _name, _source in TRACKS["models"].items():
-        _context = (config["shards"]["window_nt"] + FRAME_TOKENS if _source == "export"
-                    else trained_context_tokens(_source))
+        _context = (
+            config["shards"]["window_nt"] + FRAME_TOKENS if _source == "export" else trained_context_tokens(_source)
+        )
         _message = context_warning(f"tracks.models {_name}", TRACKS["window_bp"], _context)
         if _message:
             logger.warning(f"warning: {_message}")
@@ -72,9 +79,22 @@ def model_inputs(wildcards):
 def scoring_args():
     layer = TRACKS.get("layer", -1)
     args = [
-        "--window-bp", TRACKS["window_bp"], "--stride-bp", TRACKS["stride_bp"], "--passes", TRACKS["passes"],
-        "--layer", "none" if layer is None else layer, "--bin-bp", TRACKS["bin_bp"],
-        "--batch-size", TRACKS["batch_size"], "--seed", TRACKS["seed"], "--device", TRACKS["device"],
+        "--window-bp",
+        TRACKS["window_bp"],
+        "--stride-bp",
+        TRACKS["stride_bp"],
+        "--passes",
+        TRACKS["passes"],
+        "--layer",
+        "none" if layer is None else layer,
+        "--bin-bp",
+        TRACKS["bin_bp"],
+        "--batch-size",
+        TRACKS["batch_size"],
+        "--seed",
+        TRACKS["seed"],
+        "--device",
+        TRACKS["device"],
     ]
     return args + (["--reverse-complement"] if TRACKS["reverse_complement"] else [])
 
@@ -84,7 +104,9 @@ def chunk_files(wildcards):
     plan = checkpoints.split_genome_chunks.get(genome=wildcards.genome).output.plan
     from dnafm_lib.tracks.pipeline import read_chunk_plan
 
-    return [TRACKS_DIR / wildcards.genome / wildcards.model / "chunks" / f"{chunk}.npz" for chunk in read_chunk_plan(plan)]
+    return [
+        TRACKS_DIR / wildcards.genome / wildcards.model / "chunks" / f"{chunk}.npz" for chunk in read_chunk_plan(plan)
+    ]
 
 
 def annotation_args(wildcards):
