@@ -30,11 +30,6 @@ from .fasta import GZIP_MAGIC, describe_skipped, iter_sequence_chunks, skip_empt
 from .gff import open_gff_text, read_features
 from .http import file_md5  # the download step's md5, so provenance and download.json agree
 
-try:  # ISA-L deflate for the bgzip blocks (see BgzfWriter)
-    from isal import isal_zlib as _isal_zlib
-except ImportError:
-    _isal_zlib = None
-
 FASTA_NAME = "genome.fa.gz"
 SIZES_NAME = "chrom.sizes"
 PROVENANCE_NAME = "provenance.json"
@@ -73,9 +68,10 @@ def _wrap(bases: bytes, column: int, line_nt: int) -> tuple[bytes, int]:
 class BgzfWriter:
     """Write a BGZF file (blocked gzip that samtools faidx, pysam, pyfaidx and IGV index).
 
-    Hand-written for speed: ISA-L level-1 blocks write 20 Mb of FASTA in 0.31 s against 0.84 s
-    for Bio.bgzf at its fastest setting (``compresslevel=1``; 6.9 s at its default level 6), with
-    output of about the same size (benchmarks/bgzf_writers.py).
+    zlib level-1 blocks of htslib's size, written straight from a buffer. It was measured with
+    ISA-L blocks at 0.31 s per 20 Mb against 0.84 s for Bio.bgzf at ``compresslevel=1``
+    (benchmarks/bgzf_writers.py); ISA-L was dropped for determinism (see _deflate_raw), which
+    gives up most of that lead: rerun the benchmark before choosing between this and Bio.bgzf.
     """
 
     BLOCK_INPUT_BYTES = 0xFF00  # as htslib: a block's compressed size always fits in 64 KiB
@@ -120,8 +116,9 @@ class BgzfWriter:
 
 
 def _deflate_raw(data, level: int) -> bytes:
-    if _isal_zlib is not None and level:
-        return _isal_zlib.compress(data, level, -15)
+    # zlib, not ISA-L: ISA-L's level-1 output depends on what its hash table's memory held before
+    # (a rerun after a kill wrote one block differently), and an interrupted rerun must write the
+    # same bytes as an uninterrupted run (tests/test_kill_rerun.py).
     deflater = zlib.compressobj(level, zlib.DEFLATED, -15)
     return deflater.compress(data) + deflater.flush()
 
