@@ -4,10 +4,7 @@ where each genome's igv.html is."""
 from __future__ import annotations
 
 import base64
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,31 +12,7 @@ import pytest
 import yaml
 
 from tests.tracks_helpers import random_bases, save_tiny_model, write_fasta
-
-REPO = Path(__file__).resolve().parents[1]
-
-
-def snakemake(config_path: Path, *args) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "snakemake",
-            *map(str, args),
-            "--configfile",
-            str(config_path),
-            "--cores",
-            "2",
-            "--nolock",
-            "--quiet",
-        ],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=1200,
-    )
+from tests.workflow_helpers import snakemake
 
 
 def annotated_genome(tmp_path: Path) -> tuple[Path, Path]:

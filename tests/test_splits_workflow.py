@@ -3,17 +3,14 @@
 import csv
 import gzip
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import yaml
 
+from tests.workflow_helpers import snakemake
+
 from .ncbi_server import FakeAssembly, FakeNcbi, synthetic_fasta
 
-REPO = Path(__file__).resolve().parents[1]
 RAT_OLD, RAT_NEW = "GCF_000001895.5", "GCF_015227675.2"
 
 
@@ -22,30 +19,6 @@ def ncbi():
     fake = FakeNcbi().start()
     yield fake
     fake.stop()
-
-
-def snakemake(config_path, *targets):
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    env.pop("NCBI_API_KEY", None)
-    return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "snakemake",
-            *map(str, targets),
-            "--configfile",
-            str(config_path),
-            "--cores",
-            "2",
-            "--nolock",
-            "--quiet",
-        ],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
 
 
 @pytest.mark.slow

@@ -2,42 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import numpy as np
 import pyBigWig
 import pytest
 import yaml
 
 from tests.tracks_helpers import genome_with_gaps, save_tiny_model, write_fasta
-
-REPO = Path(__file__).resolve().parents[1]
-
-
-def snakemake(config_path, *targets):
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "snakemake",
-            *map(str, targets),
-            "--configfile",
-            str(config_path),
-            "--cores",
-            "2",
-            "--nolock",
-            "--quiet",
-        ],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
+from tests.workflow_helpers import snakemake
 
 
 @pytest.mark.slow
