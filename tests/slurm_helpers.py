@@ -84,6 +84,10 @@ def release_requeued(job_id: str) -> None:
         return
     for _ in range(180):
         if run_cmd(["squeue", "-h", "-j", job_id, "-o", "%T %r"]).stdout.strip() == "PENDING BeginTime":
+            # slurmd revokes the old run's credential at the kill and refuses any credential issued
+            # in that same second ("Job credential revoked": the restart FAILS): start it a few
+            # seconds later, as Slurm's own hold does.
+            time.sleep(3)
             run_cmd(["scontrol", "update", f"jobid={job_id}", "StartTime=now"])
             return
         time.sleep(1)

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from .slurm_helpers import edit_profile_for_this_node, preempt_pretraining, repo_copy, run_cmd
+from .slurm_helpers import edit_profile_for_this_node, preempt_pretraining, release_requeued, repo_copy, run_cmd
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
@@ -143,17 +143,13 @@ def test_pretrain_job_runs_two_ranks_and_resumes_from_its_checkpoint_after_usr1_
     while "requeueing job" not in (log.read_text() if log.exists() else ""):
         assert time.monotonic() < deadline, f"the job did not requeue itself:\n{log.read_text()}"
         time.sleep(1)
-    if os.geteuid() == 0:
-        for _ in range(30):
-            if run_cmd(["squeue", "-h", "-j", job_id, "-o", "%T"]).stdout.strip() == "PENDING":
-                break
-            time.sleep(1)
-        run_cmd(["scontrol", "update", f"jobid={job_id}", "StartTime=now"])
+    release_requeued(job_id)
     wait_for_state(job_id, {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT"}, timeout_s=600)
 
     text = log.read_text()
     records = run_cmd(["sacct", "-j", job_id, "-X", "--duplicates", "--parsable2", "--noheader", "--format=State"])
-    assert records.stdout.split() == ["REQUEUED", "COMPLETED"], text
+    states = run_cmd(["sacct", "-j", job_id, "--duplicates", "--format=JobID,State,ExitCode,Reason,Start,End"]).stdout
+    assert records.stdout.split() == ["REQUEUED", "COMPLETED"], f"{states}\n{text}"
     saved = re.search(r"preempted by signal 10: saved step (\d+)", text)
     assert saved, text
     saved_step = int(saved.group(1))
