@@ -28,7 +28,7 @@ import time
 import numpy as np
 import torch
 
-from dnafm_lib.model import build_model, flops_per_token, preset_config
+from dnafm_lib.model import ATTENTION_BACKENDS, build_model, flops_per_token, preset_config
 from dnafm_lib.train import metrics
 from dnafm_lib.train.config import TrainConfig
 from dnafm_lib.train.data import build_batch
@@ -274,6 +274,12 @@ def main(argv=None) -> int:
     parser.add_argument("--warmup", type=int, help="untimed steps per variant (compilation happens here)")
     parser.add_argument("--variants", help=f"comma-separated, from {', '.join(VARIANTS)}")
     parser.add_argument("--json", help="also write the results to this JSON file")
+    parser.add_argument(
+        "--attn-backend",
+        default="sdpa",
+        choices=ATTENTION_BACKENDS,
+        help="the model's attention backend (sdpa: the fastest SDPA kernel timed below)",
+    )
     args = parser.parse_args(argv)
     for key, value in PRESET_DEFAULTS[args.preset].items():
         if getattr(args, key) is None:
@@ -284,7 +290,7 @@ def main(argv=None) -> int:
         parser.error(f"unknown variant(s) {', '.join(unknown)}; choose from {', '.join(VARIANTS)}")
 
     ctx = init_distributed(args.device)  # a world of one: FSDP2 on one rank
-    model_config = preset_config(args.preset, num_hidden_layers=args.layers)
+    model_config = preset_config(args.preset, num_hidden_layers=args.layers, attn_backend=args.attn_backend)
     peak_flops = metrics.peak_flops_per_device(ctx.device)
     device_name = torch.cuda.get_device_name(ctx.device) if ctx.device.type == "cuda" else "CPU"
     print(
