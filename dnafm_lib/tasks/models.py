@@ -151,6 +151,10 @@ class TaskModel(nn.Module):
     def build_head(self) -> nn.Module | None:
         return None
 
+    def linear_head(self, n_out: int) -> nn.Module:
+        """Dropout then one linear layer to ``n_out`` (checkpoint keys ``head.1.*``)."""
+        return nn.Sequential(nn.Dropout(self.config.head_dropout), nn.Linear(self.hidden_size, n_out))
+
     def _apply_strategy(self) -> None:
         strategy = self.config.strategy
         if strategy == "frozen":
@@ -276,7 +280,7 @@ class SequenceClassification(TaskModel):
     label_kind = "classification"
 
     def build_head(self) -> nn.Module:
-        return nn.Sequential(nn.Dropout(self.config.head_dropout), nn.Linear(self.hidden_size, self.config.n_classes))
+        return self.linear_head(self.config.n_classes)
 
     def collate_labels(self, labels, sequences, width):
         return _sequence_labels(labels, torch.long, "SequenceClassification")
@@ -296,7 +300,7 @@ class TokenClassification(TaskModel):
     label_kind = "token"
 
     def build_head(self) -> nn.Module:
-        return nn.Sequential(nn.Dropout(self.config.head_dropout), nn.Linear(self.hidden_size, self.config.n_classes))
+        return self.linear_head(self.config.n_classes)
 
     def collate_labels(self, labels, sequences, width):
         out = torch.full((len(labels), width), IGNORE_INDEX, dtype=torch.long)
@@ -324,7 +328,7 @@ class SequenceRegression(TaskModel):
     label_kind = "regression"
 
     def build_head(self) -> nn.Module:
-        return nn.Sequential(nn.Dropout(self.config.head_dropout), nn.Linear(self.hidden_size, self.config.n_outputs))
+        return self.linear_head(self.config.n_outputs)
 
     def collate_labels(self, labels, sequences, width):
         values = _sequence_labels(labels, torch.float32, "SequenceRegression")
