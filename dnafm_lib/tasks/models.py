@@ -60,6 +60,7 @@ class TaskConfig:
     lora_dropout: float = 0.0
     head_dropout: float = 0.0
 
+    # one check and one message per setting, like TrainerConfig.validate: same shape, different rules
     def validate(self) -> "TaskConfig":
         if not self.backbone:
             raise TaskConfigError("model.backbone is required (a preset such as 'tiny' or a checkpoint directory)")
@@ -273,6 +274,7 @@ def _sequence_labels(labels: Sequence[Any], dtype: torch.dtype, where: str) -> t
         raise DnafmError(f"{where}: labels must be numbers ({exc})") from None
 
 
+# each task spells out its head, labels, forward and loss on purpose: same shape, different maths
 class SequenceClassification(TaskModel):
     """One class per sequence: logits (B, n_classes) from the pooled hidden state."""
 
@@ -293,6 +295,7 @@ class SequenceClassification(TaskModel):
         return F.cross_entropy(outputs.float(), collated["labels"].to(outputs.device))
 
 
+# each task spells out its head, labels, forward and loss on purpose: same shape, different maths
 class TokenClassification(TaskModel):
     """One class per base: logits (B, L, n_classes); framing and padding positions are ignored."""
 
