@@ -132,26 +132,25 @@ def _prefetched(blocks: Iterator[bytes], depth: int = 2) -> Iterator[bytes]:
     results: queue.Queue = queue.Queue(maxsize=depth)
     stop = threading.Event()
 
+    def hand_over(item) -> bool:
+        """Queue ``item``, waiting for room; False once the consumer has stopped."""
+        while not stop.is_set():
+            try:
+                results.put(item, timeout=0.1)
+                break
+            except queue.Full:
+                continue
+        return not stop.is_set()
+
     def produce() -> None:
         try:
             for block in blocks:
-                while not stop.is_set():
-                    try:
-                        results.put(block, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
+                if not hand_over(block):
                     return
             item = _DONE
         except BaseException as exc:  # handed to the consumer, raised there
             item = exc
-        while not stop.is_set():
-            try:
-                results.put(item, timeout=0.1)
-                return
-            except queue.Full:
-                continue
+        hand_over(item)
 
     worker = threading.Thread(target=produce, name="fasta-reader", daemon=True)
     worker.start()

@@ -44,6 +44,7 @@ def swiglu_intermediate_size(hidden_size: int) -> int:
     return int(8 * hidden_size / 3 / 64) * 64
 
 
+# plain dataclass fields, like every config class here: same shape, different settings
 @dataclass
 class ModelConfig:
     """Architecture (saved to config.json) plus runtime switches (not saved)."""
@@ -151,6 +152,7 @@ def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch
 # --------------------------------------------------------------------------- attention
 
 
+# the checkpoint's module names and shapes, spelled out per module on purpose (the layers differ)
 class SelfAttentionProjections(nn.Module):
     """query/key/value linears (named ``attention.self`` in the checkpoint)."""
 
@@ -294,6 +296,7 @@ def _attend(q, k, v, padding: Padding, backend: str, dropout: float) -> torch.Te
 # --------------------------------------------------------------------------- MLP and block
 
 
+# the checkpoint's module names and shapes, spelled out per module on purpose (the layers differ)
 class SwiGLU(nn.Module):
     """``down(silu(gate(x)) * up(x))``."""
 
@@ -326,6 +329,7 @@ class Block(nn.Module):
 # --------------------------------------------------------------------------- encoder
 
 
+# the same layout as tests/reference_rnabert.py on purpose: both carry the published checkpoint's key names
 class Embeddings(nn.Module):
     def __init__(self, config: ModelConfig):
         super().__init__()

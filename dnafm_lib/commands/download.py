@@ -44,6 +44,7 @@ def add_ncbi_options(parser, *, ftp_url_use: str) -> None:
         default=None,
         help="base of the Datasets v2 API (default https://api.ncbi.nlm.nih.gov/datasets/v2)",
     )
+    # one add_argument per flag, inline on purpose: each has its own type, default and help
     parser.add_argument(
         "--attempts",
         type=int,

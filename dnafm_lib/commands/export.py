@@ -11,6 +11,7 @@ HELP = "export a pretraining checkpoint to config.json + model.safetensors (AIDO
 
 
 def add_arguments(parser):
+    # one add_argument per flag, inline on purpose: each has its own type, default and help
     parser.add_argument("--run-dir", required=True, help="a pretraining run directory (results/pretrain/{run})")
     parser.add_argument("--out", required=True, help="the model directory to write (results/models/{run})")
     parser.add_argument("--step", type=int, help="export this step's checkpoint (default: the latest)")

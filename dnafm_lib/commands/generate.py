@@ -64,7 +64,7 @@ def add_arguments(parser):
     )
     source.add_argument("--n-samples", type=int, default=1, metavar="K", help="sequences to generate (default 1)")
 
-    sampler = parser.add_argument_group("sampling")
+    sampler = parser.add_argument_group("sampling")  # one add_argument per flag, inline on purpose
     sampler.add_argument(
         "--steps",
         type=int,

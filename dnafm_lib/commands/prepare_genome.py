@@ -34,6 +34,7 @@ def run(args) -> int:
     from ..fasta import describe_skipped
     from ..genomes import prepare_genome
 
+    # keyword arguments spelled out on purpose (same shape as other calls, different parameters)
     provenance = prepare_genome(
         args.genome,
         args.out_dir,

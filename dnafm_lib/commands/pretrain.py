@@ -19,6 +19,7 @@ HELP = "pretrain the encoder (MLM) on shards; torchrun/srun aware, resumable"
 
 
 def add_arguments(parser):
+    # one add_argument per flag, inline on purpose: each has its own type, default and help
     parser.add_argument("--config", help="YAML/JSON file of training settings (or a cohort config with pretrain.train)")
     parser.add_argument("--config-json", help="training settings as one JSON object (what the Snakemake rule passes)")
     parser.add_argument(

@@ -24,6 +24,7 @@ class AnnotationError(DnafmError):
     """A GFF3 file that cannot be read or does not describe the FASTA."""
 
 
+# plain dataclass fields, like every config class here: same shape, different settings
 @dataclass
 class WindowOptions:
     window_bp: int = 100

@@ -18,6 +18,7 @@ import pandas as pd
 from ..errors import DnafmError
 
 SPLITS = ("train", "val", "test")
+# a literal table on purpose (same shape as options.OPTION_HELP, different data)
 SPLIT_ALIASES = {
     "train": "train",
     "training": "train",

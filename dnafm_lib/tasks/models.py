@@ -60,6 +60,7 @@ class TaskConfig:
     lora_dropout: float = 0.0
     head_dropout: float = 0.0
 
+    # one check and one message per setting, like TrainerConfig.validate: same shape, different rules
     def validate(self) -> "TaskConfig":
         if not self.backbone:
             raise TaskConfigError("model.backbone is required (a preset such as 'tiny' or a checkpoint directory)")
@@ -150,6 +151,10 @@ class TaskModel(nn.Module):
 
     def build_head(self) -> nn.Module | None:
         return None
+
+    def linear_head(self, n_out: int) -> nn.Module:
+        """Dropout then one linear layer to ``n_out`` (checkpoint keys ``head.1.*``)."""
+        return nn.Sequential(nn.Dropout(self.config.head_dropout), nn.Linear(self.hidden_size, n_out))
 
     def _apply_strategy(self) -> None:
         strategy = self.config.strategy
@@ -269,6 +274,7 @@ def _sequence_labels(labels: Sequence[Any], dtype: torch.dtype, where: str) -> t
         raise DnafmError(f"{where}: labels must be numbers ({exc})") from None
 
 
+# each task spells out its head, labels, forward and loss on purpose: same shape, different maths
 class SequenceClassification(TaskModel):
     """One class per sequence: logits (B, n_classes) from the pooled hidden state."""
 
@@ -276,7 +282,7 @@ class SequenceClassification(TaskModel):
     label_kind = "classification"
 
     def build_head(self) -> nn.Module:
-        return nn.Sequential(nn.Dropout(self.config.head_dropout), nn.Linear(self.hidden_size, self.config.n_classes))
+        return self.linear_head(self.config.n_classes)
 
     def collate_labels(self, labels, sequences, width):
         return _sequence_labels(labels, torch.long, "SequenceClassification")
@@ -289,6 +295,7 @@ class SequenceClassification(TaskModel):
         return F.cross_entropy(outputs.float(), collated["labels"].to(outputs.device))
 
 
+# each task spells out its head, labels, forward and loss on purpose: same shape, different maths
 class TokenClassification(TaskModel):
     """One class per base: logits (B, L, n_classes); framing and padding positions are ignored."""
 
@@ -296,7 +303,7 @@ class TokenClassification(TaskModel):
     label_kind = "token"
 
     def build_head(self) -> nn.Module:
-        return nn.Sequential(nn.Dropout(self.config.head_dropout), nn.Linear(self.hidden_size, self.config.n_classes))
+        return self.linear_head(self.config.n_classes)
 
     def collate_labels(self, labels, sequences, width):
         out = torch.full((len(labels), width), IGNORE_INDEX, dtype=torch.long)
@@ -324,7 +331,7 @@ class SequenceRegression(TaskModel):
     label_kind = "regression"
 
     def build_head(self) -> nn.Module:
-        return nn.Sequential(nn.Dropout(self.config.head_dropout), nn.Linear(self.hidden_size, self.config.n_outputs))
+        return self.linear_head(self.config.n_outputs)
 
     def collate_labels(self, labels, sequences, width):
         values = _sequence_labels(labels, torch.float32, "SequenceRegression")

@@ -32,6 +32,7 @@ from ..typed_options import typed_values
 SECTIONS = ("model", "data", "trainer")
 
 # What each flag means (the default is appended from the config classes).
+# a literal table on purpose (same shape as data.SPLIT_ALIASES, different data)
 OPTION_HELP = {
     "model.backbone": "a preset (tiny, 300m, 7b) or a checkpoint directory (required)",
     "model.n_classes": "classes of a classification task",

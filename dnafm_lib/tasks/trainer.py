@@ -54,6 +54,7 @@ class TrainerConfig:
     progress_bar: bool = True
     grad_clip: float = 1.0
 
+    # one check and one message per setting, like TaskConfig.validate: same shape, different rules
     def validate(self) -> "TrainerConfig":
         if not self.out_dir:
             raise DnafmError("trainer.out_dir is required (where checkpoints, metrics and predictions go)")

@@ -121,6 +121,7 @@ class Trainer:
                 f"require_below_composition_entropy needs a validation_manifest and validation_samples with at "
                 f"least one window per rank ({ctx.world_size}); got {windows} validation window(s)"
             )
+        # keyword arguments spelled out on purpose; validation_batches below takes the same masking and rank settings
         self.batches = TrainBatches(
             self.reader,
             seed=config.seed,
@@ -138,6 +139,7 @@ class Trainer:
         self.validation: list[MlmBatch] = []
         if self.validation_reader is None or not config.validation_samples:
             return
+        # the same masking and rank settings as TrainBatches above, spelled out on purpose
         self.validation = validation_batches(
             self.validation_reader,
             seed=config.seed,

@@ -62,7 +62,7 @@ if "genome_sheet" in config:
         raise WorkflowError(str(error))
 
 RESULTS = Path(config["results_dir"])
-LOGS = Path(config.get("logs_dir", "logs"))
+LOGS = Path(config["logs_dir"])  # the schema's default (logs) is filled in by validate
 # Each stage's .smk appends the outputs `rule all` asks for; `rule all` takes those of STAGES.
 STAGE_TARGETS = {stage: [] for stage in cohort.STAGES}
 

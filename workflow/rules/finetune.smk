@@ -7,7 +7,7 @@
 
 FINETUNE_DIR = RESULTS / "finetune"
 FINETUNE = config["finetune"]
-PRETRAIN_RUN = config.get("pretrain", {}).get("run", "demo")
+PRETRAIN_RUN = PRETRAIN["run"]  # pretrain.smk, included before this file
 # "export": this workflow's pretrained model; otherwise a checkpoint directory of the user's
 FINETUNE_MODEL = RESULTS / "models" / PRETRAIN_RUN if FINETUNE["model"] == "export" else Path(FINETUNE["model"])
 

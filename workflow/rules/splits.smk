@@ -27,9 +27,9 @@ if "ncbi_jobs" not in workflow.global_resources:
 
 
 # `--list PATH_OR_URL` for the NT list, else `--sheet TSV` for the cohort's genome sheet.
-if config["splits"].get("nt_list"):
+if config["splits"]["nt_list"]:  # required; null = build from genome_sheet
     SPLITS_SOURCE = ["--list", config["splits"]["nt_list"]]
-elif config.get("genome_sheet"):
+elif config.get("genome_sheet"):  # optional: a cohort of NT-list genomes needs none
     SPLITS_SOURCE = ["--sheet", config["genome_sheet"]]
 else:
     raise ValueError("config: set splits.nt_list (the NT list) or genome_sheet (a genome sheet TSV)")

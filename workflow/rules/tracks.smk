@@ -121,7 +121,7 @@ rule gather_tracks:
         annotation=annotation_args,
         n_clusters=TRACKS["n_clusters"],
         seed=TRACKS["seed"],
-        embeddings=TRACKS.get("embeddings", "full"),
+        embeddings=TRACKS.get("embeddings", "full"),  # optional in the schema
     shell:
         "dnafm tracks gather {input.chunks:q} --chrom-sizes {input.sizes:q} --out-dir {params.out_dir:q} "
         "--n-clusters {params.n_clusters} --seed {params.seed} --embeddings {params.embeddings} {params.annotation} "

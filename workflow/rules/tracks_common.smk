@@ -14,15 +14,15 @@ EMBEDDING_FILES = [
     "embedding_pc2.bw",
     "embedding_pc3.bw",
     "segments.bed",
-    *EMBEDDING_STORE_FILES[TRACKS.get("embeddings", "full")],
+    *EMBEDDING_STORE_FILES[TRACKS.get("embeddings", "full")],  # optional in the schema
     "embedding_bins.bed",
 ]
 # Cluster × annotation feature type (empty without a GFF3): made with the embeddings.
 ENRICHMENT_FILES = ["enrichment.png", "enrichment.tsv"]
-if TRACKS.get("layer", -1) is None:  # no embeddings
+if TRACKS["layer"] is None:  # no embeddings
     EMBEDDING_FILES, ENRICHMENT_FILES = [], []
 BROWSER_FILES = ["igv_session.xml", "igv.html", "igv.min.js", "hub"]
-IGV_JS = TRACKS.get("igv_js") or str(RESULTS / "browser" / "igv.min.js")
+IGV_JS = TRACKS["igv_js"] or str(RESULTS / "browser" / "igv.min.js")
 
 from dnafm_lib.tracks.pipeline import configured_chunk_bp
 
@@ -34,7 +34,7 @@ except DnafmError as error:
 
 
 def chunk_output(path):
-    return path if TRACKS.get("keep_chunks", False) else temp(path)
+    return path if TRACKS.get("keep_chunks", False) else temp(path)  # optional in the schema
 
 
 # Windows longer than a model's pretraining context: warned once, at start (each job warns in its log too).
@@ -52,7 +52,7 @@ if "tracks" in STAGES:
 
 def track_genomes():
     """Genome names to mine: config tracks.genomes, or every genome of the genome table (splits table or sheet)."""
-    wanted = TRACKS.get("genomes", "all")
+    wanted = TRACKS["genomes"]
     known = list(genomes_table().index)
     if wanted == "all":
         return known
@@ -65,19 +65,19 @@ def track_genomes():
 def model_source(model):
     source = TRACKS["models"][model]
     if source == "export":
-        return RESULTS / "models" / config.get("pretrain", {}).get("run", "demo")
+        return RESULTS / "models" / PRETRAIN["run"]
     return Path(source)
 
 
 def model_inputs(wildcards):
     """The export rule's outputs for the workflow's own model; a user's checkpoint's config.json otherwise."""
     if TRACKS["models"][wildcards.model] == "export":
-        return expand(rules.export_model.output, run=config.get("pretrain", {}).get("run", "demo"))
+        return expand(rules.export_model.output, run=PRETRAIN["run"])
     return [model_source(wildcards.model) / "config.json"]
 
 
 def scoring_args():
-    layer = TRACKS.get("layer", -1)
+    layer = TRACKS["layer"]
     args = [
         "--window-bp",
         TRACKS["window_bp"],
@@ -119,7 +119,7 @@ def annotation_args(wildcards):
 def hub_args(wildcards):
     row = genome_row(wildcards.genome)
     assembly = row.get("accession") or wildcards.genome
-    return f"--assembly {shlex.quote(assembly)} --hub-email {shlex.quote(TRACKS.get('hub_email', ''))}"
+    return f"--assembly {shlex.quote(assembly)} --hub-email {shlex.quote(TRACKS['hub_email'])}"
 
 
 def genome_tracks_files(genome, model):
