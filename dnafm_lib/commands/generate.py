@@ -33,12 +33,21 @@ def add_arguments(parser):
 
     defaults = SamplerSettings()
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    _add_io_options(parser)
+    _add_source_options(parser)
+    _add_sampling_options(parser, SCHEDULES, defaults)
+    _add_guidance_options(parser, defaults)
+
+
+def _add_io_options(parser):
     parser.add_argument(
         "--model", required=True, help="a checkpoint directory in the AIDO.DNA layout, or a preset (tiny, 300m, 7b)"
     )
     parser.add_argument("--out", required=True, help="output FASTA of the samples")
     parser.add_argument("--tsv", help="per-sample table (default: --out with its .fa/.fasta suffix replaced by .tsv)")
 
+
+def _add_source_options(parser):
     source = parser.add_argument_group("what to generate (one of --length, --template, --fasta)")
     exclusive = source.add_mutually_exclusive_group(required=True)
     exclusive.add_argument("--length", type=int, metavar="N", help="unconditional: N new bases per sample")
@@ -64,6 +73,8 @@ def add_arguments(parser):
     )
     source.add_argument("--n-samples", type=int, default=1, metavar="K", help="sequences to generate (default 1)")
 
+
+def _add_sampling_options(parser, schedules, defaults):
     sampler = parser.add_argument_group("sampling")  # one add_argument per flag, inline on purpose
     sampler.add_argument(
         "--steps",
@@ -73,7 +84,7 @@ def add_arguments(parser):
     )
     sampler.add_argument(
         "--schedule",
-        choices=SCHEDULES,
+        choices=schedules,
         default=defaults.schedule,
         help=f"how many bases stay masked after each step: cosine commits few early, "
         f"linear the same number each step (default {defaults.schedule})",
@@ -114,6 +125,8 @@ def add_arguments(parser):
         "--device", default="auto", help="auto (cuda when present, bf16 autocast), cpu, cuda or cuda:N (default auto)"
     )
 
+
+def _add_guidance_options(parser, defaults):
     guidance = parser.add_argument_group("guidance (optional)")
     guidance.add_argument(
         "--guide",
@@ -138,45 +151,12 @@ def run(args) -> int:
     import torch
 
     from ..devices import resolve_device
-    from ..errors import DnafmError
     from ..tasks import generate as g
-    from ..trained_context import warn_if_longer
 
     # Everything a user can get wrong is checked before any weights load or any file is written.
-    settings = g.SamplerSettings(
-        steps=args.steps,
-        schedule=args.schedule,
-        temperature=args.temperature,
-        top_k=args.top_k,
-        top_p=args.top_p,
-        seed=args.seed,
-        batch_size=args.batch_size,
-        guide_candidates=args.guide_candidates,
-    ).validate()
-    if args.n_samples < 1:
-        raise DnafmError(f"--n-samples must be at least 1, got {args.n_samples}")
-    if (args.guide is None) != (args.target is None):
-        raise DnafmError("--guide and --target go together: the checkpoint that scores and what it should score")
-    if args.region is not None and args.fasta is None:
-        raise DnafmError("--region needs --fasta (the genome it is in)")
-    if args.fasta is not None and args.region is None:
-        raise DnafmError("--fasta needs --region chrom:start-end (the part to in-paint)")
-    if args.mask_region and args.length is not None:
-        raise DnafmError("--mask-region needs --template or --fasta/--region (with --length every base is generated)")
-
-    if args.length is not None:
-        template, what = g.unconditional_template(args.length), f"--length {args.length}"
-    elif args.template is not None:
-        template, what = g.template_from_string(args.template), "--template"
-    else:
-        template, what = g.template_from_region(args.fasta, args.region), f"--region {args.region}"
-    template = g.mask_spans(template, args.mask_region, args.region)
-    if template.n_fill == 0:
-        raise DnafmError(f"{what}: nothing to fill (no N bases; mark positions with N or --mask-region)")
-    g.check_context(len(template), g.context_tokens(args.model), what, f"--model {args.model}")
-    warn_if_longer(args.model, len(template))  # fits the positions, but longer than it was pretrained on
-    if args.guide is not None:
-        g.check_context(len(template), g.context_tokens(args.guide), what, f"--guide {args.guide}")
+    settings = _sampler_settings(args)
+    _check_args(args)
+    template = _checked_template(args)
 
     device = resolve_device(args.device)
     guide = g.load_guide(args.guide, args.target, device) if args.guide is not None else None
@@ -193,3 +173,56 @@ def run(args) -> int:
         file=sys.stderr,
     )
     return 0
+
+
+def _sampler_settings(args):
+    from ..tasks.generate import SamplerSettings
+
+    return SamplerSettings(
+        steps=args.steps,
+        schedule=args.schedule,
+        temperature=args.temperature,
+        top_k=args.top_k,
+        top_p=args.top_p,
+        seed=args.seed,
+        batch_size=args.batch_size,
+        guide_candidates=args.guide_candidates,
+    ).validate()
+
+
+def _check_args(args):
+    """Flag combinations argparse cannot express."""
+    from ..errors import DnafmError
+
+    if args.n_samples < 1:
+        raise DnafmError(f"--n-samples must be at least 1, got {args.n_samples}")
+    if (args.guide is None) != (args.target is None):
+        raise DnafmError("--guide and --target go together: the checkpoint that scores and what it should score")
+    if args.region is not None and args.fasta is None:
+        raise DnafmError("--region needs --fasta (the genome it is in)")
+    if args.fasta is not None and args.region is None:
+        raise DnafmError("--fasta needs --region chrom:start-end (the part to in-paint)")
+    if args.mask_region and args.length is not None:
+        raise DnafmError("--mask-region needs --template or --fasta/--region (with --length every base is generated)")
+
+
+def _checked_template(args):
+    """The sequence to fill, checked to have something to fill and to fit the model's (and guide's) context."""
+    from ..errors import DnafmError
+    from ..tasks import generate as g
+    from ..trained_context import warn_if_longer
+
+    if args.length is not None:
+        template, what = g.unconditional_template(args.length), f"--length {args.length}"
+    elif args.template is not None:
+        template, what = g.template_from_string(args.template), "--template"
+    else:
+        template, what = g.template_from_region(args.fasta, args.region), f"--region {args.region}"
+    template = g.mask_spans(template, args.mask_region, args.region)
+    if template.n_fill == 0:
+        raise DnafmError(f"{what}: nothing to fill (no N bases; mark positions with N or --mask-region)")
+    g.check_context(len(template), g.context_tokens(args.model), what, f"--model {args.model}")
+    warn_if_longer(args.model, len(template))  # fits the positions, but longer than it was pretrained on
+    if args.guide is not None:
+        g.check_context(len(template), g.context_tokens(args.guide), what, f"--guide {args.guide}")
+    return template

@@ -81,6 +81,18 @@ def add_arguments(parser):
     import argparse
 
     parser.formatter_class = argparse.RawDescriptionHelpFormatter  # keep the usage examples' lines
+    _add_one_shot_options(parser)
+    _scoring_arguments(parser)
+    _gather_arguments(parser)
+    sub = parser.add_subparsers(dest="tracks_command", metavar="STEP")
+    _add_plan_step(sub)
+    _add_score_step(sub)
+    _add_gather_step(sub)
+    _add_browser_step(sub)
+    _add_install_igv_step(sub)
+
+
+def _add_one_shot_options(parser):
     parser.add_argument(
         "--fasta",
         help="one-shot: the genome FASTA, plain, gzip or bgzip (indexes are written beside it, "
@@ -100,16 +112,17 @@ def add_arguments(parser):
         help="one-shot: keep OUT_DIR/chunks after the gather (default: removed once the tracks are written)",
     )
     parser.add_argument("--genome-name", help="one-shot: genome name shown in the browser files")
-    _scoring_arguments(parser)
-    _gather_arguments(parser)
-    sub = parser.add_subparsers(dest="tracks_command", metavar="STEP")
 
+
+def _add_plan_step(sub):
     plan = sub.add_parser("plan", help="cut a genome into chunks (one scoring job each)")
     plan.add_argument("--fai", required=True, help="the genome's .fai (or chrom.sizes)")
     plan.add_argument("--chunk-bp", type=int, default=DEFAULTS["chunk_bp"], help="bp per chunk")
     plan.add_argument("--bin-bp", type=int, default=DEFAULTS["bin_bp"], help="chunks are cut at multiples of this")
     plan.add_argument("--out", required=True, help="chunk plan TSV (chunk contig start end)")
 
+
+def _add_score_step(sub):
     score = sub.add_parser("score", help="score one chunk into a .npz of per-base arrays and bin means")
     score.add_argument("--fasta", required=True, help="the genome FASTA (plain, gzip or bgzip)")
     score.add_argument("--plan", required=True, help="chunk plan TSV from `dnafm tracks plan`")
@@ -118,6 +131,8 @@ def add_arguments(parser):
     score.add_argument("--out", required=True, help="the chunk's .npz")
     _scoring_arguments(score)
 
+
+def _add_gather_step(sub):
     gather = sub.add_parser("gather", help="chunk files → one bigWig per track, embeddings, segments, enrichment")
     gather.add_argument("chunks", nargs="+", help="chunk .npz files in plan order")
     gather.add_argument("--chrom-sizes", required=True, help="chrom.sizes or .fai: bigWig header and order")
@@ -125,6 +140,8 @@ def add_arguments(parser):
     gather.add_argument("--seed", type=int, default=DEFAULTS["seed"])
     _gather_arguments(gather)
 
+
+def _add_browser_step(sub):
     browser = sub.add_parser(
         "browser", help="igv_session.xml, igv.html (+ igv.min.js) and a UCSC hub for a tracks directory"
     )
@@ -139,6 +156,8 @@ def add_arguments(parser):
     browser.add_argument("--assembly", help="assembly name for the hub's genomes.txt (default: the genome name)")
     browser.add_argument("--hub-email", default="", help="contact address for hub.txt")
 
+
+def _add_install_igv_step(sub):
     install = sub.add_parser("install-igv", help="npm install the pinned igv.js and copy its dist file")
     install.add_argument("--out", required=True, help="where igv.min.js goes")
     install.add_argument("--version", default=None, help="igv.js version (default: the tested pin)")
@@ -174,94 +193,122 @@ def _threads(args):
 def run(args) -> int:
     import logging
 
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    steps = {
+        "plan": _run_plan,
+        "score": _run_score,
+        "gather": _run_gather,
+        "browser": _run_browser,
+        "install-igv": _run_install_igv,
+    }
+    steps.get(args.tracks_command, _run_one_shot)(args)
+    return 0
+
+
+def _run_plan(args):
+    from ..tracks import pipeline
+
+    ids = pipeline.write_chunk_plan(args.fai, args.out, args.chunk_bp, args.bin_bp)
+    print(f"{args.out}: {len(ids)} chunks")
+
+
+def _run_score(args):
     from ..devices import resolve_device
+    from ..errors import DnafmError
+    from ..indexed_fasta import ensure_indexed
+    from ..tracks import pipeline
+    from ..tracks.provenance import scoring_provenance
+    from ..trained_context import warn_if_longer
+
+    plan = pipeline.read_chunk_plan(args.plan)
+    if args.chunk not in plan:
+        raise DnafmError(f"{args.plan}: no chunk {args.chunk!r}")
+    _threads(args)
+    settings = _settings(args)
+    warn_if_longer(args.model, settings.window_bp)
+    device = str(resolve_device(args.device, "tracks.device"))
+    model = pipeline.load_scoring_model(args.model, device)
+    pipeline.score_regions_to_file(
+        ensure_indexed(args.fasta),
+        plan[args.chunk],
+        model,
+        settings,
+        args.out,
+        device,
+        scoring_provenance(args.model, device),
+    )
+
+
+def _run_gather(args):
+    from ..tracks.gather import gather_tracks
+
+    summary = gather_tracks(  # keyword arguments spelled out on purpose
+        args.chunks,
+        args.chrom_sizes,
+        args.out_dir,
+        n_clusters=args.n_clusters,
+        gff_path=args.annotation,
+        seed=args.seed,
+        embeddings=args.embeddings,
+    )
+    print(f"{args.out_dir}: {summary['scored_bp']} bases scored, {len(summary['tracks'])} tracks")
+
+
+def _run_browser(args):
+    from ..indexed_fasta import ensure_indexed
+    from ..tracks import pipeline
+
+    pipeline.write_browser_files(
+        args.out_dir,
+        ensure_indexed(args.fasta),
+        args.genome,
+        args.model_name,
+        args.igv_js,
+        annotation=args.annotation,
+        assembly=args.assembly,
+        hub_email=args.hub_email,
+    )
+
+
+def _run_install_igv(args):
+    from ..tracks.igv import IGV_JS_VERSION, install_igv_js
+
+    install_igv_js(args.out, args.version or IGV_JS_VERSION)
+
+
+def _run_one_shot(args):
+    from pathlib import Path
+
     from ..errors import DnafmError
     from ..indexed_fasta import ensure_indexed
     from ..tracks import pipeline
     from ..trained_context import warn_if_longer
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    step = args.tracks_command
-    if step == "plan":
-        ids = pipeline.write_chunk_plan(args.fai, args.out, args.chunk_bp, args.bin_bp)
-        print(f"{args.out}: {len(ids)} chunks")
-    elif step == "score":
-        plan = pipeline.read_chunk_plan(args.plan)
-        if args.chunk not in plan:
-            raise DnafmError(f"{args.plan}: no chunk {args.chunk!r}")
-        _threads(args)
-        settings = _settings(args)
-        warn_if_longer(args.model, settings.window_bp)
-        device = str(resolve_device(args.device, "tracks.device"))
-        model = pipeline.load_scoring_model(args.model, device)
-        from ..tracks.provenance import scoring_provenance
-
-        pipeline.score_regions_to_file(
-            ensure_indexed(args.fasta),
-            plan[args.chunk],
-            model,
-            settings,
-            args.out,
-            device,
-            scoring_provenance(args.model, device),
+    missing = [
+        flag
+        for flag, value in (("--fasta", args.fasta), ("--model", args.model), ("--out-dir", args.out_dir))
+        if not value
+    ]
+    if missing:
+        raise DnafmError(
+            f"one-shot tracks need {', '.join(missing)} (or a STEP: plan, score, gather, browser, install-igv)"
         )
-    elif step == "gather":
-        from ..tracks.gather import gather_tracks
-
-        summary = gather_tracks(  # keyword arguments spelled out on purpose
-            args.chunks,
-            args.chrom_sizes,
-            args.out_dir,
-            n_clusters=args.n_clusters,
-            gff_path=args.annotation,
-            seed=args.seed,
-            embeddings=args.embeddings,
-        )
-        print(f"{args.out_dir}: {summary['scored_bp']} bases scored, {len(summary['tracks'])} tracks")
-    elif step == "browser":
-        pipeline.write_browser_files(
-            args.out_dir,
-            ensure_indexed(args.fasta),
-            args.genome,
-            args.model_name,
-            args.igv_js,
-            annotation=args.annotation,
-            assembly=args.assembly,
-            hub_email=args.hub_email,
-        )
-    elif step == "install-igv":
-        from ..tracks.igv import IGV_JS_VERSION, install_igv_js
-
-        install_igv_js(args.out, args.version or IGV_JS_VERSION)
-    else:
-        missing = [
-            flag
-            for flag, value in (("--fasta", args.fasta), ("--model", args.model), ("--out-dir", args.out_dir))
-            if not value
-        ]
-        if missing:
-            raise DnafmError(
-                f"one-shot tracks need {', '.join(missing)} (or a STEP: plan, score, gather, browser, install-igv)"
-            )
-        _threads(args)
-        from pathlib import Path
-
-        fasta = ensure_indexed(args.fasta, cache_dir=Path(args.out_dir) / "genome")
-        settings = _settings(args)
-        warn_if_longer(args.model, settings.window_bp)
-        summary = pipeline.run_genome(
-            fasta,
-            args.model,
-            args.out_dir,
-            settings,
-            chunk_bp=args.chunk_bp,
-            n_clusters=args.n_clusters,
-            annotation=args.annotation,
-            device=args.device,
-            genome_name=args.genome_name or Path(args.fasta).name.split(".")[0],
-            igv_js=args.igv_js,
-            keep_chunks=args.keep_chunks,
-            embeddings=args.embeddings,
-        )
-        print(f"{args.out_dir}: {summary['scored_bp']} bases scored, {len(summary['tracks'])} tracks")
-    return 0
+    _threads(args)
+    fasta = ensure_indexed(args.fasta, cache_dir=Path(args.out_dir) / "genome")
+    settings = _settings(args)
+    warn_if_longer(args.model, settings.window_bp)
+    summary = pipeline.run_genome(
+        fasta,
+        args.model,
+        args.out_dir,
+        settings,
+        chunk_bp=args.chunk_bp,
+        n_clusters=args.n_clusters,
+        annotation=args.annotation,
+        device=args.device,
+        genome_name=args.genome_name or Path(args.fasta).name.split(".")[0],
+        igv_js=args.igv_js,
+        keep_chunks=args.keep_chunks,
+        embeddings=args.embeddings,
+    )
+    print(f"{args.out_dir}: {summary['scored_bp']} bases scored, {len(summary['tracks'])} tracks")

@@ -69,13 +69,12 @@ def _gzi(fasta: Path) -> Path | None:
 def write_igv_session(inputs: BrowserInputs, path: Path | None = None) -> Path:
     """``igv_session.xml``: genome FASTA, one track per bigWig (fixed scales), relative paths."""
     path = path or inputs.out_dir / "igv_session.xml"
-    locus = inputs.locus or default_locus(_fai(inputs.fasta))
     session = ET.Element(
         "Session",
         genome=inputs.rel(inputs.fasta),
         hasGeneTrack="false",
         hasSequenceTrack="true",
-        locus=locus,
+        locus=inputs.locus or default_locus(_fai(inputs.fasta)),
         version="8",
     )
     resources = ET.SubElement(session, "Resources")
@@ -89,7 +88,24 @@ def write_igv_session(inputs: BrowserInputs, path: Path | None = None) -> Path:
         name="Reference sequence",
         visible="true",
     )
+    _add_bigwig_tracks(session, resources, data_panel, inputs)
+    if inputs.has(catalog.SEGMENTS_BED):
+        # Expanded: each segment's name (its cluster) is written under it.
+        _add_feature_track(
+            resources, feature_panel, catalog.SEGMENTS_BED, "bed", catalog.SEGMENTS_LABEL, catalog.SEGMENTS_LABEL
+        )
+    if inputs.annotation is not None:
+        _add_feature_track(
+            resources, feature_panel, inputs.rel(inputs.annotation), "gff3", "Annotation", "Annotation (GFF3)"
+        )
+    ET.indent(session)
+    with atomic_path(path) as tmp:
+        ET.ElementTree(session).write(tmp, encoding="UTF-8", xml_declaration=True)
+    return path
 
+
+def _add_bigwig_tracks(session: ET.Element, resources: ET.Element, data_panel: ET.Element, inputs: BrowserInputs):
+    """A resource and a data-panel track for each bigWig present, with its fixed (or autoscaled) range."""
     specs = _present(inputs, catalog.GATHERED_PER_BASE_TRACKS + catalog.EMBEDDING_TRACKS)
     # IGV numbers its autoscale groups from 1 and remembers the next free one in the session.
     groups = {
@@ -125,36 +141,23 @@ def write_igv_session(inputs: BrowserInputs, path: Path | None = None) -> Path:
             minimum=str(low),
             type="LINEAR",
         )
-    if inputs.has(catalog.SEGMENTS_BED):
-        ET.SubElement(resources, "Resource", name=catalog.SEGMENTS_LABEL, path=catalog.SEGMENTS_BED, type="bed")
-        # Expanded: each segment's name (its cluster) is written under it.
-        ET.SubElement(
-            feature_panel,
-            "Track",
-            attributeKey=catalog.SEGMENTS_BED,
-            clazz="org.broad.igv.track.FeatureTrack",
-            displayMode="EXPANDED",
-            id=catalog.SEGMENTS_BED,
-            name=catalog.SEGMENTS_LABEL,
-            visible="true",
-        )
-    if inputs.annotation is not None:
-        rel = inputs.rel(inputs.annotation)
-        ET.SubElement(resources, "Resource", name="Annotation", path=rel, type="gff3")
-        ET.SubElement(
-            feature_panel,
-            "Track",
-            attributeKey=rel,
-            clazz="org.broad.igv.track.FeatureTrack",
-            displayMode="EXPANDED",
-            id=rel,
-            name="Annotation (GFF3)",
-            visible="true",
-        )
-    ET.indent(session)
-    with atomic_path(path) as tmp:
-        ET.ElementTree(session).write(tmp, encoding="UTF-8", xml_declaration=True)
-    return path
+
+
+def _add_feature_track(
+    resources: ET.Element, feature_panel: ET.Element, path: str, kind: str, resource_name: str, track_name: str
+):
+    """A feature file (BED, GFF3) as a resource and an expanded track in the feature panel."""
+    ET.SubElement(resources, "Resource", name=resource_name, path=path, type=kind)
+    ET.SubElement(
+        feature_panel,
+        "Track",
+        attributeKey=path,
+        clazz="org.broad.igv.track.FeatureTrack",
+        displayMode="EXPANDED",
+        id=path,
+        name=track_name,
+        visible="true",
+    )
 
 
 def _present(inputs: BrowserInputs, specs) -> list[catalog.TrackSpec]:
@@ -171,34 +174,7 @@ def track_height(spec: catalog.TrackSpec) -> int:
 
 def igv_js_options(inputs: BrowserInputs) -> dict:
     """The igv.createBrowser options the page uses (also handy for embedding elsewhere)."""
-    fasta = inputs.fasta
-    reference = {
-        "id": inputs.genome_name,
-        "name": inputs.genome_name,
-        "fastaURL": inputs.rel(fasta),
-        "indexURL": inputs.rel(_fai(fasta)),
-    }
-    if _gzi(fasta) is not None:
-        reference["compressedIndexURL"] = inputs.rel(_gzi(fasta))
-
-    def wig(spec: catalog.TrackSpec) -> dict:
-        track = {
-            "name": spec.label,
-            "type": "wig",
-            "format": "bigwig",
-            "url": spec.filename,
-            "color": spec.hex_color,
-            "height": track_height(spec),
-        }
-        if spec.view_range:
-            track.update(autoscale=False, min=spec.view_range[0], max=spec.view_range[1])
-        else:
-            track.update(autoscale=True)
-        if spec.autoscale_group:
-            track["autoscaleGroup"] = spec.autoscale_group
-        return track
-
-    tracks = [wig(s) for s in _present(inputs, catalog.GATHERED_PER_BASE_TRACKS + catalog.EMBEDDING_TRACKS)]
+    tracks = [_wig_track(s) for s in _present(inputs, catalog.GATHERED_PER_BASE_TRACKS + catalog.EMBEDDING_TRACKS)]
     if inputs.has(catalog.SEGMENTS_BED):
         # Expanded and tall enough that each segment's cluster name fits under it.
         tracks.append(
@@ -224,12 +200,45 @@ def igv_js_options(inputs: BrowserInputs) -> dict:
             }
         )
     return {
-        "reference": reference,
-        "locus": inputs.locus or default_locus(_fai(fasta)),
+        "reference": _js_reference(inputs),
+        "locus": inputs.locus or default_locus(_fai(inputs.fasta)),
         "tracks": tracks,
         "loadDefaultGenomes": False,  # no request to igv.org for its genome list
         "showCursorTrackingGuide": True,
     }
+
+
+def _js_reference(inputs: BrowserInputs) -> dict:
+    """The local FASTA and its index (and bgzip index when there is one) as igv.js's reference."""
+    fasta = inputs.fasta
+    reference = {
+        "id": inputs.genome_name,
+        "name": inputs.genome_name,
+        "fastaURL": inputs.rel(fasta),
+        "indexURL": inputs.rel(_fai(fasta)),
+    }
+    if _gzi(fasta) is not None:
+        reference["compressedIndexURL"] = inputs.rel(_gzi(fasta))
+    return reference
+
+
+def _wig_track(spec: catalog.TrackSpec) -> dict:
+    """igv.js options of one bigWig track: fixed range when the spec has one, else autoscaled."""
+    track = {
+        "name": spec.label,
+        "type": "wig",
+        "format": "bigwig",
+        "url": spec.filename,
+        "color": spec.hex_color,
+        "height": track_height(spec),
+    }
+    if spec.view_range:
+        track.update(autoscale=False, min=spec.view_range[0], max=spec.view_range[1])
+    else:
+        track.update(autoscale=True)
+    if spec.autoscale_group:
+        track["autoscaleGroup"] = spec.autoscale_group
+    return track
 
 
 _PAGE = """<!doctype html>
