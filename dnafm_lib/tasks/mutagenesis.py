@@ -280,36 +280,53 @@ def score_vcf(
     with atomic_path(vcf_out) as tmp:
         bgzip = str(vcf_out).endswith((".gz", ".bgz"))
         with BgzfWriter(tmp) if bgzip else open(tmp, "wb") as out:
-            for _, line in lines:
-                if line.startswith("#CHROM"):
-                    out.write(f"{info_header}\n{line}\n".encode())
-                    break
-                out.write(f"{line}\n".encode())
+            _copy_header(lines, out, info_header)
             while chunk := list(itertools.islice(lines, records_per_chunk)):
-                records, variants = [], []
-                for line_number, line in chunk:
-                    fields = line.split("\t")
-                    chrom, pos, ref = fields[0], int(fields[1]), fields[3].upper()
-                    where = f"{vcf_in}: line {line_number}: record {chrom}:{pos}"
-                    if chrom not in lengths:
-                        raise MutagenesisError(f"{where}: contig {chrom!r} is not in {fasta_path}")
-                    if pos > lengths[chrom]:
-                        raise MutagenesisError(f"{where}: position is past the contig end ({lengths[chrom]})")
-                    genome_ref = str(fasta[chrom][pos - 1 : pos - 1 + len(ref)]).upper()
-                    if genome_ref != ref and "N" not in genome_ref:
-                        raise MutagenesisError(f"{where}: REF {fields[3]} but {fasta_path} has {genome_ref}")
-                    alts = () if fields[4] == "." else tuple(fields[4].split(","))
-                    records.append(fields)
-                    variants.append((chrom, pos - 1, ref, alts))
-                for fields, values in zip(records, variant_llrs(model, fasta, variants, flank_bp, batch_size)):
-                    counts["records"] += 1
-                    counts["scored_alleles"] += sum(v is not None for v in values)
-                    counts["unscored_alleles"] += sum(v is None for v in values)
-                    if any(v is not None for v in values):
-                        entry = f"{info_field}=" + ",".join("." if v is None else f"{v:.6g}" for v in values)
-                        fields[7] = entry if fields[7] == "." else f"{fields[7]};{entry}"
-                    out.write(("\t".join(fields) + "\n").encode())
+                records, variants = _parse_records(chunk, fasta, lengths, vcf_in, fasta_path)
+                llrs = variant_llrs(model, fasta, variants, flank_bp, batch_size)
+                _write_records(out, records, llrs, info_field, counts)
     return counts
+
+
+def _copy_header(lines, out, info_header: str) -> None:
+    """Copy the meta lines, adding ``info_header`` just before #CHROM; stops after #CHROM."""
+    for _, line in lines:
+        if line.startswith("#CHROM"):
+            out.write(f"{info_header}\n{line}\n".encode())
+            break
+        out.write(f"{line}\n".encode())
+
+
+def _parse_records(chunk, fasta, lengths: dict[str, int], vcf_in, fasta_path):
+    """Split data lines into fields and (chrom, 0-based pos, ref, alts), checking each against the FASTA."""
+    records, variants = [], []
+    for line_number, line in chunk:
+        fields = line.split("\t")
+        chrom, pos, ref = fields[0], int(fields[1]), fields[3].upper()
+        where = f"{vcf_in}: line {line_number}: record {chrom}:{pos}"
+        if chrom not in lengths:
+            raise MutagenesisError(f"{where}: contig {chrom!r} is not in {fasta_path}")
+        if pos > lengths[chrom]:
+            raise MutagenesisError(f"{where}: position is past the contig end ({lengths[chrom]})")
+        genome_ref = str(fasta[chrom][pos - 1 : pos - 1 + len(ref)]).upper()
+        if genome_ref != ref and "N" not in genome_ref:
+            raise MutagenesisError(f"{where}: REF {fields[3]} but {fasta_path} has {genome_ref}")
+        alts = () if fields[4] == "." else tuple(fields[4].split(","))
+        records.append(fields)
+        variants.append((chrom, pos - 1, ref, alts))
+    return records, variants
+
+
+def _write_records(out, records, llrs, info_field: str, counts: dict[str, int]) -> None:
+    """Write each record with its LLRs appended to INFO (when any allele was scored), tallying ``counts``."""
+    for fields, values in zip(records, llrs):
+        counts["records"] += 1
+        counts["scored_alleles"] += sum(v is not None for v in values)
+        counts["unscored_alleles"] += sum(v is None for v in values)
+        if any(v is not None for v in values):
+            entry = f"{info_field}=" + ",".join("." if v is None else f"{v:.6g}" for v in values)
+            fields[7] = entry if fields[7] == "." else f"{fields[7]};{entry}"
+        out.write(("\t".join(fields) + "\n").encode())
 
 
 def describe(counts: dict[str, int]) -> str:

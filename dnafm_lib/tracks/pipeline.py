@@ -165,7 +165,6 @@ def run_genome(
     """Tracks for a whole genome, chunk by chunk (finished chunks are reused by a rerun, and
     removed after a successful gather unless ``keep_chunks``)."""
     from .gather import gather_tracks
-    from .provenance import model_identity, scoring_provenance
 
     out_dir = Path(out_dir)
     fasta = Path(fasta)
@@ -177,27 +176,12 @@ def run_genome(
     write_chunk_plan(fai, plan_path, chunk_bp, settings.bin_bp)
     plan = read_chunk_plan(plan_path)
     device = str(resolve_device(device, "tracks.device"))
-    model = None
-    paths = []
-    for chunk, regions in plan.items():
-        path = work / f"{chunk}.npz"
-        paths.append(path)
-        if path.exists() and _is_finished(path, regions, settings, model_identity(model_path)):
-            continue
-        model = model or load_scoring_model(model_path, device)
-        log.info("scoring %s (%d regions)", chunk, len(regions))
-        score_regions_to_file(fasta, regions, model, settings, path, device, scoring_provenance(model_path, device))
+    paths = _score_chunks(fasta, plan, work, model_path, settings, device)
     summary = gather_tracks(
         paths, fai, out_dir, n_clusters=n_clusters, gff_path=annotation, seed=settings.seed, embeddings=embeddings
     )
     if not keep_chunks:
-        for path in paths:
-            path.unlink(missing_ok=True)
-        plan_path.unlink(missing_ok=True)
-        try:
-            work.rmdir()
-        except OSError:  # holds files that are not ours
-            pass
+        _remove_chunks(paths, plan_path, work)
     if igv_js:
         write_browser_files(
             out_dir,
@@ -208,6 +192,35 @@ def run_genome(
             annotation=annotation,
         )
     return summary
+
+
+def _score_chunks(
+    fasta: Path, plan: dict[str, list[Region]], work: Path, model_path: str, settings: ScoringSettings, device: str
+) -> list[Path]:
+    """Score every chunk of ``plan`` into ``work`` that a previous run has not finished; return all chunk paths."""
+    from .provenance import model_identity, scoring_provenance
+
+    model = None  # loaded only when some chunk needs scoring
+    paths = []
+    for chunk, regions in plan.items():
+        path = work / f"{chunk}.npz"
+        paths.append(path)
+        if path.exists() and _is_finished(path, regions, settings, model_identity(model_path)):
+            continue
+        model = model or load_scoring_model(model_path, device)
+        log.info("scoring %s (%d regions)", chunk, len(regions))
+        score_regions_to_file(fasta, regions, model, settings, path, device, scoring_provenance(model_path, device))
+    return paths
+
+
+def _remove_chunks(paths: list[Path], plan_path: Path, work: Path) -> None:
+    for path in paths:
+        path.unlink(missing_ok=True)
+    plan_path.unlink(missing_ok=True)
+    try:
+        work.rmdir()
+    except OSError:  # holds files that are not ours
+        pass
 
 
 def _is_finished(path: Path, regions: Sequence[Region], settings: ScoringSettings, model: dict) -> bool:

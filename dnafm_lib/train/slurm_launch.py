@@ -161,15 +161,7 @@ def in_batch_script(env: Mapping[str, str]) -> bool:
 def run_in_allocation(config, nproc_per_node: int, env: Mapping[str, str]) -> int:
     """Train across this job's allocation with srun torchrun; requeue the job when preempted."""
     allocation = read_allocation(env["SLURM_JOB_ID"])
-    if allocation.gpus_per_task and allocation.gpus_per_task != nproc_per_node:
-        # The allocation is the truth on a cluster: one worker per GPU it holds.
-        print(
-            f"launch-pretrain: {allocation.gpus_per_task} GPU(s) per task in job {allocation.job_id}: "
-            f"{allocation.gpus_per_task} process(es) per torchrun agent (not {nproc_per_node})",
-            file=sys.stderr,
-            flush=True,
-        )
-        nproc_per_node = allocation.gpus_per_task
+    nproc_per_node = _processes_per_agent(allocation, nproc_per_node)
     world_size = allocation.num_tasks * nproc_per_node
     config.check_world(world_size)
     port = rendezvous_port(allocation.job_id, env)
@@ -182,21 +174,43 @@ def run_in_allocation(config, nproc_per_node: int, env: Mapping[str, str]) -> in
         flush=True,
     )
     print("launching: " + shlex.join(command), file=sys.stderr, flush=True)
+    started = time.time()
+    returncode = _run_noting_signals(command)
+    if returncode == 0:
+        return 0
+    return _after_failed_step(config, allocation, returncode, started)
 
+
+def _processes_per_agent(allocation: Allocation, nproc_per_node: int) -> int:
+    if allocation.gpus_per_task and allocation.gpus_per_task != nproc_per_node:
+        # The allocation is the truth on a cluster: one worker per GPU it holds.
+        print(
+            f"launch-pretrain: {allocation.gpus_per_task} GPU(s) per task in job {allocation.job_id}: "
+            f"{allocation.gpus_per_task} process(es) per torchrun agent (not {nproc_per_node})",
+            file=sys.stderr,
+            flush=True,
+        )
+        return allocation.gpus_per_task
+    return nproc_per_node
+
+
+def _run_noting_signals(command: list[str]) -> int:
+    """Run ``command`` to its end and return its exit status, with preemption signals only noted meanwhile."""
     received: list[int] = []
     # A signal for the batch step (scancel --batch/--full) must not kill the launcher before srun
     # returns: srun and the workers get their own; the launcher only notes it.
     previous = {
         signum: signal.signal(signum, lambda signum, frame: received.append(signum)) for signum in PREEMPTION_SIGNALS
     }
-    started = time.time()
     try:
-        returncode = subprocess.Popen(command).wait()
+        return subprocess.Popen(command).wait()
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
-    if returncode == 0:
-        return 0
+
+
+def _after_failed_step(config, allocation: Allocation, returncode: int, started: float) -> int:
+    """The launcher's exit status after srun failed: requeue the job when the run was preempted and can be."""
     marker = preempted_since(config.run_dir, started)
     if marker is None:
         print(f"launch-pretrain: srun exited with {returncode}", file=sys.stderr, flush=True)
