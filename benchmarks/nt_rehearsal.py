@@ -8,8 +8,9 @@ invertebrates, fungi and protists, hundreds of bacteria), multiplied by ``--scal
 workflow then runs in a copy of this repository with ``snakemake --profile slurm`` (the repo's
 profile, edited for this node: no GPUs, 2 CPUs), one stage at a time:
 
-  splits → downloads → prepare + shard (grouped) → manifests → pretraining (2 ranks, preempted
-  once with USR1 and requeued) → export → tracks for a few genomes → report
+  splits → downloads → prepare + shard (--genomes-per-job genomes per Slurm job) → manifests →
+  pretraining (2 ranks, preempted once with USR1 and requeued) → export → tracks for a few
+  genomes → report
 
 and prints, per stage: wall time, jobs run per rule, Slurm jobs submitted, Snakemake's own CPU
 time per job (DAG build, scheduling, status polling: the main process only), retries and
@@ -282,7 +283,14 @@ def format_stage(result: StageResult) -> str:
 
 
 def write_config(
-    work: Path, ncbi: FakeNcbi, *, validation: int, test: int, tracks_genomes: list[str], max_steps: int
+    work: Path,
+    ncbi: FakeNcbi,
+    *,
+    validation: int,
+    test: int,
+    tracks_genomes: list[str],
+    max_steps: int,
+    genomes_per_job: int,
 ) -> None:
     import yaml
 
@@ -298,6 +306,7 @@ def write_config(
             "replacements": {RAT_OLD: RAT_NEW},
         },
         "ncbi": {"ftp_url": ncbi.ftp_url, "api_url": ncbi.api_url, "source": "ftp", "max_concurrent_jobs": 4},
+        "prepare": {"genomes_per_job": genomes_per_job},
         "shards": {"window_nt": 254, "min_tail_nt": 64},
         "pretrain": {
             "run": "rehearsal",
@@ -377,8 +386,7 @@ def rehearse(args) -> list[StageResult]:
         raise SystemExit(f"{work} is not empty: give a new --work or --resume")
     work.mkdir(parents=True, exist_ok=True)
     repo_copy(work)
-    per_group = args.genomes_per_group_job or 1
-    edit_profile_for_this_node(work / "profiles" / "slurm", jobs=args.jobs, genomes_per_group_job=per_group)
+    edit_profile_for_this_node(work / "profiles" / "slurm", jobs=args.jobs)
     log_dir = work / "rehearsal_logs"
     log_dir.mkdir(exist_ok=True)
     # Tracks for a few genomes: the largest (vertebrate-size) kept one and a bacterium.
@@ -386,7 +394,13 @@ def rehearse(args) -> list[StageResult]:
     bacterium = next(g for g in kept if g.category == "bacterium")
     tracks_genomes = [biggest.accession, bacterium.accession]
     write_config(
-        work, ncbi, validation=validation, test=test, tracks_genomes=tracks_genomes, max_steps=20 if args.smoke else 40
+        work,
+        ncbi,
+        validation=validation,
+        test=test,
+        tracks_genomes=tracks_genomes,
+        max_steps=20 if args.smoke else 40,
+        genomes_per_job=args.genomes_per_job,
     )
 
     run = Rehearsal(work, ncbi, log_dir)
@@ -457,12 +471,11 @@ def main(argv=None) -> int:
     parser.add_argument("--resume", action="store_true", help="reuse a --work directory of an earlier run")
     parser.add_argument("--jobs", type=int, default=8, help="Slurm jobs in the queue at once")
     parser.add_argument(
-        "--genomes-per-group-job",
+        "--genomes-per-job",
         type=int,
-        default=None,
-        help="group-components of the prepare+shard group (default 1, the profile's; more is "
-        "unsafe with Snakemake 9.27, see benchmarks/RESULTS.md). A job asks for one CPU per "
-        "genome: start the cluster with DNAFM_SLURM_NODE_CPUS=16 to try more",
+        default=4,
+        help="prepare.genomes_per_job: genomes prepared and sharded per Slurm job (default 4, the NT "
+        "config's; 1 runs the one-genome rules, grouped per genome by the profile)",
     )
     parser.add_argument("--seed", type=int, default=11)
     args = parser.parse_args(argv)

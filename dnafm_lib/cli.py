@@ -21,6 +21,7 @@ SUBCOMMANDS: dict[str, str] = {
     "launch-pretrain": "launch_pretrain",
     "export": "export",
     "prepare-genome": "prepare_genome",
+    "prepare-batch": "prepare_batch",
     "shard": "shard",
     "index-shards": "index_shards",
     "fit": "fit",

@@ -261,8 +261,12 @@ def write_genome_shards(
     window_nt: int = DEFAULT_WINDOW_NT,
     min_tail_nt: int = DEFAULT_MIN_TAIL_NT,
     block_bytes: int = DEFAULT_BLOCK_BYTES,
+    source_fasta_name: str | None = None,
 ) -> dict:
     """Shard one genome's FASTA (plain, gzip or bgzip) into ``out_dir``; return its metadata.
+
+    ``source_fasta_name`` is the FASTA path the metadata records, when it is not ``fasta_path``
+    (a batch job shards a staged copy of the genome that is later put in place).
 
     ``block_bytes`` is how much decompressed FASTA is handled per step (memory stays near a
     few times this, whatever the contig sizes).
@@ -288,7 +292,7 @@ def write_genome_shards(
         metadata = {
             "format": SHARD_FORMAT,
             "genome": genome,
-            "source_fasta": str(fasta_path),
+            "source_fasta": source_fasta_name or str(fasta_path),
             "window_nt": window_nt,
             "min_tail_nt": min_tail_nt,
             "vocab": list(VOCAB),

@@ -41,13 +41,15 @@ def test_rehearsal_smoke_runs_every_stage_through_slurm_with_a_requeued_pretrain
     summary = json.loads((work / "results" / "splits" / "summary.json").read_text())
     assert summary["listed_genomes"] == 20 and summary["genomes"] == 18
     assert summary["per_split"] == {"train": 14, "validation": 2, "test": 2}
-    # Downloads ran on the submit host; prepare and shard only inside group jobs.
+    # Downloads ran on the submit host; prepare and shard in batches of 4 genomes per Slurm job
+    # (prepare.genomes_per_job), each genome then put in place on the submit host.
     assert stages["downloads"]["jobs_per_rule"]["download_genome"] == 18 and stages["downloads"]["slurm_jobs"] == 0
     prepare = stages["prepare_shard"]
-    assert prepare["jobs_per_rule"]["prepare_genome"] == 18 and prepare["jobs_per_rule"]["shard_genome"] == 18
-    # One Slurm job per genome for both steps (group `genome`), none per step.
-    assert [name.startswith("group_genome") for name in prepare["slurm_jobs_per_rule"]] == [True]
-    assert prepare["slurm_jobs"] == 18
+    assert prepare["jobs_per_rule"]["prepare_genome_batch"] == 5  # ceil(18 / 4)
+    assert prepare["jobs_per_rule"]["adopt_batched_genome"] == 18
+    assert "prepare_genome" not in prepare["jobs_per_rule"] and "shard_genome" not in prepare["jobs_per_rule"]
+    assert prepare["slurm_jobs_per_rule"] == {"rule_prepare_genome_batch": 5}
+    assert prepare["slurm_jobs"] == 5
     # Pretraining was preempted once and finished in its requeued run.
     job = record["preempted_job"]
     assert job, run.stdout[-3000:]

@@ -7,6 +7,7 @@ from snakemake.common.configfile import load_configfile
 from snakemake.utils import validate
 
 from dnafm_lib import cohort
+from dnafm_lib.genome_batches import batch_of, batch_runtime_minutes, genome_batches
 from dnafm_lib.errors import DnafmError
 
 # Snakemake merged the cohort (each --configfile, then --config) recursively into
@@ -73,6 +74,7 @@ def selected_targets():
 
 # Input functions shared by the genome stages (they read the splits table after its checkpoint).
 import os
+import json
 import shlex
 
 import pandas as pd
@@ -108,32 +110,76 @@ def genome_row(genome):
     return table.loc[genome]
 
 
-def prepare_genome_inputs(wildcards):
-    row = genome_row(wildcards.genome)
+def genome_inputs(genome):
+    """The files dnafm prepare-genome reads for one row, by its keyword (fasta or download_record,
+    annotation)."""
+    row = genome_row(genome)
     inputs = {}
     if row["source"] == "file":
         inputs["fasta"] = row["location"]
     else:
-        inputs["record"] = DOWNLOADS_DIR / wildcards.genome / "download.json"
+        inputs["download_record"] = str(DOWNLOADS_DIR / genome / "download.json")
     if row["annotation"]:
         inputs["annotation"] = row["annotation"]
     return inputs
 
 
+def genome_settings(genome):
+    """dnafm_lib.genomes.prepare_genome's keyword arguments for one row (empty ones left out)."""
+    row = genome_row(genome)
+    settings = {
+        "genome": genome,
+        **genome_inputs(genome),
+        "source": row["source"],
+        "location": row["location"],
+        "accession": row["accession"],
+        "assembly_name": row.get("assembly_name", ""),
+        "assembly_status": row.get("status", ""),
+    }
+    return {key: str(value) for key, value in settings.items() if value}
+
+
+def prepare_genome_inputs(wildcards):
+    return genome_inputs(wildcards.genome)
+
+
 def prepare_genome_args(wildcards, input):
     """The dnafm prepare-genome options for one row, each value shell-quoted."""
-    row = genome_row(wildcards.genome)
-    options = {
-        "--fasta": input.get("fasta"),
-        "--download-record": input.get("record"),
-        "--annotation": input.get("annotation"),
-        "--source": row["source"],
-        "--location": row["location"],
-        "--accession": row["accession"],
-        "--assembly-name": row.get("assembly_name", ""),
-        "--assembly-status": row.get("status", ""),
-    }
-    return " ".join(f"{flag} {shlex.quote(str(value))}" for flag, value in options.items() if value)
+    settings = genome_settings(wildcards.genome)
+    del settings["genome"]
+    return " ".join(f"--{key.replace('_', '-')} {shlex.quote(value)}" for key, value in settings.items())
+
+
+# Batches of genomes (prepare.genomes_per_job above 1; workflow/rules/genome_batches.smk).
+BATCHES_DIR = RESULTS / "genome_batches"
+# A batch job shards too only where something reads shards (pretraining).
+BATCH_SHARDS = "pretrain" in STAGES
+
+
+def current_batches():
+    return genome_batches(list(genomes_table()["genome"]), GENOMES_PER_JOB)
+
+
+def batch_genomes(batch):
+    batches = current_batches()
+    if batch not in batches:
+        raise ValueError(f"{batch} is not a batch of {GENOME_TABLE} ({len(batches)} batches)")
+    return batches[batch]
+
+
+def batch_inputs(wildcards):
+    files = [path for genome in batch_genomes(wildcards.batch) for path in genome_inputs(genome).values()]
+    return sorted(set(files))
+
+
+def batch_args(wildcards):
+    settings = [genome_settings(genome) for genome in batch_genomes(wildcards.batch)]
+    shard = (
+        f" --window-nt {config['shards']['window_nt']} --min-tail-nt {config['shards']['min_tail_nt']}"
+        if BATCH_SHARDS
+        else ""
+    )
+    return shlex.quote(json.dumps(settings, separators=(",", ":"))) + shard
 
 
 def genomes_in_split(split):

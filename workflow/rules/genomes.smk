@@ -6,29 +6,34 @@ local FASTA; ncbi and url rows read the download step's record (results/download
 """
 
 GENOMES_DIR = RESULTS / "genomes"
+# Above 1, workflow/rules/genome_batches.smk prepares (and shards) this many genomes per job
+# instead of the two one-genome rules here and in shards.smk.
+GENOMES_PER_JOB = config["prepare"]["genomes_per_job"]
 
 
-rule prepare_genome:
-    input:
-        unpack(prepare_genome_inputs),
-    output:
-        fasta=GENOMES_DIR / "{genome}" / "genome.fa.gz",
-        fai=GENOMES_DIR / "{genome}" / "genome.fa.gz.fai",
-        gzi=GENOMES_DIR / "{genome}" / "genome.fa.gz.gzi",
-        sizes=GENOMES_DIR / "{genome}" / "chrom.sizes",
-        provenance=GENOMES_DIR / "{genome}" / "provenance.json",
-    log:
-        LOGS / "prepare_genome" / "{genome}.log",
-    benchmark:
-        LOGS / "prepare_genome" / "{genome}.benchmark.tsv"
-    wildcard_constraints:
-        genome=GENOME_ID_PATTERN,
-    conda:
-        "../../envs/dnafm.yaml"
-    resources:
-        mem_mb=1000,
-    params:
-        out_dir=lambda wildcards: GENOMES_DIR / wildcards.genome,
-        options=prepare_genome_args,
-    shell:
-        "dnafm prepare-genome --genome {wildcards.genome:q} --out-dir {params.out_dir:q} {params.options} > {log:q} 2>&1"
+if GENOMES_PER_JOB == 1:
+
+    rule prepare_genome:
+        input:
+            unpack(prepare_genome_inputs),
+        output:
+            fasta=GENOMES_DIR / "{genome}" / "genome.fa.gz",
+            fai=GENOMES_DIR / "{genome}" / "genome.fa.gz.fai",
+            gzi=GENOMES_DIR / "{genome}" / "genome.fa.gz.gzi",
+            sizes=GENOMES_DIR / "{genome}" / "chrom.sizes",
+            provenance=GENOMES_DIR / "{genome}" / "provenance.json",
+        log:
+            LOGS / "prepare_genome" / "{genome}.log",
+        benchmark:
+            LOGS / "prepare_genome" / "{genome}.benchmark.tsv"
+        wildcard_constraints:
+            genome=GENOME_ID_PATTERN,
+        conda:
+            "../../envs/dnafm.yaml"
+        resources:
+            mem_mb=1000,
+        params:
+            out_dir=lambda wildcards: GENOMES_DIR / wildcards.genome,
+            options=prepare_genome_args,
+        shell:
+            "dnafm prepare-genome --genome {wildcards.genome:q} --out-dir {params.out_dir:q} {params.options} > {log:q} 2>&1"

@@ -21,31 +21,33 @@ localrules:
     index_shards,
 
 
-rule shard_genome:
-    input:
-        fasta=GENOMES_DIR / "{genome}" / "genome.fa.gz",
-    output:
-        tokens=SHARDS_DIR / "{genome}" / "tokens.npy",
-        softmask=SHARDS_DIR / "{genome}" / "softmask.npy",
-        index=SHARDS_DIR / "{genome}" / "index.npy",
-        metadata=SHARDS_DIR / "{genome}" / "metadata.json",
-    log:
-        LOGS / "shard_genome" / "{genome}.log",
-    benchmark:
-        LOGS / "shard_genome" / "{genome}.benchmark.tsv"
-    wildcard_constraints:
-        genome=GENOME_ID_PATTERN,
-    conda:
-        "../../envs/dnafm.yaml"
-    resources:
-        mem_mb=1000,
-    params:
-        out_dir=lambda wildcards: SHARDS_DIR / wildcards.genome,
-        window_nt=config["shards"]["window_nt"],
-        min_tail_nt=config["shards"]["min_tail_nt"],
-    shell:
-        "dnafm shard --fasta {input.fasta:q} --genome {wildcards.genome:q} --out-dir {params.out_dir:q} "
-        "--window-nt {params.window_nt} --min-tail-nt {params.min_tail_nt} > {log:q} 2>&1"
+if GENOMES_PER_JOB == 1:
+
+    rule shard_genome:
+        input:
+            fasta=GENOMES_DIR / "{genome}" / "genome.fa.gz",
+        output:
+            tokens=SHARDS_DIR / "{genome}" / "tokens.npy",
+            softmask=SHARDS_DIR / "{genome}" / "softmask.npy",
+            index=SHARDS_DIR / "{genome}" / "index.npy",
+            metadata=SHARDS_DIR / "{genome}" / "metadata.json",
+        log:
+            LOGS / "shard_genome" / "{genome}.log",
+        benchmark:
+            LOGS / "shard_genome" / "{genome}.benchmark.tsv"
+        wildcard_constraints:
+            genome=GENOME_ID_PATTERN,
+        conda:
+            "../../envs/dnafm.yaml"
+        resources:
+            mem_mb=1000,
+        params:
+            out_dir=lambda wildcards: SHARDS_DIR / wildcards.genome,
+            window_nt=config["shards"]["window_nt"],
+            min_tail_nt=config["shards"]["min_tail_nt"],
+        shell:
+            "dnafm shard --fasta {input.fasta:q} --genome {wildcards.genome:q} --out-dir {params.out_dir:q} "
+            "--window-nt {params.window_nt} --min-tail-nt {params.min_tail_nt} > {log:q} 2>&1"
 
 
 rule index_shards:
