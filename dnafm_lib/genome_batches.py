@@ -19,7 +19,7 @@ from typing import Iterable, Sequence
 
 from .atomic import atomic_dir
 from .errors import DnafmError
-from .genomes import FASTA_NAME, _input_fasta, prepare_genome
+from .genomes import FASTA_NAME, GenomeError, input_fasta, prepare_genome
 from .shards import write_genome_shards
 
 GENOME_PART = "genome"
@@ -58,10 +58,15 @@ def batch_of(genome: str, batches: dict[str, list[str]]) -> str:
 
 
 def batch_runtime_minutes(entries: Iterable[dict]) -> int:
-    """Minutes to ask Slurm for: from the sizes of the batch's input FASTAs (downloaded by now)."""
+    """Minutes to ask Slurm for, from the sizes of the batch's input FASTAs. Snakemake asks again
+    just before it submits the job, when every input exists; a FASTA not downloaded yet (planning,
+    a dry run) counts as nothing until then."""
     total_mb = 0.0
     for entry in entries:
-        fasta, _ = _input_fasta(entry["genome"], entry.get("fasta"), entry.get("download_record"))
+        try:
+            fasta, _ = input_fasta(entry["genome"], entry.get("fasta"), entry.get("download_record"))
+        except GenomeError:
+            continue
         total_mb += fasta.stat().st_size / 1e6
     return RUNTIME_BASE_MIN + math.ceil(total_mb * RUNTIME_MIN_PER_MB)
 

@@ -212,7 +212,7 @@ def _downloaded_fasta(record: dict, record_path: Path) -> Path:
     raise GenomeError(f"{record_path}: its FASTA {record['fasta_path']} does not exist")
 
 
-def _input_fasta(
+def input_fasta(
     genome: str, fasta: str | os.PathLike | None, download_record: str | os.PathLike | None
 ) -> tuple[Path, dict | None]:
     """The FASTA to prepare and the download record it came from (None for a plain FASTA)."""
@@ -257,7 +257,7 @@ def prepare_genome(
     """Write ``out_dir`` (see the module docstring) from a FASTA or a download record; return the provenance."""
     if source not in SOURCES:
         raise GenomeError(f"genome {genome}: source {source!r}, expected one of {', '.join(SOURCES)}")
-    fasta_path, download = _input_fasta(genome, fasta, download_record)
+    fasta_path, download = input_fasta(genome, fasta, download_record)
 
     with atomic_dir(out_dir) as tmp:
         lengths, skipped = _write_indexed_fasta(fasta_path, tmp)

@@ -18,7 +18,15 @@ import numpy as np
 import pytest
 import yaml
 
-from dnafm_lib.genome_batches import GenomeBatchError, adopt_batched_genome, batch_of, genome_batches, prepare_batch
+from dnafm_lib.genome_batches import (
+    RUNTIME_BASE_MIN,
+    GenomeBatchError,
+    adopt_batched_genome,
+    batch_of,
+    batch_runtime_minutes,
+    genome_batches,
+    prepare_batch,
+)
 from dnafm_lib.genomes import prepare_genome
 from dnafm_lib.shards import write_genome_shards
 from tests.tracks_helpers import write_fasta
@@ -223,3 +231,14 @@ def test_batched_workflow_writes_the_one_genome_files_and_survives_a_kill(tmp_pa
     # The staging folders are temporary, and the kill's temp was swept.
     assert not staging.exists() or list(staging.iterdir()) == []
     assert not (batched / "logs" / "prepare_genome").exists()  # no one-genome jobs ran
+
+
+def test_a_batch_asks_for_minutes_by_its_fasta_sizes_and_plans_before_the_downloads(tmp_path):
+    small = [{"genome": name, "fasta": str(path)} for name, path in DEMO_FASTAS.items()]
+    big = tmp_path / "big.fa.gz"
+    big.write_bytes(os.urandom(30_000_000))  # 30 MB of "gzip": ~2 more minutes at 4.2 s per MB
+    assert batch_runtime_minutes(small) == RUNTIME_BASE_MIN + 1
+    assert batch_runtime_minutes(small + [{"genome": "big", "fasta": str(big)}]) == RUNTIME_BASE_MIN + 3
+    # Not downloaded yet (a dry run plans the batch before its downloads): counts nothing for now.
+    later = {"genome": "later", "download_record": str(tmp_path / "downloads" / "later" / "download.json")}
+    assert batch_runtime_minutes(small + [later]) == RUNTIME_BASE_MIN + 1
