@@ -13,6 +13,8 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from .tracks import catalog
+
 
 def _read_json(path: Path) -> dict:
     with open(path) as handle:
@@ -103,19 +105,19 @@ def job_line(rule: str, outputs: Sequence[str], wildcards: Mapping[str, str]) ->
 def tracks_summary(results_dir: str | Path, tracks_dirs: Sequence[str | Path], port: int = 8000) -> str:
     """Where each genome's tracks are, the command that serves igv.html, and the IGV session files."""
     results = Path(results_dir)
-    done = [Path(d) for d in tracks_dirs if (Path(d) / "tracks.json").exists()]
+    done = [Path(d) for d in tracks_dirs if (Path(d) / catalog.SUMMARY_JSON).exists()]
     if not done:
         return ""
     lines = ["Tracks (bigWig/BED, one folder per genome and model):"]
     lines += [f"  {d}/" for d in done]
-    pages = [d / "igv.html" for d in done if (d / "igv.html").exists()]
+    pages = [d / catalog.IGV_HTML for d in done if (d / catalog.IGV_HTML).exists()]
     if pages:
         lines += [
             "In a web browser (igv.js): serve the results folder, then open a page:",
             f"  python3 -m http.server -d {results} {port}",
         ]
         lines += [f"  http://localhost:{port}/{_relative(page, results)}" for page in pages]
-    sessions = [d / "igv_session.xml" for d in done if (d / "igv_session.xml").exists()]
+    sessions = [d / catalog.IGV_SESSION_XML for d in done if (d / catalog.IGV_SESSION_XML).exists()]
     if sessions:
         lines += ["In IGV desktop: File > Open Session..."]
         lines += [f"  {session}" for session in sessions]

@@ -15,11 +15,8 @@ import yaml
 
 from dnafm_lib.errors import DnafmError
 from dnafm_lib.tracks import catalog
-from dnafm_lib.tracks.embeddings import (
-    EMBEDDING_PCA_NPZ,
-    EMBEDDING_PCS_NPY,
-    project_and_cluster_blocks,
-)
+from dnafm_lib.tracks.catalog import EMBEDDING_PCA_NPZ, EMBEDDING_PCS_NPY
+from dnafm_lib.tracks.embeddings import project_and_cluster_blocks
 from dnafm_lib.tracks.gather import gather_tracks
 from dnafm_lib.tracks.pipeline import (
     configured_chunk_bp,

@@ -90,7 +90,16 @@ PER_BASE_FILES: tuple[str, ...] = tuple(spec.filename for spec in GATHERED_PER_B
 SEGMENTS_BED = "segments.bed"
 SEGMENTS_LABEL = "Embedding clusters"
 EMBEDDINGS_NPY = "embeddings_f16.npy"
+EMBEDDING_PCS_NPY = "embedding_pcs_f16.npy"
+EMBEDDING_PCA_NPZ = "embedding_pca.npz"
+#: tracks.embeddings "full": the (bins × hidden) float16 array; "pcs": its top PCs and the PCA.
+EMBEDDING_STORE_FILES: dict[str, tuple[str, ...]] = {
+    "full": (EMBEDDINGS_NPY,),
+    "pcs": (EMBEDDING_PCS_NPY, EMBEDDING_PCA_NPZ),
+}
 EMBEDDING_BINS_BED = "embedding_bins.bed"
 ENRICHMENT_TSV = "enrichment.tsv"
 ENRICHMENT_PNG = "enrichment.png"
 SUMMARY_JSON = "tracks.json"
+IGV_SESSION_XML = "igv_session.xml"
+IGV_HTML = "igv.html"

@@ -18,14 +18,13 @@ import numpy as np
 
 from ..atomic import atomic_open, atomic_path
 from ..errors import DnafmError
+from .catalog import EMBEDDING_STORE_FILES
 from .writers import write_bed
 
 PCA_COMPONENTS = 16  # k-means runs in this space; PC1–PC3 become tracks
 #: How the bin embeddings are kept: the full float16 array, or (large genomes, wide models) the top PCs.
-EMBEDDING_STORES = ("full", "pcs")
+EMBEDDING_STORES = tuple(EMBEDDING_STORE_FILES)  # "full", "pcs"
 #: The ``pcs`` store's files: every bin's top PCs, and the PCA (mean, components) that made them.
-EMBEDDING_PCS_NPY = "embedding_pcs_f16.npy"
-EMBEDDING_PCA_NPZ = "embedding_pca.npz"
 BLOCK_ROWS = 65536
 
 

@@ -17,8 +17,6 @@ from ..errors import DnafmError
 from . import catalog
 from .chunk_arrays import load_bin_means, load_chunk
 from .embeddings import (
-    EMBEDDING_PCA_NPZ,
-    EMBEDDING_PCS_NPY,
     EMBEDDING_STORES,
     BinIndex,
     enrichment_table,
@@ -146,8 +144,8 @@ def _write_embedding_outputs(
         projection = project_and_cluster(np.load(npy, mmap_mode="r"), n_clusters, seed=seed)
     else:  # the chunk files are read twice (fit sample, then every bin); nothing (n_bins, hidden) is kept
         projection = write_projection(
-            out_dir / EMBEDDING_PCS_NPY,
-            out_dir / EMBEDDING_PCA_NPZ,
+            out_dir / catalog.EMBEDDING_PCS_NPY,
+            out_dir / catalog.EMBEDDING_PCA_NPZ,
             lambda: (load_bin_means(p) for p in chunk_paths),
             len(bins),
             hidden,

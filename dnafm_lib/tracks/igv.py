@@ -68,7 +68,7 @@ def _gzi(fasta: Path) -> Path | None:
 
 def write_igv_session(inputs: BrowserInputs, path: Path | None = None) -> Path:
     """``igv_session.xml``: genome FASTA, one track per bigWig (fixed scales), relative paths."""
-    path = path or inputs.out_dir / "igv_session.xml"
+    path = path or inputs.out_dir / catalog.IGV_SESSION_XML
     session = ET.Element(
         "Session",
         genome=inputs.rel(inputs.fasta),
@@ -370,7 +370,7 @@ def write_igv_html(inputs: BrowserInputs, igv_js: Path, path: Path | None = None
     igv_js = Path(igv_js)
     if not igv_js.is_file():
         raise DnafmError(f"{igv_js}: igv.js dist file not found (run `dnafm tracks install-igv`)")
-    path = path or inputs.out_dir / "igv.html"
+    path = path or inputs.out_dir / catalog.IGV_HTML
     with atomic_path(path.parent / IGV_JS_DIST) as tmp:
         shutil.copyfile(igv_js, tmp)
     options = json.dumps(igv_js_options(inputs), indent=2).replace("</", "<\\/")

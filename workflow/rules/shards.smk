@@ -13,7 +13,8 @@ if config["shards"]["min_tail_nt"] > config["shards"]["window_nt"]:
         f"config shards.min_tail_nt ({config['shards']['min_tail_nt']}) must be at most "
         f"shards.window_nt ({config['shards']['window_nt']})"
     )
-SPLIT_NAMES = ("train", "validation", "test")
+from dnafm_lib.splits import SPLITS as SPLIT_NAMES  # train, validation, test
+
 STAGE_TARGETS["pretrain"] += [SHARDS_DIR / f"{split}.manifest.json" for split in SPLIT_NAMES]
 
 

@@ -90,7 +90,7 @@ rule gather_tracks:
         genomes=ancient(GENOME_TABLE),
     output:
         summary=report(
-            TRACKS_DIR / "{genome}" / "{model}" / "tracks.json",
+            TRACKS_DIR / "{genome}" / "{model}" / catalog.SUMMARY_JSON,
             caption="../report/track_summary.rst",
             category="Tracks",
             subcategory="{genome}",
@@ -148,7 +148,7 @@ localrules:
 
 rule write_browser_files:
     input:
-        summary=TRACKS_DIR / "{genome}" / "{model}" / "tracks.json",
+        summary=TRACKS_DIR / "{genome}" / "{model}" / catalog.SUMMARY_JSON,
         fasta=GENOMES_DIR / "{genome}" / "genome.fa.gz",
         igv_js=IGV_JS,
         genomes=ancient(GENOME_TABLE),

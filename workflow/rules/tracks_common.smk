@@ -2,26 +2,23 @@
 
 import shlex
 
-from dnafm_lib.tracks.catalog import PER_BASE_FILES
+from dnafm_lib.tracks import catalog
+from dnafm_lib.tracks.igv import IGV_JS_DIST
 
 TRACKS_DIR = RESULTS / "tracks"
 TRACKS = config["tracks"]
-TRACK_FILES = list(PER_BASE_FILES)  # loss, entropy, P(A..T) and the four logo tracks
-# tracks.embeddings "full": the (bins × hidden) float16 array; "pcs": its top PCs and the PCA.
-EMBEDDING_STORE_FILES = {"full": ["embeddings_f16.npy"], "pcs": ["embedding_pcs_f16.npy", "embedding_pca.npz"]}
+TRACK_FILES = list(catalog.PER_BASE_FILES)  # loss, entropy, P(A..T) and the four logo tracks
 EMBEDDING_FILES = [
-    "embedding_pc1.bw",
-    "embedding_pc2.bw",
-    "embedding_pc3.bw",
-    "segments.bed",
-    *EMBEDDING_STORE_FILES[TRACKS.get("embeddings", "full")],  # optional in the schema
-    "embedding_bins.bed",
+    *(spec.filename for spec in catalog.EMBEDDING_TRACKS),
+    catalog.SEGMENTS_BED,
+    *catalog.EMBEDDING_STORE_FILES[TRACKS.get("embeddings", "full")],  # optional in the schema
+    catalog.EMBEDDING_BINS_BED,
 ]
 # Cluster × annotation feature type (empty without a GFF3): made with the embeddings.
-ENRICHMENT_FILES = ["enrichment.png", "enrichment.tsv"]
+ENRICHMENT_FILES = [catalog.ENRICHMENT_PNG, catalog.ENRICHMENT_TSV]
 if TRACKS["layer"] is None:  # no embeddings
     EMBEDDING_FILES, ENRICHMENT_FILES = [], []
-BROWSER_FILES = ["igv_session.xml", "igv.html", "igv.min.js", "hub"]
+BROWSER_FILES = [catalog.IGV_SESSION_XML, catalog.IGV_HTML, IGV_JS_DIST, "hub"]
 IGV_JS = TRACKS["igv_js"] or str(RESULTS / "browser" / "igv.min.js")
 
 from dnafm_lib.tracks.pipeline import configured_chunk_bp
@@ -124,7 +121,7 @@ def hub_args(wildcards):
 
 def genome_tracks_files(genome, model):
     """Every file gather_tracks and write_browser_files make for one genome × model."""
-    names = ["tracks.json", *TRACK_FILES, *EMBEDDING_FILES, *ENRICHMENT_FILES, *BROWSER_FILES]
+    names = [catalog.SUMMARY_JSON, *TRACK_FILES, *EMBEDDING_FILES, *ENRICHMENT_FILES, *BROWSER_FILES]
     return [TRACKS_DIR / genome / model / name for name in names]
 
 
