@@ -7,8 +7,8 @@ from snakemake.common.configfile import load_configfile
 from snakemake.utils import validate
 
 from dnafm_lib import cohort
-from dnafm_lib.genome_batches import batch_of, batch_runtime_minutes, genome_batches
 from dnafm_lib.errors import DnafmError
+from dnafm_lib.genome_batches import batch_of, batch_runtime_minutes, genome_batches
 
 # Snakemake merged the cohort (each --configfile, then --config) recursively into
 # config/config.yaml; layer them again so that each layer's own maps and lists (tracks.models,
@@ -73,8 +73,8 @@ def selected_targets():
 
 
 # Input functions shared by the genome stages (they read the splits table after its checkpoint).
-import os
 import json
+import os
 import shlex
 
 import pandas as pd
