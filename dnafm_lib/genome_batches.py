@@ -50,11 +50,13 @@ def genome_batches(genomes: Sequence[str], genomes_per_job: int) -> dict[str, li
     }
 
 
-def batch_of(genome: str, batches: dict[str, list[str]]) -> str:
-    for name, members in batches.items():
-        if genome in members:
-            return name
-    raise GenomeBatchError(f"genome {genome!r} is in no batch of the genome table")
+def batch_of(genome: str, genomes: Sequence[str], genomes_per_job: int) -> str:
+    """The batch of `genomes` (as genome_batches cuts them) that holds `genome`."""
+    try:
+        position = list(genomes).index(genome)
+    except ValueError:
+        raise GenomeBatchError(f"genome {genome!r} is in no batch of the genome table") from None
+    return batch_name(position // genomes_per_job)
 
 
 def batch_runtime_minutes(entries: Iterable[dict]) -> int:

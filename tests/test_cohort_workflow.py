@@ -7,7 +7,6 @@ them are tested in-process in tests/test_cohort.py."""
 from __future__ import annotations
 
 import gzip
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +16,7 @@ import pyBigWig
 import pytest
 import yaml
 
+from tests import workflow_helpers
 from tests.tracks_helpers import (
     genome_with_gaps,
     many_short_contigs,
@@ -28,11 +28,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def snakemake(config_path: Path, *args: str, timeout: int = 900) -> subprocess.CompletedProcess:
-    env = {
-        **os.environ,
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-        "DNAFM_CACHE_DIR": str(config_path.parent / "cache"),
-    }  # the weights' sha256 cache
+    env = workflow_helpers.env(DNAFM_CACHE_DIR=str(config_path.parent / "cache"))  # the weights' sha256 cache
     return subprocess.run(
         [sys.executable, "-m", "snakemake", "--configfile", str(config_path), "--cores", "2", "--nolock", *args],
         cwd=REPO,

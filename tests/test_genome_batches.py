@@ -29,6 +29,7 @@ from dnafm_lib.genome_batches import (
 )
 from dnafm_lib.genomes import prepare_genome
 from dnafm_lib.shards import write_genome_shards
+from tests import workflow_helpers
 from tests.tracks_helpers import write_fasta
 
 REPO = Path(__file__).resolve().parents[1]
@@ -60,10 +61,11 @@ def test_batches_are_consecutive_runs_and_appending_a_genome_changes_only_the_la
     assert {k: v for k, v in grown.items() if k != "batch00002"} == {
         k: v for k, v in batches.items() if k != "batch00002"
     }
-    assert batch_of("g4", batches) == "batch00001"
+    assert batch_of("g4", names, 3) == "batch00001"
+    assert all(batch_of(g, names, 3) == name for name, members in batches.items() for g in members)
     assert genome_batches(names, 1)["batch00006"] == ["g6"]
     with pytest.raises(GenomeBatchError, match="genome 'g9' is in no batch"):
-        batch_of("g9", batches)
+        batch_of("g9", names, 3)
     with pytest.raises(GenomeBatchError, match="genomes_per_job must be at least 1, got 0"):
         genome_batches(names, 0)
 
@@ -174,7 +176,7 @@ def snakemake_command(config: Path) -> list[str]:
 
 
 def environment() -> dict:
-    return {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    return workflow_helpers.env()
 
 
 def run_to_end(config: Path) -> str:
@@ -242,3 +244,19 @@ def test_a_batch_asks_for_minutes_by_its_fasta_sizes_and_plans_before_the_downlo
     # Not downloaded yet (a dry run plans the batch before its downloads): counts nothing for now.
     later = {"genome": "later", "download_record": str(tmp_path / "downloads" / "later" / "download.json")}
     assert batch_runtime_minutes(small + [later]) == RUNTIME_BASE_MIN + 1
+
+
+def test_a_batch_warns_of_empty_records_as_prepare_genome_does(tmp_path):
+    fasta = write_fasta(tmp_path / "g.fa", [("chr1", "ACGT" * 50), ("empty", ""), ("chr2", "GGCC" * 40)])
+    command = [sys.executable, "-m", "dnafm_lib", "prepare-batch", "--out-dir", str(tmp_path / "staging" / "b")]
+    command += ["--genomes-dir", str(tmp_path / "genomes"), "--window-nt", "100", "--min-tail-nt", "10"]
+    command += ["--genomes-json", json.dumps([{"genome": "g", "fasta": str(fasta)}])]
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert f"warning: {fasta}" in done.stderr and "empty" in done.stderr
+    assert (tmp_path / "staging" / "b" / "g" / "genome" / "chrom.sizes").read_text().split() == [
+        "chr1",
+        "200",
+        "chr2",
+        "160",
+    ]

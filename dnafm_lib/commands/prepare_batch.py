@@ -58,6 +58,9 @@ def parse_entries(text: str) -> list[dict]:
 
 
 def run(args) -> int:
+    import sys
+
+    from ..fasta import describe_skipped
     from ..genome_batches import prepare_batch
 
     entries = parse_entries(args.genomes_json)
@@ -65,6 +68,12 @@ def run(args) -> int:
         entries, args.out_dir, genomes_dir=args.genomes_dir, window_nt=args.window_nt, min_tail_nt=args.min_tail_nt
     )
     for provenance in provenances:
+        if provenance["skipped_empty_records"]:  # the same warning as dnafm prepare-genome's
+            print(
+                f"dnafm prepare-batch: warning: {provenance['input_path']}: "
+                f"{describe_skipped(provenance['skipped_empty_records'])}",
+                file=sys.stderr,
+            )
         print(f"{provenance['genome']}: {provenance['n_records']} records, {provenance['total_nt']} nt")
     print(f"{len(provenances)} genomes → {args.out_dir}")
     return 0

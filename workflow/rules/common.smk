@@ -156,12 +156,12 @@ BATCHES_DIR = RESULTS / "genome_batches"
 BATCH_SHARDS = "pretrain" in STAGES
 
 
-def current_batches():
-    return genome_batches(list(genomes_table()["genome"]), GENOMES_PER_JOB)
+def genome_batch(genome):
+    return batch_of(genome, genomes_table()["genome"], GENOMES_PER_JOB)
 
 
 def batch_genomes(batch):
-    batches = current_batches()
+    batches = genome_batches(list(genomes_table()["genome"]), GENOMES_PER_JOB)
     if batch not in batches:
         raise ValueError(f"{batch} is not a batch of {GENOME_TABLE} ({len(batches)} batches)")
     return batches[batch]

@@ -8,20 +8,6 @@ rules write. Logic: dnafm_lib.genome_batches.
 if GENOMES_PER_JOB > 1:
     from dnafm_lib.genome_batches import adopt_batched_genome
 
-    _GENOME_OUTPUTS = {
-        "fasta": GENOMES_DIR / "{genome}" / "genome.fa.gz",
-        "fai": GENOMES_DIR / "{genome}" / "genome.fa.gz.fai",
-        "gzi": GENOMES_DIR / "{genome}" / "genome.fa.gz.gzi",
-        "sizes": GENOMES_DIR / "{genome}" / "chrom.sizes",
-        "provenance": GENOMES_DIR / "{genome}" / "provenance.json",
-    }
-    _SHARD_OUTPUTS = {
-        "tokens": SHARDS_DIR / "{genome}" / "tokens.npy",
-        "softmask": SHARDS_DIR / "{genome}" / "softmask.npy",
-        "index": SHARDS_DIR / "{genome}" / "index.npy",
-        "metadata": SHARDS_DIR / "{genome}" / "metadata.json",
-    }
-
     localrules:
         adopt_batched_genome,
 
@@ -53,10 +39,10 @@ if GENOMES_PER_JOB > 1:
 
     rule adopt_batched_genome:
         input:
-            batch=lambda wildcards: BATCHES_DIR / batch_of(wildcards.genome, current_batches()),
+            batch=lambda wildcards: BATCHES_DIR / genome_batch(wildcards.genome),
         output:
-            **_GENOME_OUTPUTS,
-            **(_SHARD_OUTPUTS if BATCH_SHARDS else {}),
+            **GENOME_OUTPUTS,
+            **(SHARD_OUTPUTS if BATCH_SHARDS else {}),
         wildcard_constraints:
             genome=GENOME_ID_PATTERN,
         run:

@@ -7,6 +7,8 @@ Config `shards`: window_nt (nucleotides per row; the model adds [CLS]/[EOS]), mi
 a contig's shorter last window from this length).
 """
 
+from dnafm_lib import shards as shard_layout
+
 SHARDS_DIR = RESULTS / "shards"
 if config["shards"]["min_tail_nt"] > config["shards"]["window_nt"]:
     raise WorkflowError(
@@ -16,6 +18,13 @@ if config["shards"]["min_tail_nt"] > config["shards"]["window_nt"]:
 from dnafm_lib.splits import SPLITS as SPLIT_NAMES  # train, validation, test
 
 STAGE_TARGETS["pretrain"] += [SHARDS_DIR / f"{split}.manifest.json" for split in SPLIT_NAMES]
+# What a genome's shard folder holds, for shard_genome and (batched) adopt_batched_genome alike.
+SHARD_OUTPUTS = {
+    "tokens": SHARDS_DIR / "{genome}" / shard_layout.TOKENS_FILE,
+    "softmask": SHARDS_DIR / "{genome}" / shard_layout.SOFTMASK_FILE,
+    "index": SHARDS_DIR / "{genome}" / shard_layout.INDEX_FILE,
+    "metadata": SHARDS_DIR / "{genome}" / shard_layout.METADATA_FILE,
+}
 
 
 localrules:
@@ -28,10 +37,7 @@ if GENOMES_PER_JOB == 1:
         input:
             fasta=GENOMES_DIR / "{genome}" / "genome.fa.gz",
         output:
-            tokens=SHARDS_DIR / "{genome}" / "tokens.npy",
-            softmask=SHARDS_DIR / "{genome}" / "softmask.npy",
-            index=SHARDS_DIR / "{genome}" / "index.npy",
-            metadata=SHARDS_DIR / "{genome}" / "metadata.json",
+            **SHARD_OUTPUTS,
         log:
             LOGS / "shard_genome" / "{genome}.log",
         benchmark:
