@@ -201,11 +201,12 @@ def _score_chunks(
     from .provenance import model_identity, scoring_provenance
 
     model = None  # loaded only when some chunk needs scoring
+    identity = model_identity(model_path)  # reads config.json and stats weight files: once, not per chunk
     paths = []
     for chunk, regions in plan.items():
         path = work / f"{chunk}.npz"
         paths.append(path)
-        if path.exists() and _is_finished(path, regions, settings, model_identity(model_path)):
+        if path.exists() and _is_finished(path, regions, settings, identity):
             continue
         model = model or load_scoring_model(model_path, device)
         log.info("scoring %s (%d regions)", chunk, len(regions))
