@@ -31,7 +31,8 @@ class ChunkArrays:
     bin_contig: np.ndarray  # (n_bins,) str
     bin_start: np.ndarray  # (n_bins,) int64
     bin_end: np.ndarray  # (n_bins,) int64
-    bin_mean: np.ndarray  # (n_bins, H) float16
+    bin_mean: np.ndarray | None  # (n_bins, H) float16; None when loaded with bin_means=False
+    hidden: int  # H, the width of the bin means
     settings: dict
     provenance: dict  # the model, device and versions that scored it (tracks/provenance.py); {} if unrecorded
 
@@ -75,7 +76,8 @@ def save_chunk(
         np.savez(handle, **arrays)
 
 
-def load_chunk(path: str | Path) -> ChunkArrays:
+def load_chunk(path: str | Path, *, bin_means: bool = True) -> ChunkArrays:
+    """A chunk's arrays; ``bin_means=False`` skips the bulky bin means (their width is still read)."""
     try:
         with np.load(path, allow_pickle=False) as data:
             regions = [
@@ -90,7 +92,8 @@ def load_chunk(path: str | Path) -> ChunkArrays:
                 bin_contig=data["bin_contig"],
                 bin_start=data["bin_start"],
                 bin_end=data["bin_end"],
-                bin_mean=data["bin_mean"],
+                bin_mean=data["bin_mean"] if bin_means else None,
+                hidden=_npz_member_shape(data, "bin_mean")[1],
                 settings=json.loads(str(data["settings_json"])),
                 provenance=json.loads(str(data["provenance_json"])) if "provenance_json" in data else {},
             )
@@ -105,6 +108,17 @@ def load_bin_means(path: str | Path) -> np.ndarray:
             return data["bin_mean"]
     except (OSError, KeyError, ValueError) as exc:
         raise DnafmError(f"{path}: not a readable tracks chunk file ({exc})") from None
+
+
+def _npz_member_shape(data, name: str) -> tuple[int, ...]:
+    """An npz member's shape from its .npy header, without reading the array."""
+    with data.zip.open(f"{name}.npy") as member:
+        version = np.lib.format.read_magic(member)
+        if version == (1, 0):
+            shape, _, _ = np.lib.format.read_array_header_1_0(member)
+        else:
+            shape, _, _ = np.lib.format.read_array_header_2_0(member)
+    return shape
 
 
 def _cat(parts: list[np.ndarray], empty_shape: tuple[int, ...], dtype=np.float32) -> np.ndarray:

@@ -98,7 +98,7 @@ def _write_per_base_tracks(chunk_paths: Sequence[str | Path], chrom_sizes: Seque
     contigs, starts, ends, hidden, settings, scored_bp, provenances = [], [], [], 0, None, 0, []
     try:
         for path in chunk_paths:
-            chunk = load_chunk(path)
+            chunk = load_chunk(path, bin_means=False)  # the bin means are read one chunk at a time later
             settings = settings or chunk.settings
             provenances.append((str(path), chunk.provenance))
             if chunk.settings != settings:
@@ -112,7 +112,7 @@ def _write_per_base_tracks(chunk_paths: Sequence[str | Path], chrom_sizes: Seque
             contigs.append(chunk.bin_contig)
             starts.append(chunk.bin_start)
             ends.append(chunk.bin_end)
-            hidden = max(hidden, chunk.bin_mean.shape[1])
+            hidden = max(hidden, chunk.hidden)
     except BaseException as exc:
         for writer in writers.values():
             writer.abort(exc)
