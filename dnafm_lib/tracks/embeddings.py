@@ -76,6 +76,11 @@ def fit_sample_size(n_bins: int, hidden: int, max_fit_bins: int = 100_000) -> in
     return max(1, min(n_bins, max_fit_bins, FIT_SAMPLE_BYTES // (4 * max(hidden, 1))))
 
 
+def pca_components(n_bins: int, hidden: int, max_fit_bins: int = 100_000) -> int:
+    """How many PCs the projection keeps: what the fit sample allows, at most ``PCA_COMPONENTS``."""
+    return max(1, min(PCA_COMPONENTS, hidden, fit_sample_size(n_bins, hidden, max_fit_bins)))
+
+
 def array_blocks(embeddings: np.ndarray, block_rows: int = BLOCK_ROWS) -> Callable[[], Iterator[np.ndarray]]:
     """Row blocks of an (n_bins, hidden) array or memmap, in order (read one block at a time)."""
 
@@ -138,7 +143,7 @@ def project_and_cluster_blocks(
     rng = np.random.default_rng(seed)
     sample_rows = np.sort(rng.choice(n_bins, size=fit_sample_size(n_bins, hidden, max_fit_bins), replace=False))
     sample = gather_rows(blocks(), sample_rows, hidden)
-    n_components = max(1, min(PCA_COMPONENTS, hidden, sample.shape[0]))
+    n_components = pca_components(n_bins, hidden, max_fit_bins)  # sample.shape[0] is the fit sample size
     pca = PCA(n_components=n_components, random_state=seed).fit(sample)
     n_clusters = max(1, min(n_clusters, len(np.unique(sample, axis=0))))
     kmeans = KMeans(n_clusters=n_clusters, n_init=4, random_state=seed).fit(pca.transform(sample))
@@ -172,7 +177,7 @@ def write_projection(
 ) -> Projection:
     """The ``pcs`` store: every bin's top PCs as float16 ``.npy`` (n_bins, n_components) and the
     PCA (mean, components, explained variance ratio) as ``.npz``, instead of the full array."""
-    n_components = max(1, min(PCA_COMPONENTS, hidden, fit_sample_size(n_bins, hidden)))
+    n_components = pca_components(n_bins, hidden)
     with atomic_path(npy_path) as tmp:
         array = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float16, shape=(n_bins, n_components))
         projection = project_and_cluster_blocks(blocks, n_bins, hidden, n_clusters, seed=seed, pcs_out=array)
