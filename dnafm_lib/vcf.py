@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Iterator, NamedTuple
 
 from .errors import DnafmError
-from .fasta import GZIP_MAGIC
+from .fasta import is_gzip
 
 NUCLEOTIDES = frozenset("ACGT")
 FIXED_COLUMNS = ("#CHROM", "POS", "ID", "REF", "ALT", "QUAL", "FILTER", "INFO")
@@ -65,9 +65,7 @@ def classify_allele(ref: str, alt: str | None) -> AlleleKind:
 
 
 def _open_text_lines(path: Path):
-    with open(path, "rb") as probe:
-        compressed = probe.read(2) == GZIP_MAGIC
-    return gzip.open(path, "rb") if compressed else open(path, "rb")
+    return gzip.open(path, "rb") if is_gzip(path) else open(path, "rb")
 
 
 def _check_alt(alt: str, where: str) -> None:
