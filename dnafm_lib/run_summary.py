@@ -14,6 +14,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from .tracks import catalog
+from .trained_context import CONTEXT_FIELD
 
 
 def _read_json(path: Path) -> dict:
@@ -62,7 +63,7 @@ def _pretrain_model(outputs, wildcards) -> str:
 
 def _export_model(outputs, wildcards) -> str:
     config_path = _find(outputs, "config.json")
-    context = _read_json(config_path).get("dnafm_pretraining_context_tokens")
+    context = _read_json(config_path).get(CONTEXT_FIELD)
     return f"exported {wildcards['run']} to {config_path.parent}/" + (f" ({context}-token context)" if context else "")
 
 
