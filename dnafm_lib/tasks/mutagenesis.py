@@ -27,7 +27,7 @@ import torch
 
 from ..errors import DnafmError
 from ..tokenizer import ACGT_IDS, MASK_ID, encode_batch
-from ..tracks.pipeline import open_fasta
+from ..tracks.pipeline import fasta_lengths, open_fasta
 from ..tracks.tiling import Region
 from ..vcf import AlleleKind, check_vcf, classify_allele, iter_lines
 
@@ -200,10 +200,6 @@ def write_ism_outputs(scores: list[RegionScores], contig_lengths: dict[str, int]
 # ---------------------------------------------------------------------- VCF scoring
 
 
-def _fasta_lengths(fasta) -> dict[str, int]:
-    return {name: len(record) for name, record in fasta.records.items()}
-
-
 def variant_llrs(
     model, fasta, variants: list[tuple[str, int, str, tuple[str, ...]]], flank_bp: int, batch_size: int
 ) -> list[list[float | None]]:
@@ -270,7 +266,7 @@ def score_vcf(
     if info_field in summary.info_ids:
         raise MutagenesisError(f"{vcf_in}: INFO field {info_field} already exists; choose another with --info-field")
     fasta = open_fasta(fasta_path)
-    lengths = _fasta_lengths(fasta)
+    lengths = fasta_lengths(fasta)
     info_header = (
         f'##INFO=<ID={info_field},Number=A,Type=Float,Description="DNA FM masked-marginal log-likelihood ratio '
         f'log p(alt) - log p(ref), nats, averaged over both strands (context +/-{flank_bp} bp)">'

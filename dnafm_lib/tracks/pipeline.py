@@ -92,6 +92,11 @@ def open_fasta(path: str | Path):
         raise DnafmError(f"{path}: cannot open the FASTA ({exc})") from None
 
 
+def fasta_lengths(fasta) -> dict[str, int]:
+    """Each record's length in bp, by name, of an ``open_fasta`` FASTA."""
+    return {name: len(record) for name, record in fasta.records.items()}
+
+
 def score_regions_to_file(
     fasta_path: str | Path,
     regions: Sequence[Region],
@@ -105,7 +110,7 @@ def score_regions_to_file(
     from .chunk_arrays import save_chunk
 
     fasta = open_fasta(fasta_path)
-    lengths = {name: len(record) for name, record in fasta.records.items()}
+    lengths = fasta_lengths(fasta)
     for region in regions:
         if region.contig not in lengths or region.end > lengths[region.contig]:
             raise DnafmError(f"{fasta_path}: region {region.contig}:{region.start}-{region.end} is not in the FASTA")
