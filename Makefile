@@ -23,14 +23,14 @@ system-deps:
 	bash scripts/install-system-deps.sh
 
 # A run killed hard (SIGKILL, OOM) leaves Snakemake's lock behind: released first when no
-# Snakemake runs here, so rerunning the same command resumes (dnafm_lib/stale_lock.py).
+# Snakemake runs here, so rerunning the same command resumes (dnafm_lib/workflow/stale_lock.py).
 demo: setup
-	$(BIN)/python -m dnafm_lib.stale_lock
+	$(BIN)/python -m dnafm_lib.workflow.stale_lock
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/snakemake --profile profiles/local --cores $(CORES)
 
 # Snakemake with the venv on PATH, for any cohort: make run ARGS="--configfile config/cohorts/mine_example.yaml"
 run: setup
-	$(BIN)/python -m dnafm_lib.stale_lock
+	$(BIN)/python -m dnafm_lib.workflow.stale_lock
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/snakemake --profile profiles/local --cores $(CORES) $(ARGS)
 
 # As root (CI) the tests marked `slurm` start a single-node Slurm (scripts/slurm-up.sh) and stop it.

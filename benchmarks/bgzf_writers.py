@@ -23,7 +23,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from dnafm_lib.genomes import BgzfWriter  # noqa: E402
+from dnafm_lib.data.genomes import BgzfWriter  # noqa: E402
 
 
 def fasta_text(megabases: int, seed: int = 0, line_nt: int = 80) -> bytes:

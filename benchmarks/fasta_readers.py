@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Reading a gzip FASTA into token ids: dnafm_lib.fasta's block reader against pysam.FastxFile.
+"""Reading a gzip FASTA into token ids: dnafm_lib.data.fasta's block reader against pysam.FastxFile.
 
 Both do the same job on the same file in this process: decompress, strip line breaks and map
 every base to its token id in one ``bytes.translate`` pass (pysam: one string per record, then
@@ -20,8 +20,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.shard_throughput import generate_fasta  # noqa: E402
-from dnafm_lib.fasta import IDENTITY_TABLE, iter_sequence_chunks  # noqa: E402
-from dnafm_lib.tokenizer import BYTE_TO_ID  # noqa: E402
+from dnafm_lib.data.fasta import IDENTITY_TABLE, iter_sequence_chunks  # noqa: E402
+from dnafm_lib.model.tokenizer import BYTE_TO_ID  # noqa: E402
 
 TOKEN_TABLE = bytes(BYTE_TO_ID)
 
@@ -64,7 +64,7 @@ def main(argv=None) -> int:
     print(f"{dnafm_bases / 1e6:.1f} Mb gzip FASTA in 8 records, best of {args.repeats}")
     print("| reader | seconds | speed vs pysam.FastxFile |")
     print("| --- | --- | --- |")
-    print(f"| dnafm_lib.fasta.iter_sequence_chunks | {dnafm_s:.2f} | {pysam_s / dnafm_s:.2f}x |")
+    print(f"| dnafm_lib.data.fasta.iter_sequence_chunks | {dnafm_s:.2f} | {pysam_s / dnafm_s:.2f}x |")
     print(f"| pysam.FastxFile + translate | {pysam_s:.2f} | 1.00x |")
     return 0
 

@@ -3,7 +3,7 @@
 
 Sections (`--sections`, default all, in this order so the cheapest numbers come first):
   attention  each attention backend at 2 × 32 × 4000 × 136 (bf16): forward and forward+backward,
-             ms and attention TFLOP/s; then the one dnafm_lib.attention_backends would choose.
+             ms and attention TFLOP/s; then the one dnafm_lib.model.attention would choose.
   full7b     the published geometry, all 32 layers, bf16, random weights: the scorer's batch
              (8 × 4000 tokens) forward-only — tokens/s, MFU (2N + 4·L·h·S), peak memory; with
              torchao installed also its float8 linears, and their agreement with bf16 on the
@@ -37,8 +37,8 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from dnafm_lib.attention_backends import choose_attention_backend, unavailable_reason  # noqa: E402
-from dnafm_lib.model import (  # noqa: E402
+from dnafm_lib.model.attention import choose_attention_backend, unavailable_reason  # noqa: E402
+from dnafm_lib.model.encoder import (  # noqa: E402
     ATTENTION_BACKENDS,
     Padding,
     _attend,
@@ -47,7 +47,7 @@ from dnafm_lib.model import (  # noqa: E402
     flops_per_token,
     preset_config,
 )
-from dnafm_lib.tokenizer import ACGT_IDS, CLS_ID, EOS_ID, MASK_ID  # noqa: E402
+from dnafm_lib.model.tokenizer import ACGT_IDS, CLS_ID, EOS_ID, MASK_ID  # noqa: E402
 
 SECTIONS = ("attention", "full7b", "scorer", "pretrain")
 HG38_BP = 3_099_734_149  # GRCh38 primary assembly incl. N runs; the scorer skips N, so this bounds it above

@@ -1,4 +1,4 @@
-"""GPU check and benchmark for fine-tuning and masked-marginal scoring (dnafm_lib.tasks).
+"""GPU check and benchmark for fine-tuning and masked-marginal scoring (dnafm_lib.finetune).
 
 Run on a CUDA machine:  python benchmarks/gpu_finetune.py [--out results.json]
 
@@ -25,10 +25,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import dnafm_lib  # noqa: E402
-from dnafm_lib.tasks import SequenceClassification  # noqa: E402
-from dnafm_lib.tasks.data import DataConfig, load_splits  # noqa: E402
-from dnafm_lib.tasks.mutagenesis import masked_log_probs  # noqa: E402
-from dnafm_lib.tasks.trainer import TrainerConfig, fit, seed_everything  # noqa: E402
+from dnafm_lib.finetune import SequenceClassification  # noqa: E402
+from dnafm_lib.finetune.data import DataConfig, load_splits  # noqa: E402
+from dnafm_lib.finetune.trainer import TrainerConfig, fit, seed_everything  # noqa: E402
+from dnafm_lib.inference.mutagenesis import masked_log_probs  # noqa: E402
 
 
 def toy_table(path: Path, n_rows: int = 480, length: int = 200) -> None:

@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from dnafm_lib.model import HAVE_FLASH_ATTN, build_model, flops_per_token, preset_config  # noqa: E402
+from dnafm_lib.model.encoder import HAVE_FLASH_ATTN, build_model, flops_per_token, preset_config  # noqa: E402
 
 # Dense bf16 tensor-core peaks (no sparsity), by device-name substring.
 PEAK_BF16_TFLOPS = {"H200": 989.4, "H100": 989.4, "A100": 312.0, "L40S": 362.0, "A10": 125.0}

@@ -8,13 +8,13 @@ times the SDPA kernels (FlashAttention-2, cuDNN, memory-efficient) at the 32 × 
 geometry and uses the fastest for every variant.
 
 Prints tokens/s and MFU per variant and ends with a table. MFU = flops_per_token × tokens/s /
-peak, flops_per_token = 6N + 12·L·h·S (dnafm_lib.model.flops_per_token); the peak is the
+peak, flops_per_token = 6N + 12·L·h·S (dnafm_lib.model.encoder.flops_per_token); the peak is the
 card's dense bf16 figure (H100/H200 SXM: 989 TFLOP/s), looked up from its name.
 
     PYTHONPATH=. python3 benchmarks/gpu_pretrain.py                      # H100: ~2-3 minutes
     PYTHONPATH=. python3 benchmarks/gpu_pretrain.py --device cpu --preset tiny   # CI smoke test
 
-Needs only PyTorch and numpy (imports dnafm_lib.model and dnafm_lib.train modules).
+Needs only PyTorch and numpy (imports dnafm_lib.model.encoder and dnafm_lib.train modules).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import time
 import numpy as np
 import torch
 
-from dnafm_lib.model import ATTENTION_BACKENDS, build_model, flops_per_token, preset_config
+from dnafm_lib.model.encoder import ATTENTION_BACKENDS, build_model, flops_per_token, preset_config
 from dnafm_lib.train import metrics
 from dnafm_lib.train.config import TrainConfig
 from dnafm_lib.train.data import build_batch

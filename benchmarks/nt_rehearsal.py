@@ -1,6 +1,6 @@
 """The NT cohort rehearsed end to end on the local single-node Slurm (scripts/slurm-up.sh).
 
-A local NCBI mirror on 127.0.0.1 (tests/ncbi_server.py) serves an 812-line NT-shaped list — 17
+A local NCBI mirror on 127.0.0.1 (tests/support/ncbi_server.py) serves an 812-line NT-shaped list — 17
 genomes gone from NCBI (suppressed, retired, unknown), the rat in the old
 ``genomes/refseq/…/latest_assembly_versions/`` URL form and swapped by config — and 796 synthetic
 genomes whose sizes follow the real cohort's mix (a few dozen vertebrate-size genomes, mid-size
@@ -42,8 +42,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.ncbi_server import FakeAssembly, FakeNcbi  # noqa: E402
-from tests.slurm_helpers import edit_profile_for_this_node, node_ready, preempt_pretraining, repo_copy  # noqa: E402
+from tests.support.ncbi_server import FakeAssembly, FakeNcbi  # noqa: E402
+from tests.support.slurm import edit_profile_for_this_node, node_ready, preempt_pretraining, repo_copy  # noqa: E402
 
 RAT_OLD, RAT_NEW = "GCF_000001895.5", "GCF_015227675.2"
 # (category, genomes in the 812-line list, typical assembly size in bp). The NT paper's 850

@@ -30,7 +30,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from benchmarks.nt_rehearsal import RAT_OLD, cohort  # noqa: E402
-from tests.slurm_helpers import repo_copy  # noqa: E402
+from tests.support.slurm import repo_copy  # noqa: E402
 
 
 def build_state(work: Path, chunk_bp: int) -> tuple[int, int]:

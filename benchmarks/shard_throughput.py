@@ -3,7 +3,7 @@
 Generates a multi-megabase gzip FASTA (soft-masked stretches, N runs, several contigs), then
 times on the same file, in the same run:
   floor  `gzip -dc FILE > /dev/null`           (decompression alone)
-  dnafm  dnafm_lib.shards.write_genome_shards  (decompress, validate, tokenize, window, write)
+  dnafm  dnafm_lib.data.shards.write_genome_shards  (decompress, validate, tokenize, window, write)
   naive  Bio.SeqIO.parse + str.translate       (the obvious per-record string approach)
 and prints throughput ratios (higher is better for dnafm). Goal: dnafm >= 0.7 of the floor's
 speed and several times the naive one.
@@ -28,8 +28,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from dnafm_lib.shards import DEFAULT_WINDOW_NT, write_genome_shards  # noqa: E402
-from dnafm_lib.tokenizer import BYTE_TO_ID  # noqa: E402
+from dnafm_lib.data.shards import DEFAULT_WINDOW_NT, write_genome_shards  # noqa: E402
+from dnafm_lib.model.tokenizer import BYTE_TO_ID  # noqa: E402
 
 
 def generate_fasta(path: Path, megabases: int, seed: int = 0, line_nt: int = 80) -> int:

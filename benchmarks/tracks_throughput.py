@@ -29,7 +29,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from dnafm_lib.model import ATTENTION_BACKENDS  # noqa: E402
+from dnafm_lib.model.encoder import ATTENTION_BACKENDS  # noqa: E402
 
 # Dense bf16 peak (TFLOP/s) by device name; --peak-tflops overrides.
 PEAK_BF16_TFLOPS = {
@@ -56,8 +56,8 @@ def peak_tflops(name: str) -> float | None:
 
 
 def gpu_benchmark(args) -> dict:
-    from dnafm_lib.model import build_model, count_parameters, flops_per_token, preset_config
-    from dnafm_lib.tokenizer import ACGT_IDS, CLS_ID, EOS_ID, MASK_ID
+    from dnafm_lib.model.encoder import build_model, count_parameters, flops_per_token, preset_config
+    from dnafm_lib.model.tokenizer import ACGT_IDS, CLS_ID, EOS_ID, MASK_ID
 
     device = torch.device(args.device or "cuda")
     # --smoke: the same code path with the tiny geometry, to check the script on a CPU.
@@ -132,8 +132,8 @@ def gpu_scorer(args, model, device, bare_tokens_per_s: float, synchronize) -> di
     """The real scorer (masks, batches, head, per-base arrays) over a synthetic sequence."""
     import numpy as np
 
-    from dnafm_lib.tracks.scoring import ScoringSettings, WindowScorer
-    from dnafm_lib.tracks.tiling import Region
+    from dnafm_lib.inference.tracks.scoring import ScoringSettings, WindowScorer
+    from dnafm_lib.inference.tracks.tiling import Region
 
     rng = np.random.default_rng(0)
     seq = "".join(np.array(list("ACGT"))[rng.integers(0, 4, args.scorer_bp)])
@@ -184,9 +184,9 @@ def bare_forward_seconds(model, fasta: Path, settings, chunk_bp: int) -> tuple[f
     """The model's forward over exactly the sequences the scorer runs (same lengths, batches)."""
     import numpy as np
 
-    from dnafm_lib.tracks.pipeline import open_fasta
-    from dnafm_lib.tracks.tiling import plan_chunks, windows_for_region
-    from dnafm_lib.tracks.writers import read_chrom_sizes
+    from dnafm_lib.data.indexed_fasta import open_fasta
+    from dnafm_lib.inference.tracks.tiling import plan_chunks, windows_for_region
+    from dnafm_lib.inference.tracks.writers import read_chrom_sizes
 
     sizes = read_chrom_sizes(str(fasta) + ".fai")
     lengths = dict(sizes)
@@ -222,7 +222,7 @@ def bigwig_write_ratio(tmp: Path, genome_bp: int) -> dict:
     import numpy as np
     import pyBigWig
 
-    from dnafm_lib.tracks.writers import BigWigWriter
+    from dnafm_lib.inference.tracks.writers import BigWigWriter
 
     rng = np.random.default_rng(1)
     sizes = [("chr1", genome_bp * 6 // 10), ("chr2", genome_bp * 4 // 10)]
@@ -253,8 +253,9 @@ def bigwig_write_ratio(tmp: Path, genome_bp: int) -> dict:
 
 def cpu_benchmark(args) -> dict:
     import dnafm_lib
-    from dnafm_lib.tracks.pipeline import open_fasta, run_genome
-    from dnafm_lib.tracks.scoring import ScoringSettings
+    from dnafm_lib.data.indexed_fasta import open_fasta
+    from dnafm_lib.inference.tracks.pipeline import run_genome
+    from dnafm_lib.inference.tracks.scoring import ScoringSettings
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -281,8 +282,8 @@ def cpu_benchmark(args) -> dict:
         import sklearn.cluster  # noqa: F401
         import sklearn.decomposition  # noqa: F401
 
-        from dnafm_lib.tracks.pipeline import score_regions_to_file
-        from dnafm_lib.tracks.tiling import Region
+        from dnafm_lib.inference.tracks.pipeline import score_regions_to_file
+        from dnafm_lib.inference.tracks.tiling import Region
 
         score_regions_to_file(fasta, [Region("chr1", 0, 3 * args.window_bp)], model, settings, tmp / "warmup.npz")
         # Interleaved repeats; wall time and process CPU time (the latter suffers less from other

@@ -10,20 +10,18 @@ __all__ = ["load_model", "save_model", "__version__"]
 
 
 def load_model(path_or_preset, **kwargs):
-    from .checkpoint import load_model as _load
+    from dnafm_lib.model.model_dir import load_model as _load
 
     return _load(path_or_preset, **kwargs)
 
 
 def save_model(model, path, **kwargs):
-    from .checkpoint import save_model as _save
+    from dnafm_lib.model.model_dir import save_model as _save
 
     return _save(model, path, **kwargs)
 
 
-load_model.__doc__ = (
-    "Load a preset (tiny, 300m, 7b) or an AIDO.DNA-layout checkpoint directory; see dnafm_lib.checkpoint.load_model."
-)
+load_model.__doc__ = "Load a preset (tiny, 300m, 7b) or an AIDO.DNA-layout checkpoint directory; see dnafm_lib.model.model_dir.load_model."
 save_model.__doc__ = (
-    "Write config.json + model.safetensors in the AIDO.DNA layout; see dnafm_lib.checkpoint.save_model."
+    "Write config.json + model.safetensors in the AIDO.DNA layout; see dnafm_lib.model.model_dir.save_model."
 )

@@ -8,8 +8,8 @@ import os
 import sys
 import traceback
 
-from . import __version__
-from .errors import DnafmError
+from dnafm_lib import __version__
+from dnafm_lib.core.errors import DnafmError
 
 # subcommand name → module under dnafm_lib.commands (add a line when a stage lands)
 SUBCOMMANDS: dict[str, str] = {

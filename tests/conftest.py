@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import dnafm_lib
-from tests.slurm_helpers import slurm_cluster  # noqa: F401  (the local Slurm cluster, for test_slurm*.py)
+from tests.support.slurm import slurm_cluster  # noqa: F401  (the local Slurm cluster, for test_slurm*.py)
 
 
 @pytest.fixture(scope="module")

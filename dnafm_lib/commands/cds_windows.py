@@ -32,10 +32,10 @@ def run(args) -> int:
 
     import pandas as pd
 
-    from ..atomic import atomic_open
-    from ..errors import DnafmError
-    from ..indexed_fasta import ensure_indexed
-    from ..tasks.cds_windows import WindowOptions, cds_windows, summarize
+    from dnafm_lib.core.atomic import atomic_open
+    from dnafm_lib.core.errors import DnafmError
+    from dnafm_lib.data.indexed_fasta import ensure_indexed
+    from dnafm_lib.finetune.cds_windows import WindowOptions, cds_windows, summarize
 
     if len(args.fasta) != len(args.gff):
         raise DnafmError(

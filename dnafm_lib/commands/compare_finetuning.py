@@ -33,9 +33,9 @@ def add_arguments(parser):
 
 
 def run(args) -> int:
-    from ..tasks.comparison import compare_initialisations
-    from ..tasks.data import DataConfig
-    from ..tasks.trainer import TrainerConfig
+    from dnafm_lib.finetune.comparison import compare_initialisations
+    from dnafm_lib.finetune.data import DataConfig
+    from dnafm_lib.finetune.trainer import TrainerConfig
 
     data = DataConfig(path=args.data, batch_size=args.batch_size, seed=args.seed).validate()
     trainer = TrainerConfig(

@@ -61,9 +61,9 @@ def add_ncbi_options(parser, *, ftp_url_use: str) -> None:
 
 def ncbi_client_options(args) -> dict:
     """NcbiClient keyword arguments from the options of ``add_ncbi_options``."""
-    from ..errors import DnafmError
-    from ..http import RetryPolicy
-    from ..ncbi import DEFAULT_API_URL, DEFAULT_FTP_URL
+    from dnafm_lib.core.errors import DnafmError
+    from dnafm_lib.data.http import RetryPolicy
+    from dnafm_lib.data.ncbi import DEFAULT_API_URL, DEFAULT_FTP_URL
 
     if args.attempts < 1 or args.backoff_s < 0:
         raise DnafmError(
@@ -79,9 +79,9 @@ def ncbi_client_options(args) -> dict:
 def run(args) -> int:
     from pathlib import Path
 
-    from ..errors import DnafmError
-    from ..http import HttpClient
-    from ..ncbi import NcbiClient, download_assembly, fetch_url
+    from dnafm_lib.core.errors import DnafmError
+    from dnafm_lib.data.http import HttpClient
+    from dnafm_lib.data.ncbi import NcbiClient, download_assembly, fetch_url
 
     client_options = ncbi_client_options(args)
     if args.url:
@@ -107,11 +107,18 @@ def run(args) -> int:
 
 def _download_row(table_path, genome, out_dir, source, client_options) -> int:
     """Download the genome of one genomes.tsv row into out_dir/{genomic.fna.gz,download.json}."""
-    from ..errors import DnafmError
-    from ..genomes import SHEET_COLUMNS, read_genome_sheet
-    from ..http import HttpClient
-    from ..ncbi import AssemblyReport, NcbiClient, download_assembly, fetch_url, gzip_if_plain, write_download_record
-    from ..splits import read_genomes_table
+    from dnafm_lib.core.errors import DnafmError
+    from dnafm_lib.data.genomes import SHEET_COLUMNS, read_genome_sheet
+    from dnafm_lib.data.http import HttpClient
+    from dnafm_lib.data.ncbi import (
+        AssemblyReport,
+        NcbiClient,
+        download_assembly,
+        fetch_url,
+        gzip_if_plain,
+        write_download_record,
+    )
+    from dnafm_lib.data.splits import read_genomes_table
 
     with open(table_path) as handle:
         header = tuple(handle.readline().rstrip("\r\n").split("\t"))

@@ -26,12 +26,12 @@ def run(args) -> int:
 
     import torch
 
-    from ..checkpoint import save_model
-    from ..errors import DnafmError
-    from ..model import ModelConfig, build_model
-    from ..train import checkpointing
-    from ..train.loop import MODEL_CONFIG_NAME
-    from ..trained_context import CONTEXT_FIELD
+    from dnafm_lib.core.errors import DnafmError
+    from dnafm_lib.model.encoder import ModelConfig, build_model
+    from dnafm_lib.model.model_dir import save_model
+    from dnafm_lib.model.trained_context import CONTEXT_FIELD
+    from dnafm_lib.train import checkpointer as checkpointing
+    from dnafm_lib.train.loop import MODEL_CONFIG_NAME
 
     run_dir = Path(args.run_dir)
     config_path = run_dir / MODEL_CONFIG_NAME
@@ -61,9 +61,9 @@ def _pretraining_context_tokens(run_dir) -> int:
     import json
     from pathlib import Path
 
-    from ..errors import DnafmError
-    from ..train.loop import TRAIN_CONFIG_NAME
-    from ..trained_context import FRAME_TOKENS
+    from dnafm_lib.core.errors import DnafmError
+    from dnafm_lib.model.trained_context import FRAME_TOKENS
+    from dnafm_lib.train.loop import TRAIN_CONFIG_NAME
 
     config_path = run_dir / TRAIN_CONFIG_NAME
     try:

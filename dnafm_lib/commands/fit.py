@@ -17,7 +17,7 @@ HELP = "fine-tune a task model (classification, regression, per-base) on a label
 
 
 def add_arguments(parser):
-    from ..tasks.options import add_task_options
+    from dnafm_lib.finetune.options import add_task_options
 
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     add_task_options(parser)
@@ -26,15 +26,15 @@ def add_arguments(parser):
 def run(args) -> int:
     import json
 
-    from ..tasks.data import data_config_from_mapping, load_splits
-    from ..tasks.models import TaskConfig
-    from ..tasks.options import collect_options, resolve_task
-    from ..tasks.trainer import fit, seed_everything, trainer_config_from_mapping
+    from dnafm_lib.finetune.data import data_config_from_mapping, load_splits
+    from dnafm_lib.finetune.models import TaskConfig
+    from dnafm_lib.finetune.options import collect_options, resolve_task
+    from dnafm_lib.finetune.trainer import fit, seed_everything, trainer_config_from_mapping
 
     options = collect_options(args)
     task_class = resolve_task(options)
     if task_class.label_kind is None:
-        from ..errors import DnafmError
+        from dnafm_lib.core.errors import DnafmError
 
         raise DnafmError(f"--model {task_class.task_name}: nothing to fit (it has no labels); use `dnafm test`")
     task_config = TaskConfig.from_mapping(options["model"], where="model options")

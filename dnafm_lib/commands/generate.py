@@ -29,7 +29,7 @@ HELP = "generate or in-paint sequences with the masked-LM encoder (optionally gu
 
 
 def add_arguments(parser):
-    from ..tasks.generate import SCHEDULES, SamplerSettings
+    from dnafm_lib.inference.generate import SCHEDULES, SamplerSettings
 
     defaults = SamplerSettings()
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
@@ -150,8 +150,8 @@ def run(args) -> int:
 
     import torch
 
-    from ..devices import resolve_device
-    from ..tasks import generate as g
+    from dnafm_lib.core.devices import resolve_device
+    from dnafm_lib.inference import generate as g
 
     # Everything a user can get wrong is checked before any weights load or any file is written.
     settings = _sampler_settings(args)
@@ -176,7 +176,7 @@ def run(args) -> int:
 
 
 def _sampler_settings(args):
-    from ..tasks.generate import SamplerSettings
+    from dnafm_lib.inference.generate import SamplerSettings
 
     return SamplerSettings(
         steps=args.steps,
@@ -192,7 +192,7 @@ def _sampler_settings(args):
 
 def _check_args(args):
     """Flag combinations argparse cannot express."""
-    from ..errors import DnafmError
+    from dnafm_lib.core.errors import DnafmError
 
     if args.n_samples < 1:
         raise DnafmError(f"--n-samples must be at least 1, got {args.n_samples}")
@@ -208,9 +208,9 @@ def _check_args(args):
 
 def _checked_template(args):
     """The sequence to fill, checked to have something to fill and to fit the model's (and guide's) context."""
-    from ..errors import DnafmError
-    from ..tasks import generate as g
-    from ..trained_context import warn_if_longer
+    from dnafm_lib.core.errors import DnafmError
+    from dnafm_lib.inference import generate as g
+    from dnafm_lib.model.trained_context import warn_if_longer
 
     if args.length is not None:
         template, what = g.unconditional_template(args.length), f"--length {args.length}"

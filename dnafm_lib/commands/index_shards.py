@@ -1,7 +1,7 @@
 """dnafm index-shards: write a split's manifest listing its genomes' shard directories.
 
 The manifest (vocab, window, counts, per-file checksums, shard directories relative to it) is
-what `dnafm_lib.shards.open_split` and pretraining read.
+what `dnafm_lib.data.shards.open_split` and pretraining read.
 """
 
 HELP = "write a split's shard manifest (counts, checksums, genome shard directories)"
@@ -18,7 +18,7 @@ def add_arguments(parser):
 
 
 def run(args) -> int:
-    from ..shards import write_manifest
+    from dnafm_lib.data.shards import write_manifest
 
     manifest = write_manifest(args.split, args.shard_dirs, args.out, window_nt=args.window_nt, verify=args.verify)
     print(

@@ -15,7 +15,7 @@ HELP = "in-silico mutagenesis of BED regions: per-base LLR bigWigs and a TSV"
 
 
 def add_arguments(parser):
-    from .masked_scoring import add_model_arguments, add_scoring_arguments
+    from dnafm_lib.commands._masked_options import add_model_arguments, add_scoring_arguments
 
     add_model_arguments(parser, "reference FASTA")
     parser.add_argument("--regions", required=True, help="BED file of regions to mutate (overlaps are merged)")
@@ -26,10 +26,10 @@ def add_arguments(parser):
 def run(args) -> int:
     import sys
 
-    from ..atomic import atomic_dir
-    from ..indexed_fasta import ensure_indexed
-    from ..tasks.mutagenesis import ism_region, open_fasta, read_regions, write_ism_outputs
-    from .masked_scoring import check_scoring_arguments, scoring_model
+    from dnafm_lib.commands._masked_options import check_scoring_arguments, scoring_model
+    from dnafm_lib.core.atomic import atomic_dir
+    from dnafm_lib.data.indexed_fasta import ensure_indexed, open_fasta
+    from dnafm_lib.inference.mutagenesis import ism_region, read_regions, write_ism_outputs
 
     check_scoring_arguments(args)
     fasta = open_fasta(ensure_indexed(args.fasta))

@@ -13,7 +13,7 @@ HELP = "pretrain here or across a Slurm allocation (srun torchrun); requeue the 
 
 
 def add_arguments(parser):
-    from . import pretrain
+    from dnafm_lib.commands import pretrain
 
     pretrain.add_arguments(parser)
 
@@ -21,9 +21,9 @@ def add_arguments(parser):
 def run(args) -> int:
     import os
 
-    from ..train import slurm_launch
-    from ..train.config import TrainConfigError
-    from . import pretrain
+    from dnafm_lib.commands import pretrain
+    from dnafm_lib.train import slurm_launch
+    from dnafm_lib.train.config import TrainConfigError
 
     if not slurm_launch.in_batch_script(os.environ):
         # Inside a Slurm step that holds GPUs (a one-task job): one worker per GPU of the step.

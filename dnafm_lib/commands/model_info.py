@@ -13,8 +13,8 @@ def add_arguments(parser):
 def run(args) -> int:
     import json
 
-    from ..checkpoint import CONFIG_NAME, CheckpointError, config_from_json
-    from ..model import count_parameters, preset_config
+    from dnafm_lib.model.encoder import count_parameters, preset_config
+    from dnafm_lib.model.model_dir import CONFIG_NAME, CheckpointError, config_from_json
 
     if args.preset:
         config = preset_config(args.preset)

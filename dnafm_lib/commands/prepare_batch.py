@@ -2,7 +2,7 @@
 
 The workflow's batch rule (`prepare.genomes_per_job` above 1) runs it on a compute node for N
 genomes at once; a local step then hard-links each genome's files into results/genomes/{genome}/
-and results/shards/{genome}/ (dnafm_lib.genome_batches). Each --genomes-json entry holds
+and results/shards/{genome}/ (dnafm_lib.data.genome_batches). Each --genomes-json entry holds
 prepare-genome's settings for one genome: genome, fasta or download_record, source, location,
 accession, assembly_name, assembly_status, annotation. The staging folder appears whole or not
 at all.
@@ -38,7 +38,7 @@ def add_arguments(parser):
 def parse_entries(text: str) -> list[dict]:
     import json
 
-    from ..genome_batches import GenomeBatchError
+    from dnafm_lib.data.genome_batches import GenomeBatchError
 
     try:
         entries = json.loads(text)
@@ -60,8 +60,8 @@ def parse_entries(text: str) -> list[dict]:
 def run(args) -> int:
     import sys
 
-    from ..fasta import describe_skipped
-    from ..genome_batches import prepare_batch
+    from dnafm_lib.data.fasta import describe_skipped
+    from dnafm_lib.data.genome_batches import prepare_batch
 
     entries = parse_entries(args.genomes_json)
     provenances = prepare_batch(

@@ -31,8 +31,8 @@ def add_arguments(parser):
 def run(args) -> int:
     import sys
 
-    from ..fasta import describe_skipped
-    from ..genomes import prepare_genome
+    from dnafm_lib.data.fasta import describe_skipped
+    from dnafm_lib.data.genomes import prepare_genome
 
     # keyword arguments spelled out on purpose (same shape as other calls, different parameters)
     provenance = prepare_genome(

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # imported where used: `dnafm --help` must not import torch
-    from ..train.config import TrainConfig
+    from dnafm_lib.train.config import TrainConfig
 
 HELP = "pretrain the encoder (MLM) on shards; torchrun/srun aware, resumable"
 
@@ -50,8 +50,8 @@ def settings_from_args(args) -> TrainConfig:
 
     import yaml
 
-    from ..train.config import TrainConfig, TrainConfigError
-    from ..typed_options import typed_values
+    from dnafm_lib.core.settings import typed_values
+    from dnafm_lib.train.config import TrainConfig, TrainConfigError
 
     merged: dict = {}
     if args.config:
@@ -98,9 +98,9 @@ def run(args) -> int:
     import json
     import os
 
-    from ..train import launch
-    from ..train.checkpointing import PREEMPTED_EXIT_CODE
-    from ..train.config import TrainConfigError
+    from dnafm_lib.train import launch
+    from dnafm_lib.train.checkpointer import PREEMPTED_EXIT_CODE
+    from dnafm_lib.train.config import TrainConfigError
 
     config = settings_from_args(args)
     if args.nproc_per_node < 1:
@@ -112,7 +112,7 @@ def run(args) -> int:
         worker_args = ["--config-json", json.dumps(config.to_dict())]
         command = launch.torchrun_command(worker_args, nproc_per_node=args.nproc_per_node, env=os.environ)
         return launch.run_torchrun(command, config.run_dir)
-    from ..train.loop import train
+    from dnafm_lib.train.loop import train
 
     result = train(config)
     return PREEMPTED_EXIT_CODE if result.preempted else 0

@@ -13,7 +13,7 @@ HELP = "add a strand-averaged masked-marginal LLR INFO field to a VCF"
 
 
 def add_arguments(parser):
-    from .masked_scoring import add_model_arguments, add_scoring_arguments
+    from dnafm_lib.commands._masked_options import add_model_arguments, add_scoring_arguments
 
     add_model_arguments(parser, "reference FASTA the VCF is called against")
     parser.add_argument("--vcf", required=True, help="input VCF (plain or bgzip)")
@@ -25,10 +25,10 @@ def add_arguments(parser):
 def run(args) -> int:
     import sys
 
-    from ..indexed_fasta import ensure_indexed
-    from ..tasks.mutagenesis import describe, score_vcf
-    from ..vcf import check_vcf
-    from .masked_scoring import check_scoring_arguments, scoring_model
+    from dnafm_lib.commands._masked_options import check_scoring_arguments, scoring_model
+    from dnafm_lib.data.indexed_fasta import ensure_indexed
+    from dnafm_lib.data.vcf import check_vcf
+    from dnafm_lib.inference.mutagenesis import describe, score_vcf
 
     check_scoring_arguments(args)
     check_vcf(args.vcf)  # a bad line is reported before a large model is loaded

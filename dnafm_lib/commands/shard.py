@@ -28,8 +28,8 @@ def add_arguments(parser):
 def run(args) -> int:
     import sys
 
-    from ..fasta import describe_skipped
-    from ..shards import write_genome_shards
+    from dnafm_lib.data.fasta import describe_skipped
+    from dnafm_lib.data.shards import write_genome_shards
 
     metadata = write_genome_shards(
         args.fasta, args.out_dir, args.genome, window_nt=args.window_nt, min_tail_nt=args.min_tail_nt

@@ -15,7 +15,7 @@ HELP = "build the genome splits (genomes.tsv, removed.tsv, summary.json) from th
 
 
 def add_arguments(parser):
-    from .download import add_ncbi_options
+    from dnafm_lib.commands.download import add_ncbi_options
 
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--list", dest="nt_list", metavar="PATH_OR_URL", help="the NT list (file or http(s) URL)")
@@ -34,9 +34,9 @@ def add_arguments(parser):
 
 
 def run(args) -> int:
-    from ..ncbi import NcbiClient
-    from ..splits import build_nt_splits, build_sheet_splits, parse_replacements, write_splits
-    from .download import ncbi_client_options
+    from dnafm_lib.commands.download import ncbi_client_options
+    from dnafm_lib.data.ncbi import NcbiClient
+    from dnafm_lib.data.splits import build_nt_splits, build_sheet_splits, parse_replacements, write_splits
 
     replacements = parse_replacements(args.replace)
     counts = {"validation_genomes": args.validation_genomes, "test_genomes": args.test_genomes}

@@ -14,7 +14,7 @@ HELP = "evaluate a fine-tuned checkpoint: metrics.json and predictions.tsv"
 
 
 def add_arguments(parser):
-    from ..tasks.options import add_task_options
+    from dnafm_lib.finetune.options import add_task_options
 
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument(
@@ -30,12 +30,12 @@ def add_arguments(parser):
 def run(args) -> int:
     import json
 
-    from ..devices import resolve_device
-    from ..errors import DnafmError
-    from ..tasks import load_task
-    from ..tasks.data import data_config_from_mapping, load_splits
-    from ..tasks.options import collect_options, resolve_task
-    from ..tasks.trainer import test, trainer_config_from_mapping
+    from dnafm_lib.core.devices import resolve_device
+    from dnafm_lib.core.errors import DnafmError
+    from dnafm_lib.finetune import load_task
+    from dnafm_lib.finetune.data import data_config_from_mapping, load_splits
+    from dnafm_lib.finetune.options import collect_options, resolve_task
+    from dnafm_lib.finetune.trainer import test, trainer_config_from_mapping
 
     options = collect_options(args)
     model = load_task(args.ckpt_path)

@@ -164,8 +164,8 @@ def _add_install_igv_step(sub):
 
 
 def _settings(args, bin_bp=None):
-    from ..errors import DnafmError
-    from ..tracks.scoring import ScoringSettings
+    from dnafm_lib.core.errors import DnafmError
+    from dnafm_lib.inference.tracks.scoring import ScoringSettings
 
     layer = None if str(args.layer).lower() in ("none", "null", "") else int(args.layer)
     try:
@@ -206,19 +206,19 @@ def run(args) -> int:
 
 
 def _run_plan(args):
-    from ..tracks import pipeline
+    from dnafm_lib.inference.tracks import pipeline
 
     ids = pipeline.write_chunk_plan(args.fai, args.out, args.chunk_bp, args.bin_bp)
     print(f"{args.out}: {len(ids)} chunks")
 
 
 def _run_score(args):
-    from ..devices import resolve_device
-    from ..errors import DnafmError
-    from ..indexed_fasta import ensure_indexed
-    from ..tracks import pipeline
-    from ..tracks.provenance import scoring_provenance
-    from ..trained_context import warn_if_longer
+    from dnafm_lib.core.devices import resolve_device
+    from dnafm_lib.core.errors import DnafmError
+    from dnafm_lib.data.indexed_fasta import ensure_indexed
+    from dnafm_lib.inference.tracks import pipeline
+    from dnafm_lib.inference.tracks.provenance import scoring_provenance
+    from dnafm_lib.model.trained_context import warn_if_longer
 
     plan = pipeline.read_chunk_plan(args.plan)
     if args.chunk not in plan:
@@ -240,7 +240,7 @@ def _run_score(args):
 
 
 def _run_gather(args):
-    from ..tracks.gather import gather_tracks
+    from dnafm_lib.inference.tracks.gather import gather_tracks
 
     summary = gather_tracks(  # keyword arguments spelled out on purpose
         args.chunks,
@@ -255,8 +255,8 @@ def _run_gather(args):
 
 
 def _run_browser(args):
-    from ..indexed_fasta import ensure_indexed
-    from ..tracks import pipeline
+    from dnafm_lib.data.indexed_fasta import ensure_indexed
+    from dnafm_lib.inference.tracks import pipeline
 
     pipeline.write_browser_files(
         args.out_dir,
@@ -271,7 +271,7 @@ def _run_browser(args):
 
 
 def _run_install_igv(args):
-    from ..tracks.igv import IGV_JS_VERSION, install_igv_js
+    from dnafm_lib.inference.tracks.igv import IGV_JS_VERSION, install_igv_js
 
     install_igv_js(args.out, args.version or IGV_JS_VERSION)
 
@@ -279,10 +279,10 @@ def _run_install_igv(args):
 def _run_one_shot(args):
     from pathlib import Path
 
-    from ..errors import DnafmError
-    from ..indexed_fasta import ensure_indexed
-    from ..tracks import pipeline
-    from ..trained_context import warn_if_longer
+    from dnafm_lib.core.errors import DnafmError
+    from dnafm_lib.data.indexed_fasta import ensure_indexed
+    from dnafm_lib.inference.tracks import pipeline
+    from dnafm_lib.model.trained_context import warn_if_longer
 
     missing = [
         flag

@@ -10,7 +10,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from ..errors import DnafmError
+from dnafm_lib.core.errors import DnafmError
 
 
 class TrainConfigError(DnafmError):
@@ -18,7 +18,7 @@ class TrainConfigError(DnafmError):
 
 
 # The settings that take one of a few words (the workflow's config schema is tested against these;
-# attn_backend takes dnafm_lib.model.ATTENTION_BACKENDS and model a preset name).
+# attn_backend takes dnafm_lib.model.encoder.ATTENTION_BACKENDS and model a preset name).
 CHOICES = {
     "device": ("auto", "cpu", "cuda"),
     "precision": ("auto", "bf16", "fp32"),
@@ -34,7 +34,7 @@ class TrainConfig:
     train_manifest: str = "results/shards/train.manifest.json"
     validation_manifest: str | None = "results/shards/validation.manifest.json"
     run_dir: str = "results/pretrain/demo"
-    # What: a preset of dnafm_lib.model plus architecture overrides (e.g. num_hidden_layers).
+    # What: a preset of dnafm_lib.model.encoder plus architecture overrides (e.g. num_hidden_layers).
     model: str = "tiny"
     model_overrides: dict[str, Any] = field(default_factory=dict)
     seed: int = 0
@@ -134,7 +134,7 @@ class TrainConfig:
             raise TrainConfigError("weight_decay must be >= 0, grad_clip_norm and adam_eps > 0")
         if not 0 < self.mask_fraction < 1:
             raise TrainConfigError(f"mask_fraction must be in (0, 1), got {self.mask_fraction}")
-        from ..model import ATTENTION_BACKENDS, PRESETS  # torch is already needed by whoever trains
+        from dnafm_lib.model.encoder import ATTENTION_BACKENDS, PRESETS  # torch is already needed by whoever trains
 
         for key, allowed in {**CHOICES, "attn_backend": ATTENTION_BACKENDS}.items():
             if getattr(self, key) not in allowed:

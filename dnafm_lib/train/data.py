@@ -19,7 +19,7 @@ from typing import Protocol, Sequence
 
 import numpy as np
 
-from ..tokenizer import ACGT_IDS, MASK_ID, PAD_ID, frame
+from dnafm_lib.model.tokenizer import ACGT_IDS, MASK_ID, PAD_ID, frame
 
 IGNORE_INDEX = -100  # label of positions that carry no loss (torch cross_entropy's default)
 _MASKABLE = np.zeros(256, dtype=bool)
@@ -31,7 +31,7 @@ VALIDATION_STREAM = 1
 
 
 class WindowReader(Protocol):
-    """What the shard reader (dnafm_lib.shards.open_split) offers."""
+    """What the shard reader (dnafm_lib.data.shards.open_split) offers."""
 
     window: int
 

@@ -19,7 +19,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from ..errors import DnafmError
+from dnafm_lib.core.errors import DnafmError
 
 # FSDP2 warns that the model's output holds views; the loop never modifies outputs in place.
 warnings.filterwarnings("ignore", message=".*returned a view tensor.*")

@@ -27,7 +27,7 @@ import sys
 import time
 from typing import Mapping, Sequence
 
-from .checkpointing import PREEMPTED_EXIT_CODE, PREEMPTION_SIGNALS, preempted_since
+from dnafm_lib.train.checkpointer import PREEMPTED_EXIT_CODE, PREEMPTION_SIGNALS, preempted_since
 
 DEFAULT_RDZV_PORT = 29500
 

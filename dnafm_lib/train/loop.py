@@ -21,23 +21,23 @@ from pathlib import Path
 
 import torch
 
-from ..atomic import atomic_open
-from ..errors import DnafmError
-from ..model import flops_per_token
-from . import metrics
-from .checkpointing import PREEMPTED_EXIT_CODE, PREEMPTED_MARKER, Checkpointer, PreemptionFlag
-from .config import TrainConfig
-from .data import MlmBatch, TrainBatches, base_counts, entropy_nats, validation_batches
-from .distributed import (
+from dnafm_lib.core.atomic import atomic_open
+from dnafm_lib.core.errors import DnafmError
+from dnafm_lib.model.encoder import flops_per_token
+from dnafm_lib.train import metrics
+from dnafm_lib.train.checkpointer import PREEMPTED_EXIT_CODE, PREEMPTED_MARKER, Checkpointer, PreemptionFlag
+from dnafm_lib.train.config import TrainConfig
+from dnafm_lib.train.data import MlmBatch, TrainBatches, base_counts, entropy_nats, validation_batches
+from dnafm_lib.train.distributed import (
     DistributedContext,
     all_reduce_sum,
     all_reduce_sum_on_device,
     init_distributed,
     shutdown_distributed,
 )
-from .objective import batch_to_device, mlm_loss_sum
-from .optim import build_optimizer, clip_gradients, learning_rate_at, set_learning_rate
-from .parallelize import build_parallel_model
+from dnafm_lib.train.objective import batch_to_device, mlm_loss_sum
+from dnafm_lib.train.optim import build_optimizer, clip_gradients, learning_rate_at, set_learning_rate
+from dnafm_lib.train.parallelize import build_parallel_model
 
 SUMMARY_NAME = "summary.json"
 MODEL_CONFIG_NAME = "model_config.json"
@@ -109,7 +109,7 @@ class Trainer:
         self._build_validation()
 
     def _open_data(self) -> None:
-        from ..shards import open_split  # numpy only; imported here so the benchmark needs no shards
+        from dnafm_lib.data.shards import open_split  # numpy only; imported here so the benchmark needs no shards
 
         config, ctx = self.config, self.ctx
         self.reader = open_split(config.train_manifest)

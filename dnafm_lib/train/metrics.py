@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ..atomic import atomic_open, atomic_path
+from dnafm_lib.core.atomic import atomic_open, atomic_path
 
 CSV_NAME = "metrics.csv"
 PLOT_NAME = "curves.png"

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .data import IGNORE_INDEX, MlmBatch
+from dnafm_lib.train.data import IGNORE_INDEX, MlmBatch
 
 
 def batch_to_device(batch: MlmBatch, device: torch.device) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:

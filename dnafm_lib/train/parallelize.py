@@ -1,6 +1,6 @@
 """What training does to the model from outside it: activation checkpointing, compile, FSDP2.
 
-The model file (dnafm_lib.model) describes the computation only; these wrappers change how it
+The model file (dnafm_lib.model.encoder) describes the computation only; these wrappers change how it
 runs, in torchtitan's order: activation checkpointing around each block, then torch.compile
 per block, then ``fully_shard`` per block and on the root.
 """
@@ -11,9 +11,9 @@ import torch
 from torch import nn
 from torch.distributed.algorithms._checkpoint.checkpoint_wrapper import checkpoint_wrapper
 
-from ..model import build_model, preset_config
-from .config import TrainConfig
-from .distributed import DistributedContext, materialize_on_device, resolve_precision, shard_model
+from dnafm_lib.model.encoder import build_model, preset_config
+from dnafm_lib.train.config import TrainConfig
+from dnafm_lib.train.distributed import DistributedContext, materialize_on_device, resolve_precision, shard_model
 
 
 def apply_activation_checkpointing(model: nn.Module) -> nn.Module:

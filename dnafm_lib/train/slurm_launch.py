@@ -34,8 +34,8 @@ import time
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
-from ..errors import DnafmError
-from .checkpointing import PREEMPTED_EXIT_CODE, PREEMPTION_SIGNALS, preempted_since
+from dnafm_lib.core.errors import DnafmError
+from dnafm_lib.train.checkpointer import PREEMPTED_EXIT_CODE, PREEMPTION_SIGNALS, preempted_since
 
 # Rendezvous ports are spread over this range by job id, so jobs sharing a node do not collide.
 RDZV_PORT_BASE = 20000

@@ -6,9 +6,9 @@ import yaml
 from snakemake.common.configfile import load_configfile
 from snakemake.utils import validate
 
-from dnafm_lib import cohort
-from dnafm_lib.errors import DnafmError
-from dnafm_lib.genome_batches import batch_of, batch_runtime_minutes, genome_batches
+from dnafm_lib.workflow import cohort
+from dnafm_lib.core.errors import DnafmError
+from dnafm_lib.data.genome_batches import batch_of, batch_runtime_minutes, genome_batches
 
 # Snakemake merged the cohort (each --configfile, then --config) recursively into
 # config/config.yaml; layer them again so that each layer's own maps and lists (tracks.models,
@@ -40,8 +40,8 @@ except DnafmError as error:
     raise WorkflowError(str(error))
 
 # The cohort's genome sheet: one row per genome, checked per row by the schema, then across rows.
-from dnafm_lib.genomes import check_genome_sheet, read_genome_sheet, sheet_line
-from dnafm_lib.splits import GENOME_ID_PATTERN  # the {genome} wildcard of every genome rule
+from dnafm_lib.data.genomes import check_genome_sheet, read_genome_sheet, sheet_line
+from dnafm_lib.data.splits import GENOME_ID_PATTERN  # the {genome} wildcard of every genome rule
 
 GENOME_SHEET = None
 if "genome_sheet" in config:
@@ -125,7 +125,7 @@ def genome_inputs(genome):
 
 
 def genome_settings(genome):
-    """dnafm_lib.genomes.prepare_genome's keyword arguments for one row (empty ones left out)."""
+    """dnafm_lib.data.genomes.prepare_genome's keyword arguments for one row (empty ones left out)."""
     row = genome_row(genome)
     settings = {
         "genome": genome,
@@ -193,7 +193,7 @@ import logging
 
 from snakemake.logging import LogEvent
 
-from dnafm_lib import run_summary
+from dnafm_lib.workflow import run_summary
 
 
 class _FinishedJobLines(logging.Handler):
@@ -234,9 +234,9 @@ def log_tracks_summary():
 
 
 def annotated_genomes(table, wanted):
-    """dnafm_lib.tasks.cds_windows.annotated_genomes (finetune.smk), imported on first use:
-    dnafm_lib.tasks imports torch (seconds and ~300 MB), which every Snakemake process would pay
+    """dnafm_lib.finetune.cds_windows.annotated_genomes (finetune.smk), imported on first use:
+    dnafm_lib.finetune imports torch (seconds and ~300 MB), which every Snakemake process would pay
     at parse time, the one started for each job inside a Slurm job too."""
-    from dnafm_lib.tasks.cds_windows import annotated_genomes as select
+    from dnafm_lib.finetune.cds_windows import annotated_genomes as select
 
     return select(table, wanted)

@@ -2,11 +2,11 @@
 is a stage shards, N consecutive genomes of the genome table into
 results/genome_batches/{batch}/ (a temporary folder); a local step per genome hard-links its
 files to results/genomes/{genome}/ and results/shards/{genome}/, the same files the one-genome
-rules write. Logic: dnafm_lib.genome_batches.
+rules write. Logic: dnafm_lib.data.genome_batches.
 """
 
 if GENOMES_PER_JOB > 1:
-    from dnafm_lib.genome_batches import adopt_batched_genome
+    from dnafm_lib.data.genome_batches import adopt_batched_genome
 
     localrules:
         adopt_batched_genome,

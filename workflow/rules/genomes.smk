@@ -5,7 +5,7 @@ chrom.sizes, provenance.json, and annotation.gff3 when the row names one. file r
 local FASTA; ncbi and url rows read the download step's record (results/downloads/{genome}/).
 """
 
-from dnafm_lib import genomes as genome_layout
+from dnafm_lib.data import genomes as genome_layout
 
 GENOMES_DIR = RESULTS / "genomes"
 # Above 1, workflow/rules/genome_batches.smk prepares (and shards) this many genomes per job

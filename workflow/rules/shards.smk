@@ -2,12 +2,12 @@
 
 results/shards/{genome}/: tokens.npy (uint8 rows of shards.window_nt), softmask.npy, index.npy,
 metadata.json. results/shards/{split}.manifest.json: the split's genomes, counts and checksums,
-read by dnafm_lib.shards.open_split (pretraining). A split with no genomes gets an empty manifest.
+read by dnafm_lib.data.shards.open_split (pretraining). A split with no genomes gets an empty manifest.
 Config `shards`: window_nt (nucleotides per row; the model adds [CLS]/[EOS]), min_tail_nt (keep
 a contig's shorter last window from this length).
 """
 
-from dnafm_lib import shards as shard_layout
+from dnafm_lib.data import shards as shard_layout
 
 SHARDS_DIR = RESULTS / "shards"
 if config["shards"]["min_tail_nt"] > config["shards"]["window_nt"]:
@@ -15,7 +15,7 @@ if config["shards"]["min_tail_nt"] > config["shards"]["window_nt"]:
         f"config shards.min_tail_nt ({config['shards']['min_tail_nt']}) must be at most "
         f"shards.window_nt ({config['shards']['window_nt']})"
     )
-from dnafm_lib.splits import SPLITS as SPLIT_NAMES  # train, validation, test
+from dnafm_lib.data.splits import SPLITS as SPLIT_NAMES  # train, validation, test
 
 STAGE_TARGETS["pretrain"] += [SHARDS_DIR / f"{split}.manifest.json" for split in SPLIT_NAMES]
 # What a genome's shard folder holds, for shard_genome and (batched) adopt_batched_genome alike.

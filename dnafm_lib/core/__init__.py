@@ -1,0 +1,4 @@
+"""The foundation every layer may use: the project's error type, atomic writes, devices, settings.
+
+May import: the standard library and third-party packages only, never another ``dnafm_lib`` layer.
+"""

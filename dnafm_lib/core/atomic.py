@@ -1,0 +1,182 @@
+"""Write outputs under a temporary name and rename them when whole.
+
+Snakemake and users must never see a half-written file: a crash leaves either the old
+output or nothing, plus at most a hidden ``.tmp-{name}.{host}.{pid}.*`` sibling. The
+temporary name carries its writer's host and pid, so the next writer of the same output
+removes the leftovers of writers that are gone (``sweep_stale``) before it starts: a SIGKILL
+costs disk space only until the same command runs again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import socket
+import tempfile
+import time
+from pathlib import Path
+from typing import Iterator
+
+from dnafm_lib.core.errors import DnafmError
+
+
+class OutputPathError(DnafmError):
+    """An output path that cannot be written as asked (e.g. a file where a directory should go)."""
+
+
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+# mkstemp/mkdtemp create 0600/0700 entries; outputs must get the modes a plain open() would give,
+# so that group members on a shared cluster can read results.
+_UMASK = _current_umask()
+FILE_MODE = 0o666 & ~_UMASK
+DIR_MODE = 0o777 & ~_UMASK
+
+#: A leftover from another host is removed once it has not changed for this long: we cannot ask
+#: that host whether its writer lives, and Snakemake never runs two jobs for one output at once.
+FOREIGN_STALE_S = 24 * 3600
+
+
+def _host() -> str:
+    return socket.gethostname() or "localhost"
+
+
+def _owner_tag() -> str:
+    return f"{_host()}.{os.getpid()}."
+
+
+def temp_prefix(final: str | os.PathLike, kind: str = "tmp") -> str:
+    """``.tmp-{name}.{host}.{pid}.``: the prefix (for ``tempfile.mkstemp``/``mkdtemp``) of a temporary
+    sibling of ``final`` that ``sweep_stale(final)`` removes once this process is gone. For writers
+    that cannot use ``atomic_path``/``atomic_dir`` (e.g. one that must not replace a finished twin)."""
+    return f".{kind}-{Path(final).name}.{_owner_tag()}"
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def _make_parent(final: Path) -> None:
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        blocker = next((p for p in final.parents if p.exists() and not p.is_dir()), final.parent)
+        raise OutputPathError(f"{blocker}: is a file, so {final} cannot be created under it") from None
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def sweep_stale(final: str | os.PathLike) -> list[Path]:
+    """Remove ``.tmp-``/``.old-`` siblings of ``final`` whose writer is gone; return what was removed.
+
+    A writer on this host is gone when its pid no longer runs; one on another host when its
+    leftover has been untouched for ``FOREIGN_STALE_S``. Leftovers of live writers stay.
+    """
+    final = Path(final)
+    parent = final.parent
+    if not parent.is_dir():
+        return []
+    removed = []
+    host = _host()
+    now = time.time()
+    for prefix in (".tmp-", ".old-"):
+        start = f"{prefix}{final.name}."
+        # "<host>.<pid>.<random>": host names may hold dots; pids and mkstemp's [a-z0-9_] suffix never do
+        owned = re.compile(rf"{re.escape(start)}(?P<host>.+)\.(?P<pid>\d+)\.[a-z0-9_]+")
+        for candidate in parent.glob(f"{glob_escape(start)}*"):
+            owner = owned.fullmatch(candidate.name)
+            # The glob also finds a longer output's temps (final.fai's): its name's rest reads as the host.
+            if owner is None or owner["host"].endswith(f".{host}"):
+                continue  # not a name this module wrote for final
+            if owner["host"] == host:
+                stale = not _pid_alive(int(owner["pid"]))
+            else:
+                try:
+                    stale = now - candidate.lstat().st_mtime > FOREIGN_STALE_S
+                except FileNotFoundError:
+                    continue
+            if stale:
+                _remove(candidate)
+                removed.append(candidate)
+    return removed
+
+
+def glob_escape(text: str) -> str:
+    return re.sub(r"([*?\[])", r"[\1]", text)
+
+
+@contextlib.contextmanager
+def atomic_path(final: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary file path beside ``final``; rename it onto ``final`` on success."""
+    final = Path(final)
+    if final.is_dir():
+        raise OutputPathError(f"{final}: is a directory, expected a file path to write")
+    _make_parent(final)
+    sweep_stale(final)
+    fd, tmp_name = tempfile.mkstemp(prefix=temp_prefix(final), dir=final.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        if tmp.exists():
+            os.chmod(tmp, FILE_MODE)
+        os.replace(tmp, final)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+@contextlib.contextmanager
+def atomic_open(final: str | os.PathLike, mode: str = "w", **kwargs) -> Iterator:
+    """``open()`` a temporary sibling of ``final``; it replaces ``final`` only when closed cleanly."""
+    with atomic_path(final) as tmp:
+        with open(tmp, mode, **kwargs) as handle:
+            yield handle
+
+
+@contextlib.contextmanager
+def atomic_dir(final: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary directory beside ``final``; it replaces ``final`` (whole) on success.
+
+    An existing *file* at ``final`` is an error (checked before any work): it is not ours to replace.
+    """
+    final = Path(final)
+    if final.exists() and not final.is_dir():
+        raise OutputPathError(f"{final}: exists and is not a directory; remove it or choose another output directory")
+    _make_parent(final)
+    sweep_stale(final)
+    tmp = Path(tempfile.mkdtemp(prefix=temp_prefix(final), dir=final.parent))
+    try:
+        yield tmp
+        os.chmod(tmp, DIR_MODE)
+        if final.exists():
+            # The old directory moves aside under an owner-tagged name: if we die between the two
+            # renames, the next writer sweeps it.
+            backup = Path(tempfile.mkdtemp(prefix=temp_prefix(final, "old"), dir=final.parent))
+            os.replace(final, backup)
+            os.replace(tmp, final)
+            shutil.rmtree(backup, ignore_errors=True)
+        else:
+            os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise

@@ -1,0 +1,162 @@
+"""A cohort's configuration as the workflow sees it: defaults layered under the cohort, the
+stages it asks for, and the checks that need only the config and the genome sheet.
+
+Snakemake merges ``--configfile`` dicts recursively into ``config/config.yaml``, so a cohort
+that lists ``tracks.models: {aido7b: /path}`` would also get the demo's ``demo: export``.
+``layer_config`` re-layers the two with the rule the config schema implies: a settings
+section (a schema object with declared ``properties``) is merged key by key, while a map of
+the user's own keys (``tracks.models``, ``splits.replacements``) and every list are replaced
+whole by the cohort's. Everything here is plain Python (no torch), run at workflow start.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from dnafm_lib.core.errors import DnafmError
+
+#: the stages a cohort can ask for (top-level ``stages:``), in workflow order
+STAGES = ("splits", "pretrain", "tracks", "finetune")
+#: the value of tracks.models / finetune.model that means this workflow's own pretrained model
+EXPORT = "export"
+
+
+class CohortConfigError(DnafmError):
+    """A cohort configuration that cannot run: a missing stage, an unknown genome, a bad batch."""
+
+
+def layer_config(defaults: Mapping[str, Any], cohort: Mapping[str, Any], schema: Mapping[str, Any]) -> dict:
+    """``cohort`` over ``defaults``: settings sections merge key by key, maps of user keys and lists are replaced."""
+    merged = copy.deepcopy(dict(defaults))
+    for key, value in cohort.items():
+        merged[key] = _layer_value(merged.get(key), value, _property_schema(schema, key))
+    return merged
+
+
+def layer_configs(defaults: Mapping[str, Any], layers: list[Mapping[str, Any]], schema: Mapping[str, Any]) -> dict:
+    """``layer_config`` applied in order: the defaults, each ``--configfile``, then ``--config``."""
+    merged = copy.deepcopy(dict(defaults))
+    for layer in layers:
+        merged = layer_config(merged, layer, schema)
+    return merged
+
+
+def _property_schema(schema: Mapping[str, Any] | None, key: str) -> Mapping[str, Any] | None:
+    if not isinstance(schema, Mapping):
+        return None
+    return (schema.get("properties") or {}).get(key)
+
+
+def _layer_value(default: Any, value: Any, schema: Mapping[str, Any] | None) -> Any:
+    # Only an object whose keys the schema declares is a settings section; anything else (a map
+    # of model names, accession swaps, a list of genomes) belongs to the cohort alone.
+    is_section = isinstance(schema, Mapping) and "properties" in schema
+    if is_section and isinstance(default, Mapping) and isinstance(value, Mapping):
+        return layer_config(default, value, schema)
+    return copy.deepcopy(value)
+
+
+def selected_stages(config: Mapping[str, Any]) -> tuple[str, ...]:
+    """The cohort's ``stages`` in workflow order (the schema has checked the names)."""
+    wanted = config.get("stages", list(STAGES))
+    return tuple(stage for stage in STAGES if stage in wanted)
+
+
+def check_stage_needs(
+    config: Mapping[str, Any], stages: tuple[str, ...], cohort_layers: Sequence[Mapping[str, Any]] = ()
+) -> None:
+    """A stage that needs another stage's output fails here, in one line naming the stage to add.
+
+    ``cohort_layers`` are the cohort's own configs (each ``--configfile``, then ``--config``), as
+    given to ``layer_configs``: they tell a genome sheet the cohort chose from the demo's default.
+    """
+    if "pretrain" in stages and "splits" not in stages:
+        raise CohortConfigError(
+            "config stages: pretrain trains on the train/validation genomes of the splits stage; add splits to stages"
+        )
+    if "pretrain" not in stages:
+        run = config.get("pretrain", {}).get("run", "demo")
+        if "tracks" in stages:
+            exported = [name for name, source in config["tracks"]["models"].items() if source == EXPORT]
+            if exported:
+                raise CohortConfigError(
+                    f"config tracks.models: {', '.join(exported)}: '{EXPORT}' is the model of the pretrain stage "
+                    f"(results/models/{run}); add pretrain to stages, or name a checkpoint directory"
+                )
+        if "finetune" in stages and config["finetune"]["model"] == EXPORT:
+            raise CohortConfigError(
+                f"config finetune.model: '{EXPORT}' is the model of the pretrain stage (results/models/{run}); "
+                "add pretrain to stages, or name a checkpoint directory"
+            )
+    if not any(stage in stages for stage in ("tracks", "finetune")) or "splits" in stages:
+        return
+    if not config.get("genome_sheet"):
+        raise CohortConfigError(
+            "config: without the splits stage the genomes come from genome_sheet; set genome_sheet "
+            "or add splits to stages"
+        )
+    # config/config.yaml always names the demo's sheet, so a cohort of NT-list genomes that drops
+    # splits would otherwise mine the demo genomes.
+    if config.get("splits", {}).get("nt_list") and not any("genome_sheet" in layer for layer in cohort_layers):
+        raise CohortConfigError(
+            f"config splits.nt_list: only the splits stage reads the NT list; without it the genomes would be those "
+            f"of the default genome_sheet {config['genome_sheet']}; add splits to stages (or set the cohort's own "
+            "genome_sheet)"
+        )
+
+
+def check_genome_names(config: Mapping[str, Any], stages: tuple[str, ...], sheet_genomes: list[str] | None) -> None:
+    """tracks.genomes / finetune.genomes must name genomes of the sheet (when the sheet is the source)."""
+    if sheet_genomes is None or (config.get("splits", {}).get("nt_list") and "splits" in stages):
+        return  # the genomes are known only once the NT list's splits table exists
+    where = config.get("genome_sheet")
+    for stage, key in (("tracks", "genomes"), ("finetune", "genomes")):
+        wanted = config.get(stage, {}).get(key, "all")
+        if stage not in stages or wanted == "all":
+            continue
+        unknown = [name for name in wanted if name not in sheet_genomes]
+        if unknown:
+            raise CohortConfigError(
+                f"config {stage}.{key}: {', '.join(unknown)} not in the genome sheet {where} "
+                f"(its genomes: {', '.join(sheet_genomes)})"
+            )
+
+
+def check_pretrain_batch(config: Mapping[str, Any]) -> None:
+    """The training settings load, and the global batch splits over nodes × processes per node."""
+    from dnafm_lib.train.config import TrainConfig
+
+    pretrain = config["pretrain"]
+    settings = TrainConfig.from_mapping(pretrain["train"], where="config pretrain.train")
+    world_size = pretrain["nodes"] * pretrain["nproc_per_node"]
+    try:
+        settings.check_world(world_size)
+    except DnafmError as exc:
+        raise CohortConfigError(
+            f"config pretrain.train: {exc} (world size = pretrain.nodes {pretrain['nodes']} × "
+            f"pretrain.nproc_per_node {pretrain['nproc_per_node']})"
+        ) from None
+
+
+def check_sheet_has_genomes(sheet_genomes: list[str], where: str) -> None:
+    if not sheet_genomes:
+        raise CohortConfigError(f"{where}: the genome sheet has a header but no genomes; add one row per genome")
+
+
+def check_model_directories(config: Mapping[str, Any], stages: tuple[str, ...]) -> None:
+    """Checkpoint directories named by tracks.models / finetune.model exist (before any genome is prepared)."""
+    from pathlib import Path
+
+    named = []
+    if "tracks" in stages:
+        named += [(f"tracks.models: {name}", source) for name, source in config["tracks"]["models"].items()]
+    if "finetune" in stages:
+        named.append(("finetune.model", config["finetune"]["model"]))
+    for key, source in named:
+        if source != EXPORT and not (Path(source) / "config.json").is_file():
+            raise CohortConfigError(
+                f"config {key}: {source} is not a checkpoint directory (no config.json); "
+                "download the checkpoint there or correct the path"
+            )
