@@ -1,5 +1,6 @@
 """The docs a newcomer reads hold: config/README.md documents exactly the schema's keys, and every
-relative link in README.md, config/README.md and docs/*.md reaches a file (and heading) that exists."""
+relative link in README.md, config/README.md, benchmarks/RESULTS.md and docs/*.md reaches a file
+(and heading) that exists."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = ROOT / "workflow/schemas/config.schema.yaml"
 REFERENCE = ROOT / "config/README.md"
-PAGES = [ROOT / "README.md", REFERENCE, *sorted((ROOT / "docs").glob("*.md"))]
+PAGES = [ROOT / "README.md", REFERENCE, ROOT / "benchmarks/RESULTS.md", *sorted((ROOT / "docs").glob("*.md"))]
 
 LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)")
 ROW_KEY = re.compile(r"^\|\s*`([^`]+)`\s*\|", re.MULTILINE)
