@@ -114,3 +114,11 @@ def test_every_make_target_the_readme_names_exists():
     named = set(re.findall(r"(?:^|`)make ([a-z][\w-]*)", (ROOT / "README.md").read_text(), flags=re.MULTILINE))
     assert {"demo", "test"} <= named
     assert named <= targets, f"README.md names make targets the Makefile lacks: {sorted(named - targets)}"
+
+
+def test_every_topic_page_is_one_click_from_the_readme():
+    readme = ROOT / "README.md"
+    linked = {(ROOT / target.partition("#")[0]).resolve() for target in relative_links(readme)}
+    pages = [REFERENCE, *sorted((ROOT / "docs").glob("*.md"))]
+    unlinked = [str(page.relative_to(ROOT)) for page in pages if page.resolve() not in linked]
+    assert not unlinked, f"README.md links none of: {', '.join(unlinked)}"
