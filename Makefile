@@ -48,7 +48,7 @@ lint: setup
 	$(BIN)/snakefmt --check Snakefile workflow
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/snakemake --lint
 
-# A single-node Slurm on this machine, for trying profiles/slurm (needs root; see the README).
+# A single-node Slurm on this machine, for trying profiles/slurm (needs root; see docs/cluster.md).
 slurm-up:
 	bash scripts/slurm-up.sh
 
