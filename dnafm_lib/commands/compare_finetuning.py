@@ -33,21 +33,28 @@ def add_arguments(parser):
 
 
 def run(args) -> int:
+    from dnafm_lib.core.settings import Layer, Origin
     from dnafm_lib.finetune.comparison import compare_initialisations
     from dnafm_lib.finetune.data import DataConfig
     from dnafm_lib.finetune.trainer import TrainerConfig
 
-    data = DataConfig(path=args.data, batch_size=args.batch_size, seed=args.seed).validate()
-    trainer = TrainerConfig(
-        out_dir=args.out_dir,
-        max_epochs=args.max_epochs,
-        max_steps=args.max_steps,
-        patience=args.patience,
-        lr=args.lr,
-        seed=args.seed,
-        device=args.device,
-        progress_bar=not args.no_progress,
-    ).validate()
+    flags = Origin(prefix="--", dashes=True, spelled={"path": "--data", "progress_bar": "--no-progress"})
+    data = DataConfig.load(Layer({"path": args.data, "batch_size": args.batch_size, "seed": args.seed}, flags))
+    trainer = TrainerConfig.load(
+        Layer(
+            {
+                "out_dir": args.out_dir,
+                "max_epochs": args.max_epochs,
+                "max_steps": args.max_steps,
+                "patience": args.patience,
+                "lr": args.lr,
+                "seed": args.seed,
+                "device": args.device,
+                "progress_bar": not args.no_progress,
+            },
+            flags,
+        )
+    )
     model_options = {"n_classes": args.n_classes, "pooling": args.pooling, "strategy": args.strategy}
     table = compare_initialisations(args.backbone, data, trainer, model_options, args.out_dir)
     print(f"CDS vs non-CDS windows, test split ({args.backbone}):")

@@ -26,10 +26,9 @@ def add_arguments(parser):
 def run(args) -> int:
     import json
 
-    from dnafm_lib.finetune.data import data_config_from_mapping, load_splits
-    from dnafm_lib.finetune.models import TaskConfig
-    from dnafm_lib.finetune.options import collect_options, resolve_task
-    from dnafm_lib.finetune.trainer import fit, seed_everything, trainer_config_from_mapping
+    from dnafm_lib.finetune.data import load_splits
+    from dnafm_lib.finetune.options import collect_options, resolve_task, section_settings
+    from dnafm_lib.finetune.trainer import fit, seed_everything
 
     options = collect_options(args)
     task_class = resolve_task(options)
@@ -37,9 +36,9 @@ def run(args) -> int:
         from dnafm_lib.core.errors import DnafmError
 
         raise DnafmError(f"--model {task_class.task_name}: nothing to fit (it has no labels); use `dnafm test`")
-    task_config = TaskConfig.from_mapping(options["model"], where="model options")
-    data_config = data_config_from_mapping(options["data"], where="data options")
-    trainer_config = trainer_config_from_mapping(options["trainer"], where="trainer options")
+    task_config = section_settings(options, "model")
+    data_config = section_settings(options, "data")
+    trainer_config = section_settings(options, "trainer")
     splits = load_splits(data_config, task_class.label_kind, task_config)
     seed_everything(trainer_config.seed)  # the head (and a from-scratch backbone) start from the seed
     model = task_class(task_config)

@@ -176,18 +176,11 @@ def run(args) -> int:
 
 
 def _sampler_settings(args):
+    from dnafm_lib.core.settings import Layer
     from dnafm_lib.inference.generate import SamplerSettings
 
-    return SamplerSettings(
-        steps=args.steps,
-        schedule=args.schedule,
-        temperature=args.temperature,
-        top_k=args.top_k,
-        top_p=args.top_p,
-        seed=args.seed,
-        batch_size=args.batch_size,
-        guide_candidates=args.guide_candidates,
-    ).validate()
+    names = ("steps", "schedule", "temperature", "top_k", "top_p", "seed", "batch_size", "guide_candidates")
+    return SamplerSettings.load(Layer({name: getattr(args, name) for name in names}, SamplerSettings.ORIGIN))
 
 
 def _check_args(args):

@@ -44,16 +44,16 @@ def add_arguments(parser):
 
 
 def settings_from_args(args) -> TrainConfig:
-    """Merge the file, JSON, --set and flags into one validated TrainConfig."""
+    """Merge the file, JSON, --set and flags into one validated TrainConfig; an error names the layer."""
     import json
     from pathlib import Path
 
     import yaml
 
-    from dnafm_lib.core.settings import typed_values
+    from dnafm_lib.core.settings import Layer, Origin
     from dnafm_lib.train.config import TrainConfig, TrainConfigError
 
-    merged: dict = {}
+    layers = []
     if args.config:
         path = Path(args.config)
         try:
@@ -62,11 +62,12 @@ def settings_from_args(args) -> TrainConfig:
             raise TrainConfigError(f"{path}: no such config file") from None
         except yaml.YAMLError as exc:
             raise TrainConfigError(f"{path}: not valid YAML ({exc})") from None
+        prefix = ""
         if isinstance(data, dict) and isinstance(data.get("pretrain"), dict) and "train" in data["pretrain"]:
-            data = data["pretrain"]["train"]
+            data, prefix = data["pretrain"]["train"], "pretrain.train."
         if not isinstance(data, dict):
             raise TrainConfigError(f"{path}: expected a mapping of training settings")
-        merged.update(data)
+        layers.append(Layer(data, Origin(str(path), prefix)))
     if args.config_json:
         try:
             data = json.loads(args.config_json)
@@ -74,14 +75,14 @@ def settings_from_args(args) -> TrainConfig:
             raise TrainConfigError(f"--config-json: not valid JSON ({exc})") from None
         if not isinstance(data, dict):
             raise TrainConfigError("--config-json: expected a JSON object")
-        merged.update(data)
+        layers.append(Layer(data, Origin("--config-json")))
     texts = {}
     for item in args.set:
         key, sep, value = item.partition("=")
         if not sep:
             raise TrainConfigError(f"--set {item!r}: expected KEY=VALUE")
         texts[key.strip()] = value
-    merged.update(typed_values(TrainConfig, texts, lambda key: f"--set {key}"))
+    layers.append(Layer.from_text(TrainConfig, texts, Origin(prefix="--set ")))
     flags = {
         "train_manifest": args.train_manifest,
         "validation_manifest": args.validation_manifest,
@@ -90,8 +91,8 @@ def settings_from_args(args) -> TrainConfig:
         "max_steps": args.max_steps,
         "device": args.device,
     }
-    merged.update({k: v for k, v in flags.items() if v is not None})
-    return TrainConfig.from_mapping(merged, where="pretrain settings")
+    layers.append(Layer({k: v for k, v in flags.items() if v is not None}, Origin(prefix="--", dashes=True)))
+    return TrainConfig.load(*layers)
 
 
 def run(args) -> int:

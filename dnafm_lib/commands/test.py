@@ -33,17 +33,17 @@ def run(args) -> int:
     from dnafm_lib.core.devices import resolve_device
     from dnafm_lib.core.errors import DnafmError
     from dnafm_lib.finetune import load_task
-    from dnafm_lib.finetune.data import data_config_from_mapping, load_splits
-    from dnafm_lib.finetune.options import collect_options, resolve_task
-    from dnafm_lib.finetune.trainer import test, trainer_config_from_mapping
+    from dnafm_lib.finetune.data import load_splits
+    from dnafm_lib.finetune.options import collect_options, resolve_task, section_settings
+    from dnafm_lib.finetune.trainer import test
 
     options = collect_options(args)
     model = load_task(args.ckpt_path)
     named = resolve_task(options, required=False)
     if named is not None and named.task_name != model.task_name:
         raise DnafmError(f"--model {named.task_name} does not match the checkpoint's task {model.task_name}")
-    data_config = data_config_from_mapping(options["data"], where="data options")
-    trainer_config = trainer_config_from_mapping(options["trainer"], where="trainer options")
+    data_config = section_settings(options, "data")
+    trainer_config = section_settings(options, "trainer")
     splits = load_splits(data_config, model.label_kind, model.config)
     model.to(resolve_device(trainer_config.device, "trainer.device"))
     results = test(

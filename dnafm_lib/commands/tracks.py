@@ -164,23 +164,26 @@ def _add_install_igv_step(sub):
 
 
 def _settings(args, bin_bp=None):
-    from dnafm_lib.core.errors import DnafmError
+    """The flags' ScoringSettings, checked; an error names the flag (``--window-bp``, ``--layer``)."""
+    from dnafm_lib.core.settings import Layer, Origin
     from dnafm_lib.inference.tracks.scoring import ScoringSettings
 
-    layer = None if str(args.layer).lower() in ("none", "null", "") else int(args.layer)
-    try:
-        return ScoringSettings(
-            window_bp=args.window_bp,
-            stride_bp=args.stride_bp,
-            passes=args.passes,
-            reverse_complement=args.reverse_complement,
-            embedding_layer=layer,
-            bin_bp=bin_bp or args.bin_bp,
-            batch_size=args.batch_size,
-            seed=args.seed,
-        )
-    except ValueError as exc:
-        raise DnafmError(str(exc)) from None
+    flags = Origin(prefix="--", dashes=True, spelled={"embedding_layer": "--layer"})
+    values = {
+        "window_bp": args.window_bp,
+        "stride_bp": args.stride_bp,
+        "passes": args.passes,
+        "reverse_complement": args.reverse_complement,
+        "bin_bp": bin_bp or args.bin_bp,
+        "batch_size": args.batch_size,
+        "seed": args.seed,
+    }
+    texts = {}
+    if str(args.layer).lower() in ("none", "null", ""):
+        values["embedding_layer"] = None
+    else:  # an index, read as the field's int
+        texts["embedding_layer"] = str(args.layer)
+    return ScoringSettings.load(Layer(values, flags), Layer.from_text(ScoringSettings, texts, flags))
 
 
 def _threads(args):
@@ -293,9 +296,9 @@ def _run_one_shot(args):
         raise DnafmError(
             f"one-shot tracks need {', '.join(missing)} (or a STEP: plan, score, gather, browser, install-igv)"
         )
+    settings = _settings(args)  # before anything is written under --out-dir
     _threads(args)
     fasta = ensure_indexed(args.fasta, cache_dir=Path(args.out_dir) / "genome")
-    settings = _settings(args)
     warn_if_longer(args.model, settings.window_bp)
     summary = pipeline.run_genome(
         fasta,

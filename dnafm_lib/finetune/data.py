@@ -8,14 +8,16 @@ here, with errors naming the file, row and column.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 
 from dnafm_lib.core.errors import DnafmError
+from dnafm_lib.core.settings import Settings
 
 SPLITS = ("train", "val", "test")
 # a literal table on purpose (same shape as options.OPTION_HELP, different data)
@@ -35,8 +37,10 @@ class DataError(DnafmError):
 
 
 @dataclass
-class DataConfig:
+class DataConfig(Settings):
     """The ``data.*`` options."""
+
+    SECTION: ClassVar[str] = "data"
 
     path: str = ""  # CSV, TSV (.tsv/.txt) or parquet
     sequence_column: str = "sequence"
@@ -48,17 +52,19 @@ class DataConfig:
     batch_size: int = 32
     max_length: int = 0  # tokens incl. [CLS]/[EOS]; a longer sequence is an error; 0 = no limit
 
-    def validate(self) -> "DataConfig":
+    def problems(self) -> Iterator[tuple[str, str]]:
         if not self.path:
-            raise DataError("data.path is required (a CSV, TSV or parquet file)")
-        if not (0 <= self.val_ratio < 1 and 0 <= self.test_ratio < 1 and self.val_ratio + self.test_ratio < 1):
-            raise DataError(
-                f"data.val_ratio ({self.val_ratio}) and data.test_ratio ({self.test_ratio}) must be in [0, 1) "
-                "and sum to less than 1"
+            yield "path", "is required (a CSV, TSV or parquet file)"
+        for key in ("val_ratio", "test_ratio"):
+            if not 0 <= getattr(self, key) < 1:
+                yield key, f"must be in [0, 1), got {getattr(self, key)}"
+        if self.val_ratio + self.test_ratio >= 1:
+            yield (
+                "test_ratio",
+                f"and data.val_ratio must sum to less than 1, got {self.test_ratio} + {self.val_ratio}",
             )
         if self.batch_size < 1:
-            raise DataError(f"data.batch_size must be at least 1, got {self.batch_size}")
-        return self
+            yield "batch_size", f"must be at least 1, got {self.batch_size}"
 
     @property
     def label_columns(self) -> list[str]:
@@ -235,10 +241,3 @@ def load_splits(config: DataConfig, label_kind: str | None, task_config) -> dict
             extra=table.iloc[rows][carried].reset_index(drop=True),
         )
     return out
-
-
-def data_config_from_mapping(mapping: dict[str, Any], where: str = "data config") -> DataConfig:
-    """Keys with or without the ``data.`` prefix, type-checked against the defaults."""
-    from dnafm_lib.finetune.models import options_from_mapping
-
-    return options_from_mapping(DataConfig, "data", mapping, where, DataError).validate()

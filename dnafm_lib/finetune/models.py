@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Sequence
@@ -30,6 +31,7 @@ from torch import nn
 
 from dnafm_lib.core.atomic import atomic_dir
 from dnafm_lib.core.errors import DnafmError
+from dnafm_lib.core.settings import Settings, SettingsError
 from dnafm_lib.model.tokenizer import encode_batch
 
 TASK_CONFIG_NAME = "task.json"
@@ -41,13 +43,16 @@ STRATEGIES = ("full", "frozen", "lora")
 LORA_TARGETS = ["query", "key", "value", "dense", "gate_proj", "up_proj", "down_proj"]
 
 
-class TaskConfigError(DnafmError):
+class TaskConfigError(SettingsError):
     """A task configuration key that is unknown, missing or of the wrong type."""
 
 
 @dataclass
-class TaskConfig:
+class TaskConfig(Settings):
     """The ``model.*`` options every task understands (unused ones are ignored by a task)."""
+
+    SECTION: ClassVar[str] = "model"
+    ERROR: ClassVar[type[SettingsError]] = TaskConfigError
 
     backbone: str = ""  # preset name (tiny, 300m, 7b) or a checkpoint directory
     n_classes: int = 2  # classification tasks
@@ -60,55 +65,16 @@ class TaskConfig:
     lora_dropout: float = 0.0
     head_dropout: float = 0.0
 
-    # one check and one message per setting, like TrainerConfig.validate: same shape, different rules
-    def validate(self) -> "TaskConfig":
+    def problems(self) -> Iterator[tuple[str, str]]:
         if not self.backbone:
-            raise TaskConfigError("model.backbone is required (a preset such as 'tiny' or a checkpoint directory)")
+            yield "backbone", "is required (a preset such as 'tiny' or a checkpoint directory)"
         if self.pooling not in POOLINGS:
-            raise TaskConfigError(f"model.pooling must be one of {', '.join(POOLINGS)}, got {self.pooling!r}")
+            yield "pooling", f"must be one of {', '.join(POOLINGS)}, got {self.pooling!r}"
         if self.strategy not in STRATEGIES:
-            raise TaskConfigError(f"model.strategy must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}")
+            yield "strategy", f"must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}"
         for name in ("n_classes", "n_outputs", "lora_r"):
             if getattr(self, name) < 1:
-                raise TaskConfigError(f"model.{name} must be at least 1, got {getattr(self, name)}")
-        return self
-
-    @classmethod
-    def from_mapping(cls, mapping: dict[str, Any], where: str = "model config") -> "TaskConfig":
-        """Keys with or without the ``model.`` prefix; values are type-checked against the defaults."""
-        return options_from_mapping(cls, "model", mapping, where, TaskConfigError).validate()
-
-
-def options_from_mapping(cls, section: str, mapping: dict[str, Any], where: str, error: type[DnafmError]):
-    """A config dataclass from ``{"section.key" or "key": value}``: unknown keys and wrong types are errors."""
-    known = {f.name: f for f in dataclasses.fields(cls)}
-    values: dict[str, Any] = {}
-    for raw_key, value in mapping.items():
-        key = raw_key[len(section) + 1 :] if raw_key.startswith(section + ".") else raw_key
-        if key not in known:
-            raise error(f"{where}: unknown key {raw_key!r}; known: {', '.join(f'{section}.{k}' for k in known)}")
-        try:
-            values[key] = coerce_option(value, type(known[key].default), f"{where}: {section}.{key}")
-        except TaskConfigError as exc:
-            raise error(str(exc)) from None
-    return cls(**values)
-
-
-def coerce_option(value: Any, expected: type, where: str) -> Any:
-    """Accept a value of the default's type (an int for a float; a path for a string)."""
-    if expected is bool:
-        if isinstance(value, bool):
-            return value
-    elif expected is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-    elif expected is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-    elif expected is str:
-        if isinstance(value, (str, os.PathLike)):
-            return str(value)
-    raise TaskConfigError(f"{where} must be {expected.__name__}, got {value!r}")
+                yield name, f"must be at least 1, got {getattr(self, name)}"
 
 
 def _load_backbone(config: TaskConfig, architecture: dict[str, Any] | None = None) -> nn.Module:

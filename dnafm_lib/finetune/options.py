@@ -3,7 +3,8 @@
 Every field of TaskConfig, DataConfig and TrainerConfig becomes a dotted flag
 (``--model.n_classes 2``, ``--data.path x.tsv``, ``--trainer.max_epochs 5``). jsonargparse
 (the parser under LightningCLI, whose syntax this is) turns each flag's text into the field's
-annotated type; the config classes then check flag, YAML and Python values alike.
+annotated type; ``dnafm_lib.core.settings`` then checks flag, YAML and Python values alike and
+names a bad one as ``--trainer.lr`` or ``--config x.yaml: trainer.lr``.
 Precedence: the dataclass defaults < the YAML file < the command line.
 
 A YAML config mirrors the flags::
@@ -27,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from dnafm_lib.core.errors import DnafmError
-from dnafm_lib.core.settings import typed_values
+from dnafm_lib.core.settings import Layer, Origin
 
 SECTIONS = ("model", "data", "trainer")
 
@@ -118,17 +119,22 @@ def _read_yaml(path: str) -> dict[str, Any]:
 
 
 def collect_options(args: argparse.Namespace) -> dict[str, Any]:
-    """Merge YAML and flags into ``{"model": {...}, "data": {...}, "trainer": {...}, "task": ...}``."""
-    merged: dict[str, dict[str, Any]] = {section: {} for section in SECTIONS}
+    """Merge YAML and flags into ``{"model": {...}, "data": {...}, "trainer": {...}, "task": ...}``.
+
+    ``options["layers"][section]`` holds where each section's values came from (the YAML file,
+    then the flags), for ``section_settings`` to build and check that section's settings with.
+    """
+    classes = _section_classes()
+    from_yaml: dict[str, dict[str, Any]] = {section: {} for section in SECTIONS}
     tasks: dict[str, str | None] = {"model": None, "data": None}
+    where = f"--config {args.config}" if args.config else ""
     if args.config:
-        where = f"--config {args.config}"
         for key, value in _read_yaml(args.config).items():
             section, _, name = str(key).partition(".")
             if section not in SECTIONS:
                 raise DnafmError(f"{where}: unknown section {key!r}; use {', '.join(SECTIONS)}")
             if name:  # flat "model.backbone: x"
-                merged[section][name] = value
+                from_yaml[section][name] = value
                 continue
             if not isinstance(value, dict):
                 raise DnafmError(f"{where}: section {key!r} must be a mapping")
@@ -136,20 +142,28 @@ def collect_options(args: argparse.Namespace) -> dict[str, Any]:
                 if name in ("task", "class_path") and section in tasks:
                     tasks[section] = str(item)
                 else:
-                    merged[section][name] = item
+                    from_yaml[section][name] = item
     flags: dict[str, dict[str, str]] = {section: {} for section in SECTIONS}
     for dest, text in vars(args).items():
         section, _, name = dest.partition(".")
         if section in SECTIONS and name and text is not None:
             flags[section][name] = text
-    classes = _section_classes()
+    merged: dict[str, dict[str, Any]] = {}
+    layers: dict[str, list[Layer]] = {}
     for section in SECTIONS:
-        merged[section].update(
-            typed_values(classes[section], flags[section], lambda key, section=section: f"--{section}.{key}")
-        )
+        layers[section] = [
+            Layer(from_yaml[section], Origin(where, f"{section}.")),
+            Layer.from_text(classes[section], flags[section], Origin(prefix=f"--{section}.")),
+        ]
+        merged[section] = {key: value for layer in layers[section] for key, value in layer.values.items()}
     tasks["model"] = args.model_task or tasks["model"]
     tasks["data"] = args.data_task or tasks["data"]
-    return {**merged, "model_task": tasks["model"], "data_task": tasks["data"]}
+    return {**merged, "model_task": tasks["model"], "data_task": tasks["data"], "layers": layers}
+
+
+def section_settings(options: dict[str, Any], section: str):
+    """The checked TaskConfig, DataConfig or TrainerConfig of ``section`` (flags over YAML over defaults)."""
+    return _section_classes()[section].load(*options["layers"][section])
 
 
 def resolve_task(options: dict[str, Any], required: bool = True):

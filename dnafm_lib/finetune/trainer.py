@@ -19,27 +19,29 @@ import json
 import math
 import random
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 import torch
 
 from dnafm_lib.core.atomic import atomic_open
-from dnafm_lib.core.devices import resolve_device
+from dnafm_lib.core.devices import autocast, canonical_precision, device_problem, precision_problem, resolve_device
 from dnafm_lib.core.errors import DnafmError
+from dnafm_lib.core.settings import Settings
 from dnafm_lib.finetune.data import SplitTable
 from dnafm_lib.finetune.metrics import classification_metrics, regression_metrics
 from dnafm_lib.finetune.models import IGNORE_INDEX, TaskModel
 
-PRECISIONS = ("auto", "bf16", "32")
-
 
 @dataclass
-class TrainerConfig:
+class TrainerConfig(Settings):
     """The ``trainer.*`` options."""
+
+    SECTION: ClassVar[str] = "trainer"
 
     out_dir: str = ""  # checkpoints, metrics and predictions go here
     max_epochs: int = 10
@@ -49,38 +51,29 @@ class TrainerConfig:
     warmup_steps: int = 0  # linear warm-up, then constant
     patience: int = 3  # epochs without a better validation loss before stopping
     seed: int = 0
-    device: str = "auto"  # auto, cpu, cuda, cuda:1, ...
-    precision: str = "auto"  # auto (bf16 on GPU, fp32 on CPU), bf16, 32
+    device: str = "auto"  # core.devices: auto, cpu, cuda, cuda:1, ...
+    precision: str = "auto"  # core.devices: auto (bf16 on GPU, fp32 on CPU), bf16, fp32 (or 32)
     progress_bar: bool = True
     grad_clip: float = 1.0
 
-    # one check and one message per setting, like TaskConfig.validate: same shape, different rules
-    def validate(self) -> "TrainerConfig":
+    def __post_init__(self) -> None:
+        self.precision = canonical_precision(self.precision)
+
+    def problems(self) -> Iterator[tuple[str, str]]:
         if not self.out_dir:
-            raise DnafmError("trainer.out_dir is required (where checkpoints, metrics and predictions go)")
-        if self.precision not in PRECISIONS:
-            raise DnafmError(f"trainer.precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+            yield "out_dir", "is required (where checkpoints, metrics and predictions go)"
+        if precision_problem(self.precision):
+            yield "precision", precision_problem(self.precision)
+        if device_problem(self.device):
+            yield "device", device_problem(self.device)
         if self.max_epochs < 1:
-            raise DnafmError(f"trainer.max_epochs must be at least 1, got {self.max_epochs}")
-        return self
-
-
-def trainer_config_from_mapping(mapping: dict[str, Any], where: str = "trainer config") -> TrainerConfig:
-    """Keys with or without the ``trainer.`` prefix, type-checked against the defaults."""
-    from dnafm_lib.finetune.models import options_from_mapping
-
-    return options_from_mapping(TrainerConfig, "trainer", mapping, where, DnafmError).validate()
+            yield "max_epochs", f"must be at least 1, got {self.max_epochs}"
 
 
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-
-
-def _autocast(device: torch.device, precision: str):
-    use_bf16 = precision == "bf16" or (precision == "auto" and device.type == "cuda")
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_bf16)
 
 
 def _progress(iterable, total: int, description: str, enabled: bool):
@@ -115,7 +108,7 @@ def evaluate(
     n_batches = math.ceil(len(split) / batch_size)
     for batch in _progress(split.batches(batch_size), n_batches, f"eval {split.name}", progress_bar):
         collated = model.collate(batch, max_length=max_length)
-        with _autocast(device, precision):
+        with autocast(device, precision):
             raw = model(collated)
         raw = raw.float()
         loss = model.loss(collated, raw)
@@ -252,7 +245,7 @@ def _train_epoch(
     )
     for batch in bar:
         collated = model.collate(batch, max_length=max_length)
-        with _autocast(model.device, config.precision):
+        with autocast(model.device, config.precision):
             outputs = model(collated)
         loss = model.loss(collated, outputs.float())
         optimizer.zero_grad(set_to_none=True)

@@ -35,14 +35,16 @@ import math
 import os
 import re
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import ClassVar, Sequence
 
 import numpy as np
 import torch
 
 from dnafm_lib.core.errors import DnafmError
+from dnafm_lib.core.settings import Origin, Settings
 from dnafm_lib.model.tokenizer import ACGT_IDS, MASK_ID, TOKEN_ID, encode, frame
 from dnafm_lib.model.trained_context import FRAME_TOKENS
 
@@ -57,8 +59,11 @@ class GenerateError(DnafmError):
 
 
 @dataclass
-class SamplerSettings:
+class SamplerSettings(Settings):
     """How bases are drawn and committed; the CLI's defaults and help come from here."""
+
+    # named as the `dnafm generate` flags (--top-k), from Python too
+    ORIGIN: ClassVar[Origin] = Origin(prefix="--", dashes=True)
 
     steps: int = 32  # unmasking steps (at most one per base to fill)
     schedule: str = "cosine"  # cosine or linear: how many stay masked after each step
@@ -69,25 +74,21 @@ class SamplerSettings:
     batch_size: int = 16  # samples per forward pass
     guide_candidates: int = 4  # proposals scored by the guide per step (with a guide only)
 
-    def validate(self) -> "SamplerSettings":
-        problems = []
+    def problems(self) -> Iterator[tuple[str, str]]:
         if self.steps < 1:
-            problems.append(f"--steps must be at least 1, got {self.steps}")
+            yield "steps", f"must be at least 1, got {self.steps}"
         if self.schedule not in SCHEDULES:
-            problems.append(f"--schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
+            yield "schedule", f"must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}"
         if not (self.temperature >= 0 and math.isfinite(self.temperature)):
-            problems.append(f"--temperature must be a finite number >= 0, got {self.temperature}")
+            yield "temperature", f"must be a finite number >= 0, got {self.temperature}"
         if not 0 <= self.top_k <= len(BASES):
-            problems.append(f"--top-k must be 0 (off) or 1-4 (there are four bases), got {self.top_k}")
+            yield "top_k", f"must be 0 (off) or 1-4 (there are four bases), got {self.top_k}"
         if not 0 < self.top_p <= 1:
-            problems.append(f"--top-p must be in (0, 1], got {self.top_p}")
+            yield "top_p", f"must be in (0, 1], got {self.top_p}"
         if self.batch_size < 1:
-            problems.append(f"--batch-size must be at least 1, got {self.batch_size}")
+            yield "batch_size", f"must be at least 1, got {self.batch_size}"
         if self.guide_candidates < 1:
-            problems.append(f"--guide-candidates must be at least 1, got {self.guide_candidates}")
-        if problems:
-            raise GenerateError(problems[0])
-        return self
+            yield "guide_candidates", f"must be at least 1, got {self.guide_candidates}"
 
 
 # ---------------------------------------------------------------------- what to fill

@@ -1,27 +1,31 @@
 """Training settings: one dataclass, validated once at the edge (CLI or Snakemake config).
 
-Keys are those of the ``pretrain.train`` section of config/config.yaml; an unknown key, a
-value of the wrong type or out of range is one TrainConfigError naming the key.
+Keys are those of the ``pretrain.train`` section of config/config.yaml. Built by
+``dnafm_lib.core.settings`` (``TrainConfig.from_mapping`` / ``TrainConfig.load``): an unknown
+key, a value of the wrong type or out of range is one TrainConfigError naming the key and
+where it came from.
 """
 
 from __future__ import annotations
 
-import dataclasses
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, ClassVar
 
-from dnafm_lib.core.errors import DnafmError
+from dnafm_lib.core.devices import DEVICE_WORDS, PRECISIONS, canonical_precision, device_problem, precision_problem
+from dnafm_lib.core.settings import Settings, SettingsError
 
 
-class TrainConfigError(DnafmError):
+class TrainConfigError(SettingsError):
     """A training setting that is missing, unknown, of the wrong type or out of range."""
 
 
 # The settings that take one of a few words (the workflow's config schema is tested against these;
 # attn_backend takes dnafm_lib.model.encoder.ATTENTION_BACKENDS and model a preset name).
+# device takes core.devices' words but not cuda:N: under torchrun each rank uses its LOCAL_RANK's GPU.
 CHOICES = {
-    "device": ("auto", "cpu", "cuda"),
-    "precision": ("auto", "bf16", "fp32"),
+    "device": DEVICE_WORDS,
+    "precision": PRECISIONS,
     "nonfinite_loss": ("error", "skip"),
 }
 # Set by the workflow's rule from its own paths, not by the config file's pretrain.train.
@@ -29,7 +33,9 @@ WORKFLOW_SET = ("train_manifest", "validation_manifest", "run_dir")
 
 
 @dataclass
-class TrainConfig:
+class TrainConfig(Settings):
+    ERROR: ClassVar[type[SettingsError]] = TrainConfigError
+
     # Where: shard manifests in, run directory out (checkpoints, metrics, tensorboard).
     train_manifest: str = "results/shards/train.manifest.json"
     validation_manifest: str | None = "results/shards/validation.manifest.json"
@@ -74,36 +80,13 @@ class TrainConfig:
     peak_flops_per_device: float = 0.0
     progress_bar: bool = True
 
-    # ------------------------------------------------------------------ construction
-
-    @classmethod
-    def from_mapping(cls, values: Mapping[str, Any], where: str = "pretrain settings") -> "TrainConfig":
-        """Build from a dict (YAML/JSON); unknown keys and wrong types are errors naming the key."""
-        if not isinstance(values, Mapping):
-            raise TrainConfigError(f"{where}: expected a mapping of settings, got {type(values).__name__}")
-        known = {f.name: f for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - set(known))
-        if unknown:
-            raise TrainConfigError(f"{where}: unknown setting(s) {', '.join(unknown)}; known: {', '.join(known)}")
-        defaults = cls()
-        coerced = {}
-        for key, value in values.items():
-            coerced[key] = _coerce(key, value, getattr(defaults, key), known[key].type, where)
-        config = dataclasses.replace(defaults, **coerced)
-        config.check()
-        return config
-
-    def replace(self, **changes: Any) -> "TrainConfig":
-        merged = {**dataclasses.asdict(self), **changes}
-        return TrainConfig.from_mapping(merged)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+    def __post_init__(self) -> None:
+        self.precision = canonical_precision(self.precision)
 
     # ------------------------------------------------------------------ validation
 
-    def check(self) -> None:
-        """Checks that need no knowledge of the launch (world size is checked by ``check_world``)."""
+    def problems(self) -> Iterator[tuple[str, str]]:
+        """The rules that need no knowledge of the launch (world size is checked by ``check_world``)."""
         positive = (
             "global_batch_size",
             "micro_batch_size",
@@ -115,33 +98,41 @@ class TrainConfig:
         )
         for key in positive:
             if getattr(self, key) < 1:
-                raise TrainConfigError(f"{key} must be at least 1, got {getattr(self, key)}")
+                yield key, f"must be at least 1, got {getattr(self, key)}"
         if self.validation_samples < 0:
-            raise TrainConfigError(f"validation_samples must be 0 or more, got {self.validation_samples}")
+            yield "validation_samples", f"must be 0 or more, got {self.validation_samples}"
         if not 0 <= self.warmup_steps <= self.max_steps:
-            raise TrainConfigError(
-                f"warmup_steps must be between 0 and max_steps ({self.max_steps}), got {self.warmup_steps}"
-            )
-        if self.learning_rate <= 0 or not 0 <= self.min_learning_rate <= self.learning_rate:
-            raise TrainConfigError(
-                f"need 0 < learning_rate and 0 <= min_learning_rate <= learning_rate, "
-                f"got learning_rate {self.learning_rate}, min_learning_rate {self.min_learning_rate}"
+            yield "warmup_steps", f"must be between 0 and max_steps ({self.max_steps}), got {self.warmup_steps}"
+        if self.learning_rate <= 0:
+            yield "learning_rate", f"must be above 0, got {self.learning_rate}"
+        if not 0 <= self.min_learning_rate <= self.learning_rate:
+            yield (
+                "min_learning_rate",
+                f"must be between 0 and learning_rate ({self.learning_rate}), got {self.min_learning_rate}",
             )
         for key in ("adam_beta1", "adam_beta2"):
             if not 0 <= getattr(self, key) < 1:
-                raise TrainConfigError(f"{key} must be in [0, 1), got {getattr(self, key)}")
-        if self.weight_decay < 0 or self.grad_clip_norm <= 0 or self.adam_eps <= 0:
-            raise TrainConfigError("weight_decay must be >= 0, grad_clip_norm and adam_eps > 0")
+                yield key, f"must be in [0, 1), got {getattr(self, key)}"
+        if self.weight_decay < 0:
+            yield "weight_decay", f"must be 0 or more, got {self.weight_decay}"
+        for key in ("grad_clip_norm", "adam_eps"):
+            if getattr(self, key) <= 0:
+                yield key, f"must be above 0, got {getattr(self, key)}"
         if not 0 < self.mask_fraction < 1:
-            raise TrainConfigError(f"mask_fraction must be in (0, 1), got {self.mask_fraction}")
+            yield "mask_fraction", f"must be in (0, 1), got {self.mask_fraction}"
         from dnafm_lib.model.encoder import ATTENTION_BACKENDS, PRESETS  # torch is already needed by whoever trains
 
-        for key, allowed in {**CHOICES, "attn_backend": ATTENTION_BACKENDS}.items():
+        for key, allowed in {**CHOICES, "attn_backend": ATTENTION_BACKENDS, "model": tuple(PRESETS)}.items():
             if getattr(self, key) not in allowed:
-                raise TrainConfigError(f"{key} must be one of {', '.join(allowed)}, got {getattr(self, key)!r}")
-
-        if self.model not in PRESETS:
-            raise TrainConfigError(f"model must be one of {', '.join(PRESETS)}, got {self.model!r}")
+                if key == "device" and device_problem(self.device) is None:
+                    yield (
+                        key,
+                        f"must be one of {', '.join(allowed)} (each rank takes the GPU of its LOCAL_RANK), got {self.device!r}",
+                    )
+                elif key == "precision":
+                    yield key, precision_problem(self.precision)
+                else:
+                    yield key, f"must be one of {', '.join(allowed)}, got {getattr(self, key)!r}"
 
     def check_world(self, world_size: int) -> None:
         """The global batch must split evenly into micro-batches on every rank."""
@@ -155,34 +146,3 @@ class TrainConfig:
 
     def accumulation_steps(self, world_size: int) -> int:
         return self.global_batch_size // (self.micro_batch_size * world_size)
-
-
-def _coerce(key: str, value: Any, default: Any, annotation: Any, where: str) -> Any:
-    """YAML gives ints for floats and strings for paths; anything else mismatched is an error."""
-
-    def bad(expected: str) -> TrainConfigError:
-        return TrainConfigError(f"{where}: {key} must be {expected}, got {value!r} ({type(value).__name__})")
-
-    if key == "validation_manifest" and value is None:
-        return None
-    if isinstance(default, bool):
-        if not isinstance(value, bool):
-            raise bad("true or false")
-        return value
-    if isinstance(default, int):
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise bad("an integer")
-        return value
-    if isinstance(default, float):
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise bad("a number")
-        return float(value)
-    if isinstance(default, str) or default is None:
-        if not isinstance(value, str):
-            raise bad("a string")
-        return value
-    if isinstance(default, dict):
-        if not isinstance(value, Mapping):
-            raise bad("a mapping")
-        return dict(value)
-    return value

@@ -82,9 +82,9 @@ def shutdown_distributed() -> None:
 
 
 def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
-    if precision == "auto":
-        return torch.bfloat16 if device.type == "cuda" else torch.float32
-    return torch.bfloat16 if precision == "bf16" else torch.float32
+    from dnafm_lib.core.devices import compute_dtype  # the one precision vocabulary
+
+    return compute_dtype(precision, device)
 
 
 def shard_model(model: nn.Module, compute_dtype: torch.dtype, *, compile_blocks: bool = False) -> nn.Module:

@@ -252,7 +252,12 @@ def test_early_stopping_ends_training_after_patience_epochs_without_gain(tmp_pat
             ["--model", "SequenceClassification", "--data.label_column", "target"],
             "windows.tsv: no column 'target'; columns are ['name', 'sequence', 'label', 'split']",
         ),
-        (["--model", "SequenceClassification", "--model.n_classes", "two"], "model.n_classes must be int, got 'two'"),
+        (
+            ["--model", "SequenceClassification", "--model.n_classes", "two"],
+            "--model.n_classes must be an integer, got 'two'",
+        ),
+        (["--model", "SequenceClassification", "--trainer.precision", "16"], "--trainer.precision must be one of"),
+        (["--model", "SequenceClassification", "--trainer.device", "gpu"], "--trainer.device must be auto, cpu"),
     ],
 )
 def test_bad_options_give_one_clear_error_and_no_output(tmp_path, classification_tsv, capsys, argv, message):
@@ -301,7 +306,7 @@ def test_an_unknown_key_in_the_yaml_config_names_the_file_and_key(tmp_path, clas
         ],
         capsys,
     )
-    assert code == 1 and "unknown key 'max_epoch'; known: trainer.out_dir" in err
+    assert code == 1 and f"--config {config}: unknown setting trainer.max_epoch; known: trainer.out_dir" in err
 
 
 def test_labels_of_the_wrong_type_name_the_file_row_and_value(tmp_path, capsys):

@@ -203,12 +203,12 @@ def test_a_saved_task_model_reloads_with_identical_outputs(tmp_path, strategy):
 
 
 def test_unknown_option_is_one_error_naming_the_key_and_the_known_ones():
-    with pytest.raises(DnafmError, match=r"unknown key 'model\.n_clases'.*model\.n_classes"):
+    with pytest.raises(DnafmError, match=r"unknown setting model\.n_clases; known: .*model\.n_classes"):
         SequenceClassification.from_config({"model.backbone": "tiny", "model.n_clases": 2})
 
 
 def test_option_of_the_wrong_type_is_one_error_naming_the_key():
-    with pytest.raises(DnafmError, match=r"model\.n_classes must be int, got '2'"):
+    with pytest.raises(DnafmError, match=r"model\.n_classes must be an integer, got '2' \(str\)"):
         SequenceClassification.from_config({"model.backbone": "tiny", "model.n_classes": "2"})
 
 

@@ -354,6 +354,26 @@ def test_one_shot_cli_without_inputs_names_what_is_missing(capsys):
     assert err.count("\n") == 0 and "--fasta" in err and "--model" in err
 
 
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--passes", "0"], "--passes must be at least 1, got 0"),
+        (["--window-bp", "5000"], "--window-bp must be between 1 and 3998, got 5000"),
+        (["--window-bp", "100", "--stride-bp", "101"], "--stride-bp must be between 1 and window_bp (100), got 101"),
+        (["--layer", "top"], "--layer must be an integer or null, got 'top'"),
+    ],
+)
+def test_one_shot_cli_names_a_bad_scoring_flag_and_writes_nothing(tmp_path, capsys, flags, message):
+    from dnafm_lib.cli import main
+
+    fasta = tmp_path / "g.fa"
+    fasta.write_text(">c\nACGTACGTAC\n")
+    out = tmp_path / "out"
+    assert main(["tracks", "--fasta", str(fasta), "--model", "tiny", "--out-dir", str(out), *flags]) == 1
+    assert capsys.readouterr().err == f"dnafm tracks: error: {message}\n"
+    assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["g.fa"]
+
+
 def test_summary_records_settings_and_scored_bases(gapped_run):
     out, summary = gapped_run
     on_disk = json.loads((out / catalog.SUMMARY_JSON).read_text())

@@ -425,10 +425,10 @@ def test_the_hub_is_a_valid_ucsc_trackdb_with_stacked_multiwig_containers(tmp_pa
     "field, value", [("passes", 0), ("batch_size", 0), ("bin_bp", 0), ("window_bp", 0), ("stride_bp", 0)]
 )
 def test_scoring_settings_out_of_range_are_one_error_naming_the_setting(field, value):
-    from dnafm_lib.core.errors import DnafmError
+    from dnafm_lib.core.settings import SettingsError
 
-    with pytest.raises((ValueError, DnafmError), match=field):
-        ScoringSettings(**{field: value})
+    with pytest.raises(SettingsError, match=rf"^tracks\.{field} must be"):
+        ScoringSettings.from_mapping({field: value})
 
 
 def test_a_bigwig_that_fails_midway_leaves_nothing_behind(tmp_path):

@@ -105,3 +105,31 @@ def test_cli_asked_for_cuda_without_a_gpu_is_one_clear_error(tmp_path):
     )
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--set", "max_steps=ten"], "--set max_steps must be an integer, got 'ten'"),
+        (["--set", "learning_rat=1e-3"], "unknown setting --set learning_rat; known: train_manifest"),
+        (["--max-steps", "0"], "--max-steps must be at least 1, got 0"),
+        (["--config-json", '{"precision": "fp16"}'], "--config-json: precision must be one of auto, bf16, fp32"),
+        (["--config", "{cohort}"], "{cohort}: pretrain.train.max_steps must be an integer, got '10' (str)"),
+    ],
+)
+def test_cli_names_a_bad_setting_and_the_layer_it_came_from(tmp_path, capsys, argv, message):
+    from dnafm_lib.cli import main
+
+    cohort = tmp_path / "cohort.yaml"
+    cohort.write_text("cohort: x\npretrain:\n  train:\n    max_steps: '10'\n")
+    argv = [arg.replace("{cohort}", str(cohort)) for arg in argv]
+    assert main(["pretrain", "--run-dir", str(tmp_path / "run"), *argv]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("dnafm pretrain: error: ")
+    assert message.replace("{cohort}", str(cohort)) in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_cuda_n_is_refused_for_pretraining_where_each_rank_takes_its_local_gpu():
+    with pytest.raises(TrainConfigError, match=r"^device must be one of auto, cpu, cuda \(each rank"):
+        TrainConfig.from_mapping({"device": "cuda:1"})

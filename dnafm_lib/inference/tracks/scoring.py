@@ -19,11 +19,12 @@ from __future__ import annotations
 import contextlib
 import zlib
 from dataclasses import dataclass
-from typing import Callable, Iterator, Sequence
+from typing import Callable, ClassVar, Iterator, Sequence
 
 import numpy as np
 
-from dnafm_lib.inference.tracks.tiling import WINDOW_BP, Region, Window, check_geometry, windows_for_region
+from dnafm_lib.core.settings import Settings
+from dnafm_lib.inference.tracks.tiling import WINDOW_BP, Region, Window, windows_for_region
 from dnafm_lib.model.tokenizer import ACGT_IDS, MASK_ID, N_ID, PAD_ID, encode, frame
 
 #: token id → index in A, C, G, T order (−1 for N and everything else)
@@ -38,8 +39,10 @@ FetchSequence = Callable[[str, int, int], str]
 
 
 @dataclass(frozen=True)
-class ScoringSettings:
+class ScoringSettings(Settings):
     """How windows are scored; part of what makes two runs comparable."""
+
+    SECTION: ClassVar[str] = "tracks"
 
     window_bp: int = WINDOW_BP
     stride_bp: int = WINDOW_BP // 2
@@ -52,14 +55,15 @@ class ScoringSettings:
     batch_size: int = 8
     seed: int = 0
 
-    def __post_init__(self) -> None:
-        check_geometry(self.window_bp, self.stride_bp)
-        if self.passes < 1:
-            raise ValueError(f"passes must be at least 1, got {self.passes}")
-        if self.batch_size < 1:
-            raise ValueError(f"batch_size must be at least 1, got {self.batch_size}")
-        if self.bin_bp < 1:
-            raise ValueError(f"bin_bp must be at least 1, got {self.bin_bp}")
+    def problems(self) -> Iterator[tuple[str, str]]:
+        # the window geometry tiling.check_geometry guards for the library's own callers
+        if not 1 <= self.window_bp <= WINDOW_BP:
+            yield "window_bp", f"must be between 1 and {WINDOW_BP}, got {self.window_bp}"
+        elif not 1 <= self.stride_bp <= self.window_bp:
+            yield "stride_bp", f"must be between 1 and window_bp ({self.window_bp}), got {self.stride_bp}"
+        for key in ("passes", "batch_size", "bin_bp"):
+            if getattr(self, key) < 1:
+                yield key, f"must be at least 1, got {getattr(self, key)}"
 
 
 @dataclass
