@@ -3,7 +3,8 @@
 Layout: ``{run_dir}/checkpoints/step_{step:08d}/`` holds the DCP files (each rank writes its
 own shards) plus ``progress.json`` (step, world size, tokens seen). A checkpoint is written
 under ``.tmp-step_*`` — in the background, while training goes on (``Checkpointer``) — and
-renamed when every rank has finished, so a ``step_*`` directory is always whole; the newest
+renamed at the first step boundary after every rank has finished, so a ``step_*`` directory is
+always whole and a hard kill (SIGKILL, OOM, node failure) loses at most one checkpoint interval; the newest
 ``keep`` are kept. DCP stores global tensors, so a checkpoint saved
 by W ranks resumes on any W′ (the new ranks read their own slices).
 
@@ -117,8 +118,9 @@ class Checkpointer:
 
     ``save`` copies the state to host memory and returns; the files are written by a
     background thread (``dcp.async_save``) while training goes on. A save becomes a
-    ``step_*`` directory when ``wait`` finishes it: at the next save, before a load, and in
-    ``close``. Background saves talk over their own gloo group, so they never interleave
+    ``step_*`` directory when ``wait`` finishes it: as soon as every rank's writes are done
+    (the loop polls ``writes_finished`` each step), else at the next save, before a load, and
+    in ``close``. Background saves talk over their own gloo group, so they never interleave
     with the training collectives of the main thread.
     """
 
@@ -169,6 +171,17 @@ class Checkpointer:
     def in_flight(self) -> bool:
         """A save started and not yet finished (its files may still be being written)."""
         return self._pending is not None
+
+    @property
+    def writes_finished(self) -> bool:
+        """This rank's files of the save in flight are all written (False when none is in flight).
+
+        The loop asks every step and, once every rank says so, calls ``wait`` (which then does not
+        block): the save becomes the resumable latest checkpoint at once, not at the next save, so
+        a hard kill loses at most one checkpoint interval.
+        """
+        pending = self._pending
+        return pending is not None and (pending.future is None or pending.future.done())
 
     def wait(self) -> Path | None:
         """Finish the save in flight, if any: the directory it became."""

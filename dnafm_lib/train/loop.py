@@ -193,8 +193,14 @@ class Trainer:
         """One optimizer update; False (and nothing done) when some rank asked to stop."""
         micro_batches = self.batches.micro_batches(self.step)
         local_targets = sum(batch.n_targets for batch in micro_batches)
-        # One host collective: the global target count (the loss denominator) and any stop request.
-        global_targets, stop_votes = all_reduce_sum([float(local_targets), float(stop_requested)], self.ctx)
+        written = self.checkpointer.writes_finished
+        # One host collective: the global target count (the loss denominator), any stop request,
+        # and how many ranks have written their part of the save in flight.
+        global_targets, stop_votes, written_votes = all_reduce_sum(
+            [float(local_targets), float(stop_requested), float(written)], self.ctx
+        )
+        if written_votes == self.ctx.world_size:  # every rank's files are on disk: make it the latest now
+            self.checkpointer.wait()
         if stop_votes:  # some rank was signalled: all stop at this same step
             return False
         lr = learning_rate_at(self.step, self.config)
