@@ -2,7 +2,7 @@
 
 ``train(config)`` runs on every rank (torchrun) or as one process; it resumes from the
 latest checkpoint in ``config.run_dir`` by itself. It returns a TrainResult; a preempted run
-(SIGTERM/SIGUSR1) returns ``preempted=True`` after saving (see checkpointing for the exit
+(SIGTERM/SIGUSR1) returns ``preempted=True`` after saving (see preemption for the exit
 code contract).
 
 The host reads the device only at *sync steps* (logging, validation, checkpoint and the last
@@ -25,7 +25,7 @@ from dnafm_lib.core.atomic import atomic_open
 from dnafm_lib.core.errors import DnafmError
 from dnafm_lib.model.encoder import flops_per_token
 from dnafm_lib.train import metrics
-from dnafm_lib.train.checkpointer import PREEMPTED_EXIT_CODE, PREEMPTED_MARKER, Checkpointer, PreemptionFlag
+from dnafm_lib.train.checkpointer import Checkpointer
 from dnafm_lib.train.config import TrainConfig
 from dnafm_lib.train.data import MlmBatch, TrainBatches, base_counts, entropy_nats, validation_batches
 from dnafm_lib.train.distributed import (
@@ -38,6 +38,7 @@ from dnafm_lib.train.distributed import (
 from dnafm_lib.train.objective import batch_to_device, mlm_loss_sum
 from dnafm_lib.train.optim import build_optimizer, clip_gradients, learning_rate_at, set_learning_rate
 from dnafm_lib.train.parallelize import build_parallel_model
+from dnafm_lib.train.preemption import PREEMPTED_EXIT_CODE, PREEMPTED_MARKER, PreemptionFlag
 
 SUMMARY_NAME = "summary.json"
 MODEL_CONFIG_NAME = "model_config.json"

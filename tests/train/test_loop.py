@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from dnafm_lib.train.checkpointer import PREEMPTED_EXIT_CODE, list_checkpoints
+from dnafm_lib.train.checkpointer import list_checkpoints
 from dnafm_lib.train.config import TrainConfig
 from dnafm_lib.train.loop import NonFiniteLossError, TrainingError, train
+from dnafm_lib.train.preemption import PREEMPTED_EXIT_CODE
 from tests.support.train import REPO, env, losses, pretrain_command, run_pretrain, settings, write_demo_shards
 
 MAX_STEPS = 12
