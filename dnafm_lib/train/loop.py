@@ -23,6 +23,7 @@ import torch
 
 from dnafm_lib.core.atomic import atomic_open
 from dnafm_lib.core.errors import DnafmError
+from dnafm_lib.core.progress import Progress
 from dnafm_lib.model.encoder import flops_per_token
 from dnafm_lib.train import metrics
 from dnafm_lib.train.checkpointer import Checkpointer
@@ -174,6 +175,10 @@ class Trainer:
             total_steps=config.max_steps,
             progress_bar=config.progress_bar,
         )
+        # Steps of the whole run (a resumed run starts at its checkpoint's), every 30 s and each tenth.
+        self.progress = Progress(
+            "pretrain", config.max_steps, unit="steps", done=self.step, write=self.logger.progress_line
+        )
         self.flops_per_token = flops_per_token(self.model.config, self.reader.window + 2, training=True)
         self.peak_flops = metrics.peak_flops_per_device(ctx.device, config.peak_flops_per_device)
         if progress is not None:
@@ -253,6 +258,7 @@ class Trainer:
             if logging or validating:
                 self.logger.log(self.step, row)
         self.logger.advance()
+        self.progress.update(self.step)
         if checkpointing:
             self._save()
         if logging or validating or checkpointing:
@@ -350,6 +356,7 @@ class Trainer:
             checkpoint=str(self.checkpointer.latest()),
         )
         if not preempted:
+            self.progress.finish()
             self._write_summary(result)
             self._check_learned()
         return result

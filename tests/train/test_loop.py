@@ -231,6 +231,7 @@ def test_sigkill_between_two_saves_keeps_the_first_one_resumable(reference, mani
     resumed = run_pretrain(values)
     assert resumed.returncode == 0, resumed.stderr
     assert f"resumed from {run_dir / 'checkpoints' / 'step_00000006'} (step 6" in resumed.stdout + resumed.stderr
+    assert "pretrain: 12/12 steps (100%), " in resumed.stderr  # the log says how far the run is
     assert losses(run_dir) == losses(reference[0])
 
 
