@@ -22,17 +22,7 @@ def run(args) -> int:
     import os
 
     from dnafm_lib.commands import pretrain
-    from dnafm_lib.train import slurm_launch
-    from dnafm_lib.train.config import TrainConfigError
+    from dnafm_lib.train import launch
 
-    if not slurm_launch.in_batch_script(os.environ):
-        # Inside a Slurm step that holds GPUs (a one-task job): one worker per GPU of the step.
-        gpus = os.environ.get("SLURM_GPUS_ON_NODE", "")
-        if gpus.isdigit() and int(gpus) > 0 and int(gpus) != args.nproc_per_node:
-            print(f"launch-pretrain: {gpus} GPU(s) in this Slurm step: --nproc-per-node {gpus}", flush=True)
-            args.nproc_per_node = int(gpus)
-        return pretrain.run(args)
-    if args.nproc_per_node < 1:
-        raise TrainConfigError(f"--nproc-per-node must be at least 1, got {args.nproc_per_node}")
     config = pretrain.settings_from_args(args)
-    return slurm_launch.run_in_allocation(config, args.nproc_per_node, os.environ)
+    return launch.launch(config, args.nproc_per_node, os.environ, use_slurm_allocation=True)

@@ -96,24 +96,8 @@ def settings_from_args(args) -> TrainConfig:
 
 
 def run(args) -> int:
-    import json
     import os
 
     from dnafm_lib.train import launch
-    from dnafm_lib.train.checkpointer import PREEMPTED_EXIT_CODE
-    from dnafm_lib.train.config import TrainConfigError
 
-    config = settings_from_args(args)
-    if args.nproc_per_node < 1:
-        raise TrainConfigError(f"--nproc-per-node must be at least 1, got {args.nproc_per_node}")
-    if launch.needs_torchrun(args.nproc_per_node, os.environ):
-        # Fail before starting workers: the batch must split over every rank.
-        config.check_world(args.nproc_per_node * launch.slurm_nodes(os.environ))
-        # Workers get the merged, validated settings as one JSON object.
-        worker_args = ["--config-json", json.dumps(config.to_dict())]
-        command = launch.torchrun_command(worker_args, nproc_per_node=args.nproc_per_node, env=os.environ)
-        return launch.run_torchrun(command, config.run_dir)
-    from dnafm_lib.train.loop import train
-
-    result = train(config)
-    return PREEMPTED_EXIT_CODE if result.preempted else 0
+    return launch.launch(settings_from_args(args), args.nproc_per_node, os.environ)

@@ -1,4 +1,5 @@
-"""The foundation every layer may use: the project's error type, atomic writes, devices, settings.
+"""The foundation every layer may use: the project's error type, atomic writes, devices, settings,
+progress lines.
 
 May import: the standard library and third-party packages only, never another ``dnafm_lib`` layer.
 """

@@ -24,7 +24,7 @@ import queue
 import threading
 import zlib
 from pathlib import Path
-from typing import Iterator, NamedTuple
+from typing import Callable, Iterator, NamedTuple
 
 from dnafm_lib.core.errors import DnafmError
 from dnafm_lib.model.tokenizer import BYTE_TO_ID
@@ -109,15 +109,15 @@ def _gunzip_blocks(handle, path: Path, block_bytes: int) -> Iterator[bytes]:
         yield b"".join(parts)
 
 
-def _file_blocks(path: Path, block_bytes: int) -> Iterator[bytes]:
+def _file_blocks(path: Path, block_bytes: int, on_read: Callable[[int], None] | None = None) -> Iterator[bytes]:
     with open(path, "rb") as handle:
-        if handle.read(2) == GZIP_MAGIC:
-            handle.seek(0)
-            yield from _gunzip_blocks(handle, path, block_bytes)
-            return
+        gzipped = handle.read(2) == GZIP_MAGIC
         handle.seek(0)
-        while block := handle.read(block_bytes):
+        blocks = _gunzip_blocks(handle, path, block_bytes) if gzipped else iter(lambda: handle.read(block_bytes), b"")
+        for block in blocks:
             yield block
+            if on_read is not None:
+                on_read(handle.tell())  # bytes of the file read so far: progress lines
 
 
 _DONE = object()
@@ -279,6 +279,7 @@ def iter_sequence_chunks(
     block_bytes: int = DEFAULT_BLOCK_BYTES,
     table: bytes = IDENTITY_TABLE,
     prefetch: bool = True,
+    on_read: Callable[[int], None] | None = None,
 ) -> Iterator[SequenceChunk]:
     """Yield every record's sequence as chunks, in file order.
 
@@ -287,10 +288,11 @@ def iter_sequence_chunks(
     maps the bases in the same pass that removes line breaks: the shard writer passes one that
     yields token ids directly. It must map every byte outside the IUPAC codes to ``INVALID``
     (0xff) and no valid one to it; such a byte is reported as an error with its record and offset.
+    ``on_read`` is called with the bytes of the file read so far after each block.
     """
     path = Path(path)
     reader = _ChunkReader(path, table)
-    blocks = _file_blocks(path, block_bytes)
+    blocks = _file_blocks(path, block_bytes, on_read)
     if prefetch:
         blocks = _prefetched(blocks)
     # Blocks are used as they come (no re-slicing into whole lines): line breaks are dropped by

@@ -26,6 +26,7 @@ import numpy as np
 
 from dnafm_lib.core.atomic import atomic_dir
 from dnafm_lib.core.errors import DnafmError
+from dnafm_lib.core.progress import Progress
 from dnafm_lib.data.fasta import GZIP_MAGIC, describe_skipped, iter_sequence_chunks, skip_empty_records
 from dnafm_lib.data.gff import open_gff_text, read_features
 from dnafm_lib.data.http import file_md5  # the download step's md5, so provenance and download.json agree
@@ -139,8 +140,9 @@ def write_bgzip_fasta(
     lengths: list[tuple[str, int]] = []
     skipped = [] if skipped is None else skipped
     column = 0
+    progress = Progress(f"preparing {Path(source).name}", os.path.getsize(source), unit="bytes")
     with BgzfWriter(out_path) as writer:
-        for chunk in skip_empty_records(iter_sequence_chunks(source), skipped):
+        for chunk in skip_empty_records(iter_sequence_chunks(source, on_read=progress.update), skipped):
             if chunk.offset == 0 and not chunk.bases:
                 if lengths and column:
                     writer.write(b"\n")
@@ -153,6 +155,7 @@ def write_bgzip_fasta(
             lengths[-1] = (chunk.record, lengths[-1][1] + len(chunk.bases))
         if column:
             writer.write(b"\n")
+    progress.finish()
     if not lengths:
         raise GenomeError(f"{source}: no record has any sequence ({describe_skipped(skipped)})")
     return lengths

@@ -31,6 +31,7 @@ import torch
 from dnafm_lib.core.atomic import atomic_open
 from dnafm_lib.core.devices import autocast, canonical_precision, device_problem, precision_problem, resolve_device
 from dnafm_lib.core.errors import DnafmError
+from dnafm_lib.core.progress import Progress
 from dnafm_lib.core.settings import Settings
 from dnafm_lib.finetune.data import SplitTable
 from dnafm_lib.finetune.metrics import classification_metrics, regression_metrics
@@ -79,8 +80,16 @@ def seed_everything(seed: int) -> None:
 def _progress(iterable, total: int, description: str, enabled: bool):
     from tqdm.auto import tqdm
 
+    # Progress lines too (every 30 s and each tenth): a job's log shows how far it is, bar or not.
+    lines = Progress(description, total, unit="batches", write=lambda line: tqdm.write(line, file=sys.stderr))
     return tqdm(
-        iterable, total=total, desc=description, disable=not enabled, leave=False, file=sys.stderr, dynamic_ncols=True
+        lines.track(iterable),
+        total=total,
+        desc=description,
+        disable=not enabled,
+        leave=False,
+        file=sys.stderr,
+        dynamic_ncols=True,
     )
 
 

@@ -1,22 +1,17 @@
-"""Training checkpoints with torch.distributed.checkpoint, resume, and preemption.
+"""Training checkpoints with torch.distributed.checkpoint, and resume.
 
 Layout: ``{run_dir}/checkpoints/step_{step:08d}/`` holds the DCP files (each rank writes its
 own shards) plus ``progress.json`` (step, world size, tokens seen). A checkpoint is written
 under ``.tmp-step_*`` — in the background, while training goes on (``Checkpointer``) — and
-renamed when every rank has finished, so a ``step_*`` directory is always whole; the newest
-``keep`` are kept. DCP stores global tensors, so a checkpoint saved
-by W ranks resumes on any W′ (the new ranks read their own slices).
+renamed at the first step boundary after every rank has finished, so a ``step_*`` directory is
+always whole and a hard kill (SIGKILL, OOM, node failure) loses at most one checkpoint
+interval; the newest ``keep`` are kept. DCP stores global tensors, so a checkpoint saved by W
+ranks resumes on any W′ (the new ranks read their own slices).
 
 Resume: ``latest_checkpoint(run_dir)`` is the highest ``step_*``; the loop loads it
 automatically and continues with the next step's batch, so losses after a resume equal an
 uninterrupted run's (bit-exactly on CPU, where kernels are deterministic). DCP keeps its index
 as a pickle (``.metadata``): it is checked to hold only DCP's own types before DCP reads it.
-
-Preemption (Slurm requeue contract): on SIGTERM or SIGUSR1 a rank sets a flag; at the next
-step boundary all ranks agree (the flag rides on the step's first all-reduce), save a
-checkpoint of the last completed step, and exit with ``PREEMPTED_EXIT_CODE`` (75,
-EX_TEMPFAIL: "try again"). ``dnafm pretrain`` run through its launcher maps a preempted
-torchrun to the same code. Run the same command again (a Slurm requeue) and it resumes.
 """
 
 from __future__ import annotations
@@ -26,7 +21,6 @@ import os
 import pickle
 import re
 import shutil
-import signal
 import time
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -48,11 +42,7 @@ from torch.distributed.checkpoint.state_dict import (
 from dnafm_lib.core.errors import DnafmError
 from dnafm_lib.train.distributed import DistributedContext, barrier
 
-PREEMPTED_EXIT_CODE = 75
-PREEMPTION_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
 PROGRESS_FILE = "progress.json"
-# Left in the run directory by a preempted run: launchers see only torchrun's/srun's exit status.
-PREEMPTED_MARKER = "preempted.json"
 _STEP_DIR = re.compile(r"^step_(\d{8,})$")
 
 
@@ -117,8 +107,9 @@ class Checkpointer:
 
     ``save`` copies the state to host memory and returns; the files are written by a
     background thread (``dcp.async_save``) while training goes on. A save becomes a
-    ``step_*`` directory when ``wait`` finishes it: at the next save, before a load, and in
-    ``close``. Background saves talk over their own gloo group, so they never interleave
+    ``step_*`` directory when ``wait`` finishes it: as soon as every rank's writes are done
+    (the loop polls ``writes_finished`` each step), else at the next save, before a load, and
+    in ``close``. Background saves talk over their own gloo group, so they never interleave
     with the training collectives of the main thread.
     """
 
@@ -169,6 +160,17 @@ class Checkpointer:
     def in_flight(self) -> bool:
         """A save started and not yet finished (its files may still be being written)."""
         return self._pending is not None
+
+    @property
+    def writes_finished(self) -> bool:
+        """This rank's files of the save in flight are all written (False when none is in flight).
+
+        The loop asks every step and, once every rank says so, calls ``wait`` (which then does not
+        block): the save becomes the resumable latest checkpoint at once, not at the next save, so
+        a hard kill loses at most one checkpoint interval.
+        """
+        pending = self._pending
+        return pending is not None and (pending.future is None or pending.future.done())
 
     def wait(self) -> Path | None:
         """Finish the save in flight, if any: the directory it became."""
@@ -269,39 +271,3 @@ def load_model_weights(path: str | os.PathLike, model: nn.Module) -> None:
     state = {"model": model.state_dict()}
     dcp.load(state, checkpoint_id=str(path))
     model.load_state_dict(state["model"])
-
-
-def preempted_since(run_dir: str | os.PathLike, started: float) -> dict | None:
-    """The preemption marker's content when a run launched at ``started`` (Unix time) wrote it, else None."""
-    marker = Path(run_dir) / PREEMPTED_MARKER
-    try:
-        if marker.stat().st_mtime >= started - 1:  # 1 s: coarse file-system timestamps
-            return json.loads(marker.read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
-        return None
-    return None
-
-
-class PreemptionFlag:
-    """Set by SIGTERM/SIGUSR1; the loop polls it at step boundaries."""
-
-    def __init__(self) -> None:
-        self.signal_number: int | None = None
-        self._previous: dict[int, object] = {}
-
-    @property
-    def requested(self) -> bool:
-        return self.signal_number is not None
-
-    def _handle(self, signum, frame) -> None:
-        self.signal_number = signum
-
-    def install(self) -> "PreemptionFlag":
-        for signum in PREEMPTION_SIGNALS:
-            self._previous[signum] = signal.signal(signum, self._handle)
-        return self
-
-    def uninstall(self) -> None:
-        for signum, handler in self._previous.items():
-            signal.signal(signum, handler)
-        self._previous.clear()

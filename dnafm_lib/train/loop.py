@@ -2,7 +2,7 @@
 
 ``train(config)`` runs on every rank (torchrun) or as one process; it resumes from the
 latest checkpoint in ``config.run_dir`` by itself. It returns a TrainResult; a preempted run
-(SIGTERM/SIGUSR1) returns ``preempted=True`` after saving (see checkpointing for the exit
+(SIGTERM/SIGUSR1) returns ``preempted=True`` after saving (see preemption for the exit
 code contract).
 
 The host reads the device only at *sync steps* (logging, validation, checkpoint and the last
@@ -23,9 +23,10 @@ import torch
 
 from dnafm_lib.core.atomic import atomic_open
 from dnafm_lib.core.errors import DnafmError
+from dnafm_lib.core.progress import Progress
 from dnafm_lib.model.encoder import flops_per_token
 from dnafm_lib.train import metrics
-from dnafm_lib.train.checkpointer import PREEMPTED_EXIT_CODE, PREEMPTED_MARKER, Checkpointer, PreemptionFlag
+from dnafm_lib.train.checkpointer import Checkpointer
 from dnafm_lib.train.config import TrainConfig
 from dnafm_lib.train.data import MlmBatch, TrainBatches, base_counts, entropy_nats, validation_batches
 from dnafm_lib.train.distributed import (
@@ -38,6 +39,7 @@ from dnafm_lib.train.distributed import (
 from dnafm_lib.train.objective import batch_to_device, mlm_loss_sum
 from dnafm_lib.train.optim import build_optimizer, clip_gradients, learning_rate_at, set_learning_rate
 from dnafm_lib.train.parallelize import build_parallel_model
+from dnafm_lib.train.preemption import PREEMPTED_EXIT_CODE, PREEMPTED_MARKER, PreemptionFlag
 
 SUMMARY_NAME = "summary.json"
 MODEL_CONFIG_NAME = "model_config.json"
@@ -173,6 +175,10 @@ class Trainer:
             total_steps=config.max_steps,
             progress_bar=config.progress_bar,
         )
+        # Steps of the whole run (a resumed run starts at its checkpoint's), every 30 s and each tenth.
+        self.progress = Progress(
+            "pretrain", config.max_steps, unit="steps", done=self.step, write=self.logger.progress_line
+        )
         self.flops_per_token = flops_per_token(self.model.config, self.reader.window + 2, training=True)
         self.peak_flops = metrics.peak_flops_per_device(ctx.device, config.peak_flops_per_device)
         if progress is not None:
@@ -193,8 +199,14 @@ class Trainer:
         """One optimizer update; False (and nothing done) when some rank asked to stop."""
         micro_batches = self.batches.micro_batches(self.step)
         local_targets = sum(batch.n_targets for batch in micro_batches)
-        # One host collective: the global target count (the loss denominator) and any stop request.
-        global_targets, stop_votes = all_reduce_sum([float(local_targets), float(stop_requested)], self.ctx)
+        written = self.checkpointer.writes_finished
+        # One host collective: the global target count (the loss denominator), any stop request,
+        # and how many ranks have written their part of the save in flight.
+        global_targets, stop_votes, written_votes = all_reduce_sum(
+            [float(local_targets), float(stop_requested), float(written)], self.ctx
+        )
+        if written_votes == self.ctx.world_size:  # every rank's files are on disk: make it the latest now
+            self.checkpointer.wait()
         if stop_votes:  # some rank was signalled: all stop at this same step
             return False
         lr = learning_rate_at(self.step, self.config)
@@ -246,6 +258,7 @@ class Trainer:
             if logging or validating:
                 self.logger.log(self.step, row)
         self.logger.advance()
+        self.progress.update(self.step)
         if checkpointing:
             self._save()
         if logging or validating or checkpointing:
@@ -343,6 +356,7 @@ class Trainer:
             checkpoint=str(self.checkpointer.latest()),
         )
         if not preempted:
+            self.progress.finish()
             self._write_summary(result)
             self._check_learned()
         return result

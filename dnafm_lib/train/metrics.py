@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import math
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -132,6 +133,15 @@ class MetricsLogger:
             self._bar.write(text)
         else:
             print(text, flush=True)
+
+    def progress_line(self, text: str) -> None:
+        """A progress line to stderr (the job's log), above the bar when there is one."""
+        if not self.enabled:
+            return
+        if self._bar is not None:
+            self._bar.write(text, file=sys.stderr)
+        else:
+            print(text, file=sys.stderr, flush=True)
 
     def close(self) -> None:
         if not self.enabled:

@@ -1,6 +1,7 @@
 """The Checkpointer saves in the background: training goes on, and the files hold the step's state."""
 
 import threading
+import time
 
 import pytest
 import torch
@@ -81,3 +82,22 @@ def test_only_the_newest_checkpoints_are_kept(world_of_one, tmp_path):
     checkpointer.close()
     assert [step for step, _ in list_checkpoints(tmp_path)] == [2, 3]
     assert not list((tmp_path / "checkpoints").glob(".tmp-*"))
+
+
+def test_writes_finished_says_when_a_save_can_become_the_latest_without_waiting(world_of_one, tmp_path):
+    model, optimizer = _model_and_optimizer()
+    HeldWriter.release.clear()
+    HeldWriter.writing.clear()
+    checkpointer = Checkpointer(tmp_path, world_of_one, keep=2, storage_writer=HeldWriter)
+    assert not checkpointer.writes_finished  # nothing in flight
+    checkpointer.save(1, model, optimizer, {})
+    assert HeldWriter.writing.wait(timeout=60)
+    assert not checkpointer.writes_finished and list_checkpoints(tmp_path) == []
+    HeldWriter.release.set()
+    deadline = time.monotonic() + 60
+    while not checkpointer.writes_finished:
+        assert time.monotonic() < deadline, "the background save never finished"
+        time.sleep(0.01)
+    assert checkpointer.wait() == list_checkpoints(tmp_path)[0][1]  # no next save needed
+    assert not checkpointer.in_flight
+    checkpointer.close()

@@ -1,16 +1,15 @@
-"""torchrun: 2 gloo ranks reproduce 1 rank; a 2-rank checkpoint resumes on 1 rank; the launcher."""
+"""torchrun: 2 gloo ranks reproduce 1 rank; a 2-rank checkpoint resumes on 1 rank."""
 
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
 
-from dnafm_lib.train.checkpointer import PREEMPTED_EXIT_CODE, list_checkpoints
+from dnafm_lib.train.checkpointer import list_checkpoints
 from dnafm_lib.train.config import TrainConfig
-from dnafm_lib.train.launch import first_host, needs_torchrun, torchrun_command
 from dnafm_lib.train.loop import train
+from dnafm_lib.train.preemption import PREEMPTED_EXIT_CODE
 from tests.support.train import REPO, env, losses, pretrain_command, run_pretrain, settings, write_demo_shards
 
 MAX_STEPS = 8
@@ -71,32 +70,3 @@ def test_checkpoint_saved_by_two_ranks_resumes_on_one_rank(manifests, one_rank, 
         resumed.stdout + resumed.stderr
     )
     assert _close(losses(run_dir), one_rank, rel=1e-5)
-
-
-def test_first_host_of_slurm_node_lists():
-    assert first_host("gpu[07-09,12],cpu1") == "gpu07"
-    assert first_host("node12") == "node12"
-    assert first_host("a-1,b-2") == "a-1"
-
-
-def test_torchrun_command_uses_slurm_rendezvous_across_nodes():
-    slurm = {"SLURM_JOB_ID": "4242", "SLURM_NNODES": "4", "SLURM_JOB_NODELIST": "gpu[03-06]"}
-    command = torchrun_command(["--config-json", "{}"], nproc_per_node=8, env=slurm)
-    assert command[:3] == [sys.executable, "-m", "torch.distributed.run"]
-    assert {
-        "--nproc_per_node=8",
-        "--nnodes=4",
-        "--rdzv_backend=c10d",
-        "--rdzv_endpoint=gpu03:29500",
-        "--rdzv_id=4242",
-    } <= set(command)
-    assert command[-5:] == ["-m", "dnafm_lib.cli", "pretrain", "--config-json", "{}"]
-    local = torchrun_command([], nproc_per_node=2, env={})
-    assert "--standalone" in local and "--nproc_per_node=2" in local
-
-
-def test_launcher_trains_in_process_when_one_process_is_asked_for():
-    assert not needs_torchrun(1, {})
-    assert needs_torchrun(2, {})
-    assert needs_torchrun(1, {"SLURM_NNODES": "2"})
-    assert not needs_torchrun(4, {"RANK": "0", "WORLD_SIZE": "4"})  # already a torchrun worker

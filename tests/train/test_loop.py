@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from dnafm_lib.train.checkpointer import PREEMPTED_EXIT_CODE, list_checkpoints
+from dnafm_lib.train.checkpointer import list_checkpoints
 from dnafm_lib.train.config import TrainConfig
 from dnafm_lib.train.loop import NonFiniteLossError, TrainingError, train
+from dnafm_lib.train.preemption import PREEMPTED_EXIT_CODE
 from tests.support.train import REPO, env, losses, pretrain_command, run_pretrain, settings, write_demo_shards
 
 MAX_STEPS = 12
@@ -212,6 +213,26 @@ def test_run_killed_mid_training_resumes_with_exactly_the_uninterrupted_losses(r
     assert resumed.returncode == 0, resumed.stderr
     assert "resumed from" in resumed.stderr + resumed.stdout
     assert losses(run_dir) == losses(reference[0])  # bit-exact, every step
+
+
+@pytest.mark.slow
+def test_sigkill_between_two_saves_keeps_the_first_one_resumable(reference, manifests, tmp_path):
+    # Saves at steps 6 and 12: the step-6 save must be the latest checkpoint before step 12's starts.
+    run_dir = tmp_path / "run"
+    values = settings(*manifests, run_dir, max_steps=MAX_STEPS, checkpoint_every_steps=6)
+    process = subprocess.Popen(
+        pretrain_command(values), env=env(), cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    _wait_for(lambda: (run_dir / "checkpoints" / "step_00000006").exists() or _rows(run_dir) >= 11, process)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert _rows(run_dir) < MAX_STEPS  # killed before the second save
+    assert [step for step, _ in list_checkpoints(run_dir)] == [6], sorted(p.name for p in run_dir.glob("checkpoints/*"))
+    resumed = run_pretrain(values)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"resumed from {run_dir / 'checkpoints' / 'step_00000006'} (step 6" in resumed.stdout + resumed.stderr
+    assert "pretrain: 12/12 steps (100%), " in resumed.stderr  # the log says how far the run is
+    assert losses(run_dir) == losses(reference[0])
 
 
 @pytest.mark.slow

@@ -14,6 +14,7 @@ import numpy as np
 
 from dnafm_lib.core.atomic import atomic_open
 from dnafm_lib.core.errors import DnafmError
+from dnafm_lib.core.progress import Progress
 from dnafm_lib.inference.tracks import catalog
 from dnafm_lib.inference.tracks.chunk_arrays import load_bin_means, load_chunk
 from dnafm_lib.inference.tracks.embeddings import (
@@ -97,7 +98,7 @@ def _write_per_base_tracks(chunk_paths: Sequence[str | Path], chrom_sizes: Seque
     }
     contigs, starts, ends, hidden, settings, scored_bp, provenances = [], [], [], 0, None, 0, []
     try:
-        for path in chunk_paths:
+        for path in Progress("gather", len(chunk_paths), unit="chunks").track(chunk_paths):
             chunk = load_chunk(path, bin_means=False)  # the bin means are read one chunk at a time later
             settings = settings or chunk.settings
             provenances.append((str(path), chunk.provenance))

@@ -23,6 +23,7 @@ from typing import Callable, ClassVar, Iterator, Sequence
 
 import numpy as np
 
+from dnafm_lib.core.progress import Progress
 from dnafm_lib.core.settings import Settings
 from dnafm_lib.inference.tracks.tiling import WINDOW_BP, Region, Window, windows_for_region
 from dnafm_lib.model.tokenizer import ACGT_IDS, MASK_ID, N_ID, PAD_ID, encode, frame
@@ -149,8 +150,15 @@ class WindowScorer:
             out.append(scores)
         jobs = self._jobs(regions, fetch, contig_lengths)
         prob_sums = [np.zeros((r.length, 4), dtype=np.float32) for r in regions]
+        bases_before = np.cumsum([0] + [r.length for r in regions])  # of each region, in scoring order
+        progress = Progress("scoring", int(bases_before[-1]), unit="bases")
         for batch in _batched(jobs, s.batch_size):
             self._run_batch(batch, out, prob_sums)
+            last = batch[-1]  # the bases before its window's kept span are done
+            progress.update(
+                int(bases_before[last.region_index]) + last.window.keep_start - regions[last.region_index].start
+            )
+        progress.finish()
         strands = 2 if s.reverse_complement else 1
         for scores, summed in zip(out, prob_sums):
             self._finish(scores, summed / strands, fetch)
