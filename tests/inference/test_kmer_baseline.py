@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import math
+import os
+import subprocess
+import sys
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -124,3 +128,42 @@ def test_orders_stop_at_the_first_that_does_not_improve():
 def test_orders_beyond_the_table_limit_are_refused():
     with pytest.raises(DnafmError, match=r"0\.\.5"):
         count_contexts([["ACGT"]], [6])
+
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def run_science(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    command = [sys.executable, str(REPO / "benchmarks" / "science.py"), *args]
+    return subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_science_smoke_shows_an_untrained_model_losing_to_composition(model_dir, tmp_path):
+    out = tmp_path / "science.md"
+    done = run_science("--model", str(model_dir), "--smoke", "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    lines = out.read_text().splitlines()
+    header = next(line for line in lines if line.startswith("| genome"))
+    row = next(line for line in lines if line.startswith("| yersinia_pPCP1"))
+    cells = dict(zip(_cells(header), _cells(row)))
+    assert cells["split"] == "validation"
+    assert int(cells["positions"].replace(",", "")) > 1000
+    composition = float(cells["k=0 (composition)"])
+    assert 1.2 < composition < math.log(4)
+    # random weights predict about uniform (ln 4 = 1.386): worse than the composition of the train genomes
+    assert float(cells["model"]) > composition
+    assert float(cells["model − best"]) > 0
+    assert done.stdout == out.read_text()
+
+
+def _cells(line: str) -> list[str]:
+    return [cell.strip() for cell in line.strip().strip("|").split("|")]
+
+
+def test_science_names_a_model_directory_that_is_not_one(tmp_path):
+    done = run_science("--model", str(tmp_path / "missing"), "--smoke")
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [
+        f"science.py: error: {tmp_path / 'missing'}: not a checkpoint directory (no readable config.json)"
+    ]
