@@ -107,7 +107,10 @@ def fetch_package(row: dict[str, str], cache: Path) -> Path:
 
 
 def run(command: list[str], cwd: Path) -> None:
-    done = subprocess.run(command, cwd=cwd, capture_output=True, text=True)
+    try:
+        done = subprocess.run(command, cwd=cwd, capture_output=True, text=True)
+    except FileNotFoundError:
+        raise CorpusError(f"{command[0]}: not found (Debian packages need apt-get and dpkg-deb)") from None
     if done.returncode != 0:
         last = (done.stderr.strip().splitlines() or ["(no message)"])[-1]
         raise CorpusError(f"{' '.join(command)}: failed ({last})")
@@ -116,7 +119,11 @@ def run(command: list[str], cwd: Path) -> None:
 def member_bytes(package: Path, kind: str, member: str) -> bytes:
     """One file of a .deb (its data archive, via dpkg-deb) or of an sdist, read without extracting others."""
     if kind == "deb":
-        tar_bytes = subprocess.run(["dpkg-deb", "--fsys-tarfile", str(package)], capture_output=True, check=True).stdout
+        try:
+            unpacked = subprocess.run(["dpkg-deb", "--fsys-tarfile", str(package)], capture_output=True, check=True)
+        except FileNotFoundError:
+            raise CorpusError("dpkg-deb: not found (Debian packages need apt-get and dpkg-deb)") from None
+        tar_bytes = unpacked.stdout
         archive = tarfile.open(fileobj=io.BytesIO(tar_bytes))
         candidates = [member, f"./{member}"]
     else:
