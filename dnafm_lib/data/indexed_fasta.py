@@ -115,7 +115,7 @@ def _readable_in_place(path: Path) -> bool:
     try:
         with atomic_open(marker) as handle:
             handle.write(f"{verdict}\n{path.resolve()}\n")
-    except OSError as exc:  # a read-only cache costs a validation next time, nothing else
+    except (OSError, DnafmError) as exc:  # a read-only cache costs a validation next time, nothing else
         log.info("%s: cannot remember the validation (%s)", marker, exc)
     return verdict == "in-place"
 

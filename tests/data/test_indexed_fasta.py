@@ -333,3 +333,12 @@ def test_a_valid_fasta_is_validated_once_per_path_size_and_mtime(tmp_path):
     os.utime(source, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
     with pytest.raises(FastaFormatError, match=r"unexpected character '!'"):
         ensure_indexed(source, cache_dir=cache)
+
+
+def test_a_cache_that_cannot_be_written_costs_a_validation_not_the_command(tmp_path, monkeypatch):
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file where the cache folder would go\n")
+    monkeypatch.setenv("DNAFM_CACHE_DIR", str(blocker / "cache"))
+    source = plain(tmp_path)
+    assert ensure_indexed(source) == source and sequences(source) == dict(RECORDS)
+    assert ensure_indexed(source) == source  # validated again (nothing remembered), still fine
