@@ -342,3 +342,15 @@ def test_a_cache_that_cannot_be_written_costs_a_validation_not_the_command(tmp_p
     source = plain(tmp_path)
     assert ensure_indexed(source) == source and sequences(source) == dict(RECORDS)
     assert ensure_indexed(source) == source  # validated again (nothing remembered), still fine
+
+
+def test_a_prepared_genome_is_not_validated_again(tmp_path, monkeypatch):
+    from dnafm_lib.data.genomes import prepare_genome
+
+    monkeypatch.setenv("DNAFM_CACHE_DIR", str(tmp_path / "cache"))
+    prepare_genome("g", tmp_path / "g", fasta=plain(tmp_path))
+    fasta = tmp_path / "g" / "genome.fa.gz"
+    assert ensure_indexed(fasta) == fasta and sequences(fasta) == dict(RECORDS)
+    assert not (tmp_path / "cache").exists()  # the scoring jobs of a workflow do not re-read the genome
+    ensure_indexed(plain(tmp_path))
+    assert len(list((tmp_path / "cache" / "validated").iterdir())) == 1  # a plain input is remembered there
