@@ -271,12 +271,15 @@ def _run_gather(args):
 
 
 def _run_browser(args):
-    from dnafm_lib.data.indexed_fasta import ensure_indexed
+    from dnafm_lib.data.indexed_fasta import ensure_indexed, fasta_lengths, open_fasta
     from dnafm_lib.inference.tracks import pipeline
 
+    fasta = ensure_indexed(args.fasta)
+    if args.annotation:
+        _check_annotation(args.annotation, args.fasta, fasta_lengths(open_fasta(fasta)))
     pipeline.write_browser_files(
         args.out_dir,
-        ensure_indexed(args.fasta),
+        fasta,
         args.genome,
         args.model_name,
         args.igv_js,

@@ -517,6 +517,11 @@ def test_gather_and_cds_windows_check_the_annotation_too(tmp_path, capsys):
     )  # fmt: skip
     assert code == 1 and f"{gff}: no seqid of the annotation is a record of {sizes}" in one_error_line(err, "tracks")
     code, err = run_cli(
+        capsys, "tracks", "browser", "--fasta", str(fasta), "--out-dir", str(tmp_path / "t"), "--genome", "g",
+        "--model-name", "m", "--igv-js", str(gff), "--annotation", str(gff),
+    )  # fmt: skip
+    assert code == 1 and f"{gff}: no seqid of the annotation is a record of {fasta}" in one_error_line(err, "tracks")
+    code, err = run_cli(
         capsys, "cds-windows", "--fasta", str(fasta), "--gff", str(gff), "--out", str(tmp_path / "w.tsv")
     )
     assert code == 1 and f"{gff}: no seqid of the annotation is a record of {fasta}" in one_error_line(
