@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 
-FASTA_FORMATS = "(plain, gzip or bgzip; a plain-gzip one is copied to an indexed bgzip in ~/.cache/dnafm once)"
+FASTA_FORMATS = (
+    "(plain, gzip, bgzip, xz, bzip2 or zstd; validated once, and one faidx cannot index as it is "
+    "copied to an indexed bgzip in ~/.cache/dnafm once)"
+)
 
 
 def add_model_arguments(parser, fasta_what: str) -> None:

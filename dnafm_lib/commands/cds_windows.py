@@ -14,7 +14,7 @@ def add_arguments(parser):
         "--fasta",
         nargs="+",
         required=True,
-        help="genome FASTA files (plain, gzip or bgzip; a plain-gzip one is copied to an indexed bgzip in ~/.cache/dnafm once)",
+        help="genome FASTA files (plain, gzip, bgzip, xz, bzip2 or zstd; validated once, and one faidx cannot index as it is copied to an indexed bgzip in ~/.cache/dnafm once)",
     )
     parser.add_argument("--gff", nargs="+", required=True, help="GFF3 annotations, one per --fasta, same order")
     parser.add_argument("--names", nargs="+", help="genome names (default: each FASTA's directory name)")
@@ -34,7 +34,8 @@ def run(args) -> int:
 
     from dnafm_lib.core.atomic import atomic_open
     from dnafm_lib.core.errors import DnafmError
-    from dnafm_lib.data.indexed_fasta import ensure_indexed
+    from dnafm_lib.data.gff import match_annotation
+    from dnafm_lib.data.indexed_fasta import ensure_indexed, fasta_lengths, open_fasta
     from dnafm_lib.finetune.cds_windows import WindowOptions, cds_windows, summarize
 
     if len(args.fasta) != len(args.gff):
@@ -49,13 +50,14 @@ def run(args) -> int:
     if not (0 <= args.val_fraction and 0 <= args.test_fraction and args.val_fraction + args.test_fraction < 1):
         raise DnafmError("--val-fraction and --test-fraction must be >= 0 and sum to less than 1")
     options = WindowOptions(args.window_bp, args.block_bp, args.val_fraction, args.test_fraction, args.seed)
-    table = pd.concat(
-        [
-            cds_windows(fasta, gff, name, options)
-            for fasta, gff, name in zip(map(ensure_indexed, args.fasta), args.gff, names)
-        ],
-        ignore_index=True,
-    )
+    frames = []
+    for fasta, gff, name in zip(args.fasta, args.gff, names):
+        ready = ensure_indexed(fasta)
+        warning = match_annotation(gff, fasta, fasta_lengths(open_fasta(ready)))  # named by the user's path
+        if warning:
+            print(f"dnafm cds-windows: warning: {warning}", file=sys.stderr)
+        frames.append(cds_windows(ready, gff, name, options))
+    table = pd.concat(frames, ignore_index=True)
     if table.empty:
         raise DnafmError(
             "no windows: every window straddles a CDS boundary or the genomes are shorter than --window-bp"

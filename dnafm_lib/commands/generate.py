@@ -57,7 +57,7 @@ def _add_source_options(parser):
     exclusive.add_argument(
         "--fasta",
         metavar="F",
-        help="in-paint --region of this FASTA (plain, gzip or bgzip; a plain-gzip one is copied once to an indexed bgzip in ~/.cache/dnafm/fasta)",
+        help="in-paint --region of this FASTA (plain, gzip, bgzip, xz, bzip2 or zstd; validated once, and one faidx cannot index as it is copied once to an indexed bgzip in ~/.cache/dnafm/fasta)",
     )
     source.add_argument(
         "--region",

@@ -74,6 +74,8 @@ def run(args) -> int:
                 f"{describe_skipped(provenance['skipped_empty_records'])}",
                 file=sys.stderr,
             )
+        if provenance.get("annotation_warning"):
+            print(f"dnafm prepare-batch: warning: {provenance['annotation_warning']}", file=sys.stderr)
         print(f"{provenance['genome']}: {provenance['n_records']} records, {provenance['total_nt']} nt")
     print(f"{len(provenances)} genomes → {args.out_dir}")
     return 0

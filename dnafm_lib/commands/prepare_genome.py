@@ -2,7 +2,7 @@
 
 Writes genome.fa.gz (bgzip) with .fai and .gzi, chrom.sizes, provenance.json and, when given,
 annotation.gff3 into --out-dir (e.g. results/genomes/{genome}). The input is a local FASTA
-(--fasta; plain, gzip or bgzip) or the download step's record (--download-record
+(--fasta; plain, gzip, bgzip, xz, bzip2 or zstd) or the download step's record (--download-record
 results/downloads/{genome}/download.json, whose FASTA and NCBI details it uses). A malformed
 FASTA stops with one error naming the file, record and offset, and writes nothing. Zero-length
 records (a header with no sequence) are skipped with a warning: chrom.sizes and the .fai list
@@ -16,7 +16,7 @@ def add_arguments(parser):
     parser.add_argument("--genome", required=True, help="genome id (the sheet's genome column)")
     parser.add_argument("--out-dir", required=True, help="directory to write, e.g. results/genomes/{genome}")
     given = parser.add_mutually_exclusive_group(required=True)
-    given.add_argument("--fasta", help="local FASTA (plain, gzip or bgzip)")
+    given.add_argument("--fasta", help="local FASTA (plain, gzip, bgzip, xz, bzip2 or zstd)")
     given.add_argument("--download-record", help="download.json written by `dnafm download` (ncbi and url rows)")
     parser.add_argument("--source", choices=["ncbi", "url", "file"], default="file", help="the sheet's source column")
     parser.add_argument("--location", help="the sheet's location (path or URL), recorded in provenance.json")
@@ -25,7 +25,10 @@ def add_arguments(parser):
     parser.add_argument(
         "--assembly-status", help="NCBI assembly status (current, previous, …), recorded in provenance.json"
     )
-    parser.add_argument("--annotation", help="GFF3 annotation (plain or gzip) to copy as annotation.gff3")
+    parser.add_argument(
+        "--annotation",
+        help="GFF3 annotation (plain, gzip, xz, bzip2 or zstd) to copy as annotation.gff3; its seqids must name records of the FASTA (a warning counts those that do not)",
+    )
 
 
 def run(args) -> int:
@@ -53,5 +56,7 @@ def run(args) -> int:
             f"{describe_skipped(provenance['skipped_empty_records'])}",
             file=sys.stderr,
         )
+    if provenance["annotation_warning"]:
+        print(f"dnafm prepare-genome: warning: {provenance['annotation_warning']}", file=sys.stderr)
     print(f"{args.genome}: {provenance['n_records']} records, {provenance['total_nt']} nt → {args.out_dir}")
     return 0

@@ -11,7 +11,7 @@ HELP = "tokenize one genome's FASTA into fixed-width training windows"
 
 def add_arguments(parser):
     # one add_argument per flag, inline on purpose: each has its own type, default and help
-    parser.add_argument("--fasta", required=True, help="genome FASTA (plain, gzip or bgzip)")
+    parser.add_argument("--fasta", required=True, help="genome FASTA (plain, gzip, bgzip, xz, bzip2 or zstd)")
     parser.add_argument("--genome", required=True, help="genome id recorded in the index and metadata")
     parser.add_argument("--out-dir", required=True, help="shard directory to write, e.g. results/shards/{genome}")
     parser.add_argument(

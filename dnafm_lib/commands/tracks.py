@@ -12,7 +12,7 @@ or step by step, as the Snakemake rules run it (one `score` job per chunk):
     dnafm tracks install-igv --out igv.min.js
     dnafm tracks browser --out-dir tracks/ --fasta genome.fa.gz --genome NAME --model-name NAME --igv-js igv.min.js
 
-The FASTA may be plain, gzip (as NCBI serves it) or bgzip. Windows longer than the context the
+The FASTA may be plain, gzip (as NCBI serves it), bgzip, xz, bzip2 or zstd. Windows longer than the context the
 model was pretrained with (config.json dnafm_pretraining_context_tokens; 4000 when absent) get
 a warning. tracks.json records the model (path, weights sha256, config), the settings, device,
 versions and times.
@@ -95,8 +95,8 @@ def add_arguments(parser):
 def _add_one_shot_options(parser):
     parser.add_argument(
         "--fasta",
-        help="one-shot: the genome FASTA, plain, gzip or bgzip (indexes are written beside it, "
-        "or a plain-gzip one is copied to an indexed bgzip in OUT_DIR/genome/)",
+        help="one-shot: the genome FASTA, plain, gzip, bgzip, xz, bzip2 or zstd (indexes are written beside it, "
+        "or one faidx cannot index as it is, such as gzip, is copied to an indexed bgzip in OUT_DIR/genome/)",
     )
     parser.add_argument("--model", help="one-shot: a checkpoint directory (AIDO.DNA layout) or a preset name")
     parser.add_argument(
@@ -124,7 +124,7 @@ def _add_plan_step(sub):
 
 def _add_score_step(sub):
     score = sub.add_parser("score", help="score one chunk into a .npz of per-base arrays and bin means")
-    score.add_argument("--fasta", required=True, help="the genome FASTA (plain, gzip or bgzip)")
+    score.add_argument("--fasta", required=True, help="the genome FASTA (plain, gzip, bgzip, xz, bzip2 or zstd)")
     score.add_argument("--plan", required=True, help="chunk plan TSV from `dnafm tracks plan`")
     score.add_argument("--chunk", required=True, help="chunk id from the plan")
     score.add_argument("--model", required=True, help="a checkpoint directory (AIDO.DNA layout) or a preset name")
@@ -147,7 +147,9 @@ def _add_browser_step(sub):
     )
     browser.add_argument("--out-dir", required=True, help="the tracks directory")
     browser.add_argument(
-        "--fasta", required=True, help="the genome FASTA (plain, gzip or bgzip; IGV reads it by relative path)"
+        "--fasta",
+        required=True,
+        help="the genome FASTA (plain, gzip, bgzip, xz, bzip2 or zstd; IGV reads it by relative path)",
     )
     browser.add_argument("--genome", required=True, help="genome name")
     browser.add_argument("--model-name", required=True, help="model name")
@@ -242,9 +244,23 @@ def _run_score(args):
     )
 
 
+def _check_annotation(annotation, fasta_name, contigs) -> None:
+    """The annotation's seqids against the genome's records: an error when none match, a warning when some do not."""
+    import sys
+
+    from dnafm_lib.data.gff import match_annotation
+
+    warning = match_annotation(annotation, fasta_name, contigs)
+    if warning:
+        print(f"dnafm tracks: warning: {warning}", file=sys.stderr)
+
+
 def _run_gather(args):
     from dnafm_lib.inference.tracks.gather import gather_tracks
+    from dnafm_lib.inference.tracks.writers import read_chrom_sizes
 
+    if args.annotation:
+        _check_annotation(args.annotation, args.chrom_sizes, [name for name, _ in read_chrom_sizes(args.chrom_sizes)])
     summary = gather_tracks(  # keyword arguments spelled out on purpose
         args.chunks,
         args.chrom_sizes,
@@ -258,12 +274,15 @@ def _run_gather(args):
 
 
 def _run_browser(args):
-    from dnafm_lib.data.indexed_fasta import ensure_indexed
+    from dnafm_lib.data.indexed_fasta import ensure_indexed, fasta_lengths, open_fasta
     from dnafm_lib.inference.tracks import pipeline
 
+    fasta = ensure_indexed(args.fasta)
+    if args.annotation:
+        _check_annotation(args.annotation, args.fasta, fasta_lengths(open_fasta(fasta)))
     pipeline.write_browser_files(
         args.out_dir,
-        ensure_indexed(args.fasta),
+        fasta,
         args.genome,
         args.model_name,
         args.igv_js,
@@ -283,7 +302,7 @@ def _run_one_shot(args):
     from pathlib import Path
 
     from dnafm_lib.core.errors import DnafmError
-    from dnafm_lib.data.indexed_fasta import ensure_indexed
+    from dnafm_lib.data.indexed_fasta import ensure_indexed, fasta_lengths, open_fasta
     from dnafm_lib.inference.tracks import pipeline
     from dnafm_lib.model.trained_context import warn_if_longer
 
@@ -299,6 +318,8 @@ def _run_one_shot(args):
     settings = _settings(args)  # before anything is written under --out-dir
     _threads(args)
     fasta = ensure_indexed(args.fasta, cache_dir=Path(args.out_dir) / "genome")
+    if args.annotation:
+        _check_annotation(args.annotation, args.fasta, fasta_lengths(open_fasta(fasta)))
     warn_if_longer(args.model, settings.window_bp)
     summary = pipeline.run_genome(
         fasta,

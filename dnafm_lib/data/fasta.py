@@ -1,4 +1,4 @@
-"""Streaming, validating FASTA reading (plain, gzip or bgzip).
+"""Streaming, validating FASTA reading (plain, gzip/bgzip, xz, bzip2 or zstd: data/compressed.py).
 
 The reader yields each record's sequence in large blocks with line breaks removed, so callers
 work on megabytes at a time with vectorised code and memory stays bounded by the block size,
@@ -10,8 +10,9 @@ once). Speed is close: pysam.FastxFile plus one translate pass reads a 40-Mb gzi
 
 Validation (each failure is one FastaFormatError naming the file, record and offset): empty
 file, text before the first header, empty or duplicate record names, a header that is not
-UTF-8, characters outside the IUPAC nucleotide codes, truncated or corrupt gzip. Windows line
-endings and a UTF-8 byte-order mark (as Windows editors write) are accepted.
+UTF-8, characters outside the IUPAC nucleotide codes, truncated or corrupt compressed data.
+Windows and old-Mac (``\r`` alone) line endings and a UTF-8 byte-order mark (as Windows
+editors write) are accepted.
 
 Zero-length records (a header with no sequence) are yielded like any other; the writers that
 need every record to have bases (bgzip + faidx, shards) drop them through
@@ -22,26 +23,19 @@ from __future__ import annotations
 
 import queue
 import threading
-import zlib
 from pathlib import Path
 from typing import Callable, Iterator, NamedTuple
 
 from dnafm_lib.core.errors import DnafmError
+from dnafm_lib.data.compressed import GZIP_MAGIC, is_gzip, iter_blocks  # noqa: F401 (re-exported)
 from dnafm_lib.model.tokenizer import BYTE_TO_ID
 
 #: What a translate table maps a byte outside the IUPAC codes to.
 INVALID = b"\xff"
 #: The default table: valid bytes unchanged, anything else INVALID.
 IDENTITY_TABLE = bytes(code if BYTE_TO_ID[code] != 255 else INVALID[0] for code in range(256))
-_COMPRESSED_READ_BYTES = 1 << 20
 _LINE_BREAKS = b"\r\n"
-GZIP_MAGIC = b"\x1f\x8b"
 UTF8_BOM = b"\xef\xbb\xbf"
-
-try:  # ISA-L's inflate: zlib's API, measured ~1.7x faster on DNA (benchmarks/shard_throughput.py)
-    from isal import isal_zlib as _inflate
-except ImportError:  # zlib keeps working where the isal wheel is missing
-    _inflate = zlib
 #: Decompressed bytes handled per step: large enough that per-block Python overhead vanishes.
 DEFAULT_BLOCK_BYTES = 1 << 22
 
@@ -57,67 +51,6 @@ class SequenceChunk(NamedTuple):
     record_index: int
     offset: int
     bases: bytes
-
-
-def is_gzip(path: str | Path) -> bool:
-    with open(path, "rb") as handle:
-        return handle.read(2) == GZIP_MAGIC
-
-
-def _gunzip_blocks(handle, path: Path, block_bytes: int) -> Iterator[bytes]:
-    """Inflate a gzip stream of one or more members (bgzip is many) in blocks of ~block_bytes.
-
-    A decompress object directly rather than gzip.GzipFile: measured ~1.5x faster, and output
-    per call is capped, so a long run of N (compressing 1000:1) cannot blow up memory.
-    """
-    inflater = _inflate.decompressobj(wbits=31)
-    member_started = False
-    compressed = b""
-    parts: list[bytes] = []
-    parts_bytes = 0
-    while True:
-        if not compressed:
-            compressed = handle.read(_COMPRESSED_READ_BYTES)
-            if not compressed:
-                break
-        if not member_started:
-            compressed = compressed.lstrip(b"\0")  # zero padding between/after members is allowed
-            if not compressed:
-                continue
-            member_started = True
-        try:
-            out = inflater.decompress(compressed, block_bytes)
-        except _inflate.error as exc:
-            raise FastaFormatError(f"{path}: corrupt gzip data ({exc})") from None
-        compressed = inflater.unconsumed_tail
-        if inflater.eof:
-            compressed = inflater.unused_data + compressed
-            inflater = _inflate.decompressobj(wbits=31)
-            member_started = False
-        if out:
-            parts.append(out)
-            parts_bytes += len(out)
-            if parts_bytes >= block_bytes:
-                yield b"".join(parts)
-                parts, parts_bytes = [], 0
-    if member_started:
-        raise FastaFormatError(
-            f"{path}: truncated gzip file (the compressed stream ends before its end marker); "
-            "the download or copy was cut short"
-        )
-    if parts:
-        yield b"".join(parts)
-
-
-def _file_blocks(path: Path, block_bytes: int, on_read: Callable[[int], None] | None = None) -> Iterator[bytes]:
-    with open(path, "rb") as handle:
-        gzipped = handle.read(2) == GZIP_MAGIC
-        handle.seek(0)
-        blocks = _gunzip_blocks(handle, path, block_bytes) if gzipped else iter(lambda: handle.read(block_bytes), b"")
-        for block in blocks:
-            yield block
-            if on_read is not None:
-                on_read(handle.tell())  # bytes of the file read so far: progress lines
 
 
 _DONE = object()
@@ -279,6 +212,7 @@ def iter_sequence_chunks(
     block_bytes: int = DEFAULT_BLOCK_BYTES,
     table: bytes = IDENTITY_TABLE,
     prefetch: bool = True,
+    flags: set[str] | None = None,
     on_read: Callable[[int], None] | None = None,
 ) -> Iterator[SequenceChunk]:
     """Yield every record's sequence as chunks, in file order.
@@ -288,11 +222,12 @@ def iter_sequence_chunks(
     maps the bases in the same pass that removes line breaks: the shard writer passes one that
     yields token ids directly. It must map every byte outside the IUPAC codes to ``INVALID``
     (0xff) and no valid one to it; such a byte is reported as an error with its record and offset.
+    ``flags``, when given, collects what the file needed beyond plain reading (``CR_LINE_ENDS``);
     ``on_read`` is called with the bytes of the file read so far after each block.
     """
     path = Path(path)
     reader = _ChunkReader(path, table)
-    blocks = _file_blocks(path, block_bytes, on_read)
+    blocks = iter_blocks(path, block_bytes, FastaFormatError, on_read)
     if prefetch:
         blocks = _prefetched(blocks)
     # Blocks are used as they come (no re-slicing into whole lines): line breaks are dropped by
@@ -303,8 +238,28 @@ def iter_sequence_chunks(
             first_block = False
             if data.startswith(UTF8_BOM):
                 data = data[len(UTF8_BOM) :]
+        if b"\r" in data:
+            data = _unix_line_ends(data, flags)
         yield from reader.block_chunks(data)
     yield from reader.finish()
+
+
+#: What ``iter_sequence_chunks`` adds to ``flags`` for a file with old-Mac (``\r`` alone) line ends.
+CR_LINE_ENDS = "cr-line-ends"
+
+
+def _unix_line_ends(data: bytes, flags: set[str] | None) -> bytes:
+    """``data`` with Windows (``\r\n``) and old-Mac (``\r`` alone) line ends made ``\n``.
+
+    Without this an old-Mac file is one line: its first header would swallow every base. A
+    ``\r\n`` split across two blocks becomes a blank line, which the reader drops.
+    """
+    data = data.replace(b"\r\n", b"\n")
+    if b"\r" in data:
+        if flags is not None and b"\r" in data[:-1]:  # a last \r may be the half of a split \r\n
+            flags.add(CR_LINE_ENDS)
+        data = data.replace(b"\r", b"\n")
+    return data
 
 
 def skip_empty_records(chunks: Iterator[SequenceChunk], skipped: list[str]) -> Iterator[SequenceChunk]:

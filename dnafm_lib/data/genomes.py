@@ -20,6 +20,7 @@ import json
 import os
 import struct
 import zlib
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +29,7 @@ from dnafm_lib.core.atomic import atomic_dir
 from dnafm_lib.core.errors import DnafmError
 from dnafm_lib.core.progress import Progress
 from dnafm_lib.data.fasta import GZIP_MAGIC, describe_skipped, iter_sequence_chunks, skip_empty_records
-from dnafm_lib.data.gff import open_gff_text, read_features
+from dnafm_lib.data.gff import match_annotation, open_gff_text, read_features
 from dnafm_lib.data.http import file_md5  # the download step's md5, so provenance and download.json agree
 
 FASTA_NAME = "genome.fa.gz"
@@ -161,34 +162,33 @@ def write_bgzip_fasta(
     return lengths
 
 
-def copy_annotation(annotation: str | os.PathLike, out_path: Path, contigs: dict[str, int]) -> int:
-    """Copy a GFF3 (plain or gzip) to ``out_path``, checking each feature lies on a contig of the genome.
+def copy_annotation(
+    annotation: str | os.PathLike, out_path: Path, contigs: dict[str, int], fasta_path: str | os.PathLike = "the genome"
+) -> tuple[int, str | None]:
+    """Copy a GFF3 (any supported compression) to ``out_path``, checking it against the genome's ``contigs``.
 
-    Returns the number of features. A feature on an unknown contig or beyond its end is an
-    error naming the line: it means the annotation belongs to another assembly.
+    Returns the number of features on the genome's contigs and a warning line when some seqids
+    are not contigs (``gff.match_annotation``; none matching is an error naming both files). A
+    feature beyond its contig's end is an error naming the line: another assembly's annotation.
     """
     annotation = Path(annotation)
     if not annotation.exists():
         raise GenomeError(f"{annotation}: annotation file not found")
-    features = 0
+    seqids: Counter[str] = Counter()
     for feature in read_features(annotation):
-        if feature.seqid not in contigs:
-            raise GenomeError(
-                f"{annotation}: line {feature.line_number}: seqid '{feature.seqid}' is not a record of the genome "
-                f"(records: {', '.join(list(contigs)[:5])}{', …' if len(contigs) > 5 else ''})"
-            )
-        if feature.end > contigs[feature.seqid]:
+        seqids[feature.seqid] += 1
+        if feature.seqid in contigs and feature.end > contigs[feature.seqid]:
             raise GenomeError(
                 f"{annotation}: line {feature.line_number}: end {feature.end} is beyond "
-                f"'{feature.seqid}' ({contigs[feature.seqid]} nt)"
+                f"'{feature.seqid}' ({contigs[feature.seqid]} nt) of {fasta_path}"
             )
-        features += 1
+    warning = match_annotation(annotation, fasta_path, contigs, seqids)
     with open_gff_text(annotation) as source, open(out_path, "w") as out:
         for line in source:
             out.write(line)
             if line.startswith("##FASTA"):
                 break
-    return features
+    return sum(count for seqid, count in seqids.items() if seqid in contigs), warning
 
 
 def read_download_record(path: str | os.PathLike) -> dict:
@@ -264,9 +264,11 @@ def prepare_genome(
 
     with atomic_dir(out_dir) as tmp:
         lengths, skipped = _write_indexed_fasta(fasta_path, tmp)
-        annotation_features = None
+        annotation_features = annotation_warning = None
         if annotation:
-            annotation_features = copy_annotation(annotation, tmp / ANNOTATION_NAME, dict(lengths))
+            annotation_features, annotation_warning = copy_annotation(
+                annotation, tmp / ANNOTATION_NAME, dict(lengths), fasta_path
+            )
         download = download or {}
         provenance = {
             "genome": genome,
@@ -285,6 +287,7 @@ def prepare_genome(
             "skipped_empty_records": skipped,
             "annotation": str(annotation) if annotation else None,
             "annotation_features": annotation_features,
+            "annotation_warning": annotation_warning,
             "download": download or None,
         }
         with open(tmp / PROVENANCE_NAME, "w") as handle:

@@ -50,15 +50,14 @@ def read_cds_intervals(gff_path: str | Path) -> dict[str, list[tuple[int, int]]]
 
 def cds_windows(fasta_path: str | Path, gff_path: str | Path, genome: str, options: WindowOptions) -> pd.DataFrame:
     """Labelled windows of one genome (columns: COLUMNS)."""
+    from dnafm_lib.data.gff import match_annotation
     from dnafm_lib.data.indexed_fasta import open_fasta
 
     fasta = open_fasta(fasta_path)
     intervals = read_cds_intervals(gff_path)
     if not intervals:
         raise AnnotationError(f"{gff_path}: no CDS features")
-    unknown = sorted(set(intervals) - set(fasta.keys()))
-    if unknown:
-        raise AnnotationError(f"{gff_path}: CDS on seqid(s) {', '.join(unknown)} not in {fasta_path}")
+    match_annotation(gff_path, fasta_path, list(fasta.keys()), seqids=intervals)  # CDS on other seqids: unused
     rng = np.random.default_rng(options.seed)
     frames = []
     for chrom in fasta.keys():

@@ -138,9 +138,9 @@ def test_an_unexpected_library_error_is_one_line_and_debug_shows_the_traceback(t
     done = subprocess.run(argv, capture_output=True, text=True, timeout=120)
     assert done.returncode == 1
     assert done.stderr.strip().splitlines() == [
-        f"dnafm prepare-genome: error: {bad}: truncated or corrupt gzip "
-        "(Compressed file ended before the end-of-stream marker was reached)"
-    ]
+        f"dnafm prepare-genome: error: {bad}: truncated gzip file "
+        "(the compressed stream ends before its end marker); the download or copy was cut short"
+    ]  # the same words as for a truncated FASTA: both read through data/compressed.py
     for debug_argv in (["--debug", *argv[3:]], [*argv[3:], "--debug"]):  # before or after the subcommand
         debug = subprocess.run([argv[0], "-m", "dnafm_lib", *debug_argv], capture_output=True, text=True, timeout=120)
         assert debug.returncode == 1 and "Traceback (most recent call last)" in debug.stderr
@@ -389,3 +389,156 @@ def test_os_errors_are_described_by_path_and_reason():
     assert (
         describe_error(OSError(18, "Invalid cross-device link", "a", None, "b")) == "a → b: invalid cross-device link"
     )
+
+
+# ------------------------------------------------ one validation for every FASTA entry point (issue 21)
+
+
+def _one_genome_commands(tmp_path, fasta):
+    """Every command that reads one genome at random, with inputs that would otherwise succeed."""
+    (tmp_path / "r.bed").write_text("chr1\t0\t20\n")
+    (tmp_path / "v.vcf").write_text(
+        "##fileformat=VCFv4.2\n#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\nchr1\t5\t.\tA\tG\t.\t.\t.\n"
+    )
+    (tmp_path / "a.gff3").write_text("##gff-version 3\nchr1\tx\tCDS\t1\t90\t.\t+\t0\tID=c\n")
+    out = tmp_path / "out"
+    common = ["--model", "tiny", "--device", "cpu"]
+    return {
+        "prepare-genome": ["--genome", "g", "--fasta", str(fasta), "--out-dir", str(out / "g")],
+        "tracks": ["--fasta", str(fasta), "--out-dir", str(out / "tracks"), "--window-bp", "64", "--stride-bp", "32", *common],
+        "ism": ["--fasta", str(fasta), "--regions", str(tmp_path / "r.bed"), "--out-dir", str(out / "ism"), *common],
+        "score-variants": [
+            "--fasta",
+            str(fasta),
+            "--vcf",
+            str(tmp_path / "v.vcf"),
+            "--out",
+            str(out / "s.vcf"),
+            *common,
+        ],
+        "cds-windows": ["--fasta", str(fasta), "--gff", str(tmp_path / "a.gff3"), "--out", str(out / "w.tsv")],
+        "generate": ["--fasta", str(fasta), "--region", "chr1:1-20", "--out", str(out / "g.fa"), *common],
+    }
+
+
+BAD_FASTA = {
+    # two records whose names collide once the header is cut at its first space: faidx keeps one
+    "twins": (
+        ">chr1 maternal\n" + "ACGT" * 375 + "\n>chr1 paternal\n" + "TTGA" * 375 + "\n",
+        "duplicate record name 'chr1' (records 1 and 2)",
+    ),
+    "stray": (
+        ">chr1\n" + "ACGT" * 30 + "\nACGT#ACGT\n",
+        "record 'chr1', offset 124: unexpected character '#' (expected A, C, G, T or an IUPAC code)",
+    ),
+    "no-header": ("ACGT\n>chr1\nACGT\n", "line 1: text before the first '>' header (not a FASTA file?)"),
+    "bad-utf8": (b">chr1\xff\nACGT\n", "record 1 header, column 6: byte 0xff is not UTF-8 (header 'chr1\ufffd')"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_FASTA))
+def test_every_command_refuses_a_bad_fasta_with_the_same_line_and_writes_nothing(tmp_path, capsys, case):
+    text, reason = BAD_FASTA[case]
+    fasta = tmp_path / "in" / "g.fa"
+    fasta.parent.mkdir()
+    fasta.write_bytes(text if isinstance(text, bytes) else text.encode())
+    commands = _one_genome_commands(tmp_path, fasta)
+    (tmp_path / "out").mkdir()
+    before = listing(tmp_path)
+    for command, argv in commands.items():
+        code, err = run_cli(capsys, command, *argv)
+        assert code == 1, (command, err)
+        assert one_error_line(err, command) == f"dnafm {command}: error: {fasta}: {reason}", command
+        assert listing(tmp_path) == before, command  # no .fai beside the input, no output, no cache
+
+
+@pytest.mark.parametrize("kind", ["xz", "bzip2", "zstd"])
+def test_prepare_genome_reads_xz_bzip2_and_zstd_fasta(tmp_path, capsys, kind):
+    import bz2
+    import lzma
+
+    import zstandard
+
+    compress = {"xz": lzma.compress, "bzip2": bz2.compress, "zstd": zstandard.ZstdCompressor().compress}[kind]
+    fasta = tmp_path / f"g.fna.{kind}"
+    fasta.write_bytes(compress(b">chr1 one\nACGTACGTNN\n>chr2\nGGGCC\n"))
+    code, err = run_cli(
+        capsys, "prepare-genome", "--genome", "g", "--fasta", str(fasta), "--out-dir", str(tmp_path / "g")
+    )
+    assert code == 0, err
+    assert read_fasta(tmp_path / "g" / "genome.fa.gz") == {"chr1": b"ACGTACGTNN", "chr2": b"GGGCC"}
+    assert (tmp_path / "g" / "chrom.sizes").read_text() == "chr1\t10\nchr2\t5\n"
+
+
+def test_generate_reads_a_region_of_an_old_mac_fasta(tmp_path, capsys):
+    fasta = tmp_path / "mac.fa"
+    fasta.write_bytes(b">chr1 desc\rACGTACGTAC\rGTACGTACGT\r>chr2\rTTTT\r")
+    out = tmp_path / "g.fa"
+    argv = ["--fasta", str(fasta), "--region", "chr1:3-18", "--mask-region", "chr1:5-6", "--out", str(out)]
+    code, err = run_cli(capsys, "generate", *argv, "--model", "tiny", "--device", "cpu", "--seed", "1")
+    assert code == 0, err
+    sample = "".join(out.read_text().splitlines()[1:])
+    template = "ACGTACGTACGTACGTACGT"[2:18]
+    assert len(sample) == 16 and sample[:2] + sample[4:] == template[:2] + template[4:]
+
+
+def _annotated(tmp_path, seqids):
+    fasta = tmp_path / "g.fa"
+    fasta.write_text(">chr1\n" + "ACGT" * 100 + "\n>chr2\n" + "TTGCA" * 80 + "\n")
+    gff = tmp_path / "a.gff3"
+    gff.write_text("##gff-version 3\n" + "".join(f"{s}\tx\tCDS\t11\t90\t.\t+\t0\tID={s}\n" for s in seqids))
+    return fasta, gff
+
+
+def test_tracks_with_an_annotation_of_another_assembly_is_one_line_naming_both_files(tmp_path, capsys):
+    fasta, gff = _annotated(tmp_path, ["NC_000001.11", "NC_000002.12"])
+    out = tmp_path / "out"
+    before = listing(tmp_path)
+    code, err = run_cli(
+        capsys, "tracks", "--fasta", str(fasta), "--annotation", str(gff), "--model", "tiny", "--out-dir", str(out)
+    )
+    assert code == 1
+    line = one_error_line(err, "tracks")
+    assert line == (
+        f"dnafm tracks: error: {gff}: no seqid of the annotation is a record of {fasta} "
+        "(annotation: 'NC_000001.11', 'NC_000002.12'; FASTA: 'chr1', 'chr2'); is it the annotation of another assembly?"
+    )
+    assert [p for p in listing(tmp_path) if p not in before and not p.endswith(".fai")] == []
+    assert not out.exists()
+
+
+def test_gather_and_cds_windows_check_the_annotation_too(tmp_path, capsys):
+    fasta, gff = _annotated(tmp_path, ["NC_000001.11"])
+    sizes = tmp_path / "chrom.sizes"
+    sizes.write_text("chr1\t400\nchr2\t400\n")
+    code, err = run_cli(
+        capsys, "tracks", "gather", str(tmp_path / "none.npz"), "--chrom-sizes", str(sizes),
+        "--annotation", str(gff), "--out-dir", str(tmp_path / "t"),
+    )  # fmt: skip
+    assert code == 1 and f"{gff}: no seqid of the annotation is a record of {sizes}" in one_error_line(err, "tracks")
+    code, err = run_cli(
+        capsys, "tracks", "browser", "--fasta", str(fasta), "--out-dir", str(tmp_path / "t"), "--genome", "g",
+        "--model-name", "m", "--igv-js", str(gff), "--annotation", str(gff),
+    )  # fmt: skip
+    assert code == 1 and f"{gff}: no seqid of the annotation is a record of {fasta}" in one_error_line(err, "tracks")
+    code, err = run_cli(
+        capsys, "cds-windows", "--fasta", str(fasta), "--gff", str(gff), "--out", str(tmp_path / "w.tsv")
+    )
+    assert code == 1 and f"{gff}: no seqid of the annotation is a record of {fasta}" in one_error_line(
+        err, "cds-windows"
+    )
+    assert not (tmp_path / "w.tsv").exists() and not (tmp_path / "t").exists()
+
+
+def test_cds_windows_with_an_annotation_partly_on_the_genome_warns_and_counts(tmp_path, capsys):
+    fasta, gff = _annotated(tmp_path, ["chr1", "chrUn_1", "chrUn_2"])
+    code, err = run_cli(
+        capsys, "cds-windows", "--fasta", str(fasta), "--gff", str(gff), "--out", str(tmp_path / "w.tsv"),
+        "--window-bp", "20", "--block-bp", "100",
+    )  # fmt: skip
+    assert code == 0, err
+    assert (
+        f"dnafm cds-windows: warning: {gff}: 2 of 3 seqids are not records of {fasta}, "
+        "their features are left out: 'chrUn_1', 'chrUn_2'"
+    ) in err.splitlines()
+    assert (tmp_path / "w.tsv").exists()

@@ -10,7 +10,9 @@ library in-process, and a few cases go through a real ``dnafm`` process for the 
 
 from __future__ import annotations
 
+import bz2
 import gzip
+import lzma
 import shutil
 import subprocess
 import sys
@@ -18,6 +20,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
+import zstandard
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -25,6 +28,7 @@ from dnafm_lib.core.errors import DnafmError
 from dnafm_lib.data.fasta import read_fasta
 from dnafm_lib.data.genomes import check_genome_sheet, prepare_genome, read_genome_sheet
 from dnafm_lib.data.gff import read_features
+from dnafm_lib.data.indexed_fasta import ensure_indexed, open_fasta
 from dnafm_lib.data.shards import write_genome_shards
 from dnafm_lib.data.vcf import check_vcf
 from tests.support.train import env
@@ -87,9 +91,17 @@ FIELD_VALUES = [
 ]
 
 
+COMPRESSORS = {  # every compression the FASTA and GFF3 readers take (data/compressed.py)
+    "gzip": lambda data: gzip.compress(data, mtime=0),
+    "xz": lzma.compress,
+    "bzip2": bz2.compress,
+    "zstd": lambda data: zstandard.ZstdCompressor().compress(data),
+}
+
+
 @st.composite
 def hostile(draw, valid: bytes, compress: bool = True) -> bytes:
-    """Random bytes, or the valid file (maybe gzipped) truncated and/or mutated a few times."""
+    """Random bytes, or the valid file (maybe compressed) truncated and/or mutated a few times."""
     if draw(st.integers(0, 9)) == 0:
         return draw(st.binary(max_size=400))
     data = bytearray(valid)
@@ -131,7 +143,7 @@ def hostile(draw, valid: bytes, compress: bool = True) -> bytes:
             lines[line] = b"\t".join(fields)
             data = bytearray(b"\n".join(lines))
     if compress and draw(st.integers(0, 3)) == 0:
-        data = bytearray(gzip.compress(bytes(data), mtime=0))
+        data = bytearray(COMPRESSORS[draw(st.sampled_from(sorted(COMPRESSORS)))](bytes(data)))
         if draw(st.booleans()):  # damage the compressed stream too
             cut = draw(st.integers(0, len(data)))
             data = (
@@ -186,6 +198,35 @@ def test_prepare_genome_and_shard_write_whole_outputs_or_nothing(data):
                 top = [p for p in before if "/" not in p]
                 assert [p for p in _listing(root / "out") if "/" not in p] == sorted({*top, name})
             assert not any(".tmp-" in p or ".old-" in p for p in _listing(root / "out"))
+
+
+@FUZZ_WRITERS
+@given(hostile(FASTA))
+def test_the_one_genome_path_reads_what_prepare_genome_reads_or_fails_alike_and_writes_nothing(data):
+    """ensure_indexed (tracks, ism, score-variants, generate, cds-windows) against prepare-genome."""
+    with tempfile.TemporaryDirectory(prefix="faults-fuzz-") as directory:
+        root = Path(directory)
+        (root / "in").mkdir()
+        fasta = _file(root / "in", "g.fa", data)
+        try:
+            prepare_genome("g", root / "g", fasta=fasta)
+        except DnafmError as exc:
+            expected = str(exc)
+        else:
+            expected = None
+        cache = root / "cache"
+        try:
+            ready = ensure_indexed(fasta, cache_dir=cache)
+        except DnafmError as exc:
+            assert expected is not None and str(exc) == expected
+            assert _listing(root / "in") == ["g.fa"] and not cache.exists()
+        else:
+            if expected is not None:  # only a file of empty records: valid, but nothing to prepare
+                assert "no record has any sequence" in expected, expected
+                return
+            prepared = read_fasta(root / "g" / "genome.fa.gz")
+            records = open_fasta(ready)  # the same bases (prepare-genome drops zero-length records)
+            assert {name: records[name][:].encode() for name in prepared} == prepared
 
 
 @FUZZ

@@ -164,3 +164,78 @@ def test_reader_stopped_early_releases_its_thread(tmp_path):
     next(chunks)
     chunks.close()
     assert threading.active_count() == before
+
+
+# ------------------------------------------------------------ xz, bzip2, zstd and old-Mac line ends
+
+
+def _compress(kind: str, data: bytes) -> bytes:
+    import bz2
+    import lzma
+
+    import zstandard
+
+    if kind == "xz":
+        return lzma.compress(data)
+    if kind == "bzip2":
+        return bz2.compress(data)
+    return zstandard.ZstdCompressor().compress(data)
+
+
+COMPRESSORS = ["xz", "bzip2", "zstd"]
+
+
+@pytest.mark.parametrize("kind", COMPRESSORS)
+def test_xz_bzip2_and_zstd_read_the_same_records_in_small_blocks(tmp_path, kind):
+    text = fasta_text(RECORDS).encode()
+    path = tmp_path / f"g.fa.{kind}"
+    # two streams/frames back to back, as pbzip2, pixz and `cat a.zst b.zst` write
+    half = text.index(b">chrM")
+    path.write_bytes(_compress(kind, text[:half]) + _compress(kind, text[half:]))
+    expected = {name: seq.encode() for name, seq in RECORDS.items()}
+    assert read_fasta(path) == expected
+    chunks = list(iter_sequence_chunks(path, block_bytes=97))
+    assert b"".join(c.bases for c in chunks if c.record == "chr1") == expected["chr1"]
+    if kind != "zstd":  # zstd's decoder has no output cap (it is fed 2-KiB pieces instead)
+        assert max(len(chunk.bases) for chunk in chunks) <= 97
+    assert record_lengths(path) == [("chr1", 3000), ("chr2", 0), ("chrM", 777)]
+
+
+@pytest.mark.parametrize("kind", COMPRESSORS)
+def test_truncated_xz_bzip2_and_zstd_are_a_clear_error(tmp_path, kind):
+    whole = _compress(kind, fasta_text({"a": random_dna(50_000, 3)}).encode())
+    path = tmp_path / f"cut.fa.{kind}"
+    path.write_bytes(whole[: len(whole) * 2 // 3])
+    with pytest.raises(FastaFormatError, match=rf"^{path}: truncated {kind} file"):
+        read_fasta(path)
+
+
+@pytest.mark.parametrize("kind", COMPRESSORS)
+def test_corrupt_xz_bzip2_and_zstd_are_a_clear_error(tmp_path, kind):
+    whole = bytearray(_compress(kind, fasta_text({"a": random_dna(50_000, 4)}).encode()))
+    whole[40:60] = b"\xff" * 20
+    path = tmp_path / f"corrupt.fa.{kind}"
+    path.write_bytes(bytes(whole))
+    with pytest.raises(FastaFormatError, match=rf"^{path}: corrupt {kind} data"):
+        read_fasta(path)
+
+
+@pytest.mark.parametrize("block_bytes", [5, 64, 1 << 22])
+def test_old_mac_line_ends_read_like_unix_ones_and_are_flagged(tmp_path, block_bytes):
+    path = tmp_path / "mac.fa"
+    path.write_bytes(fasta_text(RECORDS, newline="\r").encode())
+    flags: set[str] = set()
+    chunks = list(iter_sequence_chunks(path, block_bytes=block_bytes, flags=flags))
+    assert [c.record for c in chunks if c.offset == 0 and not c.bases] == list(RECORDS)
+    assert read_fasta(path) == {name: seq.encode() for name, seq in RECORDS.items()}
+    assert flags == {"cr-line-ends"}
+
+
+def test_windows_line_ends_are_not_flagged_even_when_split_across_blocks(tmp_path):
+    path = tmp_path / "win.fa"
+    path.write_bytes(fasta_text(RECORDS, newline="\r\n").encode())
+    for block_bytes in (2, 3, 61, 1 << 22):
+        flags: set[str] = set()
+        assert record_lengths(path) == [("chr1", 3000), ("chr2", 0), ("chrM", 777)]
+        list(iter_sequence_chunks(path, block_bytes=block_bytes, flags=flags))
+        assert flags == set(), block_bytes

@@ -14,6 +14,7 @@ import pytest
 
 from dnafm_lib.data.fasta import FastaFormatError, read_fasta
 from dnafm_lib.data.genomes import GenomeError, file_md5, prepare_genome
+from dnafm_lib.data.gff import GffError
 
 
 def random_dna(length, seed, alphabet="ACGTacgtN"):
@@ -96,10 +97,33 @@ def test_annotation_is_copied_when_given(tmp_path):
     assert json.loads((tmp_path / "g" / "provenance.json").read_text())["annotation_features"] == 2
 
 
-def test_annotation_of_another_assembly_is_an_error_and_writes_nothing(tmp_path):
+def test_annotation_of_another_assembly_is_an_error_naming_both_files_and_writes_nothing(tmp_path):
+    gff = tmp_path / "a.gff3"
+    gff.write_text("##gff-version 3\nNC_1\tx\tgene\t10\t200\t.\t+\t.\tName=g1\nNC_2\tx\tgene\t1\t5\t.\t+\t.\tName=x\n")
+    fasta = write_fasta(tmp_path / "in.fa")
+    with pytest.raises(
+        GffError,
+        match=rf"^{gff}: no seqid of the annotation is a record of {fasta} \(annotation: 'NC_1', 'NC_2'; FASTA: 'chr1'",
+    ):
+        prepare_genome("g", tmp_path / "out", fasta=fasta, annotation=gff)
+    assert not (tmp_path / "out").exists()
+
+
+def test_annotation_partly_on_other_contigs_is_copied_with_a_counted_warning(tmp_path):
     gff = tmp_path / "a.gff3"
     gff.write_text("##gff-version 3\nchr1\tx\tgene\t10\t200\t.\t+\t.\tName=g1\nchrX\tx\tgene\t1\t5\t.\t+\t.\tName=x\n")
-    with pytest.raises(GenomeError, match=r"a\.gff3: line 3: seqid 'chrX' is not a record of the genome"):
+    fasta = write_fasta(tmp_path / "in.fa")
+    provenance = prepare_genome("g", tmp_path / "out", fasta=fasta, annotation=gff)
+    assert provenance["annotation_features"] == 1
+    assert provenance["annotation_warning"] == (
+        f"{gff}: 1 of 2 seqids are not records of {fasta}, their features are left out: 'chrX'"
+    )
+
+
+def test_a_feature_beyond_its_contig_is_an_error_naming_the_line(tmp_path):
+    gff = tmp_path / "a.gff3"
+    gff.write_text("##gff-version 3\nchr1\tx\tgene\t10\t9999999\t.\t+\t.\tName=g1\n")
+    with pytest.raises(GenomeError, match=r"a\.gff3: line 2: end 9999999 is beyond 'chr1'"):
         prepare_genome("g", tmp_path / "out", fasta=write_fasta(tmp_path / "in.fa"), annotation=gff)
     assert not (tmp_path / "out").exists()
 

@@ -2,7 +2,7 @@ import gzip
 
 import pytest
 
-from dnafm_lib.data.gff import GffError, read_features
+from dnafm_lib.data.gff import GffError, match_annotation, read_features
 
 GFF = (
     "##gff-version 3\n"
@@ -39,3 +39,52 @@ def test_a_malformed_feature_line_is_one_error_naming_the_line(tmp_path, line, m
     path.write_text("##gff-version 3\n" + line)
     with pytest.raises(GffError, match=message):
         list(read_features(path))
+
+
+@pytest.mark.parametrize("kind", ["xz", "bzip2", "zstd"])
+def test_xz_bzip2_and_zstd_annotations_read_like_plain_ones(tmp_path, kind):
+    import bz2
+    import lzma
+
+    import zstandard
+
+    compress = {"xz": lzma.compress, "bzip2": bz2.compress, "zstd": zstandard.ZstdCompressor().compress}[kind]
+    path = tmp_path / f"a.gff3.{kind}"
+    path.write_bytes(compress(GFF.encode()))
+    assert [(f.seqid, f.start, f.end) for f in read_features(path)] == [("chr1", 0, 30), ("chr1", 4, 4)]
+    path.write_bytes(compress(GFF.encode())[:-8])
+    with pytest.raises(GffError, match=rf"^{path}: (truncated|corrupt) {kind}"):
+        list(read_features(path))
+
+
+def test_a_truncated_gzip_annotation_is_one_error_naming_it(tmp_path):
+    path = tmp_path / "a.gff3.gz"
+    path.write_bytes(gzip.compress((GFF * 200).encode())[:-30])
+    with pytest.raises(GffError, match=rf"^{path}: truncated gzip file"):
+        list(read_features(path))
+
+
+def test_an_annotation_matching_no_contig_is_one_error_naming_both_files_and_some_names(tmp_path):
+    path = tmp_path / "a.gff3"
+    path.write_text("".join(f"NC_{i}\tsrc\tgene\t1\t30\t.\t+\t.\t.\n" for i in range(8)))
+    with pytest.raises(GffError) as raised:
+        match_annotation(path, "g.fa", ["chr1", "chr2"])
+    message = str(raised.value)
+    assert message.startswith(f"{path}: no seqid of the annotation is a record of g.fa")
+    assert "'NC_0', 'NC_1', 'NC_2', 'NC_3', 'NC_4', … (8 in all)" in message and "FASTA: 'chr1', 'chr2'" in message
+
+
+def test_an_annotation_partly_on_the_genome_gives_a_counted_warning_and_one_all_on_it_none(tmp_path):
+    path = tmp_path / "a.gff3"
+    path.write_text(GFF.replace("chr1\tsrc\tCDS", "chrUn\tsrc\tCDS"))
+    assert match_annotation(path, "g.fa", ["chr1"]) == (
+        f"{path}: 1 of 2 seqids are not records of g.fa, their features are left out: 'chrUn'"
+    )
+    assert match_annotation(path, "g.fa", ["chr1", "chrUn"]) is None
+
+
+def test_an_annotation_without_features_is_an_error(tmp_path):
+    path = tmp_path / "a.gff3"
+    path.write_text("##gff-version 3\n# nothing\n")
+    with pytest.raises(GffError, match=rf"^{path}: no feature lines"):
+        match_annotation(path, "g.fa", ["chr1"])

@@ -118,7 +118,7 @@ def test_a_bad_gzip_fasta_is_one_error_and_leaves_no_copy(tmp_path):
     cache = tmp_path / "cache"
     with pytest.raises(FastaFormatError, match=r"bad.fna.gz: record 'chr1', offset 4: unexpected character '\*'"):
         ensure_indexed(path, cache_dir=cache)
-    assert list(cache.iterdir()) == []
+    assert not cache.exists()
 
 
 def test_a_missing_fasta_or_a_directory_is_named(tmp_path, capsys):
@@ -243,3 +243,114 @@ def test_a_conversion_killed_midway_leaves_no_copy_and_the_rerun_writes_the_same
     for suffix in ("", ".fai", ".gzi"):
         assert Path(f"{again}{suffix}").read_bytes() == Path(f"{reference}{suffix}").read_bytes()
     assert [p.name for p in cache.iterdir()] == [again.parent.name]  # the dead run's temp swept
+
+
+# ------------------------------------------------- one validation and every compression, in place or copied
+
+
+def test_records_whose_names_collide_after_the_cut_are_refused_before_indexing(tmp_path):
+    source = tmp_path / "twins.fa"
+    source.write_text(">chr1 maternal\n" + "ACGT" * 375 + "\n>chr1 paternal\n" + "TTGA" * 375 + "\n")
+    cache = tmp_path / "cache"
+    with pytest.raises(FastaFormatError, match=rf"^{source}: duplicate record name 'chr1' \(records 1 and 2\)$"):
+        ensure_indexed(source, cache_dir=cache)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["twins.fa"]  # no .fai, no cache
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        (">a\nACGT\nAC!T\n", r"record 'a', offset 6: unexpected character '!'"),
+        ("ACGT\n>a\nACGT\n", r"line 1: text before the first '>' header"),
+        ("", r"empty FASTA file"),
+    ],
+)
+def test_a_bad_plain_fasta_is_the_validators_error_naming_the_file(tmp_path, text, message):
+    source = tmp_path / "bad.fa"
+    source.write_text(text)
+    with pytest.raises(FastaFormatError, match=rf"^{source}: {message}"):
+        ensure_indexed(source, cache_dir=tmp_path / "cache")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.fa"]
+
+
+def _write_compressed(path: Path, kind: str, text: str) -> Path:
+    import bz2
+    import lzma
+
+    import zstandard
+
+    compress = {"xz": lzma.compress, "bzip2": bz2.compress, "zstd": zstandard.ZstdCompressor().compress}[kind]
+    path.write_bytes(compress(text.encode()))
+    return path
+
+
+@pytest.mark.parametrize("kind", ["xz", "bzip2", "zstd"])
+def test_xz_bzip2_and_zstd_fasta_are_read_through_an_indexed_copy(tmp_path, kind):
+    text = "".join(f">{name} description\n{seq}\n" for name, seq in RECORDS)
+    source = _write_compressed(tmp_path / f"genome.fna.{kind}", kind, text)
+    assert compression(source) == kind
+    ready = ensure_indexed(source, cache_dir=tmp_path / "cache")
+    assert compression(ready) == "bgzip" and sequences(ready) == dict(RECORDS)
+
+
+def test_a_truncated_xz_fasta_names_the_file_not_a_temporary_one(tmp_path):
+    text = "".join(f">{name}\n{seq}\n" for name, seq in RECORDS)
+    source = _write_compressed(tmp_path / "genome.fna.xz", "xz", text)
+    source.write_bytes(source.read_bytes()[:-40])
+    with pytest.raises(FastaFormatError, match=rf"^{source}: truncated xz file"):
+        ensure_indexed(source, cache_dir=tmp_path / "cache")
+    assert not (tmp_path / "cache").exists()
+
+
+@pytest.mark.parametrize(
+    "name, text",
+    [
+        ("mac.fa", ">a first\rACGTACGT\rACG\r>b\rTTTT\r"),  # old-Mac line ends
+        ("ragged.fa", ">a\nACGTAC\nGT\nACG\n>b\nTT\nTT\n"),  # lines of different lengths: faidx refuses them
+    ],
+)
+def test_valid_fasta_that_faidx_cannot_index_as_it_is_is_read_through_a_copy(tmp_path, name, text):
+    source = tmp_path / name
+    source.write_bytes(text.encode())
+    ready = ensure_indexed(source, cache_dir=tmp_path / "cache")
+    assert ready != source and sequences(ready) == {"a": "ACGTACGTACG", "b": "TTTT"}
+    assert ensure_indexed(source, cache_dir=tmp_path / "cache") == ready
+
+
+def test_a_valid_fasta_is_validated_once_per_path_size_and_mtime(tmp_path):
+    source = plain(tmp_path)
+    cache = tmp_path / "cache"
+    assert ensure_indexed(source, cache_dir=cache) == source
+    # The same size and mtime: taken as the file already validated, not read again (what keeps
+    # every scoring job of a large genome from re-reading it whole).
+    stat = source.stat()
+    data = bytearray(source.read_bytes())
+    data[data.index(b"A", 20)] = ord("!")
+    source.write_bytes(bytes(data))
+    os.utime(source, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert ensure_indexed(source, cache_dir=cache) == source
+    # A new mtime is a new file: validated again, and refused.
+    os.utime(source, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    with pytest.raises(FastaFormatError, match=r"unexpected character '!'"):
+        ensure_indexed(source, cache_dir=cache)
+
+
+def test_a_cache_that_cannot_be_written_costs_a_validation_not_the_command(tmp_path, monkeypatch):
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file where the cache folder would go\n")
+    monkeypatch.setenv("DNAFM_CACHE_DIR", str(blocker / "cache"))
+    source = plain(tmp_path)
+    assert ensure_indexed(source) == source and sequences(source) == dict(RECORDS)
+    assert ensure_indexed(source) == source  # validated again (nothing remembered), still fine
+
+
+def test_a_prepared_genome_is_not_validated_again(tmp_path, monkeypatch):
+    from dnafm_lib.data.genomes import prepare_genome
+
+    monkeypatch.setenv("DNAFM_CACHE_DIR", str(tmp_path / "cache"))
+    prepare_genome("g", tmp_path / "g", fasta=plain(tmp_path))
+    fasta = tmp_path / "g" / "genome.fa.gz"
+    assert ensure_indexed(fasta) == fasta and sequences(fasta) == dict(RECORDS)
+    assert not (tmp_path / "cache").exists()  # the scoring jobs of a workflow do not re-read the genome
+    ensure_indexed(plain(tmp_path))
+    assert len(list((tmp_path / "cache" / "validated").iterdir())) == 1  # a plain input is remembered there

@@ -412,7 +412,7 @@ def test_cds_windows_rejects_a_gff_for_another_assembly(tmp_path, capsys):
     fasta, gff = _write_genome(tmp_path)
     gff.write_text("chrZ\ttest\tCDS\t1\t90\t.\t+\t0\tID=x\n")
     code = main(["cds-windows", "--fasta", str(fasta), "--gff", str(gff), "--out", str(tmp_path / "w.tsv")])
-    assert code == 1 and f"{gff}: CDS on seqid(s) chrZ not in {fasta}" in capsys.readouterr().err
+    assert code == 1 and f"{gff}: no seqid of the annotation is a record of {fasta}" in capsys.readouterr().err
     assert not (tmp_path / "w.tsv").exists()
 
 
