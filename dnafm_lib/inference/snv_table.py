@@ -57,6 +57,7 @@ class RegionProbs:
     start: int
     ref: bytes
     probs: np.ndarray  # (n, 4) float32, NaN where not scored
+    flanks: tuple[int, int] = (0, 0)  # context bases at each end that are not part of the region
 
 
 @dataclass
@@ -159,13 +160,19 @@ def header_lines(meta: dict) -> list[str]:
     return lines
 
 
-def write_snv_table(regions: Callable[[], Iterable[RegionProbs]], out_path: str | os.PathLike, meta: dict) -> dict:
+def write_snv_table(
+    regions: Callable[[], Iterable[RegionProbs]],
+    out_path: str | os.PathLike,
+    meta: dict,
+    per_region: Callable[[RegionProbs, RegionSnvs], None] | None = None,
+) -> dict:
     """Write ``out_path`` (bgzip) and ``out_path.tbi`` from the regions, in their order (.fai order).
 
     ``regions`` is a function returning a fresh iterator of :class:`RegionProbs` (it is read
     twice: class statistics, then rows), so memory stays flat in genome size. Both files are
     written under temporary names and renamed when whole, the index last: a table with its
-    ``.tbi`` beside it is complete.
+    ``.tbi`` beside it is complete. ``per_region`` sees each region's SNVs as they are written
+    (the min-LLR track is drawn from them).
     """
     import pysam
 
@@ -183,6 +190,8 @@ def write_snv_table(regions: Callable[[], Iterable[RegionProbs]], out_path: str 
             last = ("", 0)  # contig and 1-based position of the last row written
             for region in regions():
                 snvs = region_snvs(region)
+                if per_region is not None:
+                    per_region(region, snvs)
                 if not len(snvs.pos):
                     continue
                 if region.contig == last[0] and snvs.pos[0] <= last[1]:
@@ -219,6 +228,55 @@ def read_table_meta(path: str | os.PathLike) -> dict:
     return meta
 
 
+#: rows of probabilities read from the bigWigs at a time: memory flat in contig length
+SLICE_BP = 1_000_000
+
+
+def bigwig_regions(
+    prob_bigwigs: dict[str, str | os.PathLike], fasta, slice_bp: int = SLICE_BP
+) -> Iterator[RegionProbs]:
+    """The genome's probabilities from the tracks' ``prob_{A,C,G,T}.bw``, in ``.fai`` order, by slices.
+
+    The bigWigs store the scorer's float32 probabilities as they were (NaN-free runs only), so the
+    table equals one built from the chunk files; each slice carries one flanking base each side,
+    so classes never depend on where slices are cut.
+    """
+    import pyBigWig
+
+    handles = {base: pyBigWig.open(str(prob_bigwigs[base])) for base in BASES}
+    try:
+        for contig, length in handles["A"].chroms().items():
+            if contig not in fasta:
+                raise DnafmError(f"{prob_bigwigs['A']}: contig {contig!r} is not in the genome FASTA")
+            for start in range(0, length, slice_bp):
+                end = min(start + slice_bp, length)
+                probs = np.stack(
+                    [_bigwig_values(handles[b], contig, start, end, prob_bigwigs[b]) for b in BASES], axis=1
+                )
+                yield _with_flanks(contig, start, end, probs, fasta)
+    finally:
+        for handle in handles.values():
+            handle.close()
+
+
+def _bigwig_values(handle, contig: str, start: int, end: int, path) -> np.ndarray:
+    if contig not in handle.chroms() or handle.chroms()[contig] <= start:
+        raise DnafmError(f"{path}: no contig {contig!r} of the length the other probability tracks have")
+    return np.asarray(handle.values(contig, start, end, numpy=True), dtype=np.float32)
+
+
+def min_llr_per_base(region: RegionProbs, snvs: RegionSnvs) -> tuple[int, np.ndarray]:
+    """The lowest llr of each base's three SNVs (its most damaging change), NaN where it has none.
+
+    Returns the region's start and values without its flanking context bases.
+    """
+    values = np.full(len(region.ref), np.nan, dtype=np.float32)
+    if len(snvs.llr):
+        values[snvs.pos[::3] - 1 - region.start] = snvs.llr.reshape(-1, 3).min(axis=1)
+    left, right = region.flanks
+    return region.start + left, values[left : len(values) - right]
+
+
 def chunk_regions(chunk_paths: Sequence[str | os.PathLike], fasta) -> Iterator[RegionProbs]:
     """The scored regions of a genome's chunk files, with their reference bases from ``fasta``.
 
@@ -242,4 +300,34 @@ def _with_flanks(contig: str, start: int, end: int, probs: np.ndarray, fasta) ->
     bases = str(record[lo:hi]).encode()
     padded = np.full((hi - lo, 4), np.nan, dtype=np.float32)
     padded[start - lo : start - lo + (end - start)] = probs
-    return RegionProbs(contig, lo, bases, padded)
+    return RegionProbs(contig, lo, bases, padded, flanks=(start - lo, hi - end))
+
+
+def write_snv_outputs(
+    prob_bigwigs: dict[str, str | os.PathLike],
+    fasta_path: str | os.PathLike,
+    chrom_sizes: Sequence[tuple[str, int]],
+    table_path: str | os.PathLike,
+    min_llr_path: str | os.PathLike | None,
+    meta: dict,
+) -> dict:
+    """The all-SNV table and the min-LLR bigWig of a genome, from its probability bigWigs."""
+    from dnafm_lib.data.indexed_fasta import open_fasta
+    from dnafm_lib.inference.tracks.writers import BigWigWriter
+
+    fasta = open_fasta(fasta_path)
+    writer = BigWigWriter(min_llr_path, chrom_sizes) if min_llr_path is not None else None
+
+    def add_min_llr(region: RegionProbs, snvs: RegionSnvs) -> None:
+        if writer is not None:
+            writer.add_bases(region.contig, *min_llr_per_base(region, snvs))
+
+    try:
+        info = write_snv_table(lambda: bigwig_regions(prob_bigwigs, fasta), table_path, meta, add_min_llr)
+    except BaseException as exc:
+        if writer is not None:
+            writer.abort(exc)
+        raise
+    if writer is not None:
+        writer.close()
+    return info

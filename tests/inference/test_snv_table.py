@@ -156,3 +156,42 @@ def test_a_kill_while_writing_then_a_rerun_gives_the_same_bytes(tmp_path):
     assert out.read_bytes() == reference.read_bytes()
     assert Path(f"{out}.tbi").read_bytes() == Path(f"{reference}.tbi").read_bytes()
     assert sorted(p.name for p in out.parent.iterdir()) == ["t.tsv.bgz", "t.tsv.bgz.tbi"]
+
+
+def test_the_table_from_the_probability_bigwigs_equals_the_one_from_the_chunks(tmp_path):
+    from dnafm_lib.inference.snv_table import write_snv_outputs
+    from dnafm_lib.inference.tracks.writers import BigWigWriter
+
+    bases, probs = random_genome(7_000, seed=5)
+    contigs = {"c1": (bases[:4000], probs[:4000]), "c2": (bases[4000:], probs[4000:])}
+    sizes = [(name, len(seq)) for name, (seq, _) in contigs.items()]
+    fasta = tmp_path / "g.fa"
+    fasta.write_text("".join(f">{name}\n{seq}\n" for name, (seq, _) in contigs.items()))
+    bigwigs = {}
+    for i, base in enumerate(BASES):
+        bigwigs[base] = tmp_path / f"prob_{base}.bw"
+        with BigWigWriter(bigwigs[base], sizes) as writer:
+            for name, (_, p) in contigs.items():
+                writer.add_bases(name, 0, p[:, i])
+    from_bigwigs = tmp_path / "bw.tsv.bgz"
+    min_llr = tmp_path / "snv_min_llr.bw"
+    write_snv_outputs(bigwigs, fasta, sizes, from_bigwigs, min_llr, {"model": "m"})
+    direct = tmp_path / "direct.tsv.bgz"
+    regions = [RegionProbs(name, 0, seq.encode(), p) for name, (seq, p) in contigs.items()]
+    write_snv_table(lambda: iter(regions), direct, {"model": "m"})
+    assert from_bigwigs.read_bytes() == direct.read_bytes()
+    # the min-LLR track: each base's lowest llr among its three rows
+    import pyBigWig
+
+    lowest: dict[tuple[str, int], float] = {}
+    for row in read_rows(direct):
+        key = (row[0], int(row[1]))
+        lowest[key] = min(lowest.get(key, math.inf), float(row[4]))
+    with pyBigWig.open(str(min_llr)) as track:
+        for name, length in sizes:
+            values = track.values(name, 0, length, numpy=True)
+            for pos in range(length):
+                if (name, pos + 1) in lowest:
+                    assert float(f"{values[pos]:.3g}") == pytest.approx(lowest[(name, pos + 1)], abs=1e-9)
+                else:
+                    assert np.isnan(values[pos])
