@@ -17,8 +17,9 @@ rank because two streaming passes (count, sum and sum of squares per class) give
 flat in genome size, and it keeps the llr's sign and spacing. A base at a contig end or next to
 an N has no trinucleotide: its ``llr_z`` is ``.``.
 
-Both values are written with 3 significant digits (``%.3g``): a row is then ~30 bytes of text,
-~9·10⁹ rows for hg38; benchmarks/RESULTS.md has the measured bytes per bp compressed.
+Both values are written with 3 significant digits (``%.3g``): a row is ~35 bytes of text, and
+~9·10⁹ rows for hg38 come to ~67 GB bgzipped (21.6 bytes per bp measured on the demo, see
+benchmarks/RESULTS.md); ``tracks.outputs`` leaves the table out where that is too much.
 """
 
 from __future__ import annotations
@@ -38,6 +39,9 @@ from dnafm_lib.data.genomes import BgzfWriter
 BASES = "ACGT"
 COLUMNS = ("chrom", "pos", "ref", "alt", "llr", "llr_z")
 FORMAT_VERSION = 1
+# zlib level 6: 19% smaller than level 1 on the demo's tables (21.6 against 26.5 bytes per bp)
+# for 4× the compression time, which stays a small part of formatting the rows
+TABLE_ZLIB_LEVEL = 6
 #: the class of an SNV: trinucleotide (64) × alternative base (4; the reference's own slot unused)
 N_CLASSES = 64 * 4
 # A probability the float32 softmax rounded to 0 would give an infinite llr; this floor keeps
@@ -137,14 +141,12 @@ def z_scores(snvs: RegionSnvs, mean: np.ndarray, sd: np.ndarray) -> np.ndarray:
 
 def format_rows(contig: str, snvs: RegionSnvs, z: np.ndarray) -> bytes:
     """The table's text lines for one region."""
-    letters = np.array(list(BASES))
-    llr_text = np.char.mod("%.3g", snvs.llr)
-    z_text = np.where(np.isnan(z), ".", np.char.mod("%.3g", np.nan_to_num(z)))
-    lines = [
-        f"{contig}\t{p}\t{r}\t{a}\t{v}\t{w}\n"
-        for p, r, a, v, w in zip(snvs.pos.tolist(), letters[snvs.ref], letters[snvs.alt], llr_text, z_text)
-    ]
-    return "".join(lines).encode()
+    # plain lists, not numpy scalars: formatting numpy scalars one by one is 3× slower
+    llr_text = [f"{v:.3g}" for v in snvs.llr.tolist()]
+    z_text = ["." if v != v else f"{v:.3g}" for v in z.tolist()]  # v != v: NaN, no class
+    prefix = f"{contig}\t"
+    rows = zip(snvs.pos.tolist(), snvs.ref.tolist(), snvs.alt.tolist(), llr_text, z_text)
+    return "".join([f"{prefix}{p}\t{BASES[r]}\t{BASES[a]}\t{v}\t{w}\n" for p, r, a, v, w in rows]).encode()
 
 
 def header_lines(meta: dict) -> list[str]:
@@ -185,7 +187,7 @@ def write_snv_table(
     sweep_stale(index_path)
     n_rows = 0
     with atomic_path(out_path) as tmp:
-        with BgzfWriter(tmp) as writer:
+        with BgzfWriter(tmp, level=TABLE_ZLIB_LEVEL) as writer:
             writer.write(("\n".join(header_lines(meta)) + "\n").encode())
             last = ("", 0)  # contig and 1-based position of the last row written
             for region in regions():
