@@ -28,6 +28,7 @@ SUBCOMMANDS: dict[str, str] = {
     "test": "test",
     "ism": "ism",
     "score-variants": "score_variants",
+    "annotate-vcf": "annotate_vcf",
     "cds-windows": "cds_windows",
     "compare-finetuning": "compare_finetuning",
     "generate": "generate",

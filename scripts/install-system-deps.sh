@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Debian packages that tests and the workflow call; installs only what is missing. Needs root.
 set -euo pipefail
-packages=(bedtools chromium)
+packages=(bedtools chromium bcftools tabix)
 missing=()
 for pkg in "${packages[@]}"; do
     dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")

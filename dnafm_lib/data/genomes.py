@@ -79,9 +79,10 @@ class BgzfWriter:
     BLOCK_INPUT_BYTES = 0xFF00  # as htslib: a block's compressed size always fits in 64 KiB
     EOF_BLOCK = bytes.fromhex("1f8b08040000000000ff0600424302001b0003000000000000000000")
 
-    def __init__(self, path: str | os.PathLike):
+    def __init__(self, path: str | os.PathLike, level: int = 1):
         self.handle = open(path, "wb")
         self.buffer = bytearray()
+        self.level = level  # zlib level: 1 for FASTA (fast), higher for tables written once and read often
 
     def write(self, data: bytes) -> None:
         self.buffer += data
@@ -93,7 +94,7 @@ class BgzfWriter:
             del self.buffer[:whole]
 
     def _write_block(self, data) -> None:
-        compressed = _deflate_raw(data, 1)
+        compressed = _deflate_raw(data, self.level)
         if len(compressed) > 65536 - 26:  # incompressible: store instead
             compressed = _deflate_raw(data, 0)
         header = b"\x1f\x8b\x08\x04\x00\x00\x00\x00\x00\xff\x06\x00BC\x02\x00"
