@@ -255,9 +255,12 @@ def _run_gather(args):
 
 
 def _run_browser(args):
+    from dnafm_lib.core.output_dir import check_output_dir
     from dnafm_lib.data.indexed_fasta import ensure_indexed
     from dnafm_lib.inference.tracks import pipeline
+    from dnafm_lib.inference.tracks.gather import TRACKS_KIND
 
+    check_output_dir(args.out_dir, TRACKS_KIND)  # the browser files join a gather's tracks
     pipeline.write_browser_files(
         args.out_dir,
         ensure_indexed(args.fasta),
@@ -280,8 +283,10 @@ def _run_one_shot(args):
     from pathlib import Path
 
     from dnafm_lib.core.errors import DnafmError
+    from dnafm_lib.core.output_dir import claim_output_dir
     from dnafm_lib.data.indexed_fasta import ensure_indexed
     from dnafm_lib.inference.tracks import pipeline
+    from dnafm_lib.inference.tracks.gather import TRACKS_KIND
     from dnafm_lib.model.trained_context import warn_if_longer
 
     missing = [
@@ -293,6 +298,7 @@ def _run_one_shot(args):
         raise DnafmError(
             f"one-shot tracks need {', '.join(missing)} (or a STEP: plan, score, gather, browser, install-igv)"
         )
+    claim_output_dir(args.out_dir, TRACKS_KIND, inputs=(args.fasta, args.model, args.annotation, args.igv_js))
     _threads(args)
     fasta = ensure_indexed(args.fasta, cache_dir=Path(args.out_dir) / "genome")
     settings = _settings(args)

@@ -36,6 +36,7 @@ PROVENANCE_NAME = "provenance.json"
 ANNOTATION_NAME = "annotation.gff3"
 LINE_NT = 80
 SOURCES = ("ncbi", "url", "file")
+GENOME_KIND = "prepare-genome"  # the marker of a prepared genome directory (core/output_dir.py)
 
 
 class GenomeError(DnafmError):
@@ -259,7 +260,7 @@ def prepare_genome(
         raise GenomeError(f"genome {genome}: source {source!r}, expected one of {', '.join(SOURCES)}")
     fasta_path, download = input_fasta(genome, fasta, download_record)
 
-    with atomic_dir(out_dir) as tmp:
+    with atomic_dir(out_dir, kind=GENOME_KIND, inputs=(fasta_path, download_record, annotation)) as tmp:
         lengths, skipped = _write_indexed_fasta(fasta_path, tmp)
         annotation_features = None
         if annotation:

@@ -205,6 +205,7 @@ def test_temps_of_dead_writers_are_swept_and_live_ones_kept(tmp_path):
     assert listing(tmp_path) == sorted(
         [
             "out",
+            "out/.dnafm-output.json",
             "out/a",
             f".tmp-out.{host}.{os.getppid()}.live99",
             ".tmp-out.other-host.example.12.q",
