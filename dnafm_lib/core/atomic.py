@@ -204,6 +204,11 @@ def atomic_dir(
         if exc.errno in WRITE_FAILURES:
             raise write_failure(shown, exc) from exc
         raise
+    except DnafmError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if str(tmp) in str(exc):  # name the file where the user will look for it, not its temporary
+            raise OutputPathError(str(exc).replace(str(tmp), str(shown))) from exc
+        raise
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
