@@ -20,7 +20,11 @@ def add_arguments(parser):
 
     add_model_arguments(parser, "reference FASTA")
     parser.add_argument("--regions", required=True, help="BED file of regions to mutate (overlaps are merged)")
-    parser.add_argument("--out-dir", required=True, help="output directory")
+    parser.add_argument(
+        "--out-dir",
+        required=True,
+        help="output directory: absent, empty or an earlier ism output (marked by .dnafm-output.json)",
+    )
     add_scoring_arguments(parser, "the masked base")
 
 

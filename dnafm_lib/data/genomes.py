@@ -26,6 +26,7 @@ import numpy as np
 
 from dnafm_lib.core.atomic import atomic_dir
 from dnafm_lib.core.errors import DnafmError
+from dnafm_lib.core.names import PathNameError, check_path_name
 from dnafm_lib.data.fasta import GZIP_MAGIC, describe_skipped, iter_sequence_chunks, skip_empty_records
 from dnafm_lib.data.gff import open_gff_text, read_features
 from dnafm_lib.data.http import file_md5  # the download step's md5, so provenance and download.json agree
@@ -373,7 +374,8 @@ def sheet_line(index) -> int:
 
 
 def check_genome_sheet(sheet, path: str | os.PathLike, base_dir: str | os.PathLike = ".") -> None:
-    """Cross-row checks after the per-row schema: unique genome ids, and local files present.
+    """Cross-row checks after the per-row schema: unique genome ids, accessions usable as folder
+    names, and local files present.
 
     Errors name the sheet, the line (header = line 1) and the genome.
     """
@@ -385,6 +387,11 @@ def check_genome_sheet(sheet, path: str | os.PathLike, base_dir: str | os.PathLi
         if row["genome"] in seen:
             raise GenomeError(f"{where}: genome id already used on line {seen[row['genome']]}")
         seen[row["genome"]] = sheet_line(index)
+        if pd.notna(row["accession"]):  # the tracks' hub names its folder after it: hub/{accession}/
+            try:
+                check_path_name(row["accession"], f"{where}: accession")
+            except PathNameError as exc:
+                raise GenomeError(str(exc)) from None
         local = [("location", row["location"])] if row["source"] == "file" else []
         if pd.notna(row["annotation"]):
             local.append(("annotation", row["annotation"]))
