@@ -287,6 +287,7 @@ def _run_one_shot(args):
     from dnafm_lib.data.indexed_fasta import ensure_indexed
     from dnafm_lib.inference.tracks import pipeline
     from dnafm_lib.inference.tracks.gather import TRACKS_KIND
+    from dnafm_lib.inference.tracks.hub import check_hub_names
     from dnafm_lib.model.trained_context import warn_if_longer
 
     missing = [
@@ -298,6 +299,9 @@ def _run_one_shot(args):
         raise DnafmError(
             f"one-shot tracks need {', '.join(missing)} (or a STEP: plan, score, gather, browser, install-igv)"
         )
+    genome_name = args.genome_name or Path(args.fasta).name.split(".")[0]
+    if args.igv_js:  # the browser files come last: their names are checked before hours of scoring
+        check_hub_names(genome_name, genome_name, Path(args.model).name)
     claim_output_dir(args.out_dir, TRACKS_KIND, inputs=(args.fasta, args.model, args.annotation, args.igv_js))
     _threads(args)
     fasta = ensure_indexed(args.fasta, cache_dir=Path(args.out_dir) / "genome")
@@ -312,7 +316,7 @@ def _run_one_shot(args):
         n_clusters=args.n_clusters,
         annotation=args.annotation,
         device=args.device,
-        genome_name=args.genome_name or Path(args.fasta).name.split(".")[0],
+        genome_name=genome_name,
         igv_js=args.igv_js,
         keep_chunks=args.keep_chunks,
         embeddings=args.embeddings,

@@ -86,3 +86,15 @@ def test_valid_names_make_the_hub_inside_its_folder(site):
     assert browser(site, "--genome", "g", "--assembly", "GCF_000001405.40", "--hub-email", "me@x.org") == 0
     assert (out / "hub" / "GCF_000001405.40" / "trackDb.txt").is_file()
     assert "genome GCF_000001405.40\n" in (out / "hub" / "genomes.txt").read_text()
+
+
+def test_one_shot_tracks_check_the_browser_names_before_scoring(tmp_path, capsys):
+    fasta = tmp_path / "my genome.fa"
+    fasta.write_text(">chr1\nACGTACGTAC\n")
+    igv_js = tmp_path / "igv.min.js"
+    igv_js.write_text("window.igv = {};\n")
+    argv = ["tracks", "--fasta", str(fasta), "--model", "tiny", "--out-dir", str(tmp_path / "out")]
+    assert main([*argv, "--igv-js", str(igv_js)]) == 1
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("dnafm tracks: error: genome name 'my genome': not a valid name")
+    assert not (tmp_path / "out").exists()
