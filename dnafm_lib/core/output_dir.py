@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Iterable
 
 from dnafm_lib.core.errors import DnafmError
 
 MARKER_NAME = ".dnafm-output.json"
+_MARKER_TEMP = f".tmp-{MARKER_NAME}."  # core.atomic.temp_prefix of the marker
 
 
 class OutputDirError(DnafmError):
@@ -41,18 +41,14 @@ def marker_kind(directory: str | os.PathLike) -> str | None:
 
 
 def write_marker(directory: str | os.PathLike, kind: str) -> None:
-    """Mark ``directory`` as output of ``dnafm {kind}``. Written under a temporary name and renamed,
-    so a hard-linked marker (a copied tree) is replaced, never edited in place."""
-    directory = Path(directory)
-    fd, tmp = tempfile.mkstemp(prefix=f".tmp-{MARKER_NAME}.", dir=directory)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump({"written_by": f"dnafm {kind}"}, handle)
-            handle.write("\n")
-        os.replace(tmp, directory / MARKER_NAME)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Mark ``directory`` as output of ``dnafm {kind}``. Written under a temporary name and renamed
+    (core/atomic.py), so a hard-linked marker (a copied tree) is replaced, never edited in place,
+    and the temporary of a killed writer is swept by the next."""
+    from dnafm_lib.core.atomic import atomic_open  # atomic_dir calls this module: imported when used
+
+    with atomic_open(Path(directory) / MARKER_NAME) as handle:
+        json.dump({"written_by": f"dnafm {kind}"}, handle)
+        handle.write("\n")
 
 
 def check_output_dir(
@@ -95,7 +91,8 @@ def check_output_dir(
         entries = sorted(entry.name for entry in os.scandir(final))
     except OSError as exc:
         raise OutputDirError(f"{shown}: cannot list the output directory ({exc.strerror})") from None
-    foreign = [name for name in entries if name not in set(allowed)]
+    # A marker's temporary (a writer killed while marking) is ours; the next write_marker sweeps it.
+    foreign = [name for name in entries if name not in set(allowed) and not name.startswith(_MARKER_TEMP)]
     if foreign:
         shown_names = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
         raise OutputDirError(
@@ -119,8 +116,8 @@ def claim_output_dir(
         final.mkdir(parents=True, exist_ok=True)
     except (FileExistsError, NotADirectoryError):
         raise OutputDirError(f"{path}: a file is in the way of the output directory") from None
-    if marker_kind(final) != kind:
-        write_marker(final, kind)
+    if marker_kind(final) != kind or any(entry.name.startswith(_MARKER_TEMP) for entry in os.scandir(final)):
+        write_marker(final, kind)  # and sweeps a killed writer's temporary
     return final
 
 

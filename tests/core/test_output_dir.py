@@ -89,3 +89,18 @@ def test_an_output_file_that_is_an_input_is_refused(tmp_path):
     with pytest.raises(OutputDirError, match="the output is also an input"):
         check_output_file(tmp_path / "alias.vcf", inputs=[vcf])
     check_output_file(tmp_path / "scored.vcf", inputs=[vcf])
+
+
+def test_a_writer_killed_while_marking_leaves_a_temporary_the_rerun_accepts_and_sweeps(tmp_path):
+    import subprocess
+    import sys
+
+    out = tmp_path / "tracks"
+    (out / "chunks").mkdir(parents=True)
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    import socket
+
+    temp = out / f".tmp-{MARKER_NAME}.{socket.gethostname()}.{int(gone.stdout)}.abc_12"
+    temp.write_text("")  # what a SIGKILL between the marker's write and its rename leaves
+    claim_output_dir(out, "tracks", allowed=("chunks",))
+    assert listing(out) == [MARKER_NAME, "chunks"]
