@@ -5,7 +5,6 @@ nothing is left, under its final name or a temporary one."""
 from __future__ import annotations
 
 import shutil
-import subprocess
 
 import numpy as np
 import pytest
@@ -17,18 +16,6 @@ from dnafm_lib.inference.tracks import writers
 from dnafm_lib.inference.tracks.writers import BigWigWriter, check_bigwig
 
 SIZES = [("chr1", 2_000_000), ("chr2", 5_000)]
-
-
-@pytest.fixture
-def small_disk(tmp_path):
-    """A 200 KiB tmpfs, unmounted afterwards (skipped where mounting is not permitted)."""
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=200k", "tmpfs", str(disk)], capture_output=True)
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs: {mounted.stderr.decode().strip()}")
-    yield disk
-    subprocess.run(["umount", str(disk)], check=True)
 
 
 def write_values(path, n_values):
@@ -76,6 +63,19 @@ def test_a_text_output_on_a_full_disk_names_the_output(small_disk):
         with atomic_open(small_disk / "ism.tsv") as handle:
             for _ in range(400):
                 handle.write("x" * 1024)
+    assert list(small_disk.iterdir()) == []
+
+
+@pytest.mark.parametrize("command", ["prepare-genome", "shard"])
+def test_prepare_genome_and_shard_on_a_full_disk_name_their_directory(small_disk, tmp_path, capsys, command):
+    rng = np.random.default_rng(1)
+    fasta = tmp_path / "big.fa"
+    fasta.write_text(">chr1\n" + "".join(rng.choice(list("ACGT"), 1_500_000)) + "\n")
+    assert main([command, "--genome", "g", "--fasta", str(fasta), "--out-dir", str(small_disk / "g")]) == 1
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines == [
+        f"dnafm {command}: error: {small_disk / 'g'}: no space left on device while writing it; nothing was written"
+    ]
     assert list(small_disk.iterdir()) == []
 
 
