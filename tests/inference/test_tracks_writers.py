@@ -24,9 +24,10 @@ def write_values(path, n_values):
         writer.add_bases("chr1", 0, rng.random(n_values))
 
 
-def test_a_bigwig_that_does_not_fit_is_an_error_naming_it_and_leaves_nothing(small_disk):
+def test_a_bigwig_that_does_not_fit_is_an_error_naming_it_and_leaves_nothing(small_disk, capfd):
     with pytest.raises(DnafmError, match=rf"^{small_disk / 'scores.bw'}: no space left on device"):
         write_values(small_disk / "scores.bw", 60_000)
+    assert capfd.readouterr().err == ""  # no libBigWig noise besides the one error
     assert list(small_disk.iterdir()) == []
 
 

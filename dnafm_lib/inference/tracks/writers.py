@@ -150,7 +150,8 @@ class BigWigWriter:
 
     def abort(self, exc: BaseException) -> None:
         try:
-            self._bw.close()
+            with _c_stderr_captured():  # the file goes anyway: libBigWig's complaint would be noise
+                self._bw.close()
         finally:
             self._atomic.__exit__(type(exc), exc, exc.__traceback__)
 
