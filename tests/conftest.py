@@ -41,3 +41,20 @@ def genome(tmp_path_factory):
     path = tmp_path_factory.mktemp("genome") / "genome.fa"
     path.write_text("".join(f">{name} test contig\n{seq}\n" for name, seq in contigs.items()))
     return path, contigs
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 200 KiB tmpfs to fill (disk-full tests), unmounted afterwards; skipped where mounting is not permitted."""
+    import gc
+    import subprocess
+
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=200k", "tmpfs", str(disk)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs: {mounted.stderr.decode().strip()}")
+    yield disk
+    gc.collect()  # a writer's file handle still held by a traceback keeps the mount busy
+    if subprocess.run(["umount", str(disk)], capture_output=True).returncode != 0:
+        subprocess.run(["umount", "--lazy", str(disk)], check=True)

@@ -34,6 +34,7 @@ def run(args) -> int:
 
     from dnafm_lib.core.atomic import atomic_open
     from dnafm_lib.core.errors import DnafmError
+    from dnafm_lib.core.output_dir import check_output_file
     from dnafm_lib.data.gff import match_annotation
     from dnafm_lib.data.indexed_fasta import ensure_indexed, fasta_lengths, open_fasta
     from dnafm_lib.finetune.cds_windows import WindowOptions, cds_windows, summarize
@@ -42,6 +43,7 @@ def run(args) -> int:
         raise DnafmError(
             f"{len(args.fasta)} --fasta file(s) but {len(args.gff)} --gff file(s); give one GFF3 per FASTA"
         )
+    check_output_file(args.out, inputs=[*args.fasta, *args.gff])
     names = args.names or [Path(path).parent.name for path in args.fasta]
     if len(names) != len(args.fasta):
         raise DnafmError(f"{len(names)} --names for {len(args.fasta)} --fasta file(s)")

@@ -14,7 +14,9 @@ HELP = "validate a genome FASTA and write bgzip FASTA + .fai/.gzi, chrom.sizes, 
 
 def add_arguments(parser):
     parser.add_argument("--genome", required=True, help="genome id (the sheet's genome column)")
-    parser.add_argument("--out-dir", required=True, help="directory to write, e.g. results/genomes/{genome}")
+    parser.add_argument(
+        "--out-dir", required=True, help="directory to write (absent, empty or an earlier prepare-genome output)"
+    )
     given = parser.add_mutually_exclusive_group(required=True)
     given.add_argument("--fasta", help="local FASTA (plain, gzip, bgzip, xz, bzip2 or zstd)")
     given.add_argument("--download-record", help="download.json written by `dnafm download` (ncbi and url rows)")

@@ -26,11 +26,13 @@ def run(args) -> int:
     import sys
 
     from dnafm_lib.commands._masked_options import check_scoring_arguments, scoring_model
+    from dnafm_lib.core.output_dir import check_output_file
     from dnafm_lib.data.indexed_fasta import ensure_indexed
     from dnafm_lib.data.vcf import check_vcf
     from dnafm_lib.inference.mutagenesis import describe, score_vcf
 
     check_scoring_arguments(args)
+    check_output_file(args.out, inputs=(args.vcf, args.fasta))
     check_vcf(args.vcf)  # a bad line is reported before a large model is loaded
     fasta = ensure_indexed(args.fasta)  # a bad FASTA too is reported before the model is loaded
     with scoring_model(args) as model:

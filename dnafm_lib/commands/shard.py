@@ -13,7 +13,7 @@ def add_arguments(parser):
     # one add_argument per flag, inline on purpose: each has its own type, default and help
     parser.add_argument("--fasta", required=True, help="genome FASTA (plain, gzip, bgzip, xz, bzip2 or zstd)")
     parser.add_argument("--genome", required=True, help="genome id recorded in the index and metadata")
-    parser.add_argument("--out-dir", required=True, help="shard directory to write, e.g. results/shards/{genome}")
+    parser.add_argument("--out-dir", required=True, help="shard directory to write (absent, empty or earlier shards)")
     parser.add_argument(
         "--window-nt", type=int, default=3998, help="nucleotides per window (default 3998; the model adds [CLS]/[EOS])"
     )

@@ -274,12 +274,15 @@ def _run_gather(args):
 
 
 def _run_browser(args):
+    from dnafm_lib.core.output_dir import check_output_dir
     from dnafm_lib.data.indexed_fasta import ensure_indexed, fasta_lengths, open_fasta
     from dnafm_lib.inference.tracks import pipeline
+    from dnafm_lib.inference.tracks.gather import TRACKS_KIND
 
     fasta = ensure_indexed(args.fasta)
     if args.annotation:
         _check_annotation(args.annotation, args.fasta, fasta_lengths(open_fasta(fasta)))
+    check_output_dir(args.out_dir, TRACKS_KIND)  # the browser files join a gather's tracks
     pipeline.write_browser_files(
         args.out_dir,
         fasta,
@@ -302,8 +305,11 @@ def _run_one_shot(args):
     from pathlib import Path
 
     from dnafm_lib.core.errors import DnafmError
+    from dnafm_lib.core.output_dir import check_output_dir, claim_output_dir
     from dnafm_lib.data.indexed_fasta import ensure_indexed, fasta_lengths, open_fasta
     from dnafm_lib.inference.tracks import pipeline
+    from dnafm_lib.inference.tracks.gather import TRACKS_KIND
+    from dnafm_lib.inference.tracks.hub import check_hub_names
     from dnafm_lib.model.trained_context import warn_if_longer
 
     missing = [
@@ -316,10 +322,16 @@ def _run_one_shot(args):
             f"one-shot tracks need {', '.join(missing)} (or a STEP: plan, score, gather, browser, install-igv)"
         )
     settings = _settings(args)  # before anything is written under --out-dir
+    genome_name = args.genome_name or Path(args.fasta).name.split(".")[0]
+    if args.igv_js:  # the browser files come last: their names are checked before hours of scoring
+        check_hub_names(genome_name, genome_name, Path(args.model).name)
+    inputs = (args.fasta, args.model, args.annotation, args.igv_js)
+    check_output_dir(args.out_dir, TRACKS_KIND, inputs=inputs)  # refused before any work
     _threads(args)
-    fasta = ensure_indexed(args.fasta, cache_dir=Path(args.out_dir) / "genome")
+    fasta = ensure_indexed(args.fasta, cache_dir=Path(args.out_dir) / "genome")  # a bad FASTA writes nothing
     if args.annotation:
         _check_annotation(args.annotation, args.fasta, fasta_lengths(open_fasta(fasta)))
+    claim_output_dir(args.out_dir, TRACKS_KIND, inputs=inputs, allowed=("genome",))
     warn_if_longer(args.model, settings.window_bp)
     summary = pipeline.run_genome(
         fasta,
@@ -330,7 +342,7 @@ def _run_one_shot(args):
         n_clusters=args.n_clusters,
         annotation=args.annotation,
         device=args.device,
-        genome_name=args.genome_name or Path(args.fasta).name.split(".")[0],
+        genome_name=genome_name,
         igv_js=args.igv_js,
         keep_chunks=args.keep_chunks,
         embeddings=args.embeddings,

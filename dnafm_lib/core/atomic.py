@@ -10,6 +10,7 @@ costs disk space only until the same command runs again.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
 import shutil
@@ -17,9 +18,10 @@ import socket
 import tempfile
 import time
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
 from dnafm_lib.core.errors import DnafmError
+from dnafm_lib.core.output_dir import check_output_dir, write_marker
 
 
 class OutputPathError(DnafmError):
@@ -41,6 +43,15 @@ DIR_MODE = 0o777 & ~_UMASK
 #: A leftover from another host is removed once it has not changed for this long: we cannot ask
 #: that host whether its writer lives, and Snakemake never runs two jobs for one output at once.
 FOREIGN_STALE_S = 24 * 3600
+
+
+#: Write failures that are the output's (its file system), not the program's: reported naming the output.
+WRITE_FAILURES = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO})
+
+
+def write_failure(final: Path, exc: OSError) -> OutputPathError:
+    """One line for a failed write of ``final`` (the OS error names only the temporary, or nothing)."""
+    return OutputPathError(f"{final}: {os.strerror(exc.errno).lower()} while writing it; nothing was written")
 
 
 def _host() -> str:
@@ -140,6 +151,11 @@ def atomic_path(final: str | os.PathLike) -> Iterator[Path]:
         if tmp.exists():
             os.chmod(tmp, FILE_MODE)
         os.replace(tmp, final)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        if exc.errno in WRITE_FAILURES:
+            raise write_failure(final, exc) from exc
+        raise
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -154,20 +170,26 @@ def atomic_open(final: str | os.PathLike, mode: str = "w", **kwargs) -> Iterator
 
 
 @contextlib.contextmanager
-def atomic_dir(final: str | os.PathLike) -> Iterator[Path]:
+def atomic_dir(
+    final: str | os.PathLike, *, kind: str = "dnafm", inputs: Iterable[str | os.PathLike | None] = ()
+) -> Iterator[Path]:
     """Yield a temporary directory beside ``final``; it replaces ``final`` (whole) on success.
 
-    An existing *file* at ``final`` is an error (checked before any work): it is not ours to replace.
+    ``final`` is replaced only when it is absent, empty or an earlier output of the same ``kind``
+    (its ``.dnafm-output.json`` marker, written into every directory made here; see
+    core/output_dir.py), and holds none of ``inputs``: anything else is an error checked before any
+    work, and again just before the old directory goes. A symlink is resolved: its target is replaced.
     """
-    final = Path(final)
-    if final.exists() and not final.is_dir():
-        raise OutputPathError(f"{final}: exists and is not a directory; remove it or choose another output directory")
+    shown = Path(final)
+    final = check_output_dir(shown, kind, inputs=inputs)
     _make_parent(final)
     sweep_stale(final)
     tmp = Path(tempfile.mkdtemp(prefix=temp_prefix(final), dir=final.parent))
     try:
         yield tmp
+        write_marker(tmp, kind)
         os.chmod(tmp, DIR_MODE)
+        check_output_dir(shown, kind, inputs=inputs)  # the body may have run for hours
         if final.exists():
             # The old directory moves aside under an owner-tagged name: if we die between the two
             # renames, the next writer sweeps it.
@@ -177,6 +199,16 @@ def atomic_dir(final: str | os.PathLike) -> Iterator[Path]:
             shutil.rmtree(backup, ignore_errors=True)
         else:
             os.replace(tmp, final)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if exc.errno in WRITE_FAILURES:
+            raise write_failure(shown, exc) from exc
+        raise
+    except DnafmError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if str(tmp) in str(exc):  # name the file where the user will look for it, not its temporary
+            raise OutputPathError(str(exc).replace(str(tmp), str(shown))) from exc
+        raise
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

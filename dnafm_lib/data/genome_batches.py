@@ -19,6 +19,7 @@ from typing import Iterable, Sequence
 
 from dnafm_lib.core.atomic import atomic_dir
 from dnafm_lib.core.errors import DnafmError
+from dnafm_lib.core.output_dir import MARKER_NAME, marker_kind
 from dnafm_lib.data.genomes import FASTA_NAME, GenomeError, input_fasta, prepare_genome
 from dnafm_lib.data.shards import write_genome_shards
 
@@ -85,7 +86,9 @@ def prepare_batch(
     with `window_nt`, shard it; returns each genome's provenance. The staging folder appears whole
     or not at all."""
     provenances = []
-    with atomic_dir(staging_dir) as tmp:
+    entries = list(entries)
+    inputs = [entry.get(key) for entry in entries for key in ("fasta", "download_record", "annotation")]
+    with atomic_dir(staging_dir, kind="prepare-batch", inputs=inputs) as tmp:
         for entry in entries:
             genome = entry["genome"]
             genome_dir = tmp / genome / GENOME_PART
@@ -104,9 +107,12 @@ def prepare_batch(
 
 
 def _link_tree(source: Path, destination: Path) -> None:
-    """Hard-link (copy across filesystems) every file of `source` into a new `destination`."""
-    with atomic_dir(destination) as tmp:
+    """Hard-link (copy across filesystems) every file of `source` into a new `destination`, which
+    becomes the same kind of output (prepare-genome's or shard's) as `source`."""
+    with atomic_dir(destination, kind=marker_kind(source) or "prepare-batch") as tmp:
         for path in sorted(source.iterdir()):
+            if path.name == MARKER_NAME:
+                continue  # atomic_dir writes its own
             try:
                 os.link(path, tmp / path.name)
             except OSError:

@@ -27,6 +27,7 @@ import numpy as np
 
 from dnafm_lib.core.atomic import atomic_dir
 from dnafm_lib.core.errors import DnafmError
+from dnafm_lib.core.names import PathNameError, check_path_name
 from dnafm_lib.core.progress import Progress
 from dnafm_lib.data.fasta import GZIP_MAGIC, describe_skipped, iter_sequence_chunks, skip_empty_records
 from dnafm_lib.data.gff import match_annotation, open_gff_text, read_features
@@ -38,6 +39,7 @@ PROVENANCE_NAME = "provenance.json"
 ANNOTATION_NAME = "annotation.gff3"
 LINE_NT = 80
 SOURCES = ("ncbi", "url", "file")
+GENOME_KIND = "prepare-genome"  # the marker of a prepared genome directory (core/output_dir.py)
 
 
 class GenomeError(DnafmError):
@@ -263,7 +265,7 @@ def prepare_genome(
         raise GenomeError(f"genome {genome}: source {source!r}, expected one of {', '.join(SOURCES)}")
     fasta_path, download = input_fasta(genome, fasta, download_record)
 
-    with atomic_dir(out_dir) as tmp:
+    with atomic_dir(out_dir, kind=GENOME_KIND, inputs=(fasta_path, download_record, annotation)) as tmp:
         lengths, skipped = _write_indexed_fasta(fasta_path, tmp)
         annotation_features = annotation_warning = None
         if annotation:
@@ -379,7 +381,8 @@ def sheet_line(index) -> int:
 
 
 def check_genome_sheet(sheet, path: str | os.PathLike, base_dir: str | os.PathLike = ".") -> None:
-    """Cross-row checks after the per-row schema: unique genome ids, and local files present.
+    """Cross-row checks after the per-row schema: unique genome ids, accessions usable as folder
+    names, and local files present.
 
     Errors name the sheet, the line (header = line 1) and the genome.
     """
@@ -391,6 +394,11 @@ def check_genome_sheet(sheet, path: str | os.PathLike, base_dir: str | os.PathLi
         if row["genome"] in seen:
             raise GenomeError(f"{where}: genome id already used on line {seen[row['genome']]}")
         seen[row["genome"]] = sheet_line(index)
+        if pd.notna(row["accession"]):  # the tracks' hub names its folder after it: hub/{accession}/
+            try:
+                check_path_name(row["accession"], f"{where}: accession")
+            except PathNameError as exc:
+                raise GenomeError(str(exc)) from None
         local = [("location", row["location"])] if row["source"] == "file" else []
         if pd.notna(row["annotation"]):
             local.append(("annotation", row["annotation"]))

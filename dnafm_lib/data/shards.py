@@ -45,6 +45,7 @@ TOKENS_FILE = "tokens.npy"
 SOFTMASK_FILE = "softmask.npy"
 INDEX_FILE = "index.npy"
 METADATA_FILE = "metadata.json"
+SHARDS_KIND = "shard"  # the marker of a shard directory (core/output_dir.py)
 INDEX_DTYPE = np.dtype([("contig", "<u4"), ("start", "<u8"), ("length", "<u4")])
 # One bytes.translate pass (in the FASTA reader, with the line breaks removed) maps each base to
 # its token id, plus 0x80 when lower case (soft-masked); outside IUPAC → the reader's INVALID.
@@ -277,7 +278,10 @@ def write_genome_shards(
     _check_window_settings(window_nt, min_tail_nt)
     fasta_path = Path(fasta_path)
     out_dir = Path(out_dir)
-    with atomic_dir(out_dir) as tmp, ThreadPoolExecutor(max_workers=1, thread_name_prefix="shard-writer") as writer:
+    with (
+        atomic_dir(out_dir, kind=SHARDS_KIND, inputs=(fasta_path,)) as tmp,
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="shard-writer") as writer,
+    ):
         tokens = _NpyRowWriter(tmp / TOKENS_FILE, window_nt, writer)
         softmask = _NpyRowWriter(tmp / SOFTMASK_FILE, (window_nt + 7) // 8, writer)
         windower = _GenomeWindower(window_nt, min_tail_nt, tokens, softmask)

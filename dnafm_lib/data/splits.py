@@ -23,6 +23,7 @@ from urllib.parse import urlparse
 
 from dnafm_lib.core.atomic import atomic_open
 from dnafm_lib.core.errors import DnafmError
+from dnafm_lib.core.names import PATH_NAME_PATTERN
 from dnafm_lib.data.http import HttpClient
 from dnafm_lib.data.ncbi import (
     ACCESSION_RE,
@@ -37,7 +38,7 @@ SPLITS = ("train", "validation", "test")
 GENOME_COLUMNS = ("genome", "accession", "source", "location", "split", "annotation", "assembly_name", "status")
 REMOVED_COLUMNS = ("genome", "accession", "line", "split", "status", "reason", "replaced_by")
 # Genome ids name result folders and reach command lines: no leading '-' or '.', no spaces.
-GENOME_ID_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._-]*"
+GENOME_ID_PATTERN = PATH_NAME_PATTERN  # a genome id names its folders
 GENOME_ID_RE = re.compile(rf"^{GENOME_ID_PATTERN}$")
 # A path segment naming an assembly directory or file: {acc}_{asm}[_genomic.fna.gz]
 _ASM_SEGMENT_RE = re.compile(r"^(GC[AF]_\d{9}\.\d+)_(.+)$")

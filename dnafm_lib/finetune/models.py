@@ -191,7 +191,7 @@ class TaskModel(nn.Module):
             "architecture": self.backbone.config.architecture_dict(),
         }
         state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
-        with atomic_dir(path) as tmp:
+        with atomic_dir(path, kind="fit") as tmp:
             (tmp / TASK_CONFIG_NAME).write_text(json.dumps(meta, indent=2) + "\n")
             save_file(state, str(tmp / WEIGHTS_NAME))
         return Path(path)

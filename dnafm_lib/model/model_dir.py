@@ -41,6 +41,7 @@ SAFETENSORS_NAME = "model.safetensors"
 SAFETENSORS_INDEX = "model.safetensors.index.json"
 TORCH_BIN_NAME = "pytorch_model.bin"
 TORCH_BIN_INDEX = "pytorch_model.bin.index.json"
+MODEL_KIND = "save_model"  # the marker of a model directory (core/output_dir.py)
 CHECKSUM_KEY = "dnafm_weights_crc32"  # config.json: {weights file: tensors_crc32 of its tensors}
 
 # Copies of the tied decoder, which Hugging Face may or may not write.
@@ -382,7 +383,7 @@ def save_model(
         **(extra_config or {}),
     }
     final = Path(path)
-    with atomic_dir(final) as tmp:
+    with atomic_dir(final, kind=MODEL_KIND) as tmp:
         shards: list[dict[str, torch.Tensor]] = [{}]
         size = 0
         for key, tensor in state.items():

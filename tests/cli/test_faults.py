@@ -205,6 +205,7 @@ def test_temps_of_dead_writers_are_swept_and_live_ones_kept(tmp_path):
     assert listing(tmp_path) == sorted(
         [
             "out",
+            "out/.dnafm-output.json",
             "out/a",
             f".tmp-out.{host}.{os.getppid()}.live99",
             ".tmp-out.other-host.example.12.q",
@@ -369,6 +370,18 @@ def test_a_file_row_with_an_empty_or_impossible_location_is_named(tmp_path, loca
     assert str(error.value).startswith(f"{sheet}: line 2 (genome g): {message}")
 
 
+@pytest.mark.parametrize("accession", ["../../../X", "TAIR10 chloroplast", "a/b"])
+def test_a_sheet_accession_that_cannot_name_a_folder_is_named(tmp_path, accession):
+    from dnafm_lib.data.genomes import check_genome_sheet
+
+    (tmp_path / "x.fa").write_text(">a\nACGT\n")
+    sheet = tmp_path / "genomes.tsv"
+    sheet.write_text(SHEET_HEADER + f"g\tfile\t{accession}\tx.fa\ttrain\t\n")
+    with pytest.raises(GenomeError) as error:
+        check_genome_sheet(read_genome_sheet(sheet), sheet, base_dir=tmp_path)
+    assert str(error.value).startswith(f"{sheet}: line 2 (genome g): accession {accession!r}: not a valid name")
+
+
 def test_a_gzip_sheet_is_refused_by_name(tmp_path):
     sheet = tmp_path / "genomes.tsv.gz"
     sheet.write_bytes(gzip.compress(SHEET_HEADER.encode()))
@@ -405,7 +418,17 @@ def _one_genome_commands(tmp_path, fasta):
     common = ["--model", "tiny", "--device", "cpu"]
     return {
         "prepare-genome": ["--genome", "g", "--fasta", str(fasta), "--out-dir", str(out / "g")],
-        "tracks": ["--fasta", str(fasta), "--out-dir", str(out / "tracks"), "--window-bp", "64", "--stride-bp", "32", *common],
+        "tracks": [
+            "--fasta",
+            str(fasta),
+            "--out-dir",
+            str(out / "tracks"),
+            "--window-bp",
+            "64",
+            "--stride-bp",
+            "32",
+            *common,
+        ],
         "ism": ["--fasta", str(fasta), "--regions", str(tmp_path / "r.bed"), "--out-dir", str(out / "ism"), *common],
         "score-variants": [
             "--fasta",

@@ -57,7 +57,7 @@ def test_a_directory_replaces_the_old_one_whole(tmp_path):
         (tmp / "a").write_text("1")
     with atomic_dir(target) as tmp:
         (tmp / "b").write_text("2")
-    assert sorted(p.name for p in target.iterdir()) == ["b"]
+    assert sorted(p.name for p in target.iterdir()) == [".dnafm-output.json", "b"]
     umask = os.umask(0)
     os.umask(umask)
     assert target.stat().st_mode & 0o777 == 0o777 & ~umask

@@ -92,7 +92,11 @@ def test_fit_then_test_on_the_command_line_writes_sane_metrics_and_predictions(t
     assert list(predictions["name"]) == list(table.loc[predictions["row"], "name"])  # rows trace back to the input
     np.testing.assert_allclose(predictions[["p_0", "p_1"]].sum(axis=1), 1.0, atol=1e-5)
     assert (predictions["prediction"] == predictions[["p_0", "p_1"]].to_numpy().argmax(axis=1)).all()
-    assert sorted(p.name for p in (out_dir / "best").iterdir()) == ["model.safetensors", "task.json"]
+    assert sorted(p.name for p in (out_dir / "best").iterdir()) == [
+        ".dnafm-output.json",
+        "model.safetensors",
+        "task.json",
+    ]
 
     test = subprocess.run(
         [

@@ -195,7 +195,11 @@ def test_a_saved_task_model_reloads_with_identical_outputs(tmp_path, strategy):
             if "lora_B" in name:
                 parameter.normal_()
     model.eval().save(tmp_path / "task")
-    assert sorted(p.name for p in (tmp_path / "task").iterdir()) == ["model.safetensors", "task.json"]
+    assert sorted(p.name for p in (tmp_path / "task").iterdir()) == [
+        ".dnafm-output.json",
+        "model.safetensors",
+        "task.json",
+    ]
     restored = load_task(tmp_path / "task").eval()
     collated = model.collate({"sequences": SEQUENCES})
     with torch.no_grad():

@@ -143,3 +143,21 @@ def test_the_page_reports_a_track_that_fails_to_load(served, tmp_path):
     (broken / "entropy.bw").write_bytes(b"this is not a bigWig")
     state, text = page_status(chromium_dom(f"{base}/tracks/broken/igv.html", tmp_path / "profile"))
     assert state == "error" and "Entropy" in text, text
+
+
+def test_a_hostile_fasta_path_does_not_break_out_of_the_page_script(served, tmp_path):
+    # The reference URL is written into the inline <script>: a folder named "<!--<script>" there
+    # would, unescaped, make the HTML parser swallow the script's end and the page never runs.
+    root, out, base, requests = served
+    hostile = root / "<!--<script>"
+    hostile.mkdir()
+    for path in (root / "genome").iterdir():
+        shutil.copy(path, hostile / path.name)
+    site = root / "tracks" / "hostile"
+    shutil.copytree(out, site)
+    write_browser_files(site, hostile / "genome.fa", "gapped", "tiny", out / "igv.min.js")
+    assert "<!--<script>" not in (site / catalog.IGV_HTML).read_text()
+    state, text = page_status(chromium_dom(f"{base}/tracks/hostile/igv.html", tmp_path / "profile"))
+    assert state == "ok", text
+    fetched = {path.split("?")[0] for path, status in requests if status in (200, 206)}
+    assert any("script" in path and path.endswith("/genome.fa.fai") for path in fetched), fetched

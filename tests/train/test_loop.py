@@ -69,7 +69,7 @@ def test_export_writes_a_model_that_load_model_reads_with_the_run_s_validation_l
         timeout=120,
     )
     assert exported.returncode == 0, exported.stderr
-    assert sorted(p.name for p in out.iterdir()) == ["config.json", "model.safetensors"]
+    assert sorted(p.name for p in out.iterdir()) == [".dnafm-output.json", "config.json", "model.safetensors"]
     model = dnafm_lib.load_model(out)
     batches = validation_batches(
         open_split(values["validation_manifest"]),

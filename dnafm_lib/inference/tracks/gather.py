@@ -14,6 +14,7 @@ import numpy as np
 
 from dnafm_lib.core.atomic import atomic_open
 from dnafm_lib.core.errors import DnafmError
+from dnafm_lib.core.output_dir import claim_output_dir
 from dnafm_lib.core.progress import Progress
 from dnafm_lib.inference.tracks import catalog
 from dnafm_lib.inference.tracks.chunk_arrays import load_bin_means, load_chunk
@@ -33,6 +34,8 @@ from dnafm_lib.inference.tracks.logo import with_logo_tracks
 from dnafm_lib.inference.tracks.provenance import tracks_provenance
 from dnafm_lib.inference.tracks.writers import BigWigWriter, read_chrom_sizes, write_bed
 
+TRACKS_KIND = "tracks"  # the marker of a tracks directory (core/output_dir.py)
+
 
 def gather_tracks(
     chunk_paths: Sequence[str | Path],
@@ -51,8 +54,8 @@ def gather_tracks(
     """
     if embeddings not in EMBEDDING_STORES:
         raise DnafmError(f"embeddings store {embeddings!r}: expected one of {', '.join(EMBEDDING_STORES)}")
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    # The workflow's score jobs put the chunk files in out_dir/chunks before the first gather.
+    out_dir = claim_output_dir(out_dir, TRACKS_KIND, inputs=(chrom_sizes_path, gff_path), allowed=("chunks",))
     chrom_sizes = read_chrom_sizes(chrom_sizes_path)
     if not chunk_paths:
         raise DnafmError(f"{out_dir}: no chunk files to gather")

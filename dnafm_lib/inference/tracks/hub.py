@@ -9,9 +9,12 @@ which needs bedToBigBed): open them in IGV, or convert them yourself.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from dnafm_lib.core.atomic import atomic_open
+from dnafm_lib.core.errors import DnafmError
+from dnafm_lib.core.names import check_path_name
 from dnafm_lib.inference.tracks import catalog
 
 HUB_DIR = "hub"
@@ -22,8 +25,19 @@ def _short(label: str, limit: int = 17) -> str:
     return label if len(label) <= limit else label[: limit - 1] + "…"
 
 
+def check_hub_names(genome_name: str, assembly: str, model_name: str, email: str = "") -> None:
+    """The assembly becomes a folder under hub/, and all the names are words of the hub's text
+    files: a '/', '..' or a line break would escape the folder or the stanza."""
+    check_path_name(genome_name, "genome name")
+    check_path_name(model_name, "model name")
+    check_path_name(assembly, "hub assembly")
+    if email and not re.fullmatch(r"\S+", email):
+        raise DnafmError(f"hub email {email!r}: holds white space or a line break")
+
+
 def write_hub(out_dir: Path, genome_name: str, assembly: str, model_name: str, email: str = "") -> Path:
     """Write the hub files under ``out_dir/hub`` and return the path of ``hub.txt``."""
+    check_hub_names(genome_name, assembly, model_name, email)
     out_dir = Path(out_dir)
     hub_dir = out_dir / HUB_DIR
     db_dir = hub_dir / assembly

@@ -365,6 +365,13 @@ def legend_html(inputs: BrowserInputs) -> str:
     )
 
 
+def script_json(value) -> str:
+    """JSON for inside an inline ``<script>``: '<', '>' and '&' as \\u escapes, so no value (a contig
+    named ``<!--<script>`` or ``</script>``) can end the script or change how the HTML parser reads it."""
+    text = json.dumps(value, indent=2)
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
 def write_igv_html(inputs: BrowserInputs, igv_js: Path, path: Path | None = None) -> Path:
     """``igv.html`` plus a copy of igv.js's dist file beside it."""
     igv_js = Path(igv_js)
@@ -373,7 +380,7 @@ def write_igv_html(inputs: BrowserInputs, igv_js: Path, path: Path | None = None
     path = path or inputs.out_dir / catalog.IGV_HTML
     with atomic_path(path.parent / IGV_JS_DIST) as tmp:
         shutil.copyfile(igv_js, tmp)
-    options = json.dumps(igv_js_options(inputs), indent=2).replace("</", "<\\/")
+    options = script_json(igv_js_options(inputs))
     page = _PAGE.format(
         title=html.escape(f"{inputs.genome_name} · {inputs.model_name}"),
         version=IGV_JS_VERSION,

@@ -127,9 +127,10 @@ def write_browser_files(
     assembly: str | None = None,
     hub_email: str = "",
 ) -> None:
-    from dnafm_lib.inference.tracks.hub import write_hub
+    from dnafm_lib.inference.tracks.hub import check_hub_names, write_hub
     from dnafm_lib.inference.tracks.igv import BrowserInputs, write_igv_html, write_igv_session
 
+    check_hub_names(genome_name, assembly or genome_name, model_name, hub_email)  # before any file is written
     inputs = BrowserInputs(
         Path(out_dir), genome_name, model_name, Path(fasta), annotation=Path(annotation) if annotation else None
     )
