@@ -32,9 +32,14 @@ def run(args) -> int:
 
     check_scoring_arguments(args)
     check_vcf(args.vcf)  # a bad line is reported before a large model is loaded
-    with scoring_model(args) as model:
-        counts = score_vcf(
-            model, ensure_indexed(args.fasta), args.vcf, args.out, args.info_field, args.flank_bp, args.batch_size
-        )
+    counts = score_vcf(
+        scoring_model(args),
+        ensure_indexed(args.fasta),
+        args.vcf,
+        args.out,
+        args.info_field,
+        args.flank_bp,
+        args.batch_size,
+    )
     print(f"score-variants: {describe(counts)} → {args.out}", file=sys.stderr)
     return 0
