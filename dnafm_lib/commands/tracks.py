@@ -206,31 +206,29 @@ def run(args) -> int:
 
 
 def _run_plan(args):
-    from dnafm_lib.inference.tracks import pipeline
+    from dnafm_lib.inference.tracks.plan import write_chunk_plan
 
-    ids = pipeline.write_chunk_plan(args.fai, args.out, args.chunk_bp, args.bin_bp)
+    ids = write_chunk_plan(args.fai, args.out, args.chunk_bp, args.bin_bp)
     print(f"{args.out}: {len(ids)} chunks")
 
 
 def _run_score(args):
     from dnafm_lib.core.devices import resolve_device
-    from dnafm_lib.core.errors import DnafmError
     from dnafm_lib.data.indexed_fasta import ensure_indexed
-    from dnafm_lib.inference.tracks import pipeline
+    from dnafm_lib.inference.tracks.plan import chunk_regions
     from dnafm_lib.inference.tracks.provenance import scoring_provenance
+    from dnafm_lib.inference.tracks.score import load_scoring_model, score_chunk
     from dnafm_lib.model.trained_context import warn_if_longer
 
-    plan = pipeline.read_chunk_plan(args.plan)
-    if args.chunk not in plan:
-        raise DnafmError(f"{args.plan}: no chunk {args.chunk!r}")
+    regions = chunk_regions(args.plan, args.chunk)
     _threads(args)
     settings = _settings(args)
     warn_if_longer(args.model, settings.window_bp)
     device = str(resolve_device(args.device, "tracks.device"))
-    model = pipeline.load_scoring_model(args.model, device)
-    pipeline.score_regions_to_file(
+    model = load_scoring_model(args.model, device)
+    score_chunk(
         ensure_indexed(args.fasta),
-        plan[args.chunk],
+        regions,
         model,
         settings,
         args.out,
@@ -256,9 +254,9 @@ def _run_gather(args):
 
 def _run_browser(args):
     from dnafm_lib.data.indexed_fasta import ensure_indexed
-    from dnafm_lib.inference.tracks import pipeline
+    from dnafm_lib.inference.tracks.browser import write_browser_files
 
-    pipeline.write_browser_files(
+    write_browser_files(
         args.out_dir,
         ensure_indexed(args.fasta),
         args.genome,
@@ -281,7 +279,7 @@ def _run_one_shot(args):
 
     from dnafm_lib.core.errors import DnafmError
     from dnafm_lib.data.indexed_fasta import ensure_indexed
-    from dnafm_lib.inference.tracks import pipeline
+    from dnafm_lib.inference.tracks.one_shot import run_genome
     from dnafm_lib.model.trained_context import warn_if_longer
 
     missing = [
@@ -297,7 +295,7 @@ def _run_one_shot(args):
     fasta = ensure_indexed(args.fasta, cache_dir=Path(args.out_dir) / "genome")
     settings = _settings(args)
     warn_if_longer(args.model, settings.window_bp)
-    summary = pipeline.run_genome(
+    summary = run_genome(
         fasta,
         args.model,
         args.out_dir,
