@@ -13,8 +13,8 @@ from pathlib import Path
 
 from dnafm_lib.core.devices import resolve_device
 from dnafm_lib.data.indexed_fasta import open_fasta
-from dnafm_lib.inference.tracks.gather import gather_tracks
-from dnafm_lib.inference.tracks.plan import read_chunk_plan, write_chunk_plan
+from dnafm_lib.inference.tracks.gather import DEFAULT_N_CLUSTERS, gather_tracks
+from dnafm_lib.inference.tracks.plan import DEFAULT_CHUNK_BP, read_chunk_plan, write_chunk_plan
 from dnafm_lib.inference.tracks.score import chunk_is_current, load_scoring_model, score_chunk
 from dnafm_lib.inference.tracks.scoring import ScoringSettings
 from dnafm_lib.inference.tracks.tiling import Region
@@ -28,8 +28,8 @@ def run_genome(
     out_dir: str | Path,
     settings: ScoringSettings,
     *,
-    chunk_bp: int = 1_000_000,
-    n_clusters: int = 8,
+    chunk_bp: int = DEFAULT_CHUNK_BP,
+    n_clusters: int = DEFAULT_N_CLUSTERS,
     annotation: str | Path | None = None,
     device: str = "auto",
     genome_name: str | None = None,

@@ -16,6 +16,8 @@ from dnafm_lib.inference.tracks.tiling import Region, plan_chunks
 from dnafm_lib.inference.tracks.writers import read_chrom_sizes
 
 CHUNK_PLAN_COLUMNS = ("chunk", "contig", "start", "end")
+#: bp per chunk when nothing else says (bounds a scoring job's memory and time)
+DEFAULT_CHUNK_BP = 1_000_000
 
 
 def chunk_id(index: int) -> str:
