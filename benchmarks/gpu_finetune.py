@@ -28,7 +28,7 @@ import dnafm_lib  # noqa: E402
 from dnafm_lib.finetune import SequenceClassification  # noqa: E402
 from dnafm_lib.finetune.data import DataConfig, load_splits  # noqa: E402
 from dnafm_lib.finetune.trainer import TrainerConfig, fit, seed_everything  # noqa: E402
-from dnafm_lib.inference.mutagenesis import masked_log_probs  # noqa: E402
+from dnafm_lib.inference.masked import masked_log_probs  # noqa: E402
 
 
 def toy_table(path: Path, n_rows: int = 480, length: int = 200) -> None:

@@ -254,7 +254,7 @@ def bigwig_write_ratio(tmp: Path, genome_bp: int) -> dict:
 def cpu_benchmark(args) -> dict:
     import dnafm_lib
     from dnafm_lib.data.indexed_fasta import open_fasta
-    from dnafm_lib.inference.tracks.pipeline import run_genome
+    from dnafm_lib.inference.tracks.one_shot import run_genome
     from dnafm_lib.inference.tracks.scoring import ScoringSettings
 
     if args.threads:
@@ -282,10 +282,10 @@ def cpu_benchmark(args) -> dict:
         import sklearn.cluster  # noqa: F401
         import sklearn.decomposition  # noqa: F401
 
-        from dnafm_lib.inference.tracks.pipeline import score_regions_to_file
+        from dnafm_lib.inference.tracks.score import score_chunk
         from dnafm_lib.inference.tracks.tiling import Region
 
-        score_regions_to_file(fasta, [Region("chr1", 0, 3 * args.window_bp)], model, settings, tmp / "warmup.npz")
+        score_chunk(fasta, [Region("chr1", 0, 3 * args.window_bp)], model, settings, tmp / "warmup.npz")
         # Interleaved repeats; wall time and process CPU time (the latter suffers less from other
         # processes on a shared machine). The median repeat is reported.
         ratios, cpu_ratios, e2e_times, bare_times = [], [], [], []

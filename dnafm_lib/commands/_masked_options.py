@@ -7,8 +7,6 @@ Not a subcommand itself (``cli.SUBCOMMANDS`` does not name it).
 
 from __future__ import annotations
 
-from contextlib import contextmanager
-
 FASTA_FORMATS = (
     "(plain, gzip, bgzip, xz, bzip2 or zstd; validated once, and one faidx cannot index as it is "
     "copied to an indexed bgzip in ~/.cache/dnafm once)"
@@ -43,15 +41,10 @@ def check_scoring_arguments(args) -> None:
         raise DnafmError("--flank-bp must be >= 0 and --batch-size >= 1")
 
 
-@contextmanager
 def scoring_model(args):
-    """Yield --model on --device, inside bf16 autocast on CUDA (float32 on the CPU)."""
-    import torch
-
+    """--model on --device (``inference.masked`` runs its forward passes in bf16 autocast on CUDA)."""
     from dnafm_lib import load_model
     from dnafm_lib.core.devices import resolve_device
 
-    device = resolve_device(args.device)
-    model = load_model(args.model).to(device)
-    with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-        yield model
+    device = resolve_device(args.device)  # a bad --device is reported before a large model loads
+    return load_model(args.model).to(device)

@@ -43,8 +43,8 @@ def run(args) -> int:
     fasta = open_fasta(ensure_indexed(args.fasta))
     lengths = {name: len(record) for name, record in fasta.records.items()}
     regions = read_regions(args.regions, lengths)
-    with scoring_model(args) as model:
-        scores = [ism_region(model, fasta, region, args.flank_bp, args.batch_size) for region in regions]
+    model = scoring_model(args)
+    scores = [ism_region(model, fasta, region, args.flank_bp, args.batch_size) for region in regions]
     with atomic_dir(args.out_dir, kind="ism", inputs=inputs) as tmp:
         write_ism_outputs(scores, lengths, tmp)
     n_bases = sum(len(s.reference) for s in scores)

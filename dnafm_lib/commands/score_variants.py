@@ -35,7 +35,6 @@ def run(args) -> int:
     check_output_file(args.out, inputs=(args.vcf, args.fasta))
     check_vcf(args.vcf)  # a bad line is reported before a large model is loaded
     fasta = ensure_indexed(args.fasta)  # a bad FASTA too is reported before the model is loaded
-    with scoring_model(args) as model:
-        counts = score_vcf(model, fasta, args.vcf, args.out, args.info_field, args.flank_bp, args.batch_size)
+    counts = score_vcf(scoring_model(args), fasta, args.vcf, args.out, args.info_field, args.flank_bp, args.batch_size)
     print(f"score-variants: {describe(counts)} → {args.out}", file=sys.stderr)
     return 0

@@ -20,30 +20,34 @@ versions and times.
 
 HELP = "genome-wide MLM-loss and embedding tracks (bigWig/BED), IGV session, igv.html and a UCSC hub"
 
-DEFAULTS = dict(
-    window_bp=3998, stride_bp=1999, passes=7, bin_bp=100, batch_size=8, seed=0, chunk_bp=1_000_000, n_clusters=8
-)
+
+def _scoring_defaults():
+    """The scoring options' defaults: ScoringSettings' own (so --help and the library agree)."""
+    from dnafm_lib.inference.tracks.scoring import ScoringSettings
+
+    return ScoringSettings()
 
 
 def _scoring_arguments(parser, *, with_bin: bool = True):
     # one add_argument per flag, inline on purpose: each has its own type, default and help
+    defaults = _scoring_defaults()
     group = parser.add_argument_group("scoring")
     group.add_argument(
         "--window-bp",
         type=int,
-        default=DEFAULTS["window_bp"],
+        default=defaults.window_bp,
         help="window length in nt (at most 3998, the model's context minus [CLS]/[EOS])",
     )
     group.add_argument(
         "--stride-bp",
         type=int,
-        default=DEFAULTS["stride_bp"],
+        default=defaults.stride_bp,
         help="distance between window starts; each base is scored from the window whose centre is nearest",
     )
     group.add_argument(
         "--passes",
         type=int,
-        default=DEFAULTS["passes"],
+        default=defaults.passes,
         help="masking passes per window (complementary masks; 7 ≈ 14%% masked per pass)",
     )
     group.add_argument(
@@ -52,21 +56,23 @@ def _scoring_arguments(parser, *, with_bin: bool = True):
         help="also score the reverse complement and average the two strands' probabilities",
     )
     group.add_argument(
-        "--layer", default="-1", help="hidden-state index for embeddings (0 = embeddings, -1 = final output), or 'none'"
+        "--layer",
+        default=str(defaults.embedding_layer),
+        help="hidden-state index for embeddings (0 = embeddings, -1 = final output), or 'none'",
     )
     if with_bin:
-        group.add_argument("--bin-bp", type=int, default=DEFAULTS["bin_bp"], help="embedding bin size in bp")
-    group.add_argument("--batch-size", type=int, default=DEFAULTS["batch_size"], help="sequences per forward pass")
-    group.add_argument(
-        "--seed", type=int, default=DEFAULTS["seed"], help="seed of the mask assignment, PCA and k-means"
-    )
+        group.add_argument("--bin-bp", type=int, default=defaults.bin_bp, help="embedding bin size in bp")
+    group.add_argument("--batch-size", type=int, default=defaults.batch_size, help="sequences per forward pass")
+    group.add_argument("--seed", type=int, default=defaults.seed, help="seed of the mask assignment, PCA and k-means")
     group.add_argument("--device", default="auto", help="auto (cuda when available), cpu, cuda or cuda:N")
     group.add_argument("--threads", type=int, default=0, help="CPU threads for torch (0: torch's default)")
 
 
 def _gather_arguments(parser):
+    from dnafm_lib.inference.tracks.gather import DEFAULT_N_CLUSTERS
+
     parser.add_argument(
-        "--n-clusters", type=int, default=DEFAULTS["n_clusters"], help="k-means clusters of the embedding bins"
+        "--n-clusters", type=int, default=DEFAULT_N_CLUSTERS, help="k-means clusters of the embedding bins"
     )
     parser.add_argument("--annotation", help="GFF3 of the genome: adds an enrichment table cluster × feature type")
     parser.add_argument(
@@ -93,6 +99,8 @@ def add_arguments(parser):
 
 
 def _add_one_shot_options(parser):
+    from dnafm_lib.inference.tracks.plan import DEFAULT_CHUNK_BP
+
     parser.add_argument(
         "--fasta",
         help="one-shot: the genome FASTA, plain, gzip, bgzip, xz, bzip2 or zstd (indexes are written beside it, "
@@ -102,9 +110,7 @@ def _add_one_shot_options(parser):
     parser.add_argument(
         "--out-dir", help="one-shot: where the tracks go (finished chunks wait in OUT_DIR/chunks until the gather)"
     )
-    parser.add_argument(
-        "--chunk-bp", type=int, default=DEFAULTS["chunk_bp"], help="one-shot: bp per chunk (bounds memory)"
-    )
+    parser.add_argument("--chunk-bp", type=int, default=DEFAULT_CHUNK_BP, help="one-shot: bp per chunk (bounds memory)")
     parser.add_argument("--igv-js", help="one-shot: igv.min.js to build igv.html with (default: no browser files)")
     parser.add_argument(
         "--keep-chunks",
@@ -115,10 +121,14 @@ def _add_one_shot_options(parser):
 
 
 def _add_plan_step(sub):
+    from dnafm_lib.inference.tracks.plan import DEFAULT_CHUNK_BP
+
     plan = sub.add_parser("plan", help="cut a genome into chunks (one scoring job each)")
     plan.add_argument("--fai", required=True, help="the genome's .fai (or chrom.sizes)")
-    plan.add_argument("--chunk-bp", type=int, default=DEFAULTS["chunk_bp"], help="bp per chunk")
-    plan.add_argument("--bin-bp", type=int, default=DEFAULTS["bin_bp"], help="chunks are cut at multiples of this")
+    plan.add_argument("--chunk-bp", type=int, default=DEFAULT_CHUNK_BP, help="bp per chunk")
+    plan.add_argument(
+        "--bin-bp", type=int, default=_scoring_defaults().bin_bp, help="chunks are cut at multiples of this"
+    )
     plan.add_argument("--out", required=True, help="chunk plan TSV (chunk contig start end)")
 
 
@@ -137,7 +147,7 @@ def _add_gather_step(sub):
     gather.add_argument("chunks", nargs="+", help="chunk .npz files in plan order")
     gather.add_argument("--chrom-sizes", required=True, help="chrom.sizes or .fai: bigWig header and order")
     gather.add_argument("--out-dir", required=True)
-    gather.add_argument("--seed", type=int, default=DEFAULTS["seed"])
+    gather.add_argument("--seed", type=int, default=_scoring_defaults().seed)
     _gather_arguments(gather)
 
 
@@ -211,31 +221,29 @@ def run(args) -> int:
 
 
 def _run_plan(args):
-    from dnafm_lib.inference.tracks import pipeline
+    from dnafm_lib.inference.tracks.plan import write_chunk_plan
 
-    ids = pipeline.write_chunk_plan(args.fai, args.out, args.chunk_bp, args.bin_bp)
+    ids = write_chunk_plan(args.fai, args.out, args.chunk_bp, args.bin_bp)
     print(f"{args.out}: {len(ids)} chunks")
 
 
 def _run_score(args):
     from dnafm_lib.core.devices import resolve_device
-    from dnafm_lib.core.errors import DnafmError
     from dnafm_lib.data.indexed_fasta import ensure_indexed
-    from dnafm_lib.inference.tracks import pipeline
+    from dnafm_lib.inference.tracks.plan import chunk_regions
     from dnafm_lib.inference.tracks.provenance import scoring_provenance
+    from dnafm_lib.inference.tracks.score import load_scoring_model, score_chunk
     from dnafm_lib.model.trained_context import warn_if_longer
 
-    plan = pipeline.read_chunk_plan(args.plan)
-    if args.chunk not in plan:
-        raise DnafmError(f"{args.plan}: no chunk {args.chunk!r}")
+    regions = chunk_regions(args.plan, args.chunk)
     _threads(args)
     settings = _settings(args)
     warn_if_longer(args.model, settings.window_bp)
     device = str(resolve_device(args.device, "tracks.device"))
-    model = pipeline.load_scoring_model(args.model, device)
-    pipeline.score_regions_to_file(
+    model = load_scoring_model(args.model, device)
+    score_chunk(
         ensure_indexed(args.fasta),
-        plan[args.chunk],
+        regions,
         model,
         settings,
         args.out,
@@ -276,14 +284,14 @@ def _run_gather(args):
 def _run_browser(args):
     from dnafm_lib.core.output_dir import check_output_dir
     from dnafm_lib.data.indexed_fasta import ensure_indexed, fasta_lengths, open_fasta
-    from dnafm_lib.inference.tracks import pipeline
+    from dnafm_lib.inference.tracks.browser import write_browser_files
     from dnafm_lib.inference.tracks.gather import TRACKS_KIND
 
     fasta = ensure_indexed(args.fasta)
     if args.annotation:
         _check_annotation(args.annotation, args.fasta, fasta_lengths(open_fasta(fasta)))
     check_output_dir(args.out_dir, TRACKS_KIND)  # the browser files join a gather's tracks
-    pipeline.write_browser_files(
+    write_browser_files(
         args.out_dir,
         fasta,
         args.genome,
@@ -307,9 +315,9 @@ def _run_one_shot(args):
     from dnafm_lib.core.errors import DnafmError
     from dnafm_lib.core.output_dir import check_output_dir, claim_output_dir
     from dnafm_lib.data.indexed_fasta import ensure_indexed, fasta_lengths, open_fasta
-    from dnafm_lib.inference.tracks import pipeline
     from dnafm_lib.inference.tracks.gather import TRACKS_KIND
     from dnafm_lib.inference.tracks.hub import check_hub_names
+    from dnafm_lib.inference.tracks.one_shot import run_genome
     from dnafm_lib.model.trained_context import warn_if_longer
 
     missing = [
@@ -333,7 +341,7 @@ def _run_one_shot(args):
         _check_annotation(args.annotation, args.fasta, fasta_lengths(open_fasta(fasta)))
     claim_output_dir(args.out_dir, TRACKS_KIND, inputs=inputs, allowed=("genome",))
     warn_if_longer(args.model, settings.window_bp)
-    summary = pipeline.run_genome(
+    summary = run_genome(
         fasta,
         args.model,
         args.out_dir,

@@ -45,6 +45,7 @@ import torch
 
 from dnafm_lib.core.errors import DnafmError
 from dnafm_lib.core.settings import Origin, Settings
+from dnafm_lib.inference.masked import acgt_logits, autocast, forward
 from dnafm_lib.model.tokenizer import ACGT_IDS, MASK_ID, TOKEN_ID, encode, frame
 from dnafm_lib.model.trained_context import FRAME_TOKENS
 
@@ -283,7 +284,7 @@ class Guide:
         for first in range(0, input_ids.shape[0], batch_size):
             ids = input_ids[first : first + batch_size].to(device)
             collated = {"input_ids": ids, "attention_mask": torch.ones_like(ids, dtype=torch.bool)}
-            with _autocast(device):
+            with autocast(device):
                 raw = self.model(collated).float()
             if self.kind == "classification":
                 out.append(raw.softmax(dim=-1)[:, int(self.target)])
@@ -405,10 +406,6 @@ def _gc(sequence: str) -> float:
     return (upper.count("G") + upper.count("C")) / called if called else float("nan")
 
 
-def _autocast(device: torch.device):
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
-
-
 @torch.no_grad()
 def generate(
     model: torch.nn.Module,
@@ -457,9 +454,7 @@ def _generate_batch(
     for step, committed in enumerate(schedule, start=1):
         n_commit = committed - committed_so_far
         committed_so_far = committed
-        with _autocast(device):
-            logits = model(ids.to(device)).logits
-        logits = logits[..., acgt.to(device)].float().cpu()  # (B, W, 4): only A/C/G/T can be drawn
+        logits = acgt_logits(forward(model, ids.to(device)).logits).cpu()  # (B, W, 4): only A/C/G/T can be drawn
         model_log_probs = logits.log_softmax(dim=-1)
         draw_log_probs = filtered_log_probs(logits, settings)
 

@@ -8,7 +8,8 @@ log-likelihood ratio of an alternative base a is
 
 over the four nucleotides (the normaliser cancels, so it equals the difference of the A/C/G/T
 logits). Negative values: the model finds the mutation unlikely. One forward pass per position
-yields all three alternatives. Positions whose reference is N are not scored.
+yields all three alternatives (``masked.masked_log_probs``). Positions whose reference is N
+are not scored.
 
 ``score_variants`` averages the forward-strand LLR with the one from the reverse-complement
 context (the mirrored position, complemented bases).
@@ -23,13 +24,12 @@ from typing import Iterable
 
 import numpy as np
 import pandas as pd
-import torch
 
 from dnafm_lib.core.errors import DnafmError
 from dnafm_lib.data.indexed_fasta import fasta_lengths, open_fasta
 from dnafm_lib.data.vcf import AlleleKind, check_vcf, classify_allele, iter_lines
+from dnafm_lib.inference.masked import masked_log_probs
 from dnafm_lib.inference.tracks.tiling import Region
-from dnafm_lib.model.tokenizer import ACGT_IDS, MASK_ID, encode_batch
 
 BASES = "ACGT"
 _COMPLEMENT = str.maketrans("ACGTNacgtn", "TGCANtgcan")
@@ -47,30 +47,6 @@ def reverse_complement(sequence: str) -> str:
 def context_window(contig_length: int, position: int, flank_bp: int) -> tuple[int, int]:
     """[start, end) of the context centred on ``position``, clipped to the contig."""
     return max(0, position - flank_bp), min(contig_length, position + flank_bp + 1)
-
-
-@torch.no_grad()
-def masked_log_probs(model, windows: list[str], mask_offsets: list[int], batch_size: int = 32) -> np.ndarray:
-    """log p(A, C, G, T) at ``mask_offsets[i]`` of ``windows[i]`` with that base masked: (N, 4).
-
-    Windows are framed [CLS] … [EOS] and right-padded per batch; padding is masked out of
-    attention, so a window's scores do not depend on its batch mates.
-    """
-    model.eval()
-    device = next(model.parameters()).device
-    acgt = torch.tensor(ACGT_IDS, device=device)
-    out = np.empty((len(windows), 4), dtype=np.float64)
-    for first in range(0, len(windows), batch_size):
-        chunk = range(first, min(first + batch_size, len(windows)))
-        input_ids, attention = encode_batch([windows[i] for i in chunk])
-        columns = np.array([1 + mask_offsets[i] for i in chunk])
-        input_ids[np.arange(len(chunk)), columns] = MASK_ID
-        logits = model(torch.from_numpy(input_ids).to(device), torch.from_numpy(attention).to(device)).logits
-        rows = torch.arange(len(chunk), device=device)
-        columns = torch.from_numpy(columns).to(device)
-        nucleotide_logits = logits[rows, columns][:, acgt].float()
-        out[first : first + len(chunk)] = torch.log_softmax(nucleotide_logits, dim=-1).double().cpu().numpy()
-    return out
 
 
 # ---------------------------------------------------------------------- regions → ISM

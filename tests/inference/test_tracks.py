@@ -16,10 +16,12 @@ import dnafm_lib
 from dnafm_lib.core.errors import DnafmError
 from dnafm_lib.data.indexed_fasta import open_fasta
 from dnafm_lib.inference.tracks import catalog
+from dnafm_lib.inference.tracks.browser import write_browser_files
 from dnafm_lib.inference.tracks.chunk_arrays import load_chunk
 from dnafm_lib.inference.tracks.embeddings import enrichment_table
 from dnafm_lib.inference.tracks.gather import gather_tracks
-from dnafm_lib.inference.tracks.pipeline import run_genome, score_regions_to_file, write_browser_files
+from dnafm_lib.inference.tracks.one_shot import run_genome
+from dnafm_lib.inference.tracks.score import score_chunk
 from dnafm_lib.inference.tracks.scoring import ScoringSettings, WindowScorer, mask_pass_of_position
 from dnafm_lib.inference.tracks.tiling import Region, contig_windows, plan_chunks
 from dnafm_lib.model.tokenizer import ACGT_IDS, MASK_ID, N_ID, encode, frame
@@ -274,7 +276,7 @@ def test_scoring_a_region_outside_the_fasta_is_a_clear_error(gapped_genome, mode
     fasta, _ = gapped_genome
     model = dnafm_lib.load_model(str(model_dir))
     with pytest.raises(DnafmError, match=r"chrB:0-999 is not in the FASTA"):
-        score_regions_to_file(fasta, [Region("chrB", 0, 999)], model, FAST, tmp_path / "x.npz")
+        score_chunk(fasta, [Region("chrB", 0, 999)], model, FAST, tmp_path / "x.npz")
     assert not (tmp_path / "x.npz").exists()
 
 

@@ -21,8 +21,9 @@ import pytest
 
 from dnafm_lib.data.indexed_fasta import open_fasta
 from dnafm_lib.inference.tracks import catalog
+from dnafm_lib.inference.tracks.browser import write_browser_files
 from dnafm_lib.inference.tracks.igv import install_igv_js
-from dnafm_lib.inference.tracks.pipeline import run_genome, write_browser_files
+from dnafm_lib.inference.tracks.one_shot import run_genome
 from tests.support.tracks import FAST, genome_with_gaps, save_tiny_model, write_fasta
 
 pytestmark = pytest.mark.browser

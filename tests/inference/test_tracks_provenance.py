@@ -11,7 +11,7 @@ import pytest
 
 import dnafm_lib
 from dnafm_lib.core.errors import DnafmError
-from dnafm_lib.inference.tracks.pipeline import run_genome
+from dnafm_lib.inference.tracks.one_shot import run_genome
 from tests.support.tracks import FAST, genome_with_gaps, save_tiny_model, write_fasta
 
 SETTINGS = dataclasses.replace(FAST, embedding_layer=None)  # per-base tracks only: quick

@@ -13,11 +13,12 @@ import pytest
 
 from dnafm_lib.data.indexed_fasta import open_fasta
 from dnafm_lib.inference.tracks import catalog
+from dnafm_lib.inference.tracks.browser import write_browser_files
 from dnafm_lib.inference.tracks.embeddings import enrichment_figure, enrichment_table
 from dnafm_lib.inference.tracks.igv import BrowserInputs, igv_js_options
 from dnafm_lib.inference.tracks.legend import read_segment_legend
 from dnafm_lib.inference.tracks.logo import logo_heights_bits
-from dnafm_lib.inference.tracks.pipeline import run_genome, write_browser_files
+from dnafm_lib.inference.tracks.one_shot import run_genome
 from tests.support.tracks import FAST, genome_with_gaps, save_tiny_model, write_fasta
 
 BASE_KEYS = [f"prob_{b}" for b in catalog.BASES]

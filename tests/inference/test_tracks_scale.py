@@ -19,13 +19,10 @@ from dnafm_lib.inference.tracks import catalog
 from dnafm_lib.inference.tracks.catalog import EMBEDDING_PCA_NPZ, EMBEDDING_PCS_NPY
 from dnafm_lib.inference.tracks.embeddings import project_and_cluster_blocks
 from dnafm_lib.inference.tracks.gather import gather_tracks
-from dnafm_lib.inference.tracks.pipeline import (
-    configured_chunk_bp,
-    read_chunk_plan,
-    run_genome,
-    write_chunk_plan,
-)
+from dnafm_lib.inference.tracks.one_shot import run_genome
+from dnafm_lib.inference.tracks.plan import read_chunk_plan, write_chunk_plan
 from dnafm_lib.inference.tracks.tiling import forward_tokens_per_bp
+from dnafm_lib.workflow.chunk_size import configured_chunk_bp
 from tests.support.tracks import FAST, genome_with_gaps, save_tiny_model, write_fasta
 
 REPO = Path(__file__).resolve().parents[2]

@@ -21,7 +21,7 @@ if TRACKS["layer"] is None:  # no embeddings
 BROWSER_FILES = [catalog.IGV_SESSION_XML, catalog.IGV_HTML, IGV_JS_DIST, "hub"]
 IGV_JS = TRACKS["igv_js"] or str(RESULTS / "browser" / "igv.min.js")
 
-from dnafm_lib.inference.tracks.pipeline import configured_chunk_bp
+from dnafm_lib.workflow.chunk_size import configured_chunk_bp
 
 # bp per score_chunk job: from tracks.target_job_minutes and tracks.tokens_per_second, or tracks.chunk_bp.
 try:
@@ -99,7 +99,7 @@ def scoring_args():
 def chunk_files(wildcards):
     """The chunk files of one genome × model, in plan (.fai) order: known once the plan exists."""
     plan = checkpoints.split_genome_chunks.get(genome=wildcards.genome).output.plan
-    from dnafm_lib.inference.tracks.pipeline import read_chunk_plan
+    from dnafm_lib.inference.tracks.plan import read_chunk_plan
 
     return [
         TRACKS_DIR / wildcards.genome / wildcards.model / "chunks" / f"{chunk}.npz" for chunk in read_chunk_plan(plan)

@@ -32,9 +32,12 @@ from dnafm_lib.inference.tracks.embeddings import (
 )
 from dnafm_lib.inference.tracks.logo import with_logo_tracks
 from dnafm_lib.inference.tracks.provenance import tracks_provenance
+from dnafm_lib.inference.tracks.scoring import ScoringSettings
 from dnafm_lib.inference.tracks.writers import BigWigWriter, read_chrom_sizes, write_bed
 
 TRACKS_KIND = "tracks"  # the marker of a tracks directory (core/output_dir.py)
+#: k-means clusters of the embedding bins (segments.bed) when nothing else says
+DEFAULT_N_CLUSTERS = 8
 
 
 def gather_tracks(
@@ -42,9 +45,9 @@ def gather_tracks(
     chrom_sizes_path: str | Path,
     out_dir: str | Path,
     *,
-    n_clusters: int = 8,
+    n_clusters: int = DEFAULT_N_CLUSTERS,
     gff_path: str | Path | None = None,
-    seed: int = 0,
+    seed: int = ScoringSettings.seed,
     embeddings: str = "full",
 ) -> dict:
     """Write every track of a genome from its chunk files; returns the summary written to tracks.json.

@@ -54,7 +54,7 @@ def scoring_provenance(model: str | os.PathLike, device: str) -> dict[str, Any]:
     return {
         "model": model_identity(model),
         "device": str(device),
-        # scoring.WindowScorer runs CUDA under bf16 autocast, the CPU in float32
+        # inference.masked runs CUDA under bf16 autocast, the CPU in float32
         "precision": "bf16-autocast" if str(device).startswith("cuda") else "float32",
         "dnafm_version": __version__,
         "torch_version": torch.__version__,

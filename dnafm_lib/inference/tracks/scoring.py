@@ -16,7 +16,6 @@ chunked run scores every base exactly as an unchunked one does.
 
 from __future__ import annotations
 
-import contextlib
 import zlib
 from dataclasses import dataclass
 from typing import Callable, ClassVar, Iterator, Sequence
@@ -106,7 +105,8 @@ class _Job:
 class WindowScorer:
     """Runs a model over windows in batches and fills per-base arrays.
 
-    ``device`` "cuda" runs under bf16 autocast; "cpu" runs in float32.
+    The forward pass and the MLM head run through ``inference.masked`` (bf16 autocast on CUDA,
+    float32 on the CPU).
     """
 
     def __init__(self, model, settings: ScoringSettings, device="cpu"):
@@ -194,20 +194,17 @@ class WindowScorer:
                 if self.embedding_layer is not None:
                     yield _Job(region_index, window, frame(ids), embedding=True)
 
-    def _autocast(self):
-        import torch
-
-        if self.device.type == "cuda":
-            return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
-        return contextlib.nullcontext()
-
     def _run_batch(self, batch: list[_Job], out: list[RegionScores], prob_sums: list[np.ndarray]) -> None:
         import torch
 
         with torch.inference_mode():
-            self._forward_batch(torch, batch, out, prob_sums)
+            self._forward_batch(batch, out, prob_sums)
 
-    def _forward_batch(self, torch, batch: list[_Job], out: list[RegionScores], prob_sums: list[np.ndarray]) -> None:
+    def _forward_batch(self, batch: list[_Job], out: list[RegionScores], prob_sums: list[np.ndarray]) -> None:
+        import torch
+
+        from dnafm_lib.inference import masked
+
         width = max(job.input_ids.size for job in batch)
         input_ids = np.full((len(batch), width), PAD_ID, dtype=np.int64)
         attention = np.zeros((len(batch), width), dtype=bool)
@@ -224,26 +221,20 @@ class WindowScorer:
                 lambda module, args: captured.append(args[0])
             )
         try:
-            with self._autocast():
-                output = self.model(ids_t, mask_t, return_logits=False)
-                hidden = output.last_hidden_state
-                # The MLM head runs only at the positions read out (a few per window).
-                rows, cols, owners = [], [], []
-                for row, job in enumerate(batch):
-                    if job.read_offsets is None:
-                        continue
-                    offsets = job.read_offsets
-                    positions = (job.input_ids.size - 2 - 1 - offsets) if job.reverse else offsets
-                    rows.append(np.full(offsets.size, row))
-                    cols.append(positions + 1)  # +1 for [CLS]
-                    owners.append((row, offsets.size))
-                if rows:
-                    r = torch.from_numpy(np.concatenate(rows)).to(self.device)
-                    c = torch.from_numpy(np.concatenate(cols)).to(self.device)
-                    head = self.model.cls.predictions
-                    logits = head(hidden[r, c], self.model.bert.embeddings.word_embeddings.weight)
-                    acgt = torch.tensor(ACGT_IDS, device=self.device)
-                    probs = torch.softmax(logits.float().index_select(1, acgt), dim=-1).cpu().numpy()
+            hidden = masked.forward(self.model, ids_t, mask_t, return_logits=False).last_hidden_state
+            # The MLM head runs only at the positions read out (a few per window).
+            rows, cols = [], []
+            for row, job in enumerate(batch):
+                if job.read_offsets is None:
+                    continue
+                offsets = job.read_offsets
+                positions = (job.input_ids.size - 2 - 1 - offsets) if job.reverse else offsets
+                rows.append(np.full(offsets.size, row))
+                cols.append(positions + 1)  # +1 for [CLS]
+            if rows:
+                r = torch.from_numpy(np.concatenate(rows)).to(self.device)
+                c = torch.from_numpy(np.concatenate(cols)).to(self.device)
+                probs = torch.softmax(masked.head_logits_at(self.model, hidden, r, c), dim=-1).cpu().numpy()
         finally:
             if hook is not None:
                 hook.remove()
