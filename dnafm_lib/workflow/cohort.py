@@ -140,11 +140,6 @@ def check_pretrain_batch(config: Mapping[str, Any]) -> None:
         ) from None
 
 
-def check_sheet_has_genomes(sheet_genomes: list[str], where: str) -> None:
-    if not sheet_genomes:
-        raise CohortConfigError(f"{where}: the genome sheet has a header but no genomes; add one row per genome")
-
-
 def check_model_directories(config: Mapping[str, Any], stages: tuple[str, ...]) -> None:
     """Checkpoint directories named by tracks.models / finetune.model exist (before any genome is prepared)."""
     from pathlib import Path

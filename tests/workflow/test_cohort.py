@@ -12,7 +12,6 @@ from dnafm_lib.workflow.cohort import (
     check_genome_names,
     check_model_directories,
     check_pretrain_batch,
-    check_sheet_has_genomes,
     check_stage_needs,
     layer_config,
     layer_configs,
@@ -147,11 +146,6 @@ def test_genome_names_of_an_nt_list_cohort_wait_for_its_splits_table():
     config, selected = cohort(["splits", "tracks"], splits={"nt_list": "urls.txt"})
     config["tracks"]["genomes"] = ["GCF_000001405.40"]
     check_genome_names(config, selected, ["a"])  # not known before build_splits: no error
-
-
-def test_a_header_only_sheet_is_refused():
-    with pytest.raises(CohortConfigError, match="genomes.tsv: the genome sheet has a header but no genomes"):
-        check_sheet_has_genomes([], "genomes.tsv")
 
 
 def test_the_global_batch_must_split_over_nodes_and_processes():

@@ -39,25 +39,13 @@ try:
 except DnafmError as error:
     raise WorkflowError(str(error))
 
-# The cohort's genome sheet: one row per genome, checked per row by the schema, then across rows.
-from dnafm_lib.data.genomes import check_genome_sheet, read_genome_sheet, sheet_line
-from dnafm_lib.data.splits import GENOME_ID_PATTERN  # the {genome} wildcard of every genome rule
+# The cohort's genome sheet: one row per genome, every rule checked (dnafm_lib.data.genome_sheet).
+from dnafm_lib.data.genome_sheet import GENOME_ID_PATTERN, read_genome_sheet  # the {genome} wildcard
 
 GENOME_SHEET = None
 if "genome_sheet" in config:
-    GENOME_SHEET = read_genome_sheet(config["genome_sheet"])
-    for index in GENOME_SHEET.index:  # row by row, to name the line
-        try:
-            validate(GENOME_SHEET.loc[[index]], schema="../schemas/genomes.schema.yaml")
-        except WorkflowError as error:
-            raise WorkflowError(
-                f"{config['genome_sheet']}: line {sheet_line(index)} (genome {GENOME_SHEET.loc[index, 'genome']}): "
-                "does not match workflow/schemas/genomes.schema.yaml",
-                error,
-            )
-    check_genome_sheet(GENOME_SHEET, config["genome_sheet"])
     try:
-        cohort.check_sheet_has_genomes(list(GENOME_SHEET["genome"]), config["genome_sheet"])
+        GENOME_SHEET = read_genome_sheet(config["genome_sheet"]).frame()
         cohort.check_genome_names(config, STAGES, list(GENOME_SHEET["genome"]))
     except DnafmError as error:
         raise WorkflowError(str(error))
@@ -91,7 +79,7 @@ def genomes_table():
     Read once per version of the file (callers must not modify it)."""
     if "splits" not in STAGES:
         if "sheet" not in _GENOMES_TABLES:
-            table = GENOME_SHEET.fillna("").assign(assembly_name="", status="")
+            table = GENOME_SHEET.assign(assembly_name="", status="")
             _GENOMES_TABLES["sheet"] = table.set_index("genome", drop=False)
         return _GENOMES_TABLES["sheet"]
     table = checkpoints.build_splits.get().output.genomes
