@@ -35,6 +35,8 @@ from dnafm_lib.data.ncbi import (
 )
 
 GENOME_COLUMNS = ("genome", "accession", "source", "location", "split", "annotation", "assembly_name", "status")
+# The files write_splits makes in its out_dir (genomes.tsv last: downstream rules key on it).
+GENOMES_TSV, REMOVED_TSV, SUMMARY_JSON = "genomes.tsv", "removed.tsv", "summary.json"
 REMOVED_COLUMNS = ("genome", "accession", "line", "split", "status", "reason", "replaced_by")
 # A path segment naming an assembly directory or file: {acc}_{asm}[_genomic.fna.gz]
 _ASM_SEGMENT_RE = re.compile(r"^(GC[AF]_\d{9}\.\d+)_(.+)$")
@@ -358,10 +360,10 @@ def write_splits(result: SplitsResult, out_dir: str | Path) -> None:
     Each file is written under a temporary name and renamed when whole.
     """
     out_dir = Path(out_dir)
-    _write_tsv(out_dir / "removed.tsv", REMOVED_COLUMNS, result.removed)
-    with atomic_open(out_dir / "summary.json") as handle:
+    _write_tsv(out_dir / REMOVED_TSV, REMOVED_COLUMNS, result.removed)
+    with atomic_open(out_dir / SUMMARY_JSON) as handle:
         handle.write(json.dumps(result.summary, indent=2) + "\n")
-    _write_tsv(out_dir / "genomes.tsv", GENOME_COLUMNS, [e.row() for e in result.genomes])
+    _write_tsv(out_dir / GENOMES_TSV, GENOME_COLUMNS, [e.row() for e in result.genomes])
 
 
 def _write_tsv(path: Path, columns, rows) -> None:

@@ -16,11 +16,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from dnafm_lib.core.errors import DnafmError
+from dnafm_lib.workflow.layout import EXPORT, Layout
 
 #: the stages a cohort can ask for (top-level ``stages:``), in workflow order
 STAGES = ("splits", "pretrain", "tracks", "finetune")
-#: the value of tracks.models / finetune.model that means this workflow's own pretrained model
-EXPORT = "export"
 
 
 class CohortConfigError(DnafmError):
@@ -77,17 +76,19 @@ def check_stage_needs(
             "config stages: pretrain trains on the train/validation genomes of the splits stage; add splits to stages"
         )
     if "pretrain" not in stages:
-        run = config.get("pretrain", {}).get("run", "demo")
+        export = Layout(config.get("results_dir", "results")).model_dir(
+            EXPORT, config.get("pretrain", {}).get("run", "demo")
+        )
         if "tracks" in stages:
             exported = [name for name, source in config["tracks"]["models"].items() if source == EXPORT]
             if exported:
                 raise CohortConfigError(
                     f"config tracks.models: {', '.join(exported)}: '{EXPORT}' is the model of the pretrain stage "
-                    f"(results/models/{run}); add pretrain to stages, or name a checkpoint directory"
+                    f"({export}); add pretrain to stages, or name a checkpoint directory"
                 )
         if "finetune" in stages and config["finetune"]["model"] == EXPORT:
             raise CohortConfigError(
-                f"config finetune.model: '{EXPORT}' is the model of the pretrain stage (results/models/{run}); "
+                f"config finetune.model: '{EXPORT}' is the model of the pretrain stage ({export}); "
                 "add pretrain to stages, or name a checkpoint directory"
             )
     if not any(stage in stages for stage in ("tracks", "finetune")) or "splits" in stages:

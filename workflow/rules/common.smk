@@ -55,6 +55,54 @@ LOGS = Path(config["logs_dir"])  # the schema's default (logs) is filled in by v
 # Each stage's .smk appends the outputs `rule all` asks for; `rule all` takes those of STAGES.
 STAGE_TARGETS = {stage: [] for stage in cohort.STAGES}
 
+# Every folder and file name of the workflow (dnafm_lib.workflow.layout); stage files use these.
+from dnafm_lib.workflow import layout
+
+LAYOUT = layout.Layout(RESULTS)
+SPLITS_DIR = LAYOUT.splits
+DOWNLOADS_DIR = LAYOUT.downloads
+GENOMES_DIR = LAYOUT.genomes
+SHARDS_DIR = LAYOUT.shards
+BATCHES_DIR = LAYOUT.genome_batches
+PRETRAIN_DIR = LAYOUT.pretrain
+MODELS_DIR = LAYOUT.models
+TRACKS_DIR = LAYOUT.tracks
+FINETUNE_DIR = LAYOUT.finetune
+SPLITS_OUTPUTS = {key: SPLITS_DIR / name for key, name in layout.SPLITS_FILES.items()}
+DOWNLOAD_OUTPUTS = {key: DOWNLOADS_DIR / "{genome}" / name for key, name in layout.DOWNLOAD_FILES.items()}
+# What a genome's folder holds, for prepare_genome and (batched) adopt_batched_genome alike.
+GENOME_OUTPUTS = {key: GENOMES_DIR / "{genome}" / name for key, name in layout.GENOME_FILES.items()}
+GENOME_ANNOTATION = GENOMES_DIR / "{genome}" / layout.GENOME_ANNOTATION
+# What a genome's shard folder holds, for shard_genome and (batched) adopt_batched_genome alike.
+SHARD_OUTPUTS = {key: SHARDS_DIR / "{genome}" / name for key, name in layout.SHARD_FILES.items()}
+SPLIT_MANIFEST = LAYOUT.split_manifest("{split}")
+PRETRAIN_RUN_DIR = PRETRAIN_DIR / "{run}"  # checkpoints/, metrics.csv, tensorboard/ (not outputs: resumed)
+PRETRAIN_OUTPUTS = {"summary": PRETRAIN_RUN_DIR / "summary.json", "curves": PRETRAIN_RUN_DIR / "curves.png"}
+EXPORT_DIR = MODELS_DIR / "{run}"  # = model_dir("export") for the cohort's pretrain.run
+EXPORT_OUTPUTS = {"config": EXPORT_DIR / "config.json", "weights": EXPORT_DIR / "model.safetensors"}
+CHUNK_PLAN = TRACKS_DIR / "{genome}" / "chunks.tsv"  # one per genome, shared by its models
+GENOME_TRACKS_DIR = TRACKS_DIR / "{genome}" / "{model}"
+CHUNK_FILE = GENOME_TRACKS_DIR / "chunks" / "{chunk}.npz"
+IGV_JS_INSTALLED = LAYOUT.browser / "igv.min.js"  # rule install_igv_js, when tracks.igv_js is null
+# The pretrain stage's run: its export is the model that tracks.models / finetune.model "export" names.
+PRETRAIN_RUN = config["pretrain"]["run"]
+
+
+def genome_file(template, genome):
+    """One genome's file from a {genome} template above (GENOME_OUTPUTS[...], GENOME_ANNOTATION)."""
+    return Path(str(template).format(genome=genome))
+
+
+def model_dir(source):
+    """The model directory of a tracks.models / finetune.model value."""
+    return LAYOUT.model_dir(source, PRETRAIN_RUN)
+
+
+# Above 1, workflow/rules/genome_batches.smk prepares (and shards) this many genomes per job
+# instead of the two one-genome rules of genomes.smk and shards.smk.
+GENOMES_PER_JOB = config["prepare"]["genomes_per_job"]
+TRACKS = config["tracks"]
+
 
 def selected_targets():
     return [target for stage in STAGES for target in STAGE_TARGETS[stage]]
@@ -69,7 +117,7 @@ import pandas as pd
 
 # The table every genome job reads (the splits stage's genomes.tsv) or, without that stage,
 # the genome sheet itself (rows need no split then).
-GENOME_TABLE = RESULTS / "splits" / "genomes.tsv" if "splits" in STAGES else Path(config["genome_sheet"])
+GENOME_TABLE = SPLITS_OUTPUTS["genomes"] if "splits" in STAGES else Path(config["genome_sheet"])
 _GENOMES_TABLES = {}  # path → (mtime, table): input functions ask for it once per job, 10^4+ times
 
 
@@ -106,7 +154,7 @@ def genome_inputs(genome):
     if row["source"] == "file":
         inputs["fasta"] = row["location"]
     else:
-        inputs["download_record"] = str(DOWNLOADS_DIR / genome / "download.json")
+        inputs["download_record"] = str(genome_file(DOWNLOAD_OUTPUTS["record"], genome))
     if row["annotation"]:
         inputs["annotation"] = row["annotation"]
     return inputs
@@ -139,7 +187,6 @@ def prepare_genome_args(wildcards, input):
 
 
 # Batches of genomes (prepare.genomes_per_job above 1; workflow/rules/genome_batches.smk).
-BATCHES_DIR = RESULTS / "genome_batches"
 # A batch job shards too only where something reads shards (pretraining).
 BATCH_SHARDS = "pretrain" in STAGES
 
@@ -168,6 +215,18 @@ def batch_args(wildcards):
         else ""
     )
     return shlex.quote(json.dumps(settings, separators=(",", ":"))) + shard
+
+
+def track_genomes():
+    """Genome names to mine: config tracks.genomes, or every genome of the genome table (splits table or sheet)."""
+    wanted = TRACKS["genomes"]
+    known = list(genomes_table().index)
+    if wanted == "all":
+        return known
+    unknown = [g for g in wanted if g not in known]
+    if unknown:
+        raise ValueError(f"config tracks.genomes: {', '.join(unknown)} not in {GENOME_TABLE}")
+    return list(wanted)
 
 
 def genomes_in_split(split):
