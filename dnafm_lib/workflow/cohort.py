@@ -12,6 +12,7 @@ whole by the cohort's. Everything here is plain Python (no torch), run at workfl
 from __future__ import annotations
 
 import copy
+import difflib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -55,6 +56,51 @@ def _layer_value(default: Any, value: Any, schema: Mapping[str, Any] | None) -> 
     if is_section and isinstance(default, Mapping) and isinstance(value, Mapping):
         return layer_config(default, value, schema)
     return copy.deepcopy(value)
+
+
+def check_config(
+    config: Mapping[str, Any], schema: Mapping[str, Any], named_layers: Sequence[tuple[str, Mapping[str, Any]]]
+) -> None:
+    """The layered ``config`` against the config schema, in one line naming the file at fault.
+
+    ``named_layers`` are (file name, its config) in layering order: the defaults, each
+    ``--configfile``, then ``("--config", …)``. A key the schema does not know is named with the
+    nearest valid one; any other violation names the key path and the last file that set it.
+    """
+    for where, layer in named_layers:
+        _check_known_keys(layer, schema, where, ())
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import best_match
+
+    error = best_match(Draft202012Validator(schema).iter_errors(dict(config)))
+    if error is None:
+        return
+    path = [str(part) for part in error.absolute_path]
+    where = next((name for name, layer in reversed(named_layers) if _holds(layer, path)), "config")
+    message = error.message if len(error.message) <= 300 else error.message[:300] + "…"
+    raise CohortConfigError(f"{where}: config {'.'.join(path) or '(top level)'}: {message}")
+
+
+def _check_known_keys(value: Any, schema: Any, where: str, path: tuple[str, ...]) -> None:
+    if not isinstance(value, Mapping) or not isinstance(schema, Mapping) or "properties" not in schema:
+        return
+    known = schema["properties"]
+    for key, sub in value.items():
+        if key in known:
+            _check_known_keys(sub, known[key], where, (*path, str(key)))
+        elif schema.get("additionalProperties", True) is False:
+            nearest = difflib.get_close_matches(str(key), list(known), n=1)
+            hint = f"did you mean {'.'.join((*path, nearest[0]))}?" if nearest else f"known: {', '.join(known)}"
+            raise CohortConfigError(f"{where}: unknown config key {'.'.join((*path, str(key)))} ({hint})")
+
+
+def _holds(layer: Any, path: list[str]) -> bool:
+    """Whether ``layer`` sets the value at ``path`` (keys; list items count as their list)."""
+    for key in path:
+        if not isinstance(layer, Mapping) or key not in layer:
+            return isinstance(layer, list)
+        layer = layer[key]
+    return True
 
 
 def selected_stages(config: Mapping[str, Any]) -> tuple[str, ...]:
@@ -141,8 +187,19 @@ def check_pretrain_batch(config: Mapping[str, Any]) -> None:
         ) from None
 
 
+#: the weight files a checkpoint directory may hold (dnafm_lib.model.model_dir reads them; that
+#: module imports torch, which the workflow start must not pay; a test keeps the two equal)
+WEIGHT_FILES = (
+    "model.safetensors",
+    "model.safetensors.index.json",
+    "pytorch_model.bin",
+    "pytorch_model.bin.index.json",
+)
+
+
 def check_model_directories(config: Mapping[str, Any], stages: tuple[str, ...]) -> None:
-    """Checkpoint directories named by tracks.models / finetune.model exist (before any genome is prepared)."""
+    """Checkpoint directories named by tracks.models / finetune.model hold a config.json and
+    weights (before any genome is prepared, not when the first scoring job loads them)."""
     from pathlib import Path
 
     named = []
@@ -151,8 +208,15 @@ def check_model_directories(config: Mapping[str, Any], stages: tuple[str, ...]) 
     if "finetune" in stages:
         named.append(("finetune.model", config["finetune"]["model"]))
     for key, source in named:
-        if source != EXPORT and not (Path(source) / "config.json").is_file():
+        if source == EXPORT:
+            continue
+        if not (Path(source) / "config.json").is_file():
             raise CohortConfigError(
                 f"config {key}: {source} is not a checkpoint directory (no config.json); "
                 "download the checkpoint there or correct the path"
+            )
+        if not any((Path(source) / name).is_file() for name in WEIGHT_FILES):
+            raise CohortConfigError(
+                f"config {key}: {source} has a config.json but no weights ({', '.join(WEIGHT_FILES[:-1])} or "
+                f"{WEIGHT_FILES[-1]}); finish the download or correct the path"
             )

@@ -8,7 +8,9 @@ import pytest
 import yaml
 
 from dnafm_lib.workflow.cohort import (
+    WEIGHT_FILES,
     CohortConfigError,
+    check_config,
     check_genome_names,
     check_model_directories,
     check_pretrain_batch,
@@ -182,10 +184,50 @@ def test_a_missing_checkpoint_directory_is_named_at_start(tmp_path):
         check_model_directories(config, selected)
     (tmp_path / "AIDO.DNA-300M").mkdir()
     (tmp_path / "AIDO.DNA-300M" / "config.json").write_text("{}")
+    with pytest.raises(
+        CohortConfigError, match=r"config tracks.models: aido: .*AIDO.DNA-300M has a config.json but no"
+    ):
+        check_model_directories(config, selected)  # a download cut short: refused at start, not in a scoring job
+    (tmp_path / "AIDO.DNA-300M" / "model.safetensors").write_bytes(b"")
     with pytest.raises(CohortConfigError, match="config finetune.model: "):
         check_model_directories(config, selected)
     (tmp_path / "config.json").write_text("{}")
+    (tmp_path / "pytorch_model.bin").write_bytes(b"")
     check_model_directories(config, selected)
+
+
+def test_the_weight_files_looked_for_at_start_are_those_the_loader_reads():
+    from dnafm_lib.model import model_dir
+
+    loader = {
+        model_dir.SAFETENSORS_NAME,
+        model_dir.SAFETENSORS_INDEX,
+        model_dir.TORCH_BIN_NAME,
+        model_dir.TORCH_BIN_INDEX,
+    }
+    assert set(WEIGHT_FILES) == loader
+
+
+@pytest.mark.parametrize(
+    "layer, message",
+    [
+        ({"stagse": ["tracks"]}, "cohort.yaml: unknown config key stagse (did you mean stages?)"),
+        (
+            {"tracks": {"widow_bp": 3}},
+            "cohort.yaml: unknown config key tracks.widow_bp (did you mean tracks.window_bp?)",
+        ),
+        ({"shards": {"window_nt": "big"}}, "cohort.yaml: config shards.window_nt: 'big' is not of type 'integer'"),
+    ],
+)
+def test_a_config_mistake_is_one_line_naming_the_file_and_key(layer, message):
+    config = layer_config(DEFAULTS, layer, SCHEMA)
+    with pytest.raises(CohortConfigError) as error:
+        check_config(config, SCHEMA, [("config/config.yaml", DEFAULTS), ("cohort.yaml", layer)])
+    assert str(error.value) == message
+
+
+def test_the_default_config_passes_the_check():
+    check_config(DEFAULTS, SCHEMA, [("config/config.yaml", DEFAULTS)])
 
 
 def test_command_line_config_replaces_the_cohort_files_models_too():

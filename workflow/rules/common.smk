@@ -13,21 +13,27 @@ from dnafm_lib.data.genome_batches import batch_of, batch_runtime_minutes, genom
 # Snakemake merged the cohort (each --configfile, then --config) recursively into
 # config/config.yaml; layer them again so that each layer's own maps and lists (tracks.models,
 # stages, …) replace the ones below it.
-_layers = [load_configfile(path) for path in workflow.config_settings.configfiles]
-_layers += [dict(workflow.config_settings.config)] if workflow.config_settings.config else []
+_named_layers = [(str(path), load_configfile(path)) for path in workflow.config_settings.configfiles]
+_named_layers += [("--config", dict(workflow.config_settings.config))] if workflow.config_settings.config else []
+_layers = [layer for _, layer in _named_layers]
+with open(Path(workflow.current_basedir) / "../schemas/config.schema.yaml") as _schema:
+    CONFIG_SCHEMA = yaml.safe_load(_schema)
+# config/config.yaml was read, and --replace-workflow-config did not discard it
+_has_defaults = bool(workflow.configfiles) and (
+    len(workflow.configfiles) > len(workflow.overwrite_configfiles)
+    and not workflow.config_settings.replace_workflow_config
+)
+_defaults = [(str(workflow.configfiles[-1]), load_configfile(workflow.configfiles[-1]))] if _has_defaults else []
 if _layers:
-    # config/config.yaml was read, and --replace-workflow-config did not discard it
-    _has_defaults = (
-        len(workflow.configfiles) > len(workflow.overwrite_configfiles)
-        and not workflow.config_settings.replace_workflow_config
-    )
-    with open(Path(workflow.current_basedir) / "../schemas/config.schema.yaml") as _schema:
-        _layered = cohort.layer_configs(
-            load_configfile(workflow.configfiles[-1]) if _has_defaults else {}, _layers, yaml.safe_load(_schema)
-        )
     config.clear()
-    config.update(_layered)
+    config.update(cohort.layer_configs(_defaults[0][1] if _defaults else {}, _layers, CONFIG_SCHEMA))
 
+# One line naming the file (and, for a misspelled key, the nearest valid one), not the schema and
+# the whole config; then Snakemake's validate fills in the schema's defaults.
+try:
+    cohort.check_config(config, CONFIG_SCHEMA, _defaults + _named_layers)
+except DnafmError as error:
+    raise WorkflowError(str(error))
 validate(config, schema="../schemas/config.schema.yaml")
 STAGES = cohort.selected_stages(config)
 # Everything that needs only the config and the sheet is checked now, not when a job runs.

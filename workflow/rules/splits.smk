@@ -30,7 +30,7 @@ if config["splits"]["nt_list"]:  # required; null = build from genome_sheet
 elif config.get("genome_sheet"):  # optional: a cohort of NT-list genomes needs none
     SPLITS_SOURCE = ["--sheet", config["genome_sheet"]]
 else:
-    raise ValueError("config: set splits.nt_list (the NT list) or genome_sheet (a genome sheet TSV)")
+    raise WorkflowError("config: set splits.nt_list (the NT list) or genome_sheet (a genome sheet TSV)")
 NCBI_ARGS = ["--ncbi-ftp-url", config["ncbi"]["ftp_url"], "--ncbi-api-url", config["ncbi"]["api_url"]]
 
 
