@@ -171,6 +171,47 @@ def check_genome_names(config: Mapping[str, Any], stages: tuple[str, ...], sheet
             )
 
 
+def finetune_genomes(
+    config: Mapping[str, Any], stages: tuple[str, ...], sheet_annotations: Mapping[str, str] | None
+) -> str | None:
+    """What the start of a run says about the fine-tuning example's genomes (None: nothing).
+
+    The example labels windows with a GFF3, so it takes only genomes that have one.
+    ``sheet_annotations`` is {genome: annotation path or ""} of the genome sheet when the sheet is
+    the genomes' source, else None. A line beginning "warning:" means the example cannot run
+    (no annotated genome, or the NT list's genomes, which come without); the run still makes the
+    targets it is asked for, so this is no error. A finetune.genomes entry without an annotation is.
+    """
+    if "finetune" not in stages:
+        return None
+    wanted = config["finetune"]["genomes"]
+    if config.get("splits", {}).get("nt_list") and "splits" in stages:
+        return (
+            "warning: finetune: the genomes of the NT list (splits.nt_list) come without GFF3 annotations, so the "
+            "fine-tuning example has no windows to label; drop finetune from stages"
+        )
+    if sheet_annotations is None:
+        return None
+    annotated = [genome for genome, annotation in sheet_annotations.items() if annotation]
+    where = f"the genome sheet {config.get('genome_sheet')}"
+    if wanted != "all":
+        bare = [genome for genome in wanted if genome not in annotated]
+        if bare:
+            raise CohortConfigError(
+                f"config finetune.genomes: {', '.join(bare)} without an annotation (GFF3) in {where}"
+            )
+        return f"finetune: the {len(wanted)} genomes of finetune.genomes make the example's windows"
+    if not annotated:
+        return (
+            f"warning: finetune: no genome of {where} has an annotation (GFF3), so the fine-tuning example has "
+            "no windows to label; add an annotation column, or drop finetune from stages"
+        )
+    return (
+        f"finetune: {len(annotated)} of {len(sheet_annotations)} genomes have an annotation (GFF3) and make "
+        f"the example's windows: {', '.join(annotated)}"
+    )
+
+
 def check_pretrain_batch(config: Mapping[str, Any]) -> None:
     """The training settings load, and the global batch splits over nodes × processes per node."""
     from dnafm_lib.train.config import TrainConfig

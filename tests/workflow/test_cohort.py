@@ -15,6 +15,7 @@ from dnafm_lib.workflow.cohort import (
     check_model_directories,
     check_pretrain_batch,
     check_stage_needs,
+    finetune_genomes,
     layer_config,
     layer_configs,
     selected_stages,
@@ -236,3 +237,23 @@ def test_command_line_config_replaces_the_cohort_files_models_too():
     config = layer_configs(DEFAULTS, [cohort_file, command_line], SCHEMA)
     assert config["tracks"]["models"] == {"aido": "/tmp/AIDO"}
     assert config["stages"] == ["tracks"] and config["tracks"]["passes"] == DEFAULTS["tracks"]["passes"]
+
+
+def test_the_finetune_example_takes_the_annotated_genomes_and_says_how_many():
+    config, selected = cohort(["tracks", "finetune"], genome_sheet="s.tsv")
+    note = finetune_genomes(config, selected, {"a": "a.gff3", "b": "", "c": "c.gff3.gz"})
+    assert note == "finetune: 2 of 3 genomes have an annotation (GFF3) and make the example's windows: a, c"
+    assert finetune_genomes(config, selected, {"a": "", "b": ""}).startswith(
+        "warning: finetune: no genome of the genome sheet s.tsv has an annotation (GFF3)"
+    )
+    config["finetune"]["genomes"] = ["a", "b"]
+    with pytest.raises(CohortConfigError, match=r"config finetune.genomes: b without an annotation \(GFF3\)"):
+        finetune_genomes(config, selected, {"a": "a.gff3", "b": ""})
+    assert finetune_genomes(*cohort(["tracks"]), {"a": ""}) is None  # not a stage: nothing to say
+
+
+def test_finetune_on_the_nt_list_is_a_warning_at_start():
+    config, selected = cohort(["splits", "pretrain", "finetune"], splits={"nt_list": "urls.txt"})
+    assert finetune_genomes(config, selected, None).startswith(
+        "warning: finetune: the genomes of the NT list (splits.nt_list) come without GFF3 annotations"
+    )

@@ -83,3 +83,35 @@ def test_a_checkpoint_directory_without_weights_is_refused_at_start(tmp_path):
     (Path(checkpoint) / "model.safetensors").unlink()  # a download cut short: config.json only
     config = cohort(tmp_path, models={"tiny": str(checkpoint)})
     assert start_error(config).startswith(f"config tracks.models: tiny: {checkpoint} has a config.json but no weights")
+
+
+@pytest.mark.slow
+def test_the_finetune_example_says_how_many_genomes_it_takes(tmp_path):
+    fasta = tmp_path / "g.fa"
+    (tmp_path / "g.gff3").write_text("##gff-version 3\nc1\tt\tCDS\t11\t400\t.\t+\t0\tID=x\n")
+    rows = [f"g\tfile\t\t{fasta}\t\t{tmp_path / 'g.gff3'}", f"h\tfile\t\t{fasta}\t\t"]
+    checkpoint = str(save_tiny_model(tmp_path / "checkpoint"))
+    config = cohort(tmp_path, rows=rows, models={"tiny": checkpoint}, finetune={"model": checkpoint})
+    settings = yaml.safe_load(config.read_text())
+    config.write_text(yaml.safe_dump({**settings, "stages": ["tracks", "finetune"]}))
+    run = snakemake(config, "-n", timeout=300)
+    assert run.returncode == 0, (run.stdout + run.stderr)[-3000:]
+    assert (
+        "finetune: 1 of 2 genomes have an annotation (GFF3) and make the example's windows: g"
+        in run.stdout + run.stderr
+    )
+
+
+@pytest.mark.slow
+def test_without_an_annotated_genome_the_finetune_stage_is_a_warning_and_other_targets_still_plan(tmp_path):
+    checkpoint = str(save_tiny_model(tmp_path / "checkpoint"))
+    config = cohort(tmp_path, models={"tiny": checkpoint}, finetune={"model": checkpoint})
+    settings = yaml.safe_load(config.read_text())
+    config.write_text(yaml.safe_dump({**settings, "stages": ["tracks", "finetune"]}))
+    run = snakemake(config, "-n", "tracks_all", timeout=300)
+    output = run.stdout + run.stderr
+    assert run.returncode == 0, output[-3000:]
+    assert (
+        f"warning: finetune: no genome of the genome sheet {tmp_path / 'genomes.tsv'} has an annotation (GFF3)"
+        in output
+    )

@@ -55,6 +55,22 @@ if "genome_sheet" in config:
         cohort.check_genome_names(config, STAGES, list(GENOME_SHEET["genome"]))
     except DnafmError as error:
         raise WorkflowError(str(error))
+# The fine-tuning example takes the genomes with a GFF3; say how many (the sheet is their source
+# unless the splits come from the NT list, whose genomes have none).
+try:
+    _finetune_note = cohort.finetune_genomes(
+        config,
+        STAGES,
+        (
+            dict(zip(GENOME_SHEET["genome"], GENOME_SHEET["annotation"]))
+            if GENOME_SHEET is not None and not config["splits"]["nt_list"]
+            else None
+        ),
+    )
+except DnafmError as error:
+    raise WorkflowError(str(error))
+if _finetune_note and workflow.is_main_process:  # not again in each job's own Snakemake
+    (logger.warning if _finetune_note.startswith("warning:") else logger.info)(_finetune_note)
 
 RESULTS = Path(config["results_dir"])
 LOGS = Path(config["logs_dir"])  # the schema's default (logs) is filled in by validate
