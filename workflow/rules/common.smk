@@ -1,5 +1,6 @@
-# Shared by every stage: config layering and validation, the stages asked for, paths, and the
-# final targets per stage.
+# Shared by every stage: config layering and validation, the stages asked for, the genome sheet,
+# every folder and file name (from dnafm_lib.workflow.layout), and the final targets per stage.
+# Stage files (included after this one) hold only their rules and their own input functions.
 from pathlib import Path
 
 import yaml
@@ -78,6 +79,7 @@ LOGS = Path(config["logs_dir"])  # the schema's default (logs) is filled in by v
 STAGE_TARGETS = {stage: [] for stage in cohort.STAGES}
 
 # Every folder and file name of the workflow (dnafm_lib.workflow.layout); stage files use these.
+from dnafm_lib.inference.tracks.igv import IGV_JS_DIST
 from dnafm_lib.workflow import layout
 
 LAYOUT = layout.Layout(RESULTS)
@@ -105,7 +107,7 @@ EXPORT_OUTPUTS = {"config": EXPORT_DIR / "config.json", "weights": EXPORT_DIR / 
 CHUNK_PLAN = TRACKS_DIR / "{genome}" / "chunks.tsv"  # one per genome, shared by its models
 GENOME_TRACKS_DIR = TRACKS_DIR / "{genome}" / "{model}"
 CHUNK_FILE = GENOME_TRACKS_DIR / "chunks" / "{chunk}.npz"
-IGV_JS_INSTALLED = LAYOUT.browser / "igv.min.js"  # rule install_igv_js, when tracks.igv_js is null
+IGV_JS_INSTALLED = LAYOUT.browser / IGV_JS_DIST  # rule install_igv_js, when tracks.igv_js is null
 # The pretrain stage's run: its export is the model that tracks.models / finetune.model "export" names.
 PRETRAIN_RUN = config["pretrain"]["run"]
 

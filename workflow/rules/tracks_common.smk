@@ -3,7 +3,6 @@
 import shlex
 
 from dnafm_lib.inference.tracks import catalog
-from dnafm_lib.inference.tracks.igv import IGV_JS_DIST
 
 TRACK_FILES = list(catalog.PER_BASE_FILES)  # loss, entropy, P(A..T) and the four logo tracks
 EMBEDDING_FILES = [
