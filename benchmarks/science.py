@@ -56,12 +56,12 @@ def cohort_sheet(cohort: Path):
     """(genome sheet rows, prepared genomes folder) of a cohort file layered over config/config.yaml."""
     import yaml
 
-    from dnafm_lib.data.genomes import read_genome_sheet
+    from dnafm_lib.data.genome_sheet import read_genome_sheet
 
     settings = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     settings.update(yaml.safe_load(cohort.read_text()) or {})
-    sheet = read_genome_sheet(REPO / settings["genome_sheet"]).fillna("")
-    return sheet.to_dict("records"), REPO / settings.get("results_dir", "results") / "genomes"
+    sheet = read_genome_sheet(REPO / settings["genome_sheet"], base_dir=REPO)
+    return [row.cells() for row in sheet.rows], REPO / settings.get("results_dir", "results") / "genomes"
 
 
 def genome_fasta(row: dict, genomes_dir: Path):

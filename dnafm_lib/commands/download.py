@@ -108,7 +108,7 @@ def run(args) -> int:
 def _download_row(table_path, genome, out_dir, source, client_options) -> int:
     """Download the genome of one genomes.tsv row into out_dir/{genomic.fna.gz,download.json}."""
     from dnafm_lib.core.errors import DnafmError
-    from dnafm_lib.data.genomes import SHEET_COLUMNS, read_genome_sheet
+    from dnafm_lib.data.genome_sheet import SHEET_COLUMNS, read_genome_sheet
     from dnafm_lib.data.http import HttpClient
     from dnafm_lib.data.ncbi import (
         AssemblyReport,
@@ -123,7 +123,7 @@ def _download_row(table_path, genome, out_dir, source, client_options) -> int:
     with open(table_path) as handle:
         header = tuple(handle.readline().rstrip("\r\n").split("\t"))
     if header == SHEET_COLUMNS:  # a genome sheet (a cohort without the splits stage): no NCBI status yet
-        sheet = read_genome_sheet(table_path).fillna("")
+        sheet = read_genome_sheet(table_path).frame()
         all_rows = [{**row, "assembly_name": "", "status": ""} for row in sheet.to_dict("records")]
     else:
         all_rows = read_genomes_table(table_path)

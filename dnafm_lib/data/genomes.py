@@ -27,9 +27,9 @@ import numpy as np
 
 from dnafm_lib.core.atomic import atomic_dir
 from dnafm_lib.core.errors import DnafmError
-from dnafm_lib.core.names import PathNameError, check_path_name
 from dnafm_lib.core.progress import Progress
-from dnafm_lib.data.fasta import GZIP_MAGIC, describe_skipped, iter_sequence_chunks, skip_empty_records
+from dnafm_lib.data.fasta import describe_skipped, iter_sequence_chunks, skip_empty_records
+from dnafm_lib.data.genome_sheet import SOURCES
 from dnafm_lib.data.gff import match_annotation, open_gff_text, read_features
 from dnafm_lib.data.http import file_md5  # the download step's md5, so provenance and download.json agree
 
@@ -38,7 +38,6 @@ SIZES_NAME = "chrom.sizes"
 PROVENANCE_NAME = "provenance.json"
 ANNOTATION_NAME = "annotation.gff3"
 LINE_NT = 80
-SOURCES = ("ncbi", "url", "file")
 GENOME_KIND = "prepare-genome"  # the marker of a prepared genome directory (core/output_dir.py)
 
 
@@ -297,117 +296,3 @@ def prepare_genome(
             json.dump(provenance, handle, indent=2)
             handle.write("\n")
     return provenance
-
-
-SHEET_COLUMNS = ("genome", "source", "accession", "location", "split", "annotation")
-
-
-def read_genome_sheet(path: str | os.PathLike):
-    """The genome sheet as a pandas DataFrame of strings (empty cells NaN, so a JSON schema sees
-    them as absent); unknown or missing columns are an error naming them. Blank lines are
-    dropped, and a row's index is its line in the file minus 2 (``sheet_line``)."""
-    import io
-
-    import pandas as pd
-
-    path = Path(path)
-    text = _sheet_text(path)
-    try:
-        # Blank lines read as empty rows, dropped below, so the index keeps counting file lines.
-        sheet = pd.read_csv(io.StringIO(text), sep="\t", dtype=str, skip_blank_lines=False, quoting=3).dropna(
-            how="all"
-        )  # quoting=3 (QUOTE_NONE): a '"' is text
-    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise GenomeError(f"{path}: not a tab-separated genome sheet ({exc})") from None
-    unknown = [c for c in sheet.columns if c not in SHEET_COLUMNS]
-    missing = [c for c in ("genome", "source") if c not in sheet.columns]
-    if unknown or missing:
-        raise GenomeError(
-            f"{path}: "
-            + "; ".join(
-                part
-                for part in (
-                    f"unknown column(s) {', '.join(unknown)}" if unknown else "",
-                    f"missing column(s) {', '.join(missing)}" if missing else "",
-                )
-                if part
-            )
-            + f" (expected {', '.join(SHEET_COLUMNS)}, tab-separated)"
-        )
-    for column in SHEET_COLUMNS:
-        if column not in sheet.columns:
-            sheet[column] = pd.NA
-    return sheet[list(SHEET_COLUMNS)]
-
-
-def _sheet_text(path: Path) -> str:
-    """The sheet's text, checked so that pandas cannot misread it: UTF-8 (a byte-order mark is
-    fine), and every non-blank row with exactly as many tab-separated fields as the header.
-
-    pandas would take a row with one field too many as a sign that the first column is an
-    index, and report a confusing error far from the cause; here it is the line that is named.
-    """
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise GenomeError(f"{path}: genome sheet not found") from None
-    except IsADirectoryError:
-        raise GenomeError(f"{path}: is a directory, expected a genome sheet (TSV)") from None
-    if data.startswith(GZIP_MAGIC):
-        raise GenomeError(f"{path}: is gzip-compressed; give the genome sheet as plain tab-separated text")
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
-        raise GenomeError(f"{path}: line {line}, column {column}: byte 0x{data[exc.start]:02x} is not UTF-8") from None
-    # Lines as pandas counts them (\n, with \r\n as one break), not str.splitlines()'s many breaks.
-    lines = [line.removesuffix("\r") for line in text.split("\n")]
-    if not lines or not lines[0].strip():
-        raise GenomeError(f"{path}: empty genome sheet (expected a header line: {' '.join(SHEET_COLUMNS)})")
-    width = lines[0].count("\t") + 1
-    for line_number, line in enumerate(lines[1:], start=2):
-        if line.strip() and line.count("\t") + 1 != width:
-            raise GenomeError(
-                f"{path}: line {line_number}: {line.count(chr(9)) + 1} tab-separated fields, but the header has "
-                f"{width} (an empty cell is an empty field between two tabs)"
-            )
-    return "\n".join(lines)
-
-
-def sheet_line(index) -> int:
-    """The file line (header = line 1) of the row ``read_genome_sheet`` gave ``index``."""
-    return int(index) + 2
-
-
-def check_genome_sheet(sheet, path: str | os.PathLike, base_dir: str | os.PathLike = ".") -> None:
-    """Cross-row checks after the per-row schema: unique genome ids, accessions usable as folder
-    names, and local files present.
-
-    Errors name the sheet, the line (header = line 1) and the genome.
-    """
-    import pandas as pd
-
-    seen: dict[str, int] = {}
-    for index, row in sheet.iterrows():
-        where = f"{path}: line {sheet_line(index)} (genome {row['genome']})"
-        if row["genome"] in seen:
-            raise GenomeError(f"{where}: genome id already used on line {seen[row['genome']]}")
-        seen[row["genome"]] = sheet_line(index)
-        if pd.notna(row["accession"]):  # the tracks' hub names its folder after it: hub/{accession}/
-            try:
-                check_path_name(row["accession"], f"{where}: accession")
-            except PathNameError as exc:
-                raise GenomeError(str(exc)) from None
-        local = [("location", row["location"])] if row["source"] == "file" else []
-        if pd.notna(row["annotation"]):
-            local.append(("annotation", row["annotation"]))
-        for column, value in local:
-            if pd.isna(value):
-                raise GenomeError(f"{where}: {column} is empty (a 'file' row needs the path of its FASTA)")
-            try:
-                present = (Path(base_dir) / value).is_file()
-            except OSError as exc:  # e.g. a name longer than the file system allows
-                raise GenomeError(f"{where}: {column} {value[:80]!r}: {exc.strerror}") from None
-            if not present:
-                raise GenomeError(f"{where}: {column} {value} does not exist")

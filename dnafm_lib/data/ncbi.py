@@ -37,6 +37,8 @@ ACCESSION_RE = re.compile(r"^(GC[AF])_(\d{3})(\d{3})(\d{3})\.(\d+)$")
 # Statuses under which the listed assembly's files are still served.
 AVAILABLE_STATUSES = ("current", "previous")
 SOURCES = ("ftp", "datasets")
+# What download_assembly (and `dnafm download` for url rows) writes in its out_dir.
+DOWNLOAD_FASTA_NAME, DOWNLOAD_RECORD_NAME = "genomic.fna.gz", "download.json"
 
 
 class NcbiError(DnafmError):
@@ -291,7 +293,7 @@ def download_assembly(
     if report is None or report.accession != accession or report.assembly_status not in AVAILABLE_STATUSES:
         report = client.available_report(accession)
     out_dir = Path(out_dir)
-    fasta_out = out_dir / "genomic.fna.gz"
+    fasta_out = out_dir / DOWNLOAD_FASTA_NAME
     if source == "ftp":
         url, md5 = client.download_ftp(report, fasta_out)
     else:
@@ -306,7 +308,7 @@ def download_assembly(
         retrieved_at=_now(),
         source=source,
     )
-    write_download_record(result, out_dir / "download.json")
+    write_download_record(result, out_dir / DOWNLOAD_RECORD_NAME)
     return result
 
 

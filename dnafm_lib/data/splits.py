@@ -23,7 +23,7 @@ from urllib.parse import urlparse
 
 from dnafm_lib.core.atomic import atomic_open
 from dnafm_lib.core.errors import DnafmError
-from dnafm_lib.core.names import PATH_NAME_PATTERN
+from dnafm_lib.data.genome_sheet import SPLITS, read_genome_sheet
 from dnafm_lib.data.http import HttpClient
 from dnafm_lib.data.ncbi import (
     ACCESSION_RE,
@@ -34,19 +34,17 @@ from dnafm_lib.data.ncbi import (
     ftp_directory_url,
 )
 
-SPLITS = ("train", "validation", "test")
 GENOME_COLUMNS = ("genome", "accession", "source", "location", "split", "annotation", "assembly_name", "status")
+# The files write_splits makes in its out_dir (genomes.tsv last: downstream rules key on it).
+GENOMES_TSV, REMOVED_TSV, SUMMARY_JSON = "genomes.tsv", "removed.tsv", "summary.json"
 REMOVED_COLUMNS = ("genome", "accession", "line", "split", "status", "reason", "replaced_by")
-# Genome ids name result folders and reach command lines: no leading '-' or '.', no spaces.
-GENOME_ID_PATTERN = PATH_NAME_PATTERN  # a genome id names its folders
-GENOME_ID_RE = re.compile(rf"^{GENOME_ID_PATTERN}$")
 # A path segment naming an assembly directory or file: {acc}_{asm}[_genomic.fna.gz]
 _ASM_SEGMENT_RE = re.compile(r"^(GC[AF]_\d{9}\.\d+)_(.+)$")
 _FILE_SUFFIX_RE = re.compile(r"_(genomic|rna|protein|cds_from_genomic)\.\w+(\.gz)?$|_assembly_report\.txt$")
 
 
 class SplitsError(DnafmError):
-    """A malformed NT list or genome sheet, or a replacement that does not fit the list."""
+    """A malformed NT list, split counts that leave no train genome, or a replacement that does not fit."""
 
 
 @dataclass
@@ -304,11 +302,23 @@ def build_sheet_splits(
     test_genomes: int = 50,
     replacements: dict[str, str] | None = None,
 ) -> SplitsResult:
-    """Splits from a genome sheet; the network is used only when a row's source is ``ncbi``.
+    """Splits from a genome sheet (read and checked by ``genome_sheet.read_genome_sheet``); the
+    network is used only when a row's source is ``ncbi``.
 
     Rows with an empty ``split`` get the positional rule (over those rows, in sheet order).
     """
-    entries = read_genome_sheet(sheet_path)
+    entries = [
+        GenomeEntry(
+            genome=row.genome,
+            accession=row.accession,
+            source=row.source,
+            location=row.location,
+            split=row.split,
+            line=row.line,
+            annotation=row.annotation,
+        )
+        for row in read_genome_sheet(sheet_path).rows
+    ]
     unsplit = [e for e in entries if not e.split]
     if unsplit:
         labels = positional_splits(
@@ -320,61 +330,6 @@ def build_sheet_splits(
     client = client_factory() if any(e.source == "ncbi" for e in entries) else None
     kept, removed, swaps = apply_status_and_replacements(entries, replacements or {}, client, sheet_path)
     return SplitsResult(kept, removed, _summary(sheet_path, "genome_sheet", entries, kept, removed, swaps, client))
-
-
-def read_genome_sheet(sheet_path: str) -> list[GenomeEntry]:
-    """Rows of a genome sheet TSV, checked: safe unique ids, known sources, what each source needs.
-
-    The table itself (columns, parsing) is read by ``genomes.read_genome_sheet``, as the workflow does.
-    """
-    from dnafm_lib.data.genomes import SHEET_COLUMNS, SOURCES, sheet_line
-    from dnafm_lib.data.genomes import read_genome_sheet as read_sheet_table
-
-    sheet = read_sheet_table(sheet_path).fillna("")
-    entries: list[GenomeEntry] = []
-    seen: dict[str, int] = {}
-    for index, row in sheet.iterrows():
-        line = sheet_line(index)
-        where = f"genome sheet {sheet_path}: line {line}"
-        value = {c: str(row[c]).strip() for c in SHEET_COLUMNS}
-        genome, source = value["genome"], value["source"]
-        if not GENOME_ID_RE.match(genome):
-            raise SplitsError(
-                f"{where}: genome id {genome!r} may hold only letters, digits, '_', '-', '.' and must start "
-                "with a letter or digit"
-            )
-        if genome in seen:
-            raise SplitsError(f"{where}: genome {genome!r} already defined at line {seen[genome]}")
-        seen[genome] = line
-        if source not in SOURCES:
-            raise SplitsError(f"{where}: source {source!r}: expected one of {', '.join(SOURCES)}")
-        if value["split"] and value["split"] not in SPLITS:
-            raise SplitsError(f"{where}: split {value['split']!r}: expected one of {', '.join(SPLITS)} or empty")
-        if source == "ncbi":
-            try:
-                check_accession(value["accession"])
-            except DnafmError as exc:
-                raise SplitsError(f"{where}: {exc}") from None
-        elif source == "url" and not value["location"].startswith(("http://", "https://")):
-            raise SplitsError(f"{where}: source url needs an http(s) URL in 'location', got {value['location']!r}")
-        elif source == "file" and not Path(value["location"]).is_file():
-            raise SplitsError(f"{where}: source file: {value['location']!r} does not exist")
-        if value["annotation"] and not Path(value["annotation"]).is_file():
-            raise SplitsError(f"{where}: annotation {value['annotation']!r} does not exist")
-        entries.append(
-            GenomeEntry(
-                genome=genome,
-                accession=value["accession"],
-                source=source,
-                location=value["location"],
-                split=value["split"],
-                line=line,
-                annotation=value["annotation"],
-            )
-        )
-    if not entries:
-        raise SplitsError(f"genome sheet {sheet_path}: no genomes")
-    return entries
 
 
 def _summary(source, kind, listed, kept, removed, swaps, client) -> dict:
@@ -405,10 +360,10 @@ def write_splits(result: SplitsResult, out_dir: str | Path) -> None:
     Each file is written under a temporary name and renamed when whole.
     """
     out_dir = Path(out_dir)
-    _write_tsv(out_dir / "removed.tsv", REMOVED_COLUMNS, result.removed)
-    with atomic_open(out_dir / "summary.json") as handle:
+    _write_tsv(out_dir / REMOVED_TSV, REMOVED_COLUMNS, result.removed)
+    with atomic_open(out_dir / SUMMARY_JSON) as handle:
         handle.write(json.dumps(result.summary, indent=2) + "\n")
-    _write_tsv(out_dir / "genomes.tsv", GENOME_COLUMNS, [e.row() for e in result.genomes])
+    _write_tsv(out_dir / GENOMES_TSV, GENOME_COLUMNS, [e.row() for e in result.genomes])
 
 
 def _write_tsv(path: Path, columns, rows) -> None:

@@ -17,7 +17,8 @@ import pytest
 from dnafm_lib.cli import main
 from dnafm_lib.core.atomic import atomic_dir, atomic_path, sweep_stale
 from dnafm_lib.data.fasta import FastaFormatError, read_fasta
-from dnafm_lib.data.genomes import GenomeError, prepare_genome, read_genome_sheet
+from dnafm_lib.data.genome_sheet import GenomeSheetError, read_genome_sheet, read_sheet_table
+from dnafm_lib.data.genomes import GenomeError, prepare_genome
 from dnafm_lib.data.shards import read_shard_metadata, write_genome_shards
 
 
@@ -333,7 +334,7 @@ SHEET_HEADER = "genome\tsource\taccession\tlocation\tsplit\tannotation\n"
 def test_a_ragged_sheet_row_is_named_by_its_line(tmp_path, row, message):
     sheet = tmp_path / "genomes.tsv"
     sheet.write_text(SHEET_HEADER + row)
-    with pytest.raises(GenomeError) as error:
+    with pytest.raises(GenomeSheetError) as error:
         read_genome_sheet(sheet)
     assert str(error.value).startswith(f"{sheet}: {message}")
 
@@ -343,13 +344,13 @@ def test_a_sheet_with_a_bom_and_crlf_reads_like_a_clean_one(tmp_path):
     clean.write_text(SHEET_HEADER + "a\tfile\t\tx.fa\ttrain\t\n")
     windows = tmp_path / "windows.tsv"
     windows.write_bytes(b"\xef\xbb\xbf" + clean.read_bytes().replace(b"\n", b"\r\n"))
-    assert read_genome_sheet(windows).equals(read_genome_sheet(clean))
+    assert read_sheet_table(windows).equals(read_sheet_table(clean))
 
 
 def test_a_non_utf8_sheet_names_line_and_column(tmp_path):
     sheet = tmp_path / "genomes.tsv"
     sheet.write_bytes(SHEET_HEADER.encode() + b"caf\xe9\tfile\t\tx.fa\ttrain\t\n")
-    with pytest.raises(GenomeError, match=r"genomes.tsv: line 2, column 4: byte 0xe9 is not UTF-8"):
+    with pytest.raises(GenomeSheetError, match=r"genomes.tsv: line 2, column 4: byte 0xe9 is not UTF-8"):
         read_genome_sheet(sheet)
 
 
@@ -361,31 +362,27 @@ def test_a_non_utf8_sheet_names_line_and_column(tmp_path):
     ],
 )
 def test_a_file_row_with_an_empty_or_impossible_location_is_named(tmp_path, location, message):
-    from dnafm_lib.data.genomes import check_genome_sheet
-
     sheet = tmp_path / "genomes.tsv"
     sheet.write_text(SHEET_HEADER + f"g\tfile\t\t{location}\ttrain\t\n")
-    with pytest.raises(GenomeError) as error:
-        check_genome_sheet(read_genome_sheet(sheet), sheet, base_dir=tmp_path)
+    with pytest.raises(GenomeSheetError) as error:
+        read_genome_sheet(sheet, base_dir=tmp_path)
     assert str(error.value).startswith(f"{sheet}: line 2 (genome g): {message}")
 
 
 @pytest.mark.parametrize("accession", ["../../../X", "TAIR10 chloroplast", "a/b"])
 def test_a_sheet_accession_that_cannot_name_a_folder_is_named(tmp_path, accession):
-    from dnafm_lib.data.genomes import check_genome_sheet
-
     (tmp_path / "x.fa").write_text(">a\nACGT\n")
     sheet = tmp_path / "genomes.tsv"
     sheet.write_text(SHEET_HEADER + f"g\tfile\t{accession}\tx.fa\ttrain\t\n")
-    with pytest.raises(GenomeError) as error:
-        check_genome_sheet(read_genome_sheet(sheet), sheet, base_dir=tmp_path)
+    with pytest.raises(GenomeSheetError) as error:
+        read_genome_sheet(sheet, base_dir=tmp_path)
     assert str(error.value).startswith(f"{sheet}: line 2 (genome g): accession {accession!r}: not a valid name")
 
 
 def test_a_gzip_sheet_is_refused_by_name(tmp_path):
     sheet = tmp_path / "genomes.tsv.gz"
     sheet.write_bytes(gzip.compress(SHEET_HEADER.encode()))
-    with pytest.raises(GenomeError, match="genomes.tsv.gz: is gzip-compressed; give the genome sheet as plain"):
+    with pytest.raises(GenomeSheetError, match="genomes.tsv.gz: is gzip-compressed; give the genome sheet as plain"):
         read_genome_sheet(sheet)
 
 

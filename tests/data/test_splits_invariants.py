@@ -11,7 +11,7 @@ NT list checked against NCBI (``splits.build_nt_splits``), for every list and se
       accession is listed in removed.tsv with ``replaced_by``;
   R4. kept + removed (minus replaced) account for every listed genome, each accession once;
   R5. the summary's per-split counts are those of genomes.tsv.
-Genome sheet (``splits.read_genome_sheet``), for every genome id:
+Genome sheet (``genome_sheet.read_genome_sheet``), for every genome id:
   V1. an id is accepted exactly when it is letters, digits, ``_ - .`` starting with a letter or
       digit; a bad id is one error naming the sheet line.
 """
@@ -24,6 +24,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from dnafm_lib.data.genome_sheet import GenomeSheetError, read_genome_sheet
 from dnafm_lib.data.http import RetryPolicy
 from dnafm_lib.data.ncbi import NcbiClient
 from dnafm_lib.data.splits import (
@@ -31,7 +32,6 @@ from dnafm_lib.data.splits import (
     SplitsError,
     build_nt_splits,
     positional_splits,
-    read_genome_sheet,
 )
 from tests.support.ncbi_server import FakeAssembly, FakeNcbi
 
@@ -147,9 +147,9 @@ def test_a_sheet_accepts_exactly_the_safe_genome_ids(tmp_path_factory, genome_id
     )
     stripped = genome_id.strip()
     if stripped and GENOME_ID.match(stripped) and stripped != "ok_first":
-        entries = read_genome_sheet(str(sheet))
-        assert [e.genome for e in entries] == ["ok_first", stripped]
-        assert [e.split for e in entries] == ["train", "test"]
+        rows = read_genome_sheet(str(sheet)).rows
+        assert [e.genome for e in rows] == ["ok_first", stripped]
+        assert [e.split for e in rows] == ["train", "test"]
     else:
-        with pytest.raises(SplitsError, match=rf"{re.escape(str(sheet))}: line 3: genome"):
+        with pytest.raises(GenomeSheetError, match=rf"{re.escape(str(sheet))}: line 3: genome"):
             read_genome_sheet(str(sheet))

@@ -8,12 +8,14 @@ import pytest
 import yaml
 
 from dnafm_lib.workflow.cohort import (
+    WEIGHT_FILES,
     CohortConfigError,
+    check_config,
     check_genome_names,
     check_model_directories,
     check_pretrain_batch,
-    check_sheet_has_genomes,
     check_stage_needs,
+    finetune_genomes,
     layer_config,
     layer_configs,
     selected_stages,
@@ -149,11 +151,6 @@ def test_genome_names_of_an_nt_list_cohort_wait_for_its_splits_table():
     check_genome_names(config, selected, ["a"])  # not known before build_splits: no error
 
 
-def test_a_header_only_sheet_is_refused():
-    with pytest.raises(CohortConfigError, match="genomes.tsv: the genome sheet has a header but no genomes"):
-        check_sheet_has_genomes([], "genomes.tsv")
-
-
 def test_the_global_batch_must_split_over_nodes_and_processes():
     config, _ = cohort(["splits", "pretrain"])
     config["pretrain"].update(nodes=4, nproc_per_node=8)
@@ -188,10 +185,50 @@ def test_a_missing_checkpoint_directory_is_named_at_start(tmp_path):
         check_model_directories(config, selected)
     (tmp_path / "AIDO.DNA-300M").mkdir()
     (tmp_path / "AIDO.DNA-300M" / "config.json").write_text("{}")
+    with pytest.raises(
+        CohortConfigError, match=r"config tracks.models: aido: .*AIDO.DNA-300M has a config.json but no"
+    ):
+        check_model_directories(config, selected)  # a download cut short: refused at start, not in a scoring job
+    (tmp_path / "AIDO.DNA-300M" / "model.safetensors").write_bytes(b"")
     with pytest.raises(CohortConfigError, match="config finetune.model: "):
         check_model_directories(config, selected)
     (tmp_path / "config.json").write_text("{}")
+    (tmp_path / "pytorch_model.bin").write_bytes(b"")
     check_model_directories(config, selected)
+
+
+def test_the_weight_files_looked_for_at_start_are_those_the_loader_reads():
+    from dnafm_lib.model import model_dir
+
+    loader = {
+        model_dir.SAFETENSORS_NAME,
+        model_dir.SAFETENSORS_INDEX,
+        model_dir.TORCH_BIN_NAME,
+        model_dir.TORCH_BIN_INDEX,
+    }
+    assert set(WEIGHT_FILES) == loader
+
+
+@pytest.mark.parametrize(
+    "layer, message",
+    [
+        ({"stagse": ["tracks"]}, "cohort.yaml: unknown config key stagse (did you mean stages?)"),
+        (
+            {"tracks": {"widow_bp": 3}},
+            "cohort.yaml: unknown config key tracks.widow_bp (did you mean tracks.window_bp?)",
+        ),
+        ({"shards": {"window_nt": "big"}}, "cohort.yaml: config shards.window_nt: 'big' is not of type 'integer'"),
+    ],
+)
+def test_a_config_mistake_is_one_line_naming_the_file_and_key(layer, message):
+    config = layer_config(DEFAULTS, layer, SCHEMA)
+    with pytest.raises(CohortConfigError) as error:
+        check_config(config, SCHEMA, [("config/config.yaml", DEFAULTS), ("cohort.yaml", layer)])
+    assert str(error.value) == message
+
+
+def test_the_default_config_passes_the_check():
+    check_config(DEFAULTS, SCHEMA, [("config/config.yaml", DEFAULTS)])
 
 
 def test_command_line_config_replaces_the_cohort_files_models_too():
@@ -200,3 +237,23 @@ def test_command_line_config_replaces_the_cohort_files_models_too():
     config = layer_configs(DEFAULTS, [cohort_file, command_line], SCHEMA)
     assert config["tracks"]["models"] == {"aido": "/tmp/AIDO"}
     assert config["stages"] == ["tracks"] and config["tracks"]["passes"] == DEFAULTS["tracks"]["passes"]
+
+
+def test_the_finetune_example_takes_the_annotated_genomes_and_says_how_many():
+    config, selected = cohort(["tracks", "finetune"], genome_sheet="s.tsv")
+    note = finetune_genomes(config, selected, {"a": "a.gff3", "b": "", "c": "c.gff3.gz"})
+    assert note == "finetune: 2 of 3 genomes have an annotation (GFF3) and make the example's windows: a, c"
+    assert finetune_genomes(config, selected, {"a": "", "b": ""}).startswith(
+        "warning: finetune: no genome of the genome sheet s.tsv has an annotation (GFF3)"
+    )
+    config["finetune"]["genomes"] = ["a", "b"]
+    with pytest.raises(CohortConfigError, match=r"config finetune.genomes: b without an annotation \(GFF3\)"):
+        finetune_genomes(config, selected, {"a": "a.gff3", "b": ""})
+    assert finetune_genomes(*cohort(["tracks"]), {"a": ""}) is None  # not a stage: nothing to say
+
+
+def test_finetune_on_the_nt_list_is_a_warning_at_start():
+    config, selected = cohort(["splits", "pretrain", "finetune"], splits={"nt_list": "urls.txt"})
+    assert finetune_genomes(config, selected, None).startswith(
+        "warning: finetune: the genomes of the NT list (splits.nt_list) come without GFF3 annotations"
+    )

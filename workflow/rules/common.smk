@@ -1,5 +1,6 @@
-# Shared by every stage: config layering and validation, the stages asked for, paths, and the
-# final targets per stage.
+# Shared by every stage: config layering and validation, the stages asked for, the genome sheet,
+# every folder and file name (from dnafm_lib.workflow.layout), and the final targets per stage.
+# Stage files (included after this one) hold only their rules and their own input functions.
 from pathlib import Path
 
 import yaml
@@ -13,21 +14,27 @@ from dnafm_lib.data.genome_batches import batch_of, batch_runtime_minutes, genom
 # Snakemake merged the cohort (each --configfile, then --config) recursively into
 # config/config.yaml; layer them again so that each layer's own maps and lists (tracks.models,
 # stages, …) replace the ones below it.
-_layers = [load_configfile(path) for path in workflow.config_settings.configfiles]
-_layers += [dict(workflow.config_settings.config)] if workflow.config_settings.config else []
+_named_layers = [(str(path), load_configfile(path)) for path in workflow.config_settings.configfiles]
+_named_layers += [("--config", dict(workflow.config_settings.config))] if workflow.config_settings.config else []
+_layers = [layer for _, layer in _named_layers]
+with open(Path(workflow.current_basedir) / "../schemas/config.schema.yaml") as _schema:
+    CONFIG_SCHEMA = yaml.safe_load(_schema)
+# config/config.yaml was read, and --replace-workflow-config did not discard it
+_has_defaults = bool(workflow.configfiles) and (
+    len(workflow.configfiles) > len(workflow.overwrite_configfiles)
+    and not workflow.config_settings.replace_workflow_config
+)
+_defaults = [(str(workflow.configfiles[-1]), load_configfile(workflow.configfiles[-1]))] if _has_defaults else []
 if _layers:
-    # config/config.yaml was read, and --replace-workflow-config did not discard it
-    _has_defaults = (
-        len(workflow.configfiles) > len(workflow.overwrite_configfiles)
-        and not workflow.config_settings.replace_workflow_config
-    )
-    with open(Path(workflow.current_basedir) / "../schemas/config.schema.yaml") as _schema:
-        _layered = cohort.layer_configs(
-            load_configfile(workflow.configfiles[-1]) if _has_defaults else {}, _layers, yaml.safe_load(_schema)
-        )
     config.clear()
-    config.update(_layered)
+    config.update(cohort.layer_configs(_defaults[0][1] if _defaults else {}, _layers, CONFIG_SCHEMA))
 
+# One line naming the file (and, for a misspelled key, the nearest valid one), not the schema and
+# the whole config; then Snakemake's validate fills in the schema's defaults.
+try:
+    cohort.check_config(config, CONFIG_SCHEMA, _defaults + _named_layers)
+except DnafmError as error:
+    raise WorkflowError(str(error))
 validate(config, schema="../schemas/config.schema.yaml")
 STAGES = cohort.selected_stages(config)
 # Everything that needs only the config and the sheet is checked now, not when a job runs.
@@ -39,33 +46,86 @@ try:
 except DnafmError as error:
     raise WorkflowError(str(error))
 
-# The cohort's genome sheet: one row per genome, checked per row by the schema, then across rows.
-from dnafm_lib.data.genomes import check_genome_sheet, read_genome_sheet, sheet_line
-from dnafm_lib.data.splits import GENOME_ID_PATTERN  # the {genome} wildcard of every genome rule
+# The cohort's genome sheet: one row per genome, every rule checked (dnafm_lib.data.genome_sheet).
+from dnafm_lib.data.genome_sheet import GENOME_ID_PATTERN, read_genome_sheet  # the {genome} wildcard
 
 GENOME_SHEET = None
 if "genome_sheet" in config:
-    GENOME_SHEET = read_genome_sheet(config["genome_sheet"])
-    for index in GENOME_SHEET.index:  # row by row, to name the line
-        try:
-            validate(GENOME_SHEET.loc[[index]], schema="../schemas/genomes.schema.yaml")
-        except WorkflowError as error:
-            raise WorkflowError(
-                f"{config['genome_sheet']}: line {sheet_line(index)} (genome {GENOME_SHEET.loc[index, 'genome']}): "
-                "does not match workflow/schemas/genomes.schema.yaml",
-                error,
-            )
-    check_genome_sheet(GENOME_SHEET, config["genome_sheet"])
     try:
-        cohort.check_sheet_has_genomes(list(GENOME_SHEET["genome"]), config["genome_sheet"])
+        GENOME_SHEET = read_genome_sheet(config["genome_sheet"]).frame()
         cohort.check_genome_names(config, STAGES, list(GENOME_SHEET["genome"]))
     except DnafmError as error:
         raise WorkflowError(str(error))
+# The fine-tuning example takes the genomes with a GFF3; say how many (the sheet is their source
+# unless the splits come from the NT list, whose genomes have none).
+try:
+    _finetune_note = cohort.finetune_genomes(
+        config,
+        STAGES,
+        (
+            dict(zip(GENOME_SHEET["genome"], GENOME_SHEET["annotation"]))
+            if GENOME_SHEET is not None and not config["splits"]["nt_list"]
+            else None
+        ),
+    )
+except DnafmError as error:
+    raise WorkflowError(str(error))
+if _finetune_note and workflow.is_main_process:  # not again in each job's own Snakemake
+    (logger.warning if _finetune_note.startswith("warning:") else logger.info)(_finetune_note)
 
 RESULTS = Path(config["results_dir"])
 LOGS = Path(config["logs_dir"])  # the schema's default (logs) is filled in by validate
 # Each stage's .smk appends the outputs `rule all` asks for; `rule all` takes those of STAGES.
 STAGE_TARGETS = {stage: [] for stage in cohort.STAGES}
+
+# Every folder and file name of the workflow (dnafm_lib.workflow.layout); stage files use these.
+from dnafm_lib.inference.tracks.igv import IGV_JS_DIST
+from dnafm_lib.workflow import layout
+
+LAYOUT = layout.Layout(RESULTS)
+SPLITS_DIR = LAYOUT.splits
+DOWNLOADS_DIR = LAYOUT.downloads
+GENOMES_DIR = LAYOUT.genomes
+SHARDS_DIR = LAYOUT.shards
+BATCHES_DIR = LAYOUT.genome_batches
+PRETRAIN_DIR = LAYOUT.pretrain
+MODELS_DIR = LAYOUT.models
+TRACKS_DIR = LAYOUT.tracks
+FINETUNE_DIR = LAYOUT.finetune
+SPLITS_OUTPUTS = {key: SPLITS_DIR / name for key, name in layout.SPLITS_FILES.items()}
+DOWNLOAD_OUTPUTS = {key: DOWNLOADS_DIR / "{genome}" / name for key, name in layout.DOWNLOAD_FILES.items()}
+# What a genome's folder holds, for prepare_genome and (batched) adopt_batched_genome alike.
+GENOME_OUTPUTS = {key: GENOMES_DIR / "{genome}" / name for key, name in layout.GENOME_FILES.items()}
+GENOME_ANNOTATION = GENOMES_DIR / "{genome}" / layout.GENOME_ANNOTATION
+# What a genome's shard folder holds, for shard_genome and (batched) adopt_batched_genome alike.
+SHARD_OUTPUTS = {key: SHARDS_DIR / "{genome}" / name for key, name in layout.SHARD_FILES.items()}
+SPLIT_MANIFEST = LAYOUT.split_manifest("{split}")
+PRETRAIN_RUN_DIR = PRETRAIN_DIR / "{run}"  # checkpoints/, metrics.csv, tensorboard/ (not outputs: resumed)
+PRETRAIN_OUTPUTS = {"summary": PRETRAIN_RUN_DIR / "summary.json", "curves": PRETRAIN_RUN_DIR / "curves.png"}
+EXPORT_DIR = MODELS_DIR / "{run}"  # = model_dir("export") for the cohort's pretrain.run
+EXPORT_OUTPUTS = {"config": EXPORT_DIR / "config.json", "weights": EXPORT_DIR / "model.safetensors"}
+CHUNK_PLAN = TRACKS_DIR / "{genome}" / "chunks.tsv"  # one per genome, shared by its models
+GENOME_TRACKS_DIR = TRACKS_DIR / "{genome}" / "{model}"
+CHUNK_FILE = GENOME_TRACKS_DIR / "chunks" / "{chunk}.npz"
+IGV_JS_INSTALLED = LAYOUT.browser / IGV_JS_DIST  # rule install_igv_js, when tracks.igv_js is null
+# The pretrain stage's run: its export is the model that tracks.models / finetune.model "export" names.
+PRETRAIN_RUN = config["pretrain"]["run"]
+
+
+def genome_file(template, genome):
+    """One genome's file from a {genome} template above (GENOME_OUTPUTS[...], GENOME_ANNOTATION)."""
+    return Path(str(template).format(genome=genome))
+
+
+def model_dir(source):
+    """The model directory of a tracks.models / finetune.model value."""
+    return LAYOUT.model_dir(source, PRETRAIN_RUN)
+
+
+# Above 1, workflow/rules/genome_batches.smk prepares (and shards) this many genomes per job
+# instead of the two one-genome rules of genomes.smk and shards.smk.
+GENOMES_PER_JOB = config["prepare"]["genomes_per_job"]
+TRACKS = config["tracks"]
 
 
 def selected_targets():
@@ -81,7 +141,7 @@ import pandas as pd
 
 # The table every genome job reads (the splits stage's genomes.tsv) or, without that stage,
 # the genome sheet itself (rows need no split then).
-GENOME_TABLE = RESULTS / "splits" / "genomes.tsv" if "splits" in STAGES else Path(config["genome_sheet"])
+GENOME_TABLE = SPLITS_OUTPUTS["genomes"] if "splits" in STAGES else Path(config["genome_sheet"])
 _GENOMES_TABLES = {}  # path → (mtime, table): input functions ask for it once per job, 10^4+ times
 
 
@@ -91,7 +151,7 @@ def genomes_table():
     Read once per version of the file (callers must not modify it)."""
     if "splits" not in STAGES:
         if "sheet" not in _GENOMES_TABLES:
-            table = GENOME_SHEET.fillna("").assign(assembly_name="", status="")
+            table = GENOME_SHEET.assign(assembly_name="", status="")
             _GENOMES_TABLES["sheet"] = table.set_index("genome", drop=False)
         return _GENOMES_TABLES["sheet"]
     table = checkpoints.build_splits.get().output.genomes
@@ -118,7 +178,7 @@ def genome_inputs(genome):
     if row["source"] == "file":
         inputs["fasta"] = row["location"]
     else:
-        inputs["download_record"] = str(DOWNLOADS_DIR / genome / "download.json")
+        inputs["download_record"] = str(genome_file(DOWNLOAD_OUTPUTS["record"], genome))
     if row["annotation"]:
         inputs["annotation"] = row["annotation"]
     return inputs
@@ -151,7 +211,6 @@ def prepare_genome_args(wildcards, input):
 
 
 # Batches of genomes (prepare.genomes_per_job above 1; workflow/rules/genome_batches.smk).
-BATCHES_DIR = RESULTS / "genome_batches"
 # A batch job shards too only where something reads shards (pretraining).
 BATCH_SHARDS = "pretrain" in STAGES
 
@@ -180,6 +239,18 @@ def batch_args(wildcards):
         else ""
     )
     return shlex.quote(json.dumps(settings, separators=(",", ":"))) + shard
+
+
+def track_genomes():
+    """Genome names to mine: config tracks.genomes, or every genome of the genome table (splits table or sheet)."""
+    wanted = TRACKS["genomes"]
+    known = list(genomes_table().index)
+    if wanted == "all":
+        return known
+    unknown = [g for g in wanted if g not in known]
+    if unknown:
+        raise ValueError(f"config tracks.genomes: {', '.join(unknown)} not in {GENOME_TABLE}")
+    return list(wanted)
 
 
 def genomes_in_split(split):

@@ -5,20 +5,18 @@
 {results}/finetune/cds/comparison.tsv, .txt         both runs' test metrics side by side (.txt is what it prints)
 """
 
-FINETUNE_DIR = RESULTS / "finetune"
 FINETUNE = config["finetune"]
-PRETRAIN_RUN = PRETRAIN["run"]  # pretrain.smk, included before this file
 # "export": this workflow's pretrained model; otherwise a checkpoint directory of the user's
-FINETUNE_MODEL = RESULTS / "models" / PRETRAIN_RUN if FINETUNE["model"] == "export" else Path(FINETUNE["model"])
+FINETUNE_MODEL = model_dir(FINETUNE["model"])
 
 
 rule build_cds_windows:
     input:
         fasta=lambda wildcards: [
-            GENOMES_DIR / g / "genome.fa.gz" for g in annotated_genomes(genomes_table(), FINETUNE["genomes"])
+            genome_file(GENOME_OUTPUTS["fasta"], g) for g in annotated_genomes(genomes_table(), FINETUNE["genomes"])
         ],
         fai=lambda wildcards: [
-            GENOMES_DIR / g / "genome.fa.gz.fai" for g in annotated_genomes(genomes_table(), FINETUNE["genomes"])
+            genome_file(GENOME_OUTPUTS["fai"], g) for g in annotated_genomes(genomes_table(), FINETUNE["genomes"])
         ],
     output:
         FINETUNE_DIR / "cds_windows.tsv",
@@ -29,7 +27,7 @@ rule build_cds_windows:
     params:
         # prepare_genome copies each row's GFF3 next to its FASTA as annotation.gff3
         gff=lambda wildcards: [
-            GENOMES_DIR / g / "annotation.gff3" for g in annotated_genomes(genomes_table(), FINETUNE["genomes"])
+            genome_file(GENOME_ANNOTATION, g) for g in annotated_genomes(genomes_table(), FINETUNE["genomes"])
         ],
         names=lambda wildcards: annotated_genomes(genomes_table(), FINETUNE["genomes"]),
         window_bp=FINETUNE["window_bp"],
@@ -48,7 +46,7 @@ rule compare_finetuning:
         data=FINETUNE_DIR / "cds_windows.tsv",
         model=lambda wildcards: (
             expand(rules.export_model.output, run=PRETRAIN_RUN)
-            if FINETUNE["model"] == "export"
+            if FINETUNE["model"] == layout.EXPORT
             else [FINETUNE_MODEL / "config.json"]
         ),
     output:

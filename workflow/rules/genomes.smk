@@ -5,22 +5,6 @@ chrom.sizes, provenance.json, and annotation.gff3 when the row names one. file r
 local FASTA; ncbi and url rows read the download step's record (results/downloads/{genome}/).
 """
 
-from dnafm_lib.data import genomes as genome_layout
-
-GENOMES_DIR = RESULTS / "genomes"
-# Above 1, workflow/rules/genome_batches.smk prepares (and shards) this many genomes per job
-# instead of the two one-genome rules here and in shards.smk.
-GENOMES_PER_JOB = config["prepare"]["genomes_per_job"]
-# What a genome's folder holds, for prepare_genome and (batched) adopt_batched_genome alike.
-GENOME_OUTPUTS = {
-    "fasta": GENOMES_DIR / "{genome}" / genome_layout.FASTA_NAME,
-    "fai": GENOMES_DIR / "{genome}" / f"{genome_layout.FASTA_NAME}.fai",
-    "gzi": GENOMES_DIR / "{genome}" / f"{genome_layout.FASTA_NAME}.gzi",
-    "sizes": GENOMES_DIR / "{genome}" / genome_layout.SIZES_NAME,
-    "provenance": GENOMES_DIR / "{genome}" / genome_layout.PROVENANCE_NAME,
-}
-
-
 if GENOMES_PER_JOB == 1:
 
     rule prepare_genome:

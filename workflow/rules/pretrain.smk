@@ -15,22 +15,20 @@ import json
 import os
 
 PRETRAIN = config["pretrain"]
-PRETRAIN_DIR = RESULTS / "pretrain"
-MODELS_DIR = RESULTS / "models"
 STAGE_TARGETS["pretrain"] += [
-    PRETRAIN_DIR / PRETRAIN["run"] / "curves.png",
-    MODELS_DIR / PRETRAIN["run"] / "config.json",
+    *expand(PRETRAIN_OUTPUTS["curves"], run=PRETRAIN_RUN),
+    *expand(EXPORT_OUTPUTS["config"], run=PRETRAIN_RUN),
 ]
 
 
 rule pretrain_model:
     input:
-        train=RESULTS / "shards" / "train.manifest.json",
-        validation=RESULTS / "shards" / "validation.manifest.json",
+        train=LAYOUT.split_manifest("train"),
+        validation=LAYOUT.split_manifest("validation"),
     output:
-        summary=PRETRAIN_DIR / "{run}" / "summary.json",
+        summary=PRETRAIN_OUTPUTS["summary"],
         curves=report(
-            PRETRAIN_DIR / "{run}" / "curves.png",
+            PRETRAIN_OUTPUTS["curves"],
             caption="../report/training_curves.rst",
             category="Pretraining",
         ),
@@ -49,7 +47,7 @@ rule pretrain_model:
         runtime=PRETRAIN["runtime_min"],
         mem_mb=PRETRAIN["mem_mb"],
     params:
-        run_dir=lambda wildcards: PRETRAIN_DIR / wildcards.run,
+        run_dir=lambda wildcards: Path(str(PRETRAIN_RUN_DIR).format(run=wildcards.run)),
         settings=json.dumps(PRETRAIN["train"]),
         nproc_per_node=PRETRAIN["nproc_per_node"],
     shell:
@@ -60,10 +58,9 @@ rule pretrain_model:
 
 rule export_model:
     input:
-        summary=PRETRAIN_DIR / "{run}" / "summary.json",
+        summary=PRETRAIN_OUTPUTS["summary"],
     output:
-        config=MODELS_DIR / "{run}" / "config.json",
-        weights=MODELS_DIR / "{run}" / "model.safetensors",
+        **EXPORT_OUTPUTS,
     log:
         LOGS / "export_model" / "{run}.log",
     conda:
@@ -71,7 +68,7 @@ rule export_model:
     resources:
         mem_mb=4000,
     params:
-        run_dir=lambda wildcards: PRETRAIN_DIR / wildcards.run,
-        out_dir=lambda wildcards: MODELS_DIR / wildcards.run,
+        run_dir=lambda wildcards: Path(str(PRETRAIN_RUN_DIR).format(run=wildcards.run)),
+        out_dir=lambda wildcards: Path(str(EXPORT_DIR).format(run=wildcards.run)),
     shell:
         "dnafm export --run-dir {params.run_dir:q} --out {params.out_dir:q} > {log:q} 2>&1"

@@ -7,24 +7,14 @@ Config `shards`: window_nt (nucleotides per row; the model adds [CLS]/[EOS]), mi
 a contig's shorter last window from this length).
 """
 
-from dnafm_lib.data import shards as shard_layout
-
-SHARDS_DIR = RESULTS / "shards"
 if config["shards"]["min_tail_nt"] > config["shards"]["window_nt"]:
     raise WorkflowError(
         f"config shards.min_tail_nt ({config['shards']['min_tail_nt']}) must be at most "
         f"shards.window_nt ({config['shards']['window_nt']})"
     )
-from dnafm_lib.data.splits import SPLITS as SPLIT_NAMES  # train, validation, test
+from dnafm_lib.data.genome_sheet import SPLITS as SPLIT_NAMES  # train, validation, test
 
-STAGE_TARGETS["pretrain"] += [SHARDS_DIR / f"{split}.manifest.json" for split in SPLIT_NAMES]
-# What a genome's shard folder holds, for shard_genome and (batched) adopt_batched_genome alike.
-SHARD_OUTPUTS = {
-    "tokens": SHARDS_DIR / "{genome}" / shard_layout.TOKENS_FILE,
-    "softmask": SHARDS_DIR / "{genome}" / shard_layout.SOFTMASK_FILE,
-    "index": SHARDS_DIR / "{genome}" / shard_layout.INDEX_FILE,
-    "metadata": SHARDS_DIR / "{genome}" / shard_layout.METADATA_FILE,
-}
+STAGE_TARGETS["pretrain"] += [LAYOUT.split_manifest(split) for split in SPLIT_NAMES]
 
 
 localrules:
@@ -35,7 +25,7 @@ if GENOMES_PER_JOB == 1:
 
     rule shard_genome:
         input:
-            fasta=GENOMES_DIR / "{genome}" / "genome.fa.gz",
+            fasta=GENOME_OUTPUTS["fasta"],
         output:
             **SHARD_OUTPUTS,
         log:
@@ -59,9 +49,11 @@ if GENOMES_PER_JOB == 1:
 
 rule index_shards:
     input:
-        lambda wildcards: [SHARDS_DIR / genome / "metadata.json" for genome in genomes_in_split(wildcards.split)],
+        lambda wildcards: [
+            genome_file(SHARD_OUTPUTS["metadata"], genome) for genome in genomes_in_split(wildcards.split)
+        ],
     output:
-        SHARDS_DIR / "{split}.manifest.json",
+        SPLIT_MANIFEST,
     log:
         LOGS / "index_shards" / "{split}.log",
     wildcard_constraints:

@@ -17,9 +17,7 @@ config genome_sheet. NCBI jobs hold the global resource `ncbi_jobs` (default
 ncbi.max_concurrent_jobs; `--resources ncbi_jobs=N` or a profile overrides it).
 """
 
-SPLITS_DIR = RESULTS / "splits"
-DOWNLOADS_DIR = RESULTS / "downloads"
-STAGE_TARGETS["splits"] += [SPLITS_DIR / "genomes.tsv", SPLITS_DIR / "summary.json"]
+STAGE_TARGETS["splits"] += [SPLITS_OUTPUTS["genomes"], SPLITS_OUTPUTS["summary"]]
 
 # Cap concurrent NCBI jobs unless the command line or profile already set the resource.
 if "ncbi_jobs" not in workflow.global_resources:
@@ -32,7 +30,7 @@ if config["splits"]["nt_list"]:  # required; null = build from genome_sheet
 elif config.get("genome_sheet"):  # optional: a cohort of NT-list genomes needs none
     SPLITS_SOURCE = ["--sheet", config["genome_sheet"]]
 else:
-    raise ValueError("config: set splits.nt_list (the NT list) or genome_sheet (a genome sheet TSV)")
+    raise WorkflowError("config: set splits.nt_list (the NT list) or genome_sheet (a genome sheet TSV)")
 NCBI_ARGS = ["--ncbi-ftp-url", config["ncbi"]["ftp_url"], "--ncbi-api-url", config["ncbi"]["api_url"]]
 
 
@@ -48,22 +46,22 @@ checkpoint build_splits:
         [] if SPLITS_SOURCE[1].startswith(("http://", "https://")) else [SPLITS_SOURCE[1]],
     output:
         genomes=report(
-            SPLITS_DIR / "genomes.tsv",
+            SPLITS_OUTPUTS["genomes"],
             caption="../report/splits_summary.rst",
             category="Splits",
-            labels={"file": "genomes.tsv"},
+            labels={"file": layout.SPLITS_FILES["genomes"]},
         ),
         removed=report(
-            SPLITS_DIR / "removed.tsv",
+            SPLITS_OUTPUTS["removed"],
             caption="../report/splits_summary.rst",
             category="Splits",
-            labels={"file": "removed.tsv"},
+            labels={"file": layout.SPLITS_FILES["removed"]},
         ),
         summary=report(
-            SPLITS_DIR / "summary.json",
+            SPLITS_OUTPUTS["summary"],
             caption="../report/splits_summary.rst",
             category="Splits",
-            labels={"file": "summary.json"},
+            labels={"file": layout.SPLITS_FILES["summary"]},
         ),
     log:
         LOGS / "build_splits.log",
@@ -93,8 +91,7 @@ rule download_genome:
         # table must not re-download 800 genomes that did not change.
         genomes=ancient(GENOME_TABLE),
     output:
-        fasta=DOWNLOADS_DIR / "{genome}" / "genomic.fna.gz",
-        record=DOWNLOADS_DIR / "{genome}" / "download.json",
+        **DOWNLOAD_OUTPUTS,
     log:
         LOGS / "download_genome" / "{genome}.log",
     wildcard_constraints:

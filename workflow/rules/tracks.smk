@@ -26,7 +26,7 @@ rule tracks_all:
 
 
 # "export" models need rule export_model (workflow/rules/pretrain.smk, included before this file).
-if "export" not in TRACKS["models"].values() or hasattr(rules, "export_model"):
+if layout.EXPORT not in TRACKS["models"].values() or hasattr(rules, "export_model"):
     STAGE_TARGETS["tracks"] += [tracks_targets]
 else:
     logger.warning(
@@ -37,9 +37,9 @@ else:
 
 checkpoint split_genome_chunks:
     input:
-        fai=GENOMES_DIR / "{genome}" / "genome.fa.gz.fai",
+        fai=GENOME_OUTPUTS["fai"],
     output:
-        plan=TRACKS_DIR / "{genome}" / "chunks.tsv",
+        plan=CHUNK_PLAN,
     log:
         LOGS / "split_genome_chunks" / "{genome}.log",
     conda:
@@ -54,14 +54,14 @@ checkpoint split_genome_chunks:
 
 rule score_chunk:
     input:
-        fasta=GENOMES_DIR / "{genome}" / "genome.fa.gz",
-        fai=GENOMES_DIR / "{genome}" / "genome.fa.gz.fai",
-        gzi=GENOMES_DIR / "{genome}" / "genome.fa.gz.gzi",
-        plan=TRACKS_DIR / "{genome}" / "chunks.tsv",
+        fasta=GENOME_OUTPUTS["fasta"],
+        fai=GENOME_OUTPUTS["fai"],
+        gzi=GENOME_OUTPUTS["gzi"],
+        plan=CHUNK_PLAN,
         model=model_inputs,
     output:
         # Temporary: removed once gather_tracks has written the tracks (tracks.keep_chunks keeps them).
-        chunk_output(TRACKS_DIR / "{genome}" / "{model}" / "chunks" / "{chunk}.npz"),
+        chunk_output(CHUNK_FILE),
     log:
         LOGS / "score_chunk" / "{genome}" / "{model}" / "{chunk}.log",
     benchmark:
@@ -84,23 +84,23 @@ rule score_chunk:
 rule gather_tracks:
     input:
         chunks=chunk_files,
-        sizes=GENOMES_DIR / "{genome}" / "chrom.sizes",
+        sizes=GENOME_OUTPUTS["sizes"],
         # params read the genome's row of the splits table (its annotation); ancient: a rebuilt
         # table alone does not redo the tracks.
         genomes=ancient(GENOME_TABLE),
     output:
         summary=report(
-            TRACKS_DIR / "{genome}" / "{model}" / catalog.SUMMARY_JSON,
+            GENOME_TRACKS_DIR / catalog.SUMMARY_JSON,
             caption="../report/track_summary.rst",
             category="Tracks",
             subcategory="{genome}",
             labels={"genome": "{genome}", "model": "{model}"},
         ),
-        tracks=[TRACKS_DIR / "{genome}" / "{model}" / name for name in TRACK_FILES],
-        embeddings=[TRACKS_DIR / "{genome}" / "{model}" / name for name in EMBEDDING_FILES],
+        tracks=[GENOME_TRACKS_DIR / name for name in TRACK_FILES],
+        embeddings=[GENOME_TRACKS_DIR / name for name in EMBEDDING_FILES],
         enrichment=[
             report(
-                TRACKS_DIR / "{genome}" / "{model}" / name,
+                GENOME_TRACKS_DIR / name,
                 caption="../report/cluster_enrichment.rst",
                 category="Cluster enrichment",
                 subcategory="{genome}",
@@ -130,7 +130,7 @@ rule gather_tracks:
 
 rule install_igv_js:
     output:
-        RESULTS / "browser" / "igv.min.js",
+        IGV_JS_INSTALLED,
     log:
         LOGS / "install_igv_js.log",
     conda:
@@ -148,15 +148,15 @@ localrules:
 
 rule write_browser_files:
     input:
-        summary=TRACKS_DIR / "{genome}" / "{model}" / catalog.SUMMARY_JSON,
-        fasta=GENOMES_DIR / "{genome}" / "genome.fa.gz",
+        summary=GENOME_TRACKS_DIR / catalog.SUMMARY_JSON,
+        fasta=GENOME_OUTPUTS["fasta"],
         igv_js=IGV_JS,
         genomes=ancient(GENOME_TABLE),
     output:
-        session=TRACKS_DIR / "{genome}" / "{model}" / "igv_session.xml",
-        page=TRACKS_DIR / "{genome}" / "{model}" / "igv.html",
-        igv_js=TRACKS_DIR / "{genome}" / "{model}" / "igv.min.js",
-        hub=directory(TRACKS_DIR / "{genome}" / "{model}" / "hub"),
+        session=GENOME_TRACKS_DIR / catalog.IGV_SESSION_XML,
+        page=GENOME_TRACKS_DIR / catalog.IGV_HTML,
+        igv_js=GENOME_TRACKS_DIR / IGV_JS_DIST,
+        hub=directory(GENOME_TRACKS_DIR / HUB_DIR),
     log:
         LOGS / "write_browser_files" / "{genome}" / "{model}.log",
     conda:

@@ -3,10 +3,7 @@
 import shlex
 
 from dnafm_lib.inference.tracks import catalog
-from dnafm_lib.inference.tracks.igv import IGV_JS_DIST
 
-TRACKS_DIR = RESULTS / "tracks"
-TRACKS = config["tracks"]
 TRACK_FILES = list(catalog.PER_BASE_FILES)  # loss, entropy, P(A..T) and the four logo tracks
 EMBEDDING_FILES = [
     *(spec.filename for spec in catalog.EMBEDDING_TRACKS),
@@ -18,8 +15,9 @@ EMBEDDING_FILES = [
 ENRICHMENT_FILES = [catalog.ENRICHMENT_PNG, catalog.ENRICHMENT_TSV]
 if TRACKS["layer"] is None:  # no embeddings
     EMBEDDING_FILES, ENRICHMENT_FILES = [], []
-BROWSER_FILES = [catalog.IGV_SESSION_XML, catalog.IGV_HTML, IGV_JS_DIST, "hub"]
-IGV_JS = TRACKS["igv_js"] or str(RESULTS / "browser" / "igv.min.js")
+HUB_DIR = "hub"  # the UCSC hub folder `dnafm tracks browser` writes
+BROWSER_FILES = [catalog.IGV_SESSION_XML, catalog.IGV_HTML, IGV_JS_DIST, HUB_DIR]
+IGV_JS = TRACKS["igv_js"] or str(IGV_JS_INSTALLED)
 
 from dnafm_lib.workflow.chunk_size import configured_chunk_bp
 
@@ -40,36 +38,23 @@ if "tracks" in STAGES:
 
     for _name, _source in TRACKS["models"].items():
         _context = (
-            config["shards"]["window_nt"] + FRAME_TOKENS if _source == "export" else trained_context_tokens(_source)
+            config["shards"]["window_nt"] + FRAME_TOKENS
+            if _source == layout.EXPORT
+            else trained_context_tokens(_source)
         )
         _message = context_warning(f"tracks.models {_name}", TRACKS["window_bp"], _context)
         if _message:
             logger.warning(f"warning: {_message}")
 
 
-def track_genomes():
-    """Genome names to mine: config tracks.genomes, or every genome of the genome table (splits table or sheet)."""
-    wanted = TRACKS["genomes"]
-    known = list(genomes_table().index)
-    if wanted == "all":
-        return known
-    unknown = [g for g in wanted if g not in known]
-    if unknown:
-        raise ValueError(f"config tracks.genomes: {', '.join(unknown)} not in {GENOME_TABLE}")
-    return list(wanted)
-
-
 def model_source(model):
-    source = TRACKS["models"][model]
-    if source == "export":
-        return RESULTS / "models" / PRETRAIN["run"]
-    return Path(source)
+    return model_dir(TRACKS["models"][model])
 
 
 def model_inputs(wildcards):
     """The export rule's outputs for the workflow's own model; a user's checkpoint's config.json otherwise."""
-    if TRACKS["models"][wildcards.model] == "export":
-        return expand(rules.export_model.output, run=PRETRAIN["run"])
+    if TRACKS["models"][wildcards.model] == layout.EXPORT:
+        return expand(rules.export_model.output, run=PRETRAIN_RUN)
     return [model_source(wildcards.model) / "config.json"]
 
 
@@ -102,14 +87,15 @@ def chunk_files(wildcards):
     from dnafm_lib.inference.tracks.plan import read_chunk_plan
 
     return [
-        TRACKS_DIR / wildcards.genome / wildcards.model / "chunks" / f"{chunk}.npz" for chunk in read_chunk_plan(plan)
+        Path(str(CHUNK_FILE).format(genome=wildcards.genome, model=wildcards.model, chunk=chunk))
+        for chunk in read_chunk_plan(plan)
     ]
 
 
 def annotation_args(wildcards):
     """--annotation for genomes whose row names a GFF3 (prepare_genome copies it next to the FASTA)."""
     if genome_row(wildcards.genome)["annotation"]:
-        return f"--annotation {shlex.quote(str(GENOMES_DIR / wildcards.genome / 'annotation.gff3'))}"
+        return f"--annotation {shlex.quote(str(genome_file(GENOME_ANNOTATION, wildcards.genome)))}"
     return ""
 
 
@@ -122,7 +108,7 @@ def hub_args(wildcards):
 def genome_tracks_files(genome, model):
     """Every file gather_tracks and write_browser_files make for one genome × model."""
     names = [catalog.SUMMARY_JSON, *TRACK_FILES, *EMBEDDING_FILES, *ENRICHMENT_FILES, *BROWSER_FILES]
-    return [TRACKS_DIR / genome / model / name for name in names]
+    return [TRACKS_DIR / genome / model / name for name in names]  # GENOME_TRACKS_DIR's files
 
 
 def tracks_targets(wildcards):
