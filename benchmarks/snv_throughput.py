@@ -113,7 +113,7 @@ def main(argv=None) -> int:
 
     import torch
 
-    from dnafm_lib.inference.snv_table import BASES, write_snv_outputs
+    from dnafm_lib.inference.snv_table import BASES, write_snv_outputs_from_bigwigs
     from dnafm_lib.inference.tracks.writers import read_chrom_sizes
 
     if args.threads:
@@ -127,7 +127,7 @@ def main(argv=None) -> int:
         work = Path(tmp)
         table = work / "snv_scores.tsv.bgz"
         start = time.perf_counter()
-        info = write_snv_outputs(
+        info = write_snv_outputs_from_bigwigs(
             {b: tracks / f"prob_{b}.bw" for b in BASES},
             args.fasta,
             sizes,

@@ -81,6 +81,14 @@ def _gather_arguments(parser):
         default="full",
         help="keep the embedding bins as the full float16 array (full) or only their top PCs and the PCA (pcs)",
     )
+    from dnafm_lib.inference.tracks.catalog import DEFAULT_OUTPUTS
+
+    parser.add_argument(
+        "--outputs",
+        default=",".join(DEFAULT_OUTPUTS),
+        help="comma-separated per-base outputs to write (default all: %(default)s); snv_table is the "
+        "tabix-indexed all-SNV table, snv_min_llr each base's lowest SNV LLR as a bigWig",
+    )
 
 
 def add_arguments(parser):
@@ -148,6 +156,8 @@ def _add_gather_step(sub):
     gather.add_argument("--chrom-sizes", required=True, help="chrom.sizes or .fai: bigWig header and order")
     gather.add_argument("--out-dir", required=True)
     gather.add_argument("--seed", type=int, default=_scoring_defaults().seed)
+    gather.add_argument("--fasta", help="the genome's indexed FASTA: reference bases of the SNV outputs")
+    gather.add_argument("--model-name", help="the model named in the SNV table's header (default: the --out-dir name)")
     _gather_arguments(gather)
 
 
@@ -277,8 +287,19 @@ def _run_gather(args):
         gff_path=args.annotation,
         seed=args.seed,
         embeddings=args.embeddings,
+        outputs=_outputs(args),
+        fasta_path=args.fasta,
+        model_name=args.model_name,
     )
     print(f"{args.out_dir}: {summary['scored_bp']} bases scored, {len(summary['tracks'])} tracks")
+
+
+def _outputs(args) -> tuple[str, ...]:
+    from dnafm_lib.inference.tracks.catalog import output_files
+
+    outputs = tuple(name.strip() for name in args.outputs.split(",") if name.strip())
+    output_files(outputs)  # one error naming an unknown output
+    return outputs
 
 
 def _run_browser(args):
@@ -354,5 +375,6 @@ def _run_one_shot(args):
         igv_js=args.igv_js,
         keep_chunks=args.keep_chunks,
         embeddings=args.embeddings,
+        outputs=_outputs(args),
     )
     print(f"{args.out_dir}: {summary['scored_bp']} bases scored, {len(summary['tracks'])} tracks")

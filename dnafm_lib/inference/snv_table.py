@@ -306,18 +306,15 @@ def _with_flanks(contig: str, start: int, end: int, probs: np.ndarray, fasta) ->
 
 
 def write_snv_outputs(
-    prob_bigwigs: dict[str, str | os.PathLike],
-    fasta_path: str | os.PathLike,
+    regions: Callable[[], Iterable[RegionProbs]],
     chrom_sizes: Sequence[tuple[str, int]],
-    table_path: str | os.PathLike,
+    table_path: str | os.PathLike | None,
     min_llr_path: str | os.PathLike | None,
     meta: dict,
 ) -> dict:
-    """The all-SNV table and the min-LLR bigWig of a genome, from its probability bigWigs."""
-    from dnafm_lib.data.indexed_fasta import open_fasta
+    """The all-SNV table and/or the min-LLR bigWig from a genome's regions (each ``None`` to skip)."""
     from dnafm_lib.inference.tracks.writers import BigWigWriter
 
-    fasta = open_fasta(fasta_path)
     writer = BigWigWriter(min_llr_path, chrom_sizes) if min_llr_path is not None else None
 
     def add_min_llr(region: RegionProbs, snvs: RegionSnvs) -> None:
@@ -325,7 +322,12 @@ def write_snv_outputs(
             writer.add_bases(region.contig, *min_llr_per_base(region, snvs))
 
     try:
-        info = write_snv_table(lambda: bigwig_regions(prob_bigwigs, fasta), table_path, meta, add_min_llr)
+        if table_path is not None:
+            info = write_snv_table(regions, table_path, meta, add_min_llr)
+        else:  # the track alone: one pass, no class statistics
+            for region in regions():
+                add_min_llr(region, region_snvs(region))
+            info = {}
     except BaseException as exc:
         if writer is not None:
             writer.abort(exc)
@@ -333,3 +335,18 @@ def write_snv_outputs(
     if writer is not None:
         writer.close()
     return info
+
+
+def write_snv_outputs_from_bigwigs(
+    prob_bigwigs: dict[str, str | os.PathLike],
+    fasta_path: str | os.PathLike,
+    chrom_sizes: Sequence[tuple[str, int]],
+    table_path: str | os.PathLike | None,
+    min_llr_path: str | os.PathLike | None,
+    meta: dict,
+) -> dict:
+    """The same outputs from a finished tracks folder's probability bigWigs (no chunk files needed)."""
+    from dnafm_lib.data.indexed_fasta import open_fasta
+
+    fasta = open_fasta(fasta_path)
+    return write_snv_outputs(lambda: bigwig_regions(prob_bigwigs, fasta), chrom_sizes, table_path, min_llr_path, meta)

@@ -159,7 +159,7 @@ def test_a_kill_while_writing_then_a_rerun_gives_the_same_bytes(tmp_path):
 
 
 def test_the_table_from_the_probability_bigwigs_equals_the_one_from_the_chunks(tmp_path):
-    from dnafm_lib.inference.snv_table import write_snv_outputs
+    from dnafm_lib.inference.snv_table import write_snv_outputs_from_bigwigs
     from dnafm_lib.inference.tracks.writers import BigWigWriter
 
     bases, probs = random_genome(7_000, seed=5)
@@ -175,7 +175,7 @@ def test_the_table_from_the_probability_bigwigs_equals_the_one_from_the_chunks(t
                 writer.add_bases(name, 0, p[:, i])
     from_bigwigs = tmp_path / "bw.tsv.bgz"
     min_llr = tmp_path / "snv_min_llr.bw"
-    write_snv_outputs(bigwigs, fasta, sizes, from_bigwigs, min_llr, {"model": "m"})
+    write_snv_outputs_from_bigwigs(bigwigs, fasta, sizes, from_bigwigs, min_llr, {"model": "m"})
     direct = tmp_path / "direct.tsv.bgz"
     regions = [RegionProbs(name, 0, seq.encode(), p) for name, (seq, p) in contigs.items()]
     write_snv_table(lambda: iter(regions), direct, {"model": "m"})

@@ -268,7 +268,7 @@ def test_gather_refuses_chunks_that_leave_a_contig_uncovered(gapped_run, gapped_
     fasta, _ = gapped_genome
     chunks = sorted((out / "chunks").glob("chunk*.npz"))
     with pytest.raises(DnafmError, match="does not follow|do not cover"):
-        gather_tracks(chunks[:1] + chunks[2:], str(fasta) + ".fai", tmp_path / "gathered")
+        gather_tracks(chunks[:1] + chunks[2:], str(fasta) + ".fai", tmp_path / "gathered", fasta_path=fasta)
     assert not (tmp_path / "gathered" / "mlm_loss.bw").exists()
 
 

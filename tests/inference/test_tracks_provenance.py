@@ -78,4 +78,6 @@ def test_weights_changed_after_scoring_stop_the_gather(tmp_path, genome, monkeyp
     weights = model / "model.safetensors"
     weights.write_bytes(weights.read_bytes())  # same bytes, new modification time: not what scored
     with pytest.raises(DnafmError, match="model.safetensors: changed since the chunks were scored"):
-        gather_tracks(sorted((out / "chunks").glob("chunk*.npz")), str(genome) + ".fai", out, n_clusters=3)
+        gather_tracks(
+            sorted((out / "chunks").glob("chunk*.npz")), str(genome) + ".fai", out, n_clusters=3, fasta_path=genome
+        )

@@ -183,7 +183,7 @@ def scored_chunks(tmp_path_factory):
 def test_the_pcs_store_keeps_top_pcs_instead_of_the_full_array_with_the_same_segments(scored_chunks, tmp_path):
     fasta, full, chunks = scored_chunks
     pcs = tmp_path / "pcs"
-    summary = gather_tracks(chunks, str(fasta) + ".fai", pcs, n_clusters=3, embeddings="pcs")
+    summary = gather_tracks(chunks, str(fasta) + ".fai", pcs, n_clusters=3, embeddings="pcs", fasta_path=fasta)
 
     assert summary["embedding_store"] == "pcs"
     assert not (pcs / catalog.EMBEDDINGS_NPY).exists()

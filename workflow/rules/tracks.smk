@@ -85,6 +85,10 @@ rule gather_tracks:
     input:
         chunks=chunk_files,
         sizes=GENOME_OUTPUTS["sizes"],
+        # the reference bases of the SNV table and the min-LLR track
+        fasta=GENOME_OUTPUTS["fasta"],
+        fai=GENOME_OUTPUTS["fai"],
+        gzi=GENOME_OUTPUTS["gzi"],
         # params read the genome's row of the splits table (its annotation); ancient: a rebuilt
         # table alone does not redo the tracks.
         genomes=ancient(GENOME_TABLE),
@@ -122,10 +126,11 @@ rule gather_tracks:
         n_clusters=TRACKS["n_clusters"],
         seed=TRACKS["seed"],
         embeddings=TRACKS.get("embeddings", "full"),  # optional in the schema
+        outputs=",".join(TRACK_OUTPUTS),
     shell:
         "dnafm tracks gather {input.chunks:q} --chrom-sizes {input.sizes:q} --out-dir {params.out_dir:q} "
         "--n-clusters {params.n_clusters} --seed {params.seed} --embeddings {params.embeddings} {params.annotation} "
-        "> {log:q} 2>&1"
+        "--outputs {params.outputs} --fasta {input.fasta:q} --model-name {wildcards.model} > {log:q} 2>&1"
 
 
 rule install_igv_js:

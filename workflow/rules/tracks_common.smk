@@ -4,7 +4,9 @@ import shlex
 
 from dnafm_lib.inference.tracks import catalog
 
-TRACK_FILES = list(catalog.PER_BASE_FILES)  # loss, entropy, P(A..T) and the four logo tracks
+# The per-base outputs the cohort chose (tracks.outputs; default all): bigWigs and the SNV table.
+TRACK_OUTPUTS = TRACKS.get("outputs", list(catalog.DEFAULT_OUTPUTS))  # optional in the schema
+TRACK_FILES = catalog.output_files(TRACK_OUTPUTS)
 EMBEDDING_FILES = [
     *(spec.filename for spec in catalog.EMBEDDING_TRACKS),
     catalog.SEGMENTS_BED,

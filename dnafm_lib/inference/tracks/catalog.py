@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from dnafm_lib.core.errors import DnafmError
+
 
 @dataclass(frozen=True)
 class TrackSpec:
@@ -77,6 +79,33 @@ LOGO_TRACKS: tuple[TrackSpec, ...] = tuple(
 
 #: Every per-base bigWig gather writes, in display order.
 GATHERED_PER_BASE_TRACKS: tuple[TrackSpec, ...] = PER_BASE_TRACKS + LOGO_TRACKS
+
+#: From the all-SNV table's pass (inference/snv_table.py): each base's lowest llr over its three
+#: possible SNVs, ln P(alt) − ln P(ref) — where a mutation hurts most. Autoscaled: a trained
+#: model's values reach far below a lightly trained one's.
+SNV_TRACKS: tuple[TrackSpec, ...] = (TrackSpec("snv_min_llr", "Min SNV LLR, nats", "Min SNV LLR", (120, 40, 120)),)
+SNV_TABLE = "snv_scores.tsv.bgz"
+SNV_TABLE_INDEX = f"{SNV_TABLE}.tbi"
+
+#: What a cohort may choose to write (``tracks.outputs``): output name → its files.
+OUTPUTS: dict[str, tuple[str, ...]] = {
+    "mlm_loss": ("mlm_loss.bw",),
+    "entropy": ("entropy.bw",),
+    "probs": tuple(f"prob_{b}.bw" for b in BASES),
+    "logo": tuple(f"logo_{b}.bw" for b in BASES),
+    "snv_table": (SNV_TABLE, SNV_TABLE_INDEX),
+    "snv_min_llr": tuple(spec.filename for spec in SNV_TRACKS),
+}
+DEFAULT_OUTPUTS: tuple[str, ...] = tuple(OUTPUTS)
+
+
+def output_files(outputs: tuple[str, ...] | list[str]) -> list[str]:
+    """The per-base files of the chosen outputs, in catalog order (what rule gather_tracks declares)."""
+    unknown = [name for name in outputs if name not in OUTPUTS]
+    if unknown:
+        raise DnafmError(f"tracks outputs {', '.join(unknown)}: expected some of {', '.join(OUTPUTS)}")
+    return [name for key in OUTPUTS if key in outputs for name in OUTPUTS[key]]
+
 
 #: Per-bin tracks from the embeddings.
 EMBEDDING_TRACKS: tuple[TrackSpec, ...] = tuple(

@@ -49,14 +49,23 @@ def gather_tracks(
     gff_path: str | Path | None = None,
     seed: int = ScoringSettings.seed,
     embeddings: str = "full",
+    outputs: Sequence[str] = catalog.DEFAULT_OUTPUTS,
+    fasta_path: str | Path | None = None,
+    model_name: str | None = None,
 ) -> dict:
     """Write every track of a genome from its chunk files; returns the summary written to tracks.json.
 
     ``embeddings``: "full" keeps the (n_bins, hidden) float16 array; "pcs" only every bin's top
     PCs and the PCA (for genomes and models where the full array is too large to keep).
+    ``outputs`` chooses the per-base files (``catalog.OUTPUTS``); the SNV table and the min-LLR
+    track need the genome's FASTA (``fasta_path``) for the reference bases.
     """
     if embeddings not in EMBEDDING_STORES:
         raise DnafmError(f"embeddings store {embeddings!r}: expected one of {', '.join(EMBEDDING_STORES)}")
+    files = catalog.output_files(outputs)  # checks the names
+    snv_outputs = {"snv_table", "snv_min_llr"} & set(outputs)
+    if snv_outputs and fasta_path is None:
+        raise DnafmError(f"tracks outputs {', '.join(sorted(snv_outputs))} need the genome FASTA (--fasta)")
     # The workflow's score jobs put the chunk files in out_dir/chunks before the first gather.
     out_dir = claim_output_dir(out_dir, TRACKS_KIND, inputs=(chrom_sizes_path, gff_path), allowed=("chunks",))
     chrom_sizes = read_chrom_sizes(chrom_sizes_path)
@@ -64,13 +73,19 @@ def gather_tracks(
         raise DnafmError(f"{out_dir}: no chunk files to gather")
     _check_coverage(chunk_paths, chrom_sizes)
 
-    bins, hidden, settings, scored_bp, provenances = _write_per_base_tracks(chunk_paths, chrom_sizes, out_dir)
+    keys = [spec.key for spec in catalog.GATHERED_PER_BASE_TRACKS if spec.filename in files]
+    bins, hidden, settings, scored_bp, provenances = _write_per_base_tracks(chunk_paths, chrom_sizes, out_dir, keys)
     summary = {
         "settings": settings,
         "scored_bp": scored_bp,
         "n_bins": len(bins),
-        "tracks": list(catalog.PER_BASE_FILES),
+        "tracks": [name for name in files if name.endswith(".bw")],
+        "outputs": list(outputs),
     }
+    if snv_outputs:
+        summary["snv_table"] = _write_snv_outputs(
+            chunk_paths, fasta_path, chrom_sizes, out_dir, snv_outputs, settings, model_name or out_dir.name
+        )
     summary["provenance"] = tracks_provenance(
         provenances,
         settings,
@@ -96,12 +111,29 @@ def gather_tracks(
     return summary
 
 
-def _write_per_base_tracks(chunk_paths: Sequence[str | Path], chrom_sizes: Sequence[tuple[str, int]], out_dir: Path):
-    """Stream every chunk into the per-base bigWigs; return the bin index, the hidden size, the
-    chunks' (common) settings, the scored base pairs and each chunk's provenance."""
-    writers = {
-        spec.key: BigWigWriter(out_dir / spec.filename, chrom_sizes) for spec in catalog.GATHERED_PER_BASE_TRACKS
-    }
+def _write_snv_outputs(chunk_paths, fasta_path, chrom_sizes, out_dir: Path, chosen: set[str], settings, model_name):
+    """The all-SNV table and the min-LLR track from the chunks' probabilities (no forward pass)."""
+    from dnafm_lib.data.indexed_fasta import open_fasta
+    from dnafm_lib.inference.snv_table import chunk_regions, write_snv_outputs
+
+    fasta = open_fasta(fasta_path)
+    info = write_snv_outputs(
+        lambda: chunk_regions(chunk_paths, fasta),
+        chrom_sizes,
+        out_dir / catalog.SNV_TABLE if "snv_table" in chosen else None,
+        out_dir / catalog.SNV_TRACKS[0].filename if "snv_min_llr" in chosen else None,
+        {"model": model_name, "settings": settings},
+    )
+    return info or None
+
+
+def _write_per_base_tracks(
+    chunk_paths: Sequence[str | Path], chrom_sizes: Sequence[tuple[str, int]], out_dir: Path, keys: Sequence[str]
+):
+    """Stream every chunk into the per-base bigWigs of ``keys``; return the bin index, the hidden
+    size, the chunks' (common) settings, the scored base pairs and each chunk's provenance."""
+    specs = {spec.key: spec for spec in catalog.GATHERED_PER_BASE_TRACKS}
+    writers = {key: BigWigWriter(out_dir / specs[key].filename, chrom_sizes) for key in keys}
     contigs, starts, ends, hidden, settings, scored_bp, provenances = [], [], [], 0, None, 0, []
     try:
         for path in Progress("gather", len(chunk_paths), unit="chunks").track(chunk_paths):

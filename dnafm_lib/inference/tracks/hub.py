@@ -56,7 +56,9 @@ def write_hub(out_dir: Path, genome_name: str, assembly: str, model_name: str, e
     def present(specs):
         return [spec for spec in specs if (out_dir / spec.filename).exists()]
 
-    stanzas = [_bigwig_stanza(spec, to_tracks, model_name) for spec in present(catalog.PER_BASE_TRACKS)]
+    stanzas = [
+        _bigwig_stanza(spec, to_tracks, model_name) for spec in present(catalog.PER_BASE_TRACKS + catalog.SNV_TRACKS)
+    ]
     letters = present(catalog.LOGO_TRACKS)
     if letters:
         # Stacked, the four letter heights of a base sum to its information content; `logo on`

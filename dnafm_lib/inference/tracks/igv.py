@@ -106,7 +106,7 @@ def write_igv_session(inputs: BrowserInputs, path: Path | None = None) -> Path:
 
 def _add_bigwig_tracks(session: ET.Element, resources: ET.Element, data_panel: ET.Element, inputs: BrowserInputs):
     """A resource and a data-panel track for each bigWig present, with its fixed (or autoscaled) range."""
-    specs = _present(inputs, catalog.GATHERED_PER_BASE_TRACKS + catalog.EMBEDDING_TRACKS)
+    specs = _present(inputs, catalog.GATHERED_PER_BASE_TRACKS + catalog.SNV_TRACKS + catalog.EMBEDDING_TRACKS)
     # IGV numbers its autoscale groups from 1 and remembers the next free one in the session.
     groups = {
         name: str(i) for i, name in enumerate(dict.fromkeys(s.autoscale_group for s in specs if s.autoscale_group), 1)
@@ -174,7 +174,10 @@ def track_height(spec: catalog.TrackSpec) -> int:
 
 def igv_js_options(inputs: BrowserInputs) -> dict:
     """The igv.createBrowser options the page uses (also handy for embedding elsewhere)."""
-    tracks = [_wig_track(s) for s in _present(inputs, catalog.GATHERED_PER_BASE_TRACKS + catalog.EMBEDDING_TRACKS)]
+    tracks = [
+        _wig_track(s)
+        for s in _present(inputs, catalog.GATHERED_PER_BASE_TRACKS + catalog.SNV_TRACKS + catalog.EMBEDDING_TRACKS)
+    ]
     if inputs.has(catalog.SEGMENTS_BED):
         # Expanded and tall enough that each segment's cluster name fits under it.
         tracks.append(

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Sequence
 
 from dnafm_lib.core.devices import resolve_device
 from dnafm_lib.data.indexed_fasta import open_fasta
+from dnafm_lib.inference.tracks.catalog import DEFAULT_OUTPUTS
 from dnafm_lib.inference.tracks.gather import DEFAULT_N_CLUSTERS, gather_tracks
 from dnafm_lib.inference.tracks.plan import DEFAULT_CHUNK_BP, read_chunk_plan, write_chunk_plan
 from dnafm_lib.inference.tracks.score import chunk_is_current, load_scoring_model, score_chunk
@@ -37,6 +39,7 @@ def run_genome(
     igv_js: str | Path | None = None,
     keep_chunks: bool = False,
     embeddings: str = "full",
+    outputs: Sequence[str] = DEFAULT_OUTPUTS,
 ) -> dict:
     """Tracks for a whole genome, chunk by chunk (finished chunks are reused by a rerun, and
     removed after a successful gather unless ``keep_chunks``)."""
@@ -54,7 +57,16 @@ def run_genome(
     device = str(resolve_device(device, "tracks.device"))
     paths = _score_chunks(fasta, plan, work, model_path, settings, device)
     summary = gather_tracks(
-        paths, fai, out_dir, n_clusters=n_clusters, gff_path=annotation, seed=settings.seed, embeddings=embeddings
+        paths,
+        fai,
+        out_dir,
+        n_clusters=n_clusters,
+        gff_path=annotation,
+        seed=settings.seed,
+        embeddings=embeddings,
+        outputs=outputs,
+        fasta_path=fasta,
+        model_name=model_name or Path(model_path).name,
     )
     if not keep_chunks:
         _remove_chunks(paths, plan_path, work)
