@@ -195,3 +195,73 @@ def test_the_table_from_the_probability_bigwigs_equals_the_one_from_the_chunks(t
                     assert float(f"{values[pos]:.3g}") == pytest.approx(lowest[(name, pos + 1)], abs=1e-9)
                 else:
                     assert np.isnan(values[pos])
+
+
+# ------------------------------------------------ through the tracks stage (run_genome)
+
+
+@pytest.fixture(scope="module")
+def tracked_genome(tmp_path_factory):
+    """A tiny model's tracks of a gapped genome, scored in one chunk and in many."""
+    from dnafm_lib.data.indexed_fasta import open_fasta
+    from dnafm_lib.inference.tracks.one_shot import run_genome
+    from dnafm_lib.inference.tracks.scoring import ScoringSettings
+    from tests.support.tracks import genome_with_gaps, save_tiny_model, write_fasta
+
+    root = tmp_path_factory.mktemp("snv_tracks")
+    fasta = write_fasta(root / "genome.fa", genome_with_gaps())
+    open_fasta(fasta)
+    model = save_tiny_model(root / "tiny")
+    settings = ScoringSettings(window_bp=126, stride_bp=63, passes=2, batch_size=16)
+    runs = {}
+    for chunk_bp in (1_000_000, 700):
+        out = root / f"chunk_bp_{chunk_bp}"
+        runs[chunk_bp] = run_genome(fasta, str(model), out, settings, chunk_bp=chunk_bp, device="cpu"), out
+    return fasta, runs
+
+
+def test_the_tracks_table_holds_the_probability_bigwigs_values_value_by_value(tracked_genome):
+    import pyBigWig
+
+    from dnafm_lib.inference.tracks import catalog
+
+    fasta, runs = tracked_genome
+    summary, out = runs[1_000_000]
+    assert summary["snv_table"]["file"] == catalog.SNV_TABLE and "snv_min_llr.bw" in summary["tracks"]
+    bases = {name: seq.upper() for name, seq in _fasta_records(fasta)}
+    tracks = {b: pyBigWig.open(str(out / f"prob_{b}.bw")) for b in BASES}
+    rows = read_rows(out / catalog.SNV_TABLE)
+    assert rows and len(rows) == summary["snv_table"]["rows"]
+    expected_rows = 0
+    for contig, seq in bases.items():
+        probs = np.stack([tracks[b].values(contig, 0, len(seq), numpy=True) for b in BASES], axis=1)
+        expected_rows += 3 * int(sum(1 for i, b in enumerate(seq) if b in BASES and not np.isnan(probs[i]).any()))
+    assert len(rows) == expected_rows
+    for chrom, pos, ref, alt, llr, _ in rows[::37]:  # a spread sample, every field checked
+        i = int(pos) - 1
+        p = [tracks[b].values(chrom, i, i + 1)[0] for b in BASES]
+        assert ref == bases[chrom][i]
+        assert llr == three_significant(math.log(p[BASES.index(alt)]) - math.log(p[BASES.index(ref)]))
+
+
+def test_the_tracks_table_is_the_same_scored_in_one_chunk_or_many(tracked_genome):
+    from dnafm_lib.inference.tracks import catalog
+
+    _, runs = tracked_genome
+    one, many = runs[1_000_000][1], runs[700][1]
+    assert len(list((many / "chunks").glob("*.npz"))) == 0  # chunks removed after the gather
+    for name in (catalog.SNV_TABLE, catalog.SNV_TABLE_INDEX, "snv_min_llr.bw", "prob_A.bw"):
+        assert (one / name).read_bytes() == (many / name).read_bytes(), name
+
+
+def _fasta_records(path):
+    name, parts = None, []
+    for line in Path(path).read_text().splitlines():
+        if line.startswith(">"):
+            if name:
+                yield name, "".join(parts)
+            name, parts = line[1:].split()[0], []
+        else:
+            parts.append(line)
+    if name:
+        yield name, "".join(parts)
