@@ -62,16 +62,19 @@ def check_output_dir(
 
     Writable: absent, empty, or marked as ``kind``'s output. ``allowed`` names entries an unmarked
     directory may already hold (e.g. chunk files earlier workflow jobs put there for a gather).
-    No input may lie inside it.
+    No input may lie inside it, except inside those entries.
     """
     final = resolved(path)
     shown = Path(path)
     if final.exists() and not final.is_dir():
         raise OutputDirError(f"{shown}: exists and is not a directory; remove it or choose another output directory")
+    ours = [final / name for name in allowed]  # what this command's own earlier steps put there
     for source in inputs:
         if source is None or not os.path.lexists(source):
             continue  # e.g. a model preset's name: nothing on disk to lose
         source_path = resolved(source)
+        if any(source_path == own or own in source_path.parents for own in ours):
+            continue  # e.g. the one-shot tracks' indexed copy of the genome in OUT_DIR/genome
         if source_path == final or final in source_path.parents:
             raise OutputDirError(
                 f"{source}: an input inside the output directory {shown}; choose an output directory "

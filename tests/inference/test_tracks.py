@@ -431,3 +431,23 @@ def test_windows_of_a_chunk_of_a_chromosome_scale_contig_are_built_without_the_w
     windows = windows_for_region(Region("chr1", 240_000_000, 240_020_000), 250_000_000, 254, 200)
     assert 100 <= len(windows) <= 102
     assert windows[0].keep_start == 240_000_000 and windows[-1].keep_end == 240_020_000
+
+
+def test_one_shot_cli_on_a_plain_gzip_fasta_keeps_its_indexed_copy_inside_the_out_dir(tmp_path, capsys):
+    # a plain gzip cannot be indexed as it is: the one-shot copies it into OUT_DIR/genome, and its
+    # own gather must not take that copy (or its .fai) for a user's input inside the output folder
+    import gzip
+
+    from dnafm_lib.cli import main
+
+    records = genome_with_gaps()
+    fasta = tmp_path / "genome.fa.gz"
+    fasta.write_bytes(gzip.compress("".join(f">{name}\n{seq}\n" for name, seq in records).encode()))
+    out = tmp_path / "tracks"
+    args = ["tracks", "--fasta", str(fasta), "--model", "tiny", "--out-dir", str(out), "--device", "cpu"]
+    args += ["--window-bp", "126", "--stride-bp", "63", "--passes", "2"]
+    assert main(args) == 0, capsys.readouterr().err
+    assert (out / "mlm_loss.bw").exists() and (out / catalog.SNV_TABLE).exists()
+    first = (out / catalog.SNV_TABLE).read_bytes()
+    assert main(args) == 0, capsys.readouterr().err  # and a rerun over its own output
+    assert (out / catalog.SNV_TABLE).read_bytes() == first

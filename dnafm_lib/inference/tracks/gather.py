@@ -66,8 +66,11 @@ def gather_tracks(
     snv_outputs = {"snv_table", "snv_min_llr"} & set(outputs)
     if snv_outputs and fasta_path is None:
         raise DnafmError(f"tracks outputs {', '.join(sorted(snv_outputs))} need the genome FASTA (--fasta)")
-    # The workflow's score jobs put the chunk files in out_dir/chunks before the first gather.
-    out_dir = claim_output_dir(out_dir, TRACKS_KIND, inputs=(chrom_sizes_path, gff_path), allowed=("chunks",))
+    # The workflow's score jobs put the chunk files in out_dir/chunks before the first gather; the
+    # one-shot keeps its indexed copy of the genome in out_dir/genome.
+    out_dir = claim_output_dir(
+        out_dir, TRACKS_KIND, inputs=(chrom_sizes_path, gff_path, fasta_path), allowed=("chunks", "genome")
+    )
     chrom_sizes = read_chrom_sizes(chrom_sizes_path)
     if not chunk_paths:
         raise DnafmError(f"{out_dir}: no chunk files to gather")
