@@ -329,7 +329,10 @@ heights sum to the information content. igv.js draws them as four bar tracks; th
 (<code>hub/</code>) stacks them and draws letters (multiWig, <code>logo on</code>).
 <b>Scales</b>: fixed for loss (0–2.77 nats; chance is ln 4 = 1.39), entropy (0–1.39 nats)
 and probabilities (0–1); the four logo tracks share one scale fitted to the view (at most
-2 bits); PC tracks scale to the view.</p>
+2 bits); PC tracks scale to the view.
+<b>Min SNV LLR</b> (nats): at each base, the lowest ln P(alt) − ln P(ref) of its three possible
+SNVs, scaled to the view: deep dips are where the model says a mutation hurts most. Every
+SNV's value is in <code>snv_scores.tsv.bgz</code> (<code>dnafm annotate-vcf</code>).</p>
 </div>"""
 
 
