@@ -95,6 +95,9 @@ def add_arguments(parser):
     import argparse
 
     parser.formatter_class = argparse.RawDescriptionHelpFormatter  # keep the usage examples' lines
+    # argparse matches abbreviations of this parser's options against every argument, the STEP's
+    # too: `tracks plan --out X` would read as an ambiguous --out-dir/--outputs
+    parser.allow_abbrev = False
     _add_one_shot_options(parser)
     _scoring_arguments(parser)
     _gather_arguments(parser)

@@ -451,3 +451,14 @@ def test_one_shot_cli_on_a_plain_gzip_fasta_keeps_its_indexed_copy_inside_the_ou
     first = (out / catalog.SNV_TABLE).read_bytes()
     assert main(args) == 0, capsys.readouterr().err  # and a rerun over its own output
     assert (out / catalog.SNV_TABLE).read_bytes() == first
+
+
+def test_each_step_takes_its_own_options_beside_the_one_shot_ones(tmp_path, capsys):
+    # the one-shot's --out-dir and --outputs must not swallow a step's --out
+    from dnafm_lib.cli import main
+
+    fasta = write_fasta(tmp_path / "g.fa", genome_with_gaps())
+    open_fasta(fasta)
+    plan = tmp_path / "chunks.tsv"
+    assert main(["tracks", "plan", "--fai", f"{fasta}.fai", "--chunk-bp", "1000", "--out", str(plan)]) == 0
+    assert plan.read_text().count("chunk") >= 2, capsys.readouterr().err

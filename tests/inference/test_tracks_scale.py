@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -249,27 +248,12 @@ def job_counts(stdout: str) -> dict[str, int]:
 
 
 @pytest.mark.slow
-def test_the_nt_cohort_config_dry_runs_offline_once_the_published_checkpoint_is_in_place(tmp_path):
-    """As a user runs it: in a checkout (config/ and the demo's resources/), with the published
-    AIDO.DNA-7B directory where the cohort names it (a stand-in config.json here)."""
+def test_the_nt_cohort_config_dry_runs_offline_from_a_checkout(tmp_path):
+    """As a user runs it: in a checkout (config/ and the demo's resources/), with nothing downloaded;
+    the published AIDO.DNA-7B comparison is opt-in (a commented line), so nothing else is needed."""
     (tmp_path / "resources").mkdir()
     (tmp_path / "config").symlink_to(REPO / "config")
     (tmp_path / "resources" / "demo").symlink_to(REPO / "resources" / "demo")
-    published = tmp_path / yaml.safe_load(NT_CONFIG.read_text())["tracks"]["models"]["aido_dna_7b"]
-    published.mkdir(parents=True)
-    (published / "config.json").write_text(
-        json.dumps(
-            {
-                "model_type": "rnabert",
-                "hidden_size": 4352,
-                "num_hidden_layers": 32,
-                "num_attention_heads": 32,
-                "intermediate_size": 11584,
-                "vocab_size": 16,
-                "max_position_embeddings": 4000,
-            }
-        )
-    )
 
     run = dry_run("--snakefile", REPO / "Snakefile", "--directory", tmp_path, "--configfile", NT_CONFIG, cwd=tmp_path)
     assert run.returncode == 0, run.stderr[-3000:]
@@ -308,6 +292,7 @@ def test_the_nt_cohort_plans_hundreds_of_scoring_jobs_per_model_for_the_rat(tmp_
     published = tmp_path / "AIDO.DNA-7B"
     published.mkdir()
     (published / "config.json").write_text("{}")
+    (published / "model.safetensors").write_bytes(b"")  # the start check wants weight files there
     overlay = tmp_path / "overlay.yaml"
     overlay.write_text(
         yaml.safe_dump(
