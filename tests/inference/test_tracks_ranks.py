@@ -1,0 +1,71 @@
+"""Several ranks score one chunk (`dnafm tracks score --ranks N`: torchrun, gloo on the CPU) into
+the same bytes as one rank."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import subprocess
+import sys
+import zipfile
+
+import pytest
+
+from dnafm_lib.core.errors import DnafmError
+from dnafm_lib.data.indexed_fasta import ensure_indexed
+from dnafm_lib.inference.tracks.chunk_arrays import load_chunk
+from dnafm_lib.inference.tracks.scoring import Ranks, WindowScorer
+from tests.support.tracks import FAST, genome_with_gaps, save_tiny_model, write_fasta
+
+
+def _members(path):
+    with zipfile.ZipFile(path) as archive:
+        return {name: archive.read(name) for name in archive.namelist()}
+
+
+def _score(tmp_path, ranks: int, *extra: str):
+    out = tmp_path / f"ranks{ranks}.npz"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", "dnafm_lib.cli", "tracks", "score", "--fasta", str(tmp_path / "genome.fa")]
+    command += ["--plan", str(tmp_path / "plan.tsv"), "--chunk", "chunk00000", "--model", str(tmp_path / "model")]
+    command += ["--out", str(out), "--ranks", str(ranks), "--device", "cpu", "--reverse-complement", *extra]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return out, done.stderr
+
+
+@pytest.fixture()
+def chunk_inputs(tmp_path):
+    fai = str(ensure_indexed(write_fasta(tmp_path / "genome.fa", genome_with_gaps()[:2]))) + ".fai"
+    save_tiny_model(tmp_path / "model")
+    subprocess.run(
+        [sys.executable, "-m", "dnafm_lib.cli", "tracks", "plan", "--fai", fai]
+        + ["--chunk-bp", "100000", "--bin-bp", "50", "--out", str(tmp_path / "plan.tsv")],
+        check=True,
+        capture_output=True,
+    )
+    return tmp_path
+
+
+def test_two_gloo_ranks_write_the_bytes_of_one(chunk_inputs):
+    scoring = ["--window-bp", "300", "--stride-bp", "150", "--passes", "3", "--bin-bp", "50", "--batch-size", "3"]
+    one, _ = _score(chunk_inputs, 1, *scoring)
+    two, log = _score(chunk_inputs, 2, *scoring)
+    a, b = _members(one), _members(two)
+    assert a.keys() == b.keys()
+    for name in a:
+        if name != "provenance_json.npy":  # when, how fast and on how many ranks it ran
+            assert a[name] == b[name], name
+    assert load_chunk(one).provenance["throughput"]["ranks"] == 1
+    throughput = load_chunk(two).provenance["throughput"]
+    assert throughput["ranks"] == 2 and throughput["batch_size"] == 3 and throughput["device"] == "2 x cpu"
+    assert throughput["tokens"] == load_chunk(one).provenance["throughput"]["tokens"]  # every batch, once
+    assert "throughput:" in log and "2 rank(s)" in log  # the job's log line
+
+
+def test_ranks_refuse_a_stride_below_the_bin_when_embeddings_are_on():
+    import dnafm_lib
+
+    settings = dataclasses.replace(FAST, stride_bp=40, bin_bp=50)
+    with pytest.raises(DnafmError, match="stride_bp \\(40\\) of at least bin_bp \\(50\\)"):
+        WindowScorer(dnafm_lib.load_model("tiny"), settings, "cpu", Ranks(0, 2))
