@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import signal
 import subprocess
 import sys
+import time
 import zipfile
 
 import pytest
@@ -23,15 +25,31 @@ def _members(path):
         return {name: archive.read(name) for name in archive.namelist()}
 
 
-def _score(tmp_path, ranks: int, *extra: str):
-    out = tmp_path / f"ranks{ranks}.npz"
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+SCORING = ["--window-bp", "300", "--stride-bp", "150", "--passes", "3", "--bin-bp", "50", "--batch-size", "3"]
+
+
+def _command(tmp_path, ranks: int, out, *extra: str) -> list[str]:
     command = [sys.executable, "-m", "dnafm_lib.cli", "tracks", "score", "--fasta", str(tmp_path / "genome.fa")]
     command += ["--plan", str(tmp_path / "plan.tsv"), "--chunk", "chunk00000", "--model", str(tmp_path / "model")]
-    command += ["--out", str(out), "--ranks", str(ranks), "--device", "cpu", "--reverse-complement", *extra]
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    return command + ["--out", str(out), "--ranks", str(ranks), "--device", "cpu", "--reverse-complement", *extra]
+
+
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "DNAFM_PROGRESS_SECONDS": "0"}
+
+
+def _score(tmp_path, ranks: int, *extra: str, out=None):
+    out = out or tmp_path / f"ranks{ranks}.npz"
+    done = subprocess.run(_command(tmp_path, ranks, out, *extra), env=ENV, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     return out, done.stderr
+
+
+def _same_bytes(one, two):
+    a, b = _members(one), _members(two)
+    assert a.keys() == b.keys()
+    for name in a:
+        if name != "provenance_json.npy":  # when, how fast and on how many ranks it ran
+            assert a[name] == b[name], name
 
 
 @pytest.fixture()
@@ -48,14 +66,9 @@ def chunk_inputs(tmp_path):
 
 
 def test_two_gloo_ranks_write_the_bytes_of_one(chunk_inputs):
-    scoring = ["--window-bp", "300", "--stride-bp", "150", "--passes", "3", "--bin-bp", "50", "--batch-size", "3"]
-    one, _ = _score(chunk_inputs, 1, *scoring)
-    two, log = _score(chunk_inputs, 2, *scoring)
-    a, b = _members(one), _members(two)
-    assert a.keys() == b.keys()
-    for name in a:
-        if name != "provenance_json.npy":  # when, how fast and on how many ranks it ran
-            assert a[name] == b[name], name
+    one, _ = _score(chunk_inputs, 1, *SCORING)
+    two, log = _score(chunk_inputs, 2, *SCORING)
+    _same_bytes(one, two)
     assert load_chunk(one).provenance["throughput"]["ranks"] == 1
     throughput = load_chunk(two).provenance["throughput"]
     assert throughput["ranks"] == 2 and throughput["batch_size"] == 3 and throughput["device"] == "2 x cpu"
@@ -69,3 +82,25 @@ def test_ranks_refuse_a_stride_below_the_bin_when_embeddings_are_on():
     settings = dataclasses.replace(FAST, stride_bp=40, bin_bp=50)
     with pytest.raises(DnafmError, match="stride_bp \\(40\\) of at least bin_bp \\(50\\)"):
         WindowScorer(dnafm_lib.load_model("tiny"), settings, "cpu", Ranks(0, 2))
+
+
+def test_two_ranks_killed_mid_chunk_leave_nothing_and_a_rerun_writes_the_same_bytes(chunk_inputs):
+    out = chunk_inputs / "killed" / "chunk.npz"
+    out.parent.mkdir()
+    job = subprocess.Popen(
+        _command(chunk_inputs, 2, out, *SCORING),
+        env=ENV,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # the launcher, torchrun and both ranks: one process group, killed as a job is
+    )
+    for line in job.stderr:
+        if line.startswith("scoring:") and "(100%)" not in line:
+            break  # rank 0 is scoring
+    os.killpg(job.pid, signal.SIGKILL)
+    job.wait()
+    time.sleep(0.5)
+    assert list(out.parent.iterdir()) == []  # no chunk file, no temporary one
+    _score(chunk_inputs, 2, *SCORING, out=out)
+    one, _ = _score(chunk_inputs, 1, *SCORING)
+    _same_bytes(one, out)
