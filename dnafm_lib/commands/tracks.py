@@ -302,7 +302,13 @@ def _score_this_rank(args, regions, settings):
         import torch.distributed as dist
 
         if device.type == "cuda":  # one GPU per rank, in the order torchrun numbers them
-            device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+            local_rank = int(os.environ.get("LOCAL_RANK", 0))
+            if local_rank >= torch.cuda.device_count():
+                raise DnafmError(
+                    f"--ranks {args.ranks}: rank {local_rank} has no GPU of its own "
+                    f"(PyTorch sees {torch.cuda.device_count()}); ask for as many GPUs as ranks"
+                )
+            device = torch.device("cuda", local_rank)
             torch.cuda.set_device(device)
         elif not args.threads:  # ranks on one machine share its cores
             torch.set_num_threads(max(1, (os.cpu_count() or 1) // ranks.world))
