@@ -8,6 +8,7 @@ or step by step, as the Snakemake rules run it (one `score` job per chunk):
 
     dnafm tracks plan    --fai genome.fa.gz.fai --chunk-bp 1000000 --out chunks.tsv
     dnafm tracks score   --fasta genome.fa.gz --plan chunks.tsv --chunk chunk00000 --model DIR --out chunk00000.npz
+                         [--ranks 8 --batch-size auto]   (8 GPUs of a node on one chunk, each batch as large as fits)
     dnafm tracks gather  chunk*.npz --chrom-sizes chrom.sizes --out-dir tracks/
     dnafm tracks install-igv --out igv.min.js
     dnafm tracks browser --out-dir tracks/ --fasta genome.fa.gz --genome NAME --model-name NAME --igv-js igv.min.js
@@ -15,7 +16,7 @@ or step by step, as the Snakemake rules run it (one `score` job per chunk):
 The FASTA may be plain, gzip (as NCBI serves it), bgzip, xz, bzip2 or zstd. Windows longer than the context the
 model was pretrained with (config.json dnafm_pretraining_context_tokens; 4000 when absent) get
 a warning. tracks.json records the model (path, weights sha256, config), the settings, device,
-versions and times.
+versions and times, and each scoring job's throughput (tokens/s, batch size, ranks, device).
 """
 
 HELP = "genome-wide MLM-loss and embedding tracks (bigWig/BED), IGV session, igv.html and a UCSC hub"
@@ -250,8 +251,8 @@ def _run_score(args):
 
     if args.ranks < 1:
         raise DnafmError(f"--ranks must be at least 1, got {args.ranks}")
-    regions = chunk_regions(args.plan, args.chunk)  # a bad plan or chunk id: refused before any rank starts
     settings = _settings(args)
+    regions = chunk_regions(args.plan, args.chunk)  # a bad plan or chunk id: refused before any rank starts
     if args.ranks > 1 and not ("RANK" in os.environ and "WORLD_SIZE" in os.environ):
         _launch_score_ranks(args)
         return

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -126,3 +128,20 @@ def test_tracks_json_shows_the_batch_and_tokens_per_second(tmp_path, genome, mon
     per_gpu = throughput["tokens_per_second_per_gpu"]
     assert 0 < per_gpu["slowest"] <= per_gpu["median"] <= per_gpu["fastest"]
     assert throughput["tokens"] > 0
+
+
+@pytest.mark.parametrize("text", ["big", "2.5", "0"])
+def test_a_bad_batch_size_flag_is_one_line_naming_it(tmp_path, text):
+    done = subprocess.run(
+        [sys.executable, "-m", "dnafm_lib.cli", "tracks", "score", "--fasta", "g.fa", "--plan", "p.tsv"]
+        + ["--chunk", "chunk00000", "--model", "tiny", "--out", "c.npz", "--batch-size", text],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode != 0
+    assert done.stderr.strip().splitlines() == [
+        f"dnafm tracks: error: --batch-size must be {'at least 1' if text == '0' else 'a positive integer'} or 'auto', "
+        f"got {text if text == '0' else repr(text)}"
+    ]
+    assert list(tmp_path.iterdir()) == []
