@@ -202,10 +202,8 @@ class WindowScorer:
         if self.ranks.world > 1:
             for summed in prob_sums:
                 summed[...] = self._sum_over_ranks(summed)
-            for scores in out:
-                if scores.bin_sums is not None:
-                    scores.bin_sums[...] = self._sum_over_ranks(scores.bin_sums)
-                    scores.bin_counts[...] = self._sum_over_ranks(scores.bin_counts)
+            if self.embedding_layer is not None:
+                self._collect_window_bins(out)
         seconds = time.monotonic() - started
         self.run_info = {
             "batch_size": batch_size,
@@ -305,7 +303,9 @@ class WindowScorer:
         out = []
         for region in regions:
             n = region.length
-            want_bins = self.embedding_layer is not None
+            # Only rank 0 holds a chunk of bins (at the 7B width 350 B per bp in float64); the
+            # others keep their own windows' bin sums, 1/N of the chunk (_collect_window_bins).
+            want_bins = self.embedding_layer is not None and self.ranks.rank == 0
             n_bins = -(-n // s.bin_bp)
             scores = RegionScores(
                 region=region,
@@ -322,6 +322,7 @@ class WindowScorer:
         bases_before = np.cumsum([0] + [r.length for r in regions])  # of each region, in scoring order
         progress = Progress("scoring", int(bases_before[-1]), unit="bases") if self.ranks.rank == 0 else None
         tokens = 0
+        self._window_bins: list[tuple[int, int, np.ndarray, np.ndarray]] = []
         for index, batch in enumerate(_batched(jobs, batch_size)):
             if index % self.ranks.world != self.ranks.rank:
                 continue  # another rank's batch
@@ -443,8 +444,54 @@ class WindowScorer:
         kept = states[1 + lo : 1 + hi].index_select(0, rows).float()
         sums = torch.zeros(n_bins, kept.shape[1], dtype=torch.float32, device=states.device)
         sums.index_add_(0, torch.from_numpy(bins - first).to(states.device), kept)
+        counts = np.bincount(bins - first, minlength=n_bins)
+        if scores.bin_sums is None:  # a rank but the first: rank 0 adds these in (_collect_window_bins)
+            self._window_bins.append((job.region_index, first, sums.cpu().numpy(), counts))
+            return
         scores.bin_sums[first : first + n_bins] += sums.cpu().numpy()
-        scores.bin_counts[first : first + n_bins] += np.bincount(bins - first, minlength=n_bins)
+        scores.bin_counts[first : first + n_bins] += counts
+
+    def _collect_window_bins(self, out: list[RegionScores]) -> None:
+        """Rank 0 adds every other rank's window bin sums to its own, rank by rank (gloo send/recv).
+
+        A bin takes sums from at most two windows (stride_bp ≥ bin_bp), and a + b = b + a, so
+        the result is the one-rank run's whatever rank scored which window.
+        """
+        import torch
+        import torch.distributed as dist
+
+        hidden = self.hidden_size
+        if self.ranks.rank != 0:
+            where = np.array([(r, first, len(c)) for r, first, _, c in self._window_bins], dtype=np.int64)
+            where = where.reshape(-1, 3)
+            sums = np.concatenate([x for _, _, x, _ in self._window_bins] or [np.zeros((0, hidden), np.float32)])
+            counts = np.concatenate([c for _, _, _, c in self._window_bins] or [np.zeros(0, np.int64)])
+            dist.send(torch.tensor([len(where)], dtype=torch.int64), dst=0)
+            if len(where):
+                dist.send(torch.from_numpy(np.ascontiguousarray(where)), dst=0)
+                dist.send(torch.from_numpy(np.ascontiguousarray(sums, dtype=np.float32)), dst=0)
+                dist.send(torch.from_numpy(np.ascontiguousarray(counts)), dst=0)
+            self._window_bins = []
+            return
+        for source in range(1, self.ranks.world):
+            size = torch.zeros(1, dtype=torch.int64)
+            dist.recv(size, src=source)
+            if not int(size.item()):
+                continue
+            where = torch.zeros((int(size.item()), 3), dtype=torch.int64)
+            dist.recv(where, src=source)
+            where = where.numpy()
+            total = int(where[:, 2].sum())
+            sums = torch.zeros((total, hidden), dtype=torch.float32)
+            counts = torch.zeros(total, dtype=torch.int64)
+            dist.recv(sums, src=source)
+            dist.recv(counts, src=source)
+            sums, counts, row = sums.numpy(), counts.numpy(), 0
+            for region_index, first, n_bins in where:
+                scores = out[region_index]
+                scores.bin_sums[first : first + n_bins] += sums[row : row + n_bins]
+                scores.bin_counts[first : first + n_bins] += counts[row : row + n_bins]
+                row += n_bins
 
     @staticmethod
     def _finish(scores: RegionScores, probs: np.ndarray, fetch: FetchSequence) -> None:
