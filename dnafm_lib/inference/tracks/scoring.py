@@ -307,12 +307,13 @@ class WindowScorer:
             # others keep their own windows' bin sums, 1/N of the chunk (_collect_window_bins).
             want_bins = self.embedding_layer is not None and self.ranks.rank == 0
             n_bins = -(-n // s.bin_bp)
+            kept = n if self.ranks.rank == 0 else 0  # the scores rank 0 alone finishes and returns
             scores = RegionScores(
                 region=region,
                 bin_bp=s.bin_bp,
-                probs=np.full((n, 4), np.nan, dtype=np.float32),
-                loss_nats=np.full(n, np.nan, dtype=np.float32),
-                entropy_nats=np.full(n, np.nan, dtype=np.float32),
+                probs=np.full((kept, 4), np.nan, dtype=np.float32),
+                loss_nats=np.full(kept, np.nan, dtype=np.float32),
+                entropy_nats=np.full(kept, np.nan, dtype=np.float32),
                 bin_sums=np.zeros((n_bins, self.hidden_size), dtype=np.float64) if want_bins else None,
                 bin_counts=np.zeros(n_bins, dtype=np.int64) if want_bins else None,
             )
