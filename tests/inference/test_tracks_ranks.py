@@ -104,3 +104,65 @@ def test_two_ranks_killed_mid_chunk_leave_nothing_and_a_rerun_writes_the_same_by
     _score(chunk_inputs, 2, *SCORING, out=out)
     one, _ = _score(chunk_inputs, 1, *SCORING)
     _same_bytes(one, out)
+
+
+def _rank(rank: int, world: int, store: str, genome: str, out: str) -> None:
+    """One rank of an in-process world (FileStore, gloo); rank 1 runs out of memory above 2 windows."""
+    import numpy as np
+    import torch
+    import torch.distributed as dist
+
+    import dnafm_lib
+    from dnafm_lib.data.indexed_fasta import fasta_lengths, open_fasta
+    from dnafm_lib.inference.tracks.tiling import Region
+
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", store=dist.FileStore(store, world), rank=rank, world_size=world)
+    torch.manual_seed(0)
+    model = dnafm_lib.load_model("tiny").eval()
+    if rank == 1:
+        calls = []
+
+        def hook(module, args):
+            calls.append(1)
+            if len(calls) > 2 and args[0].shape[0] > 2:
+                raise torch.cuda.OutOfMemoryError("injected")
+
+        model.register_forward_pre_hook(hook)
+    fasta = open_fasta(genome)
+    lengths = fasta_lengths(fasta)
+    scorer = WindowScorer(model, dataclasses.replace(FAST, batch_size=4), "cpu", Ranks(rank, world))
+    scores = scorer.score_regions([Region(c, 0, n) for c, n in lengths.items()], lambda c, s, e: fasta[c][s:e], lengths)
+    if rank == 0:
+        np.savez(
+            out,
+            probs=np.concatenate([s.probs for s in scores]),
+            bins=np.concatenate([s.bin_sums for s in scores]),
+            info=np.array([scorer.run_info["batch_size"], scorer.run_info["oom_backoffs"]]),
+        )
+    dist.destroy_process_group()
+
+
+def test_an_out_of_memory_error_on_one_rank_halves_the_batch_of_every_rank(tmp_path):
+    import numpy as np
+    import torch.multiprocessing as mp
+
+    from dnafm_lib.data.indexed_fasta import fasta_lengths, open_fasta
+    from dnafm_lib.inference.tracks.tiling import Region
+
+    genome = str(write_fasta(tmp_path / "genome.fa", genome_with_gaps()[:2]))
+    out = str(tmp_path / "ranks.npz")
+    mp.spawn(_rank, args=(2, str(tmp_path / "store"), genome, out), nprocs=2, join=True)
+    import torch
+
+    import dnafm_lib
+
+    torch.manual_seed(0)
+    fasta = open_fasta(genome)
+    lengths = fasta_lengths(fasta)
+    scorer = WindowScorer(dnafm_lib.load_model("tiny"), dataclasses.replace(FAST, batch_size=2), "cpu")
+    alone = scorer.score_regions([Region(c, 0, n) for c, n in lengths.items()], lambda c, s, e: fasta[c][s:e], lengths)
+    with np.load(out) as ranks:
+        assert ranks["info"].tolist() == [2, 1]  # 4 → 2 on both ranks, once
+        assert ranks["probs"].tobytes() == np.concatenate([s.probs for s in alone]).tobytes()
+        assert ranks["bins"].tobytes() == np.concatenate([s.bin_sums for s in alone]).tobytes()
