@@ -8,6 +8,7 @@ or step by step, as the Snakemake rules run it (one `score` job per chunk):
 
     dnafm tracks plan    --fai genome.fa.gz.fai --chunk-bp 1000000 --out chunks.tsv
     dnafm tracks score   --fasta genome.fa.gz --plan chunks.tsv --chunk chunk00000 --model DIR --out chunk00000.npz
+                         [--ranks 8 --batch-size auto]   (8 GPUs of a node on one chunk, each batch as large as fits)
     dnafm tracks gather  chunk*.npz --chrom-sizes chrom.sizes --out-dir tracks/
     dnafm tracks install-igv --out igv.min.js
     dnafm tracks browser --out-dir tracks/ --fasta genome.fa.gz --genome NAME --model-name NAME --igv-js igv.min.js
@@ -15,7 +16,7 @@ or step by step, as the Snakemake rules run it (one `score` job per chunk):
 The FASTA may be plain, gzip (as NCBI serves it), bgzip, xz, bzip2 or zstd. Windows longer than the context the
 model was pretrained with (config.json dnafm_pretraining_context_tokens; 4000 when absent) get
 a warning. tracks.json records the model (path, weights sha256, config), the settings, device,
-versions and times.
+versions and times, and each scoring job's throughput (tokens/s, batch size, ranks, device).
 """
 
 HELP = "genome-wide MLM-loss and embedding tracks (bigWig/BED), IGV session, igv.html and a UCSC hub"
@@ -62,7 +63,12 @@ def _scoring_arguments(parser, *, with_bin: bool = True):
     )
     if with_bin:
         group.add_argument("--bin-bp", type=int, default=defaults.bin_bp, help="embedding bin size in bp")
-    group.add_argument("--batch-size", type=int, default=defaults.batch_size, help="sequences per forward pass")
+    group.add_argument(
+        "--batch-size",
+        default=str(defaults.batch_size),
+        help="windows per forward pass, or 'auto': the largest that fits the device's memory (probed at the "
+        "window length; an out-of-memory error halves it and scores the chunk again)",
+    )
     group.add_argument("--seed", type=int, default=defaults.seed, help="seed of the mask assignment, PCA and k-means")
     group.add_argument("--device", default="auto", help="auto (cuda when available), cpu, cuda or cuda:N")
     group.add_argument("--threads", type=int, default=0, help="CPU threads for torch (0: torch's default)")
@@ -150,6 +156,13 @@ def _add_score_step(sub):
     score.add_argument("--chunk", required=True, help="chunk id from the plan")
     score.add_argument("--model", required=True, help="a checkpoint directory (AIDO.DNA layout) or a preset name")
     score.add_argument("--out", required=True, help="the chunk's .npz")
+    score.add_argument(
+        "--ranks",
+        type=int,
+        default=1,
+        help="processes scoring the chunk together, one per GPU (torchrun on this node; gloo on the CPU); "
+        "rank 0 writes the file, the same bytes as one rank's",
+    )
     _scoring_arguments(score)
 
 
@@ -200,10 +213,13 @@ def _settings(args, bin_bp=None):
         "passes": args.passes,
         "reverse_complement": args.reverse_complement,
         "bin_bp": bin_bp or args.bin_bp,
-        "batch_size": args.batch_size,
         "seed": args.seed,
     }
     texts = {}
+    if str(args.batch_size).strip().lower() == "auto":
+        values["batch_size"] = "auto"
+    else:  # read as the field's integer (or refused naming --batch-size)
+        texts["batch_size"] = str(args.batch_size)
     if str(args.layer).lower() in ("none", "null", ""):
         values["embedding_layer"] = None
     else:  # an index, read as the field's int
@@ -241,28 +257,96 @@ def _run_plan(args):
 
 
 def _run_score(args):
-    from dnafm_lib.core.devices import resolve_device
-    from dnafm_lib.data.indexed_fasta import ensure_indexed
+    import os
+
+    from dnafm_lib.core.errors import DnafmError
     from dnafm_lib.inference.tracks.plan import chunk_regions
+
+    if args.ranks < 1:
+        raise DnafmError(f"--ranks must be at least 1, got {args.ranks}")
+    settings = _settings(args)
+    regions = chunk_regions(args.plan, args.chunk)  # a bad plan or chunk id: refused before any rank starts
+    if args.ranks > 1 and not ("RANK" in os.environ and "WORLD_SIZE" in os.environ):
+        _launch_score_ranks(args)
+        return
+    _score_this_rank(args, regions, settings)
+
+
+def _launch_score_ranks(args):
+    """``dnafm tracks score`` again under torchrun on this node, one process per rank."""
+    import subprocess
+
+    from dnafm_lib.core.errors import DnafmError
+    from dnafm_lib.train.launch import torchrun_command
+
+    command = torchrun_command(_score_rank_args(args), nproc_per_node=args.ranks, subcommand=("tracks", "score"))
+    returncode = subprocess.run(command).returncode
+    if returncode != 0:
+        raise DnafmError(f"{args.out}: {args.ranks} scoring ranks under torchrun exited with status {returncode}")
+
+
+def _score_rank_args(args) -> list[str]:
+    """The score step's own flags, for its ranks (``--ranks`` included: a rank knows the world it joins)."""
+    argv = ["--fasta", args.fasta, "--plan", args.plan, "--chunk", args.chunk, "--model", args.model]
+    argv += ["--out", args.out, "--ranks", str(args.ranks), "--window-bp", str(args.window_bp)]
+    argv += ["--stride-bp", str(args.stride_bp), "--passes", str(args.passes), "--layer", str(args.layer)]
+    argv += ["--bin-bp", str(args.bin_bp), "--batch-size", str(args.batch_size), "--seed", str(args.seed)]
+    argv += ["--device", args.device, "--threads", str(args.threads)]
+    return argv + (["--reverse-complement"] if args.reverse_complement else [])
+
+
+def _score_this_rank(args, regions, settings):
+    import os
+
+    from dnafm_lib.core.devices import resolve_device
+    from dnafm_lib.core.errors import DnafmError
+    from dnafm_lib.data.indexed_fasta import ensure_indexed
     from dnafm_lib.inference.tracks.provenance import scoring_provenance
     from dnafm_lib.inference.tracks.score import load_scoring_model, score_chunk
+    from dnafm_lib.inference.tracks.scoring import Ranks
     from dnafm_lib.model.trained_context import warn_if_longer
 
-    regions = chunk_regions(args.plan, args.chunk)
+    ranks = Ranks(int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)))
+    if ranks.world != args.ranks:
+        raise DnafmError(f"--ranks {args.ranks}, but torchrun started {ranks.world} processes")
     _threads(args)
-    settings = _settings(args)
-    warn_if_longer(args.model, settings.window_bp)
-    device = str(resolve_device(args.device, "tracks.device"))
-    model = load_scoring_model(args.model, device)
-    score_chunk(
-        ensure_indexed(args.fasta),
-        regions,
-        model,
-        settings,
-        args.out,
-        device,
-        scoring_provenance(args.model, device),
-    )
+    device = resolve_device(args.device, "tracks.device")
+    if ranks.world > 1:
+        import torch
+        import torch.distributed as dist
+
+        if device.type == "cuda":  # one GPU per rank, in the order torchrun numbers them
+            local_rank = int(os.environ.get("LOCAL_RANK", 0))
+            if local_rank >= torch.cuda.device_count():
+                raise DnafmError(
+                    f"--ranks {args.ranks}: rank {local_rank} has no GPU of its own "
+                    f"(PyTorch sees {torch.cuda.device_count()}); ask for as many GPUs as ranks"
+                )
+            device = torch.device("cuda", local_rank)
+            torch.cuda.set_device(device)
+        elif not args.threads:  # ranks on one machine share its cores
+            torch.set_num_threads(max(1, (os.cpu_count() or 1) // ranks.world))
+        dist.init_process_group("gloo")  # the partial sums are host arrays
+    device = str(device)
+    if ranks.rank == 0:
+        warn_if_longer(args.model, settings.window_bp)
+    try:
+        model = load_scoring_model(args.model, device)
+        score_chunk(
+            ensure_indexed(args.fasta),
+            regions,
+            model,
+            settings,
+            args.out,
+            device,
+            scoring_provenance(args.model, device),
+            ranks,
+        )
+    finally:
+        if ranks.world > 1:
+            import torch.distributed as dist
+
+            dist.destroy_process_group()
 
 
 def _check_annotation(annotation, fasta_name, contigs) -> None:

@@ -69,9 +69,15 @@ def rendezvous_port(job_id: str, env: Mapping[str, str]) -> int:
 
 
 def torchrun_command(
-    worker_args: Sequence[str], *, nproc_per_node: int, nnodes: int = 1, rendezvous: Rendezvous | None = None
+    worker_args: Sequence[str],
+    *,
+    nproc_per_node: int,
+    nnodes: int = 1,
+    rendezvous: Rendezvous | None = None,
+    subcommand: Sequence[str] = ("pretrain",),
 ) -> list[str]:
-    """``python -m torch.distributed.run … -m dnafm_lib.cli pretrain WORKER_ARGS``; standalone without a rendezvous."""
+    """``python -m torch.distributed.run … -m dnafm_lib.cli pretrain WORKER_ARGS`` (or another
+    ``subcommand``: ``tracks score``); standalone without a rendezvous."""
     command = [
         sys.executable,
         "-m",
@@ -87,7 +93,7 @@ def torchrun_command(
             f"--rdzv-endpoint={rendezvous.host}:{rendezvous.port}",
             f"--rdzv-id={rendezvous.run_id}",
         ]
-    return command + ["--max-restarts=0", "-m", "dnafm_lib.cli", "pretrain", *worker_args]
+    return command + ["--max-restarts=0", "-m", "dnafm_lib.cli", *subcommand, *worker_args]
 
 
 def worker_args(config) -> list[str]:

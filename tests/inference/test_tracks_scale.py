@@ -117,6 +117,9 @@ def test_chunk_size_follows_the_scoring_cost_per_base():
     # Both strands: 15 forwards per window instead of 8.
     assert configured_chunk_bp({**base, "reverse_complement": True}) == pytest.approx(one * 8 / 15, abs=100)
     assert configured_chunk_bp({**base, "tokens_per_second": 40_000}) == pytest.approx(2 * one, abs=100)
+    # A job on four GPUs (four ranks) scores four times the bases in the same time; no GPU is one rank.
+    assert configured_chunk_bp({**base, "gpus_per_job": 4}) == pytest.approx(4 * one, abs=400)
+    assert configured_chunk_bp({**base, "gpus_per_job": 0}) == one
     assert configured_chunk_bp({**base, "target_job_minutes": None}) == 100_000
     with pytest.raises(DnafmError, match="tracks.target_job_minutes needs tracks.tokens_per_second"):
         configured_chunk_bp({**base, "tokens_per_second": None})

@@ -116,3 +116,18 @@ def test_prepare_and_shard_of_each_genome_are_one_slurm_job(tmp_path):
     assert set().union(*first_grouping) == set(names)
     assert re.search(r"^prepare_genome\s+20$", run.stdout, flags=re.MULTILINE)
     assert re.search(r"^shard_genome\s+20$", run.stdout, flags=re.MULTILINE)
+
+
+def test_a_score_job_asks_for_its_gpus_and_runs_one_rank_on_each(tmp_path):
+    """tracks.gpus_per_job: 4 → each score_chunk job asks Slurm for 4 GPUs (resources gpu, the plugin's
+    --gpus) and runs `dnafm tracks score --ranks 4`; batch_size auto reaches the command as it is."""
+    work = repo_copy(tmp_path)
+    (work / "gpus.yaml").write_text(yaml.safe_dump({"tracks": {"gpus_per_job": 4, "batch_size": "auto"}}))
+    chunk = "results/tracks/arabidopsis_chloroplast/demo/chunks/chunk00000.npz"
+    run = snakemake(work, chunk, "--profile", "slurm", "-n", "--configfile", "gpus.yaml")
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    job = run.stdout.split("rule score_chunk:")[1].split("Job stats:")[0]
+    resources = re.search(r"resources: (.*)", job).group(1).split(", ")
+    assert "gpu=4" in resources and "cpus_per_gpu=8" in resources
+    command = re.search(r"Shell command: (dnafm tracks score .*)", job).group(1)
+    assert "--ranks 4 " in command and "--batch-size auto " in command

@@ -76,9 +76,12 @@ rule score_chunk:
     params:
         model=lambda wildcards: model_source(wildcards.model),
         scoring=scoring_args(),
+        # one rank per GPU of the job (torchrun inside the job); CPU-only: one process
+        ranks=SCORE_RANKS,
     shell:
         "dnafm tracks score --fasta {input.fasta:q} --plan {input.plan:q} --chunk {wildcards.chunk:q} "
-        "--model {params.model:q} --out {output:q} --threads {threads} {params.scoring:q} > {log:q} 2>&1"
+        "--model {params.model:q} --out {output:q} --ranks {params.ranks} --threads {threads} "
+        "{params.scoring:q} > {log:q} 2>&1"
 
 
 rule gather_tracks:

@@ -21,9 +21,12 @@ HUB_DIR = "hub"  # the UCSC hub folder `dnafm tracks browser` writes
 BROWSER_FILES = [catalog.IGV_SESSION_XML, catalog.IGV_HTML, IGV_JS_DIST, HUB_DIR]
 IGV_JS = TRACKS["igv_js"] or str(IGV_JS_INSTALLED)
 
-from dnafm_lib.workflow.chunk_size import configured_chunk_bp
+from dnafm_lib.workflow.chunk_size import configured_chunk_bp, ranks_per_job
 
-# bp per score_chunk job: from tracks.target_job_minutes and tracks.tokens_per_second, or tracks.chunk_bp.
+# Processes per score_chunk job: one per GPU it asks for (tracks.gpus_per_job), at least one.
+SCORE_RANKS = ranks_per_job(TRACKS)
+# bp per score_chunk job: from tracks.target_job_minutes and tracks.tokens_per_second (per GPU,
+# times the job's ranks), or tracks.chunk_bp.
 try:
     CHUNK_BP = configured_chunk_bp(TRACKS)
 except DnafmError as error:

@@ -121,6 +121,7 @@ def tracks_provenance(chunk_records: Sequence[tuple[str, dict]], settings: dict,
             weights.append({"file": entry["file"], "bytes": entry["bytes"], "sha256": _sha256(weight)})
         model["weights"] = weights
     scored_at = sorted(record["scored_at"] for _, record in records)
+    throughput = throughput_summary([record["throughput"] for _, record in records if record.get("throughput")])
     return {
         "model": model,
         # chunks may have run on different machines: list every device and precision used
@@ -129,10 +130,36 @@ def tracks_provenance(chunk_records: Sequence[tuple[str, dict]], settings: dict,
             "device": ", ".join(sorted({r["device"] for _, r in records})),
             "precision": ", ".join(sorted({r["precision"] for _, r in records})),
         },
+        "throughput": throughput,
         "gather": gather,
         "dnafm_version": __version__,
         "torch_version": first["torch_version"],
         "scored_from": scored_at[0],
         "scored_until": scored_at[-1],
         "written_at": _now(),
+    }
+
+
+def throughput_summary(jobs: Sequence[dict]) -> dict[str, Any] | None:
+    """The scoring jobs' throughput (``WindowScorer.run_info`` of each chunk) in one record.
+
+    ``tokens_per_second_per_gpu`` (per rank) is what ``tracks.tokens_per_second`` means for chunk
+    sizing; ``slowest`` is the safe value to size by, the jobs of one genome sharing one model.
+    """
+    timed = [job for job in jobs if job.get("tokens_per_second")]
+    if not timed:
+        return None
+    per_rank = sorted(job["tokens_per_second"] / job["ranks"] for job in timed)
+    return {
+        "jobs": len(timed),
+        "tokens": sum(job["tokens"] for job in timed),
+        "tokens_per_second_per_gpu": {
+            "slowest": round(per_rank[0], 1),
+            "median": round(per_rank[len(per_rank) // 2], 1),
+            "fastest": round(per_rank[-1], 1),
+        },
+        "batch_sizes": sorted({job["batch_size"] for job in timed}),
+        "oom_backoffs": sum(job.get("oom_backoffs", 0) for job in timed),
+        "ranks": sorted({job["ranks"] for job in timed}),
+        "devices": sorted({job.get("device_name", job["device"]) for job in timed}),
     }

@@ -12,16 +12,28 @@ states of a chosen layer, summed per bin here and averaged when the chunk is wri
 
 Masks depend only on (seed, contig, window start), never on the chunk or the batch, so a
 chunked run scores every base exactly as an unchunked one does.
+
+Batches and ranks: the jobs (one per pass, strand and window) are cut into batches of
+``batch_size`` in one order; with several ranks (one process per GPU, ``Ranks``) rank r runs
+batches r, r + N, r + 2N, … of that same sequence, so every batch holds the same windows as in a
+one-rank run. Each base's probabilities come from at most two jobs (its strands) and each bin's
+embedding sum from at most two windows (stride_bp ≥ bin_bp), so adding the ranks' partial sums
+on rank 0 gives the one-rank bytes exactly. ``batch_size: auto`` probes the largest batch that
+fits at the window length (doubling, bounded); an out-of-memory error mid-run halves the batch
+and scores the chunk again from its start, so the result is that of a run at the smaller batch.
 """
 
 from __future__ import annotations
 
+import logging
+import time
 import zlib
 from dataclasses import dataclass
 from typing import Callable, ClassVar, Iterator, Sequence
 
 import numpy as np
 
+from dnafm_lib.core.errors import DnafmError
 from dnafm_lib.core.progress import Progress
 from dnafm_lib.core.settings import Settings
 from dnafm_lib.inference.tracks.tiling import WINDOW_BP, Region, Window, windows_for_region
@@ -36,6 +48,22 @@ for _base, _comp in zip(ACGT_IDS, ACGT_IDS[::-1]):
     COMPLEMENT_ID[_base] = _comp
 
 FetchSequence = Callable[[str, int, int], str]
+
+#: ``batch_size: auto`` doubles up to this many windows per forward pass on a GPU ...
+AUTO_BATCH_MAX = 512
+#: ... and up to this many on the CPU, where no out-of-memory error stops the probe (the host
+#: swaps or the job is killed first) and larger batches gain nothing
+AUTO_BATCH_MAX_CPU = 32
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Ranks:
+    """This process's place among the processes scoring one chunk (torchrun: RANK, WORLD_SIZE)."""
+
+    rank: int = 0
+    world: int = 1
 
 
 @dataclass(frozen=True)
@@ -52,7 +80,8 @@ class ScoringSettings(Settings):
     #: negative counts from the end); None = no embeddings
     embedding_layer: int | None = -1
     bin_bp: int = 100
-    batch_size: int = 8
+    #: windows per forward pass, or "auto": the largest that fits the device (AUTO_BATCH_MAX)
+    batch_size: int | str = 8
     seed: int = 0
 
     def problems(self) -> Iterator[tuple[str, str]]:
@@ -61,9 +90,14 @@ class ScoringSettings(Settings):
             yield "window_bp", f"must be between 1 and {WINDOW_BP}, got {self.window_bp}"
         elif not 1 <= self.stride_bp <= self.window_bp:
             yield "stride_bp", f"must be between 1 and window_bp ({self.window_bp}), got {self.stride_bp}"
-        for key in ("passes", "batch_size", "bin_bp"):
+        for key in ("passes", "bin_bp"):
             if getattr(self, key) < 1:
                 yield key, f"must be at least 1, got {getattr(self, key)}"
+        if isinstance(self.batch_size, str):
+            if self.batch_size != "auto":
+                yield "batch_size", f"must be a positive integer or 'auto', got {self.batch_size!r}"
+        elif self.batch_size < 1:
+            yield "batch_size", f"must be at least 1 or 'auto', got {self.batch_size}"
 
 
 @dataclass
@@ -106,15 +140,19 @@ class WindowScorer:
     """Runs a model over windows in batches and fills per-base arrays.
 
     The forward pass and the MLM head run through ``inference.masked`` (bf16 autocast on CUDA,
-    float32 on the CPU).
+    float32 on the CPU). With ``ranks`` of more than one process (a torch.distributed process
+    group over gloo), each runs its share of the batches and rank 0 returns the scores; the
+    other ranks return an empty list. After ``score_regions``, ``run_info`` says how it ran
+    (batch size, ranks, device, tokens per second).
     """
 
-    def __init__(self, model, settings: ScoringSettings, device="cpu"):
+    def __init__(self, model, settings: ScoringSettings, device="cpu", ranks: Ranks = Ranks()):
         import torch  # here, not at import: planning and gathering never need torch
 
         self.model = model.eval()
         self.settings = settings
         self.device = torch.device(device)
+        self.ranks = ranks
         n_layers = len(model.blocks)
         layer = settings.embedding_layer
         if layer is not None:
@@ -123,8 +161,15 @@ class WindowScorer:
                 raise ValueError(
                     f"embedding layer {settings.embedding_layer} is outside 0..{n_layers} (or -{n_layers + 1}..-1)"
                 )
+        if ranks.world > 1 and layer is not None and settings.stride_bp < settings.bin_bp:
+            # a bin would take sums from three or more windows: their order would depend on the ranks
+            raise DnafmError(
+                f"scoring on {ranks.world} ranks needs stride_bp ({settings.stride_bp}) of at least "
+                f"bin_bp ({settings.bin_bp}) when embeddings are on"
+            )
         self.embedding_layer = layer
         self.hidden_size = model.config.hidden_size
+        self.run_info: dict = {}
 
     # ------------------------------------------------------------------ public
 
@@ -132,18 +177,143 @@ class WindowScorer:
         self, regions: Sequence[Region], fetch: FetchSequence, contig_lengths: dict[str, int]
     ) -> list[RegionScores]:
         """Score every base of ``regions`` (each base once; N bases stay NaN)."""
+        import torch
+
+        batch_size = self.batch_size()
+        backoffs = 0
+        while True:
+            started = time.monotonic()
+            try:
+                out, prob_sums, tokens = self._score_all(regions, fetch, contig_lengths, batch_size)
+                failed = False
+            except torch.cuda.OutOfMemoryError:
+                out, prob_sums, tokens, failed = None, None, 0, True
+                if self.device.type == "cuda":
+                    torch.cuda.empty_cache()
+            if not self._any_rank(failed):
+                break
+            if batch_size == 1:
+                raise DnafmError(f"out of memory on {self.device} with one window per forward pass")
+            # Again from the chunk's start: the same bytes as a run at the smaller batch.
+            batch_size //= 2
+            backoffs += 1
+            log.warning("out of memory on %s: scoring this chunk again at batch size %d", self.device, batch_size)
+        tokens = self._sum_over_ranks(np.array([tokens], dtype=np.int64))[0]
+        if self.ranks.world > 1:
+            for summed in prob_sums:
+                summed[...] = self._sum_over_ranks(summed)
+            if self.embedding_layer is not None:
+                self._collect_window_bins(out)
+        seconds = time.monotonic() - started
+        self.run_info = {
+            "batch_size": batch_size,
+            "oom_backoffs": backoffs,
+            "ranks": self.ranks.world,
+            "device": str(self.device) if self.ranks.world == 1 else f"{self.ranks.world} x {self.device.type}",
+            "tokens": int(tokens),
+            "seconds": round(seconds, 3),
+            "tokens_per_second": round(tokens / seconds, 1) if seconds > 0 else None,
+        }
+        if self.device.type == "cuda":
+            self.run_info["device_name"] = torch.cuda.get_device_name(self.device)
+        if self.ranks.rank != 0:
+            return []
+        strands = 2 if self.settings.reverse_complement else 1
+        for scores, summed in zip(out, prob_sums):
+            self._finish(scores, summed / strands, fetch)
+        return out
+
+    def batch_size(self) -> int:
+        """The settings' batch size, or with ``auto`` the largest that fits on every rank's device."""
+        if self.settings.batch_size != "auto":
+            return int(self.settings.batch_size)
+        found = self._probe_batch_size()
+        if self.ranks.world > 1:
+            import torch
+            import torch.distributed as dist
+
+            smallest = torch.tensor([found], dtype=torch.int64)
+            dist.all_reduce(smallest, op=dist.ReduceOp.MIN)
+            found = int(smallest.item())
+        log.info(
+            "batch_size auto: %d windows of %d nt per forward pass on %s", found, self.settings.window_bp, self.device
+        )
+        return found
+
+    # ------------------------------------------------------------------ internals
+
+    def _probe_batch_size(self) -> int:
+        """Double the batch of full-length masked windows until the device runs out of memory."""
+        import torch
+
+        from dnafm_lib.inference import masked
+
+        limit = AUTO_BATCH_MAX if self.device.type == "cuda" else AUTO_BATCH_MAX_CPU
+        rng = np.random.default_rng(self.settings.seed)
+        ids = np.asarray(ACGT_IDS, dtype=np.uint8)[rng.integers(0, 4, self.settings.window_bp)]
+        window = frame(np.where(np.arange(ids.size) % self.settings.passes == 0, MASK_ID, ids)).astype(np.int64)
+        fits, size = 0, 1
+        while size <= limit:
+            batch = torch.from_numpy(np.tile(window, (size, 1))).to(self.device)
+            try:
+                with torch.inference_mode():
+                    hidden = masked.forward(self.model, batch, None, return_logits=False).last_hidden_state
+                    rows = torch.arange(size, device=self.device)
+                    masked.head_logits_at(self.model, hidden, rows, torch.ones_like(rows))
+                    if self.device.type == "cuda":
+                        torch.cuda.synchronize(self.device)
+            except torch.cuda.OutOfMemoryError:
+                break
+            finally:
+                del batch
+                if self.device.type == "cuda":
+                    torch.cuda.empty_cache()
+            fits, size = size, size * 2
+        if fits == 0:
+            raise DnafmError(
+                f"batch_size auto: one window of {self.settings.window_bp} nt does not fit in {self.device}'s memory"
+            )
+        return fits
+
+    def _any_rank(self, flag: bool) -> bool:
+        """Whether ``flag`` is true on any rank (every rank gets the same answer)."""
+        if self.ranks.world == 1:
+            return flag
+        return bool(self._sum_over_ranks(np.array([int(flag)], dtype=np.int64), everyone=True)[0])
+
+    def _sum_over_ranks(self, values: np.ndarray, everyone: bool = False) -> np.ndarray:
+        """``values`` summed over the ranks, on rank 0 (``everyone``: on every rank)."""
+        if self.ranks.world == 1:
+            return values
+        import torch
+        import torch.distributed as dist
+
+        tensor = torch.from_numpy(np.ascontiguousarray(values))
+        if everyone:
+            dist.all_reduce(tensor)
+        else:
+            dist.reduce(tensor, dst=0)
+        return tensor.numpy()
+
+    def _score_all(
+        self, regions: Sequence[Region], fetch: FetchSequence, contig_lengths: dict[str, int], batch_size: int
+    ) -> tuple[list[RegionScores], list[np.ndarray], int]:
+        """This rank's batches at ``batch_size``: the regions' empty scores, probability sums, tokens run."""
         s = self.settings
         out = []
         for region in regions:
             n = region.length
-            want_bins = self.embedding_layer is not None
+            # Only rank 0 holds a chunk of bins (at the 7B width 350 B per bp in float64); the
+            # others keep their own windows' bin sums, 1/N of the chunk (_collect_window_bins).
+            want_bins = self.embedding_layer is not None and self.ranks.rank == 0
             n_bins = -(-n // s.bin_bp)
+            kept = n if self.ranks.rank == 0 else 0  # the scores rank 0 alone finishes and returns
             scores = RegionScores(
                 region=region,
                 bin_bp=s.bin_bp,
-                probs=np.full((n, 4), np.nan, dtype=np.float32),
-                loss_nats=np.full(n, np.nan, dtype=np.float32),
-                entropy_nats=np.full(n, np.nan, dtype=np.float32),
+                probs=np.full((kept, 4), np.nan, dtype=np.float32),
+                loss_nats=np.full(kept, np.nan, dtype=np.float32),
+                entropy_nats=np.full(kept, np.nan, dtype=np.float32),
                 bin_sums=np.zeros((n_bins, self.hidden_size), dtype=np.float64) if want_bins else None,
                 bin_counts=np.zeros(n_bins, dtype=np.int64) if want_bins else None,
             )
@@ -151,20 +321,22 @@ class WindowScorer:
         jobs = self._jobs(regions, fetch, contig_lengths)
         prob_sums = [np.zeros((r.length, 4), dtype=np.float32) for r in regions]
         bases_before = np.cumsum([0] + [r.length for r in regions])  # of each region, in scoring order
-        progress = Progress("scoring", int(bases_before[-1]), unit="bases")
-        for batch in _batched(jobs, s.batch_size):
+        progress = Progress("scoring", int(bases_before[-1]), unit="bases") if self.ranks.rank == 0 else None
+        tokens = 0
+        self._window_bins: list[tuple[int, int, np.ndarray, np.ndarray]] = []
+        for index, batch in enumerate(_batched(jobs, batch_size)):
+            if index % self.ranks.world != self.ranks.rank:
+                continue  # another rank's batch
             self._run_batch(batch, out, prob_sums)
-            last = batch[-1]  # the bases before its window's kept span are done
-            progress.update(
-                int(bases_before[last.region_index]) + last.window.keep_start - regions[last.region_index].start
-            )
-        progress.finish()
-        strands = 2 if s.reverse_complement else 1
-        for scores, summed in zip(out, prob_sums):
-            self._finish(scores, summed / strands, fetch)
-        return out
-
-    # ------------------------------------------------------------------ internals
+            tokens += sum(job.input_ids.size for job in batch)
+            if progress is not None:
+                last = batch[-1]  # the bases before its window's kept span are done
+                progress.update(
+                    int(bases_before[last.region_index]) + last.window.keep_start - regions[last.region_index].start
+                )
+        if progress is not None:
+            progress.finish()
+        return out, prob_sums, tokens
 
     def _jobs(self, regions: Sequence[Region], fetch: FetchSequence, contig_lengths: dict[str, int]) -> Iterator[_Job]:
         s = self.settings
@@ -273,8 +445,54 @@ class WindowScorer:
         kept = states[1 + lo : 1 + hi].index_select(0, rows).float()
         sums = torch.zeros(n_bins, kept.shape[1], dtype=torch.float32, device=states.device)
         sums.index_add_(0, torch.from_numpy(bins - first).to(states.device), kept)
+        counts = np.bincount(bins - first, minlength=n_bins)
+        if scores.bin_sums is None:  # a rank but the first: rank 0 adds these in (_collect_window_bins)
+            self._window_bins.append((job.region_index, first, sums.cpu().numpy(), counts))
+            return
         scores.bin_sums[first : first + n_bins] += sums.cpu().numpy()
-        scores.bin_counts[first : first + n_bins] += np.bincount(bins - first, minlength=n_bins)
+        scores.bin_counts[first : first + n_bins] += counts
+
+    def _collect_window_bins(self, out: list[RegionScores]) -> None:
+        """Rank 0 adds every other rank's window bin sums to its own, rank by rank (gloo send/recv).
+
+        A bin takes sums from at most two windows (stride_bp ≥ bin_bp), and a + b = b + a, so
+        the result is the one-rank run's whatever rank scored which window.
+        """
+        import torch
+        import torch.distributed as dist
+
+        hidden = self.hidden_size
+        if self.ranks.rank != 0:
+            where = np.array([(r, first, len(c)) for r, first, _, c in self._window_bins], dtype=np.int64)
+            where = where.reshape(-1, 3)
+            sums = np.concatenate([x for _, _, x, _ in self._window_bins] or [np.zeros((0, hidden), np.float32)])
+            counts = np.concatenate([c for _, _, _, c in self._window_bins] or [np.zeros(0, np.int64)])
+            dist.send(torch.tensor([len(where)], dtype=torch.int64), dst=0)
+            if len(where):
+                dist.send(torch.from_numpy(np.ascontiguousarray(where)), dst=0)
+                dist.send(torch.from_numpy(np.ascontiguousarray(sums, dtype=np.float32)), dst=0)
+                dist.send(torch.from_numpy(np.ascontiguousarray(counts)), dst=0)
+            self._window_bins = []
+            return
+        for source in range(1, self.ranks.world):
+            size = torch.zeros(1, dtype=torch.int64)
+            dist.recv(size, src=source)
+            if not int(size.item()):
+                continue
+            where = torch.zeros((int(size.item()), 3), dtype=torch.int64)
+            dist.recv(where, src=source)
+            where = where.numpy()
+            total = int(where[:, 2].sum())
+            sums = torch.zeros((total, hidden), dtype=torch.float32)
+            counts = torch.zeros(total, dtype=torch.int64)
+            dist.recv(sums, src=source)
+            dist.recv(counts, src=source)
+            sums, counts, row = sums.numpy(), counts.numpy(), 0
+            for region_index, first, n_bins in where:
+                scores = out[region_index]
+                scores.bin_sums[first : first + n_bins] += sums[row : row + n_bins]
+                scores.bin_counts[first : first + n_bins] += counts[row : row + n_bins]
+                row += n_bins
 
     @staticmethod
     def _finish(scores: RegionScores, probs: np.ndarray, fetch: FetchSequence) -> None:
