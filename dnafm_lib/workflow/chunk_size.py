@@ -28,5 +28,6 @@ def configured_chunk_bp(tracks: dict) -> int:
         tracks["passes"],
         bool(tracks.get("reverse_complement")),
         tracks.get("layer", -1) is not None,
+        tracks.get("masking", "passes"),
     )
     return chunk_bp_for_job_minutes(minutes, rate, per_bp, tracks["bin_bp"])
