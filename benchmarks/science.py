@@ -398,11 +398,11 @@ def masking_section(args, held_out, genomes_dir, model, settings, device) -> lis
         f"{args.seed}); windows of {w} bp. Reference: exact (each base masked alone), stride {exact.stride_bp} "
         f"(2× overlap), {forward_tokens_per_bp(w, exact.stride_bp, 1, False, False, 'exact'):.0f} tokens per base "
         f"and strand; with the same reverse-complement setting as the row (the first row: exact on both strands "
-        f"against exact on one). ρ: Spearman; |Δ|: mean absolute difference (nats). Tokens per base without the "
+        f"against exact on one). ρ: Spearman; mean abs Δ: mean absolute difference (nats). Tokens per base without the "
         f"embedding pass; {time.perf_counter() - started:.0f} s.",
         "",
-        "| masking | passes | overlap | stride | reverse complement | tokens/base | loss ρ | loss mean |Δ| "
-        "| LLR ρ | LLR mean |Δ| |",
+        "| masking | passes | overlap | stride | reverse complement | tokens/base | loss ρ | loss mean abs Δ "
+        "| LLR ρ | LLR mean abs Δ |",
         "|" + " --- |" * 10,
     ]
     for i, (masking, passes, label, stride, reverse) in enumerate(configs):
