@@ -103,3 +103,36 @@ def test_exact_costs_a_window_per_base_and_strand():
     assert forward_tokens_per_bp(254, 127, 7, False, False, "exact") == 256
     assert forward_tokens_per_bp(254, 127, 7, True, True, "exact") == 2 * 256 + 256 / 127
     assert forward_tokens_per_bp(254, 127, 7, False, True) == 256 * 8 / 127  # passes: unchanged
+
+
+def test_tracks_cli_scores_exactly_with_masking_exact_one_shot_and_as_the_score_step(tmp_path):
+    import json
+
+    import pyBigWig
+
+    from dnafm_lib.cli import main
+    from tests.support.tracks import save_tiny_model, write_fasta
+
+    rng = np.random.default_rng(8)
+    sequence = "".join(rng.choice(list("ACGT"), 70))
+    fasta = write_fasta(tmp_path / "g.fa", [("c", sequence)])
+    model = save_tiny_model(tmp_path / "tiny")
+    flags = ["--window-bp", "30", "--stride-bp", "15", "--layer", "none", "--device", "cpu", "--masking", "exact"]
+    out = tmp_path / "tracks"
+    assert main(["tracks", "--fasta", str(fasta), "--model", str(model), "--out-dir", str(out), *flags]) == 0
+    assert json.loads((out / "tracks.json").read_text())["provenance"]["scoring"]["masking"] == "exact"
+    settings = ScoringSettings(window_bp=30, stride_bp=15, masking="exact", embedding_layer=None)
+    expected = brute_force(dnafm_lib.load_model(str(model)).eval(), sequence, settings)
+    truth = np.array([ACGT_IDS.index(t) for t in encode(sequence)])
+    with pyBigWig.open(str(out / "mlm_loss.bw")) as bw:
+        loss = bw.values("c", 0, len(sequence), numpy=True)
+    np.testing.assert_allclose(loss, -np.log(expected[np.arange(truth.size), truth]), rtol=1e-5, atol=1e-5)
+
+    plan = tmp_path / "chunks.tsv"
+    assert main(["tracks", "plan", "--fai", f"{fasta}.fai", "--chunk-bp", "1000", "--out", str(plan)]) == 0
+    chunk = tmp_path / "chunk00000.npz"
+    score = ["tracks", "score", "--fasta", str(fasta), "--plan", str(plan), "--chunk", "chunk00000"]
+    assert main([*score, "--model", str(model), "--out", str(chunk), *flags]) == 0
+    from dnafm_lib.inference.tracks.chunk_arrays import load_chunk
+
+    assert load_chunk(chunk).settings["masking"] == "exact"
