@@ -1,7 +1,8 @@
 """dnafm score-variants: add the model's log-likelihood ratio of each SNV to a VCF.
 
-Each SNV allele gets LLR = log p(alt) - log p(ref) (nats) with the variant's base masked in
-its reference context, averaged over the forward and reverse-complement strands, stored in
+Each SNV allele gets LLR = log p(alt) - log p(ref) (nats) with the variant's base masked alone
+in its reference context (exact single-site scoring, one forward per variant and strand, as
+`dnafm tracks --masking exact` scores; never the tracks' pass shortcut), averaged over the forward and reverse-complement strands, stored in
 the INFO field --info-field (Number=A; '.' for alleles that are not single-base substitutions:
 insertions such as A→AC, deletions, MNVs, symbolic alleles like <DEL>, N). Every other record,
 INFO field and sample column is copied unchanged. REF must match --fasta. The VCF is checked
@@ -9,7 +10,7 @@ first: a malformed line, POS 0, or an INFO/FILTER/FORMAT key the header does not
 with one error naming the line, and nothing is written.
 """
 
-HELP = "add a strand-averaged masked-marginal LLR INFO field to a VCF"
+HELP = "add a strand-averaged masked-marginal LLR INFO field to a VCF (each variant's base masked alone)"
 
 
 def add_arguments(parser):

@@ -52,6 +52,13 @@ def _scoring_arguments(parser, *, with_bin: bool = True):
         help="masking passes per window (complementary masks; 7 ≈ 14%% masked per pass)",
     )
     group.add_argument(
+        "--masking",
+        choices=("passes", "exact"),
+        default=defaults.masking,
+        help="passes: each base masked with 1/--passes of its window; exact: each base masked alone "
+        "(one forward per base, --window-bp tokens per base and strand; --passes unused)",
+    )
+    group.add_argument(
         "--reverse-complement",
         action="store_true",
         help="also score the reverse complement and average the two strands' probabilities",
@@ -211,6 +218,7 @@ def _settings(args, bin_bp=None):
         "window_bp": args.window_bp,
         "stride_bp": args.stride_bp,
         "passes": args.passes,
+        "masking": args.masking,
         "reverse_complement": args.reverse_complement,
         "bin_bp": bin_bp or args.bin_bp,
         "seed": args.seed,

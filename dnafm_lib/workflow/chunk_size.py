@@ -34,6 +34,7 @@ def configured_chunk_bp(tracks: dict) -> int:
         tracks["passes"],
         bool(tracks.get("reverse_complement")),
         tracks.get("layer", -1) is not None,
+        tracks.get("masking", "passes"),
     )
     # the ranks split a chunk's batches evenly: a job of N GPUs scores N times the bases
     return chunk_bp_for_job_minutes(minutes, rate * ranks_per_job(tracks), per_bp, tracks["bin_bp"])

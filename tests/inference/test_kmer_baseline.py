@@ -141,7 +141,7 @@ def run_science(*args: str) -> subprocess.CompletedProcess:
 
 def test_science_smoke_shows_an_untrained_model_losing_to_composition(model_dir, tmp_path):
     out = tmp_path / "science.md"
-    done = run_science("--model", str(model_dir), "--smoke", "--out", str(out))
+    done = run_science("--model", str(model_dir), "--smoke", "--tables", "loss", "--out", str(out))
     assert done.returncode == 0, done.stderr
     lines = out.read_text().splitlines()
     header = next(line for line in lines if line.startswith("| genome"))

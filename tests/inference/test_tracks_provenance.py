@@ -39,6 +39,7 @@ def test_tracks_json_records_the_model_its_weights_hash_and_every_setting(tmp_pa
         "window_bp": 300,
         "stride_bp": 150,
         "passes": 3,
+        "masking": "passes",
         "reverse_complement": False,
         "embedding_layer": None,
         "bin_bp": 50,

@@ -84,11 +84,13 @@ def test_ranks_refuse_a_stride_below_the_bin_when_embeddings_are_on():
         WindowScorer(dnafm_lib.load_model("tiny"), settings, "cpu", Ranks(0, 2))
 
 
+@pytest.mark.slow
 def test_two_ranks_killed_mid_chunk_leave_nothing_and_a_rerun_writes_the_same_bytes(chunk_inputs):
     out = chunk_inputs / "killed" / "chunk.npz"
     out.parent.mkdir()
+    scoring = [*SCORING, "--passes", "12"]  # long enough (seconds) to be killed mid-chunk on an idle machine
     job = subprocess.Popen(
-        _command(chunk_inputs, 2, out, *SCORING),
+        _command(chunk_inputs, 2, out, *scoring),
         env=ENV,
         stderr=subprocess.PIPE,
         text=True,
@@ -97,12 +99,14 @@ def test_two_ranks_killed_mid_chunk_leave_nothing_and_a_rerun_writes_the_same_by
     for line in job.stderr:
         if line.startswith("scoring:") and "(100%)" not in line:
             break  # rank 0 is scoring
+    else:
+        pytest.fail("the scoring job ended before it could be killed mid-chunk")
     os.killpg(job.pid, signal.SIGKILL)
     job.wait()
     time.sleep(0.5)
     assert list(out.parent.iterdir()) == []  # no chunk file, no temporary one
-    _score(chunk_inputs, 2, *SCORING, out=out)
-    one, _ = _score(chunk_inputs, 1, *SCORING)
+    _score(chunk_inputs, 2, *scoring, out=out)
+    one, _ = _score(chunk_inputs, 1, *scoring)
     _same_bytes(one, out)
 
 

@@ -72,6 +72,8 @@ def scoring_args():
         TRACKS["stride_bp"],
         "--passes",
         TRACKS["passes"],
+        "--masking",
+        TRACKS["masking"],
         "--layer",
         "none" if layer is None else layer,
         "--bin-bp",

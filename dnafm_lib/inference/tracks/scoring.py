@@ -10,6 +10,11 @@ complement with the mirrored masks, and the two strands' probabilities are avera
 loss and entropy. Embeddings come from one extra, unmasked pass (forward strand): the hidden
 states of a chosen layer, summed per bin here and averaged when the chunk is written.
 
+With ``masking: exact`` (single-site scoring, as GPN and DNALLM score) ``passes`` is not used:
+each kept base is masked alone in its window, one forward per base and strand, batched as many
+copies of the window that each carry one mask. It costs ``window_bp`` tokens per base and strand
+instead of ``passes × window_bp / stride_bp``; benchmarks/science.py measures what that buys.
+
 Masks depend only on (seed, contig, window start), never on the chunk or the batch, so a
 chunked run scores every base exactly as an unchunked one does.
 
@@ -38,6 +43,9 @@ from dnafm_lib.core.progress import Progress
 from dnafm_lib.core.settings import Settings
 from dnafm_lib.inference.tracks.tiling import WINDOW_BP, Region, Window, windows_for_region
 from dnafm_lib.model.tokenizer import ACGT_IDS, MASK_ID, N_ID, PAD_ID, encode, frame
+
+#: how a window's bases are masked: complementary pass sets, or each base alone
+MASKING = ("passes", "exact")
 
 #: token id → index in A, C, G, T order (−1 for N and everything else)
 ACGT_INDEX = np.full(256, -1, dtype=np.int64)
@@ -75,6 +83,8 @@ class ScoringSettings(Settings):
     window_bp: int = WINDOW_BP
     stride_bp: int = WINDOW_BP // 2
     passes: int = 7
+    #: "passes" (each base masked with 1/passes of its window) or "exact" (each base alone)
+    masking: str = "passes"
     reverse_complement: bool = False
     #: index into the model's hidden states (0 = embeddings, n_layers = final normed output;
     #: negative counts from the end); None = no embeddings
@@ -90,6 +100,8 @@ class ScoringSettings(Settings):
             yield "window_bp", f"must be between 1 and {WINDOW_BP}, got {self.window_bp}"
         elif not 1 <= self.stride_bp <= self.window_bp:
             yield "stride_bp", f"must be between 1 and window_bp ({self.window_bp}), got {self.stride_bp}"
+        if self.masking not in MASKING:
+            yield "masking", f"must be one of {', '.join(MASKING)}, got {self.masking!r}"
         for key in ("passes", "bin_bp"):
             if getattr(self, key) < 1:
                 yield key, f"must be at least 1, got {getattr(self, key)}"
@@ -350,11 +362,9 @@ class WindowScorer:
                 ids = span[window.start - span_start : window.end - span_start]
                 if not (ids != N_ID).any():
                     continue  # all N: nothing to score, nothing to embed
-                pass_of = mask_pass_of_position(ids, s.passes, s.seed, window.contig, window.start)
                 keep = np.zeros(ids.size, dtype=bool)
                 keep[window.keep_start - window.start : window.keep_end - window.start] = True
-                for pass_index in range(s.passes):
-                    masked = pass_of == pass_index
+                for masked in self._masks(ids, keep, window):
                     read = np.flatnonzero(masked & keep)
                     if read.size == 0:
                         continue
@@ -365,6 +375,19 @@ class WindowScorer:
                         yield _Job(region_index, window, reverse, read_offsets=read, reverse=True)
                 if self.embedding_layer is not None:
                     yield _Job(region_index, window, frame(ids), embedding=True)
+
+    def _masks(self, ids: np.ndarray, keep: np.ndarray, window: Window) -> Iterator[np.ndarray]:
+        """The masks of one window's forward passes (boolean over its offsets)."""
+        s = self.settings
+        if s.masking == "exact":
+            for offset in np.flatnonzero(keep & (ids != N_ID)):
+                masked = np.zeros(ids.size, dtype=bool)
+                masked[offset] = True
+                yield masked
+            return
+        pass_of = mask_pass_of_position(ids, s.passes, s.seed, window.contig, window.start)
+        for pass_index in range(s.passes):
+            yield pass_of == pass_index
 
     def _run_batch(self, batch: list[_Job], out: list[RegionScores], prob_sums: list[np.ndarray]) -> None:
         import torch

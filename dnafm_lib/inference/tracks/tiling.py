@@ -155,15 +155,19 @@ def plan_chunks(contig_lengths: Sequence[tuple[str, int]], chunk_bp: int, bin_bp
 
 
 def forward_tokens_per_bp(
-    window_bp: int, stride_bp: int, passes: int, reverse_complement: bool, embeddings: bool
+    window_bp: int, stride_bp: int, passes: int, reverse_complement: bool, embeddings: bool, masking: str = "passes"
 ) -> float:
     """Model input tokens that scoring one base of a long contig costs.
 
     A window (``window_bp`` nt + [CLS] + [EOS]) starts every ``stride_bp``; each runs ``passes``
-    masked forwards (twice with the reverse complement) and one more for the embeddings.
+    masked forwards (twice with the reverse complement) and one more for the embeddings. With
+    ``exact`` masking every base has a masked forward of its own (per strand) instead.
     """
-    forwards = passes * (2 if reverse_complement else 1) + (1 if embeddings else 0)
-    return (window_bp + 2) * forwards / stride_bp
+    strands = 2 if reverse_complement else 1
+    embedding = (window_bp + 2) * (1 if embeddings else 0) / stride_bp
+    if masking == "exact":
+        return (window_bp + 2) * strands + embedding
+    return (window_bp + 2) * passes * strands / stride_bp + embedding
 
 
 def chunk_bp_for_job_minutes(
