@@ -110,10 +110,11 @@ def test_every_track_of_igv_html_renders_in_headless_chromium(served, tmp_path):
     requests.clear()
     state, text = page_status(chromium_dom(f"{base}/tracks/tiny/igv.html", tmp_path / "profile"))
     assert state == "ok", text
-    n_tracks = len(catalog.GATHERED_PER_BASE_TRACKS) + len(catalog.EMBEDDING_TRACKS) + 1  # + segments
+    specs = catalog.GATHERED_PER_BASE_TRACKS + catalog.SNV_TRACKS + catalog.EMBEDDING_TRACKS
+    n_tracks = len(specs) + 1  # + segments
     assert text.startswith(f"ok: {n_tracks} tracks loaded")
     fetched = {path.split("?")[0] for path, status in requests if status in (200, 206)}
-    for spec in catalog.GATHERED_PER_BASE_TRACKS + catalog.EMBEDDING_TRACKS:
+    for spec in specs:
         assert f"/tracks/tiny/{spec.filename}" in fetched, spec.filename
     assert "/tracks/tiny/segments.bed" in fetched and "/genome/genome.fa.fai" in fetched
     failed = [(path, status) for path, status in requests if status not in (200, 206, 304) and path != "/favicon.ico"]

@@ -228,7 +228,15 @@ def test_sigkill_between_two_saves_keeps_the_first_one_resumable(reference, mani
     process.wait()
     assert _rows(run_dir) < MAX_STEPS  # killed before the second save
     assert [step for step, _ in list_checkpoints(run_dir)] == [6], sorted(p.name for p in run_dir.glob("checkpoints/*"))
-    resumed = run_pretrain(values)
+    # a line at every step: a resumed run of six steps can end within the second a quiet job waits
+    resumed = subprocess.run(
+        pretrain_command(values),
+        env={**env(), "DNAFM_PROGRESS_SECONDS": "0"},
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
     assert resumed.returncode == 0, resumed.stderr
     assert f"resumed from {run_dir / 'checkpoints' / 'step_00000006'} (step 6" in resumed.stdout + resumed.stderr
     assert "pretrain: 12/12 steps (100%), " in resumed.stderr  # the log says how far the run is
