@@ -12,13 +12,14 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from dnafm_lib.core import devices
 from dnafm_lib.model.tokenizer import ACGT_IDS, MASK_ID, encode_batch
 
 
 def autocast(device: torch.device | str):
-    """bf16 autocast on CUDA; elsewhere a context that changes nothing (float32)."""
-    device = torch.device(device)
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+    """bf16 autocast on CUDA; elsewhere a context that changes nothing (float32): the project's
+    one rule, ``core.devices.autocast`` at precision auto."""
+    return devices.autocast(torch.device(device), "auto")
 
 
 def forward(model, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, *, return_logits: bool = True):
